@@ -1,0 +1,416 @@
+// Package agenttest runs an agent.Engine against a scripted LwM2M server
+// over a simulated network on a virtual clock. Days of lifetimes pass in
+// milliseconds, and faults (loss, duplication, reordering) are drawn from
+// a seeded source so a failing run replays from its seed.
+package agenttest
+
+import (
+	"encoding/binary"
+	"fmt"
+	"math/rand/v2"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/plgd-dev/go-coap/v3/message"
+	"github.com/plgd-dev/go-coap/v3/message/codes"
+	"github.com/plgd-dev/go-coap/v3/udp/coder"
+
+	"github.com/avc-agent/avc/agent"
+)
+
+// ServerPeer is the peer key of the simulated server.
+const ServerPeer = "127.0.0.1:5683"
+
+// ServerURI is the URI the simulated engine is configured with.
+const ServerURI = "coap://" + ServerPeer
+
+// Epoch is where virtual time starts.
+var Epoch = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+
+// Faults configures the simulated network. Probabilities are in [0,1].
+type Faults struct {
+	Loss      float64       // each datagram is dropped with this probability
+	Duplicate float64       // each delivered datagram is delivered twice
+	Reorder   float64       // a datagram is delayed by up to 3×Latency
+	Latency   time.Duration // one-way delay; zero means 10 ms
+}
+
+// Sent is a datagram observed on the simulated wire.
+type Sent struct {
+	At      time.Time
+	ToAgent bool
+	Raw     []byte
+	Msg     *message.Message // nil when Raw is not a valid CoAP message
+}
+
+// Sim is one simulation: an engine, a server and the network between them.
+type Sim struct {
+	Now    time.Time
+	Engine *agent.Engine
+	Server *Server
+	Faults Faults
+	Seed   uint64
+	// Events collects every event the engine emitted, in order.
+	Events []agent.Event
+	// Wire logs every datagram put on the network, before faults.
+	Wire []Sent
+
+	rng   *rand.Rand
+	queue []delivery
+	seq   int
+}
+
+type delivery struct {
+	at      time.Time
+	seq     int
+	toAgent bool
+	data    []byte
+}
+
+// New returns a simulation of an engine configured by cfg (ServerURI and
+// Rand are filled in when empty) with state as its stored state.
+func New(cfg agent.Config, state []byte, seed uint64, f Faults) (*Sim, error) {
+	rng := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
+	if cfg.ServerURI == "" {
+		cfg.ServerURI = ServerURI
+	}
+	if cfg.Endpoint == "" {
+		cfg.Endpoint = "sim-device"
+	}
+	if cfg.Rand == nil {
+		cfg.Rand = &randReader{rng: rand.New(rand.NewPCG(seed+1, seed))}
+	}
+	e, err := agent.NewEngine(cfg, state)
+	if err != nil {
+		return nil, err
+	}
+	if f.Latency == 0 {
+		f.Latency = 10 * time.Millisecond
+	}
+	s := &Sim{Now: Epoch, Engine: e, Faults: f, Seed: seed, rng: rng}
+	s.Server = &Server{sim: s, Location: []string{"rd", "a1"}, responses: make(map[string]*message.Message), mid: uint16(rng.Uint32())}
+	return s, nil
+}
+
+type randReader struct{ rng *rand.Rand }
+
+func (r *randReader) Read(b []byte) (int, error) {
+	for i := range b {
+		b[i] = byte(r.rng.Uint32())
+	}
+	return len(b), nil
+}
+
+// Do applies a command to the engine at the current virtual time.
+func (s *Sim) Do(c agent.Command) error {
+	err := s.Engine.HandleCommand(s.Now, c)
+	s.drain()
+	return err
+}
+
+// RunFor advances virtual time by d, delivering datagrams and firing the
+// engine's timers in order.
+func (s *Sim) RunFor(d time.Duration) { s.RunUntil(s.Now.Add(d), nil) }
+
+// RunUntil advances virtual time until cond returns true (checked after
+// every delivery and timer) or until limit. It reports whether cond held.
+func (s *Sim) RunUntil(limit time.Time, cond func() bool) bool {
+	for {
+		next := s.Engine.Step(s.Now)
+		s.drain()
+		if cond != nil && cond() {
+			return true
+		}
+		at := limit
+		if !next.IsZero() && next.Before(at) {
+			at = next
+		}
+		if len(s.queue) > 0 && s.queue[0].at.Before(at) {
+			at = s.queue[0].at
+		}
+		if at.After(limit) || (at.Equal(limit) && len(s.queue) == 0 && (next.IsZero() || next.After(limit))) {
+			s.Now = limit
+			s.Engine.Step(s.Now)
+			s.drain()
+			return cond != nil && cond()
+		}
+		if at.After(s.Now) {
+			s.Now = at
+		}
+		for len(s.queue) > 0 && !s.queue[0].at.After(s.Now) {
+			d := s.queue[0]
+			s.queue = s.queue[1:]
+			if d.toAgent {
+				s.Engine.HandleDatagram(s.Now, ServerPeer, d.data)
+			} else {
+				s.Server.receive(d.data)
+			}
+			s.drain()
+			if cond != nil && cond() {
+				return true
+			}
+		}
+	}
+}
+
+// WaitEvent runs until the engine emits an event of kind (after the
+// events already seen) or until timeout; it returns the event.
+func (s *Sim) WaitEvent(kind agent.EventKind, timeout time.Duration) (agent.Event, bool) {
+	start := len(s.Events)
+	var found agent.Event
+	ok := s.RunUntil(s.Now.Add(timeout), func() bool {
+		for _, ev := range s.Events[start:] {
+			if ev.Kind == kind {
+				found = ev
+				return true
+			}
+		}
+		return false
+	})
+	return found, ok
+}
+
+// EventsOf returns the collected events of kind.
+func (s *Sim) EventsOf(kind agent.EventKind) []agent.Event {
+	var out []agent.Event
+	for _, ev := range s.Events {
+		if ev.Kind == kind {
+			out = append(out, ev)
+		}
+	}
+	return out
+}
+
+// drain moves the engine's output onto the network and collects events.
+func (s *Sim) drain() {
+	for {
+		d, ok := s.Engine.PollTransmit()
+		if !ok {
+			break
+		}
+		if d.Peer != ServerPeer {
+			panic(fmt.Sprintf("agenttest: datagram to unexpected peer %q", d.Peer))
+		}
+		s.send(false, d.Data)
+	}
+	for {
+		ev, ok := s.Engine.PollEvent()
+		if !ok {
+			break
+		}
+		s.Events = append(s.Events, ev)
+	}
+}
+
+// send puts a datagram on the wire, applying faults.
+func (s *Sim) send(toAgent bool, b []byte) {
+	m, _ := decodeMsg(b)
+	s.Wire = append(s.Wire, Sent{At: s.Now, ToAgent: toAgent, Raw: append([]byte(nil), b...), Msg: m})
+	if s.rng.Float64() < s.Faults.Loss {
+		return
+	}
+	copies := 1
+	if s.rng.Float64() < s.Faults.Duplicate {
+		copies = 2
+	}
+	for i := 0; i < copies; i++ {
+		delay := s.Faults.Latency
+		if s.rng.Float64() < s.Faults.Reorder {
+			delay += time.Duration(s.rng.Int64N(int64(3 * s.Faults.Latency)))
+		}
+		s.seq++
+		s.queue = append(s.queue, delivery{at: s.Now.Add(delay), seq: s.seq, toAgent: toAgent, data: append([]byte(nil), b...)})
+	}
+	sort.Slice(s.queue, func(i, j int) bool {
+		if !s.queue[i].at.Equal(s.queue[j].at) {
+			return s.queue[i].at.Before(s.queue[j].at)
+		}
+		return s.queue[i].seq < s.queue[j].seq
+	})
+}
+
+// Inject puts raw bytes on the wire towards the agent (for bad-input tests).
+func (s *Sim) Inject(b []byte) { s.send(true, b) }
+
+// WireTo returns the logged messages sent to the agent (toAgent) or to the
+// server, optionally filtered by a predicate.
+func (s *Sim) WireTo(toAgent bool, keep func(*message.Message) bool) []Sent {
+	var out []Sent
+	for _, w := range s.Wire {
+		if w.ToAgent == toAgent && (keep == nil || (w.Msg != nil && keep(w.Msg))) {
+			out = append(out, w)
+		}
+	}
+	return out
+}
+
+func decodeMsg(b []byte) (*message.Message, error) {
+	if len(b) == 0 {
+		return nil, fmt.Errorf("agenttest: empty datagram")
+	}
+	m := &message.Message{Options: make(message.Options, 0, 64)}
+	c := append([]byte(nil), b...)
+	if _, err := coder.DefaultCoder.Decode(c, m); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+func encodeMsg(m *message.Message) []byte {
+	n, err := coder.DefaultCoder.Size(*m)
+	if err != nil {
+		panic(err)
+	}
+	b := make([]byte, n)
+	if _, err := coder.DefaultCoder.Encode(*m, b); err != nil {
+		panic(err)
+	}
+	return b
+}
+
+// Path returns the Uri-Path of m as "/a/b".
+func Path(m *message.Message) string {
+	var segs []string
+	for _, o := range m.Options {
+		if o.ID == message.URIPath {
+			segs = append(segs, string(o.Value))
+		}
+	}
+	return "/" + strings.Join(segs, "/")
+}
+
+// Queries returns the Uri-Query options of m.
+func Queries(m *message.Message) []string {
+	var q []string
+	for _, o := range m.Options {
+		if o.ID == message.URIQuery {
+			q = append(q, string(o.Value))
+		}
+	}
+	return q
+}
+
+// Server is a scripted LwM2M server: it answers the registration
+// interface and sends requests to the agent on demand.
+type Server struct {
+	sim *Sim
+	// Location is the Location-Path answered to a Register.
+	Location []string
+	// Silent makes the server answer nothing.
+	Silent bool
+	// RegisterCode and UpdateCode override the answers to Register and
+	// Update (zero means 2.01 and 2.04).
+	RegisterCode, UpdateCode codes.Code
+
+	// Registers, Updates and Deregisters are the requests received.
+	Registers, Updates, Deregisters []*message.Message
+
+	responses map[string]*message.Message
+	mid       uint16
+	tok       uint64
+	seenMIDs  map[uint16]bool
+}
+
+func (sv *Server) receive(b []byte) {
+	m, err := decodeMsg(b)
+	if err != nil {
+		return
+	}
+	if sv.seenMIDs == nil {
+		sv.seenMIDs = make(map[uint16]bool)
+	}
+	switch m.Type {
+	case message.Acknowledgement, message.NonConfirmable:
+		if m.Code != codes.Empty {
+			sv.responses[string(m.Token)] = m
+		}
+		return
+	case message.Reset:
+		sv.responses[string(m.Token)] = m
+		return
+	}
+	if sv.Silent {
+		return
+	}
+	dup := sv.seenMIDs[uint16(m.MessageID)]
+	sv.seenMIDs[uint16(m.MessageID)] = true
+	resp := &message.Message{Type: message.Acknowledgement, MessageID: m.MessageID, Token: m.Token, Options: make(message.Options, 0, 4)}
+	p := Path(m)
+	switch {
+	case m.Code == codes.POST && p == "/rd":
+		if !dup {
+			sv.Registers = append(sv.Registers, m)
+		}
+		resp.Code = codes.Created
+		if sv.RegisterCode != 0 {
+			resp.Code = sv.RegisterCode
+		} else {
+			for _, seg := range sv.Location {
+				resp.Options = resp.Options.Add(message.Option{ID: message.LocationPath, Value: []byte(seg)})
+			}
+		}
+	case m.Code == codes.POST && p == "/"+strings.Join(sv.Location, "/"):
+		if !dup {
+			sv.Updates = append(sv.Updates, m)
+		}
+		resp.Code = codes.Changed
+		if sv.UpdateCode != 0 {
+			resp.Code = sv.UpdateCode
+		}
+	case m.Code == codes.DELETE && p == "/"+strings.Join(sv.Location, "/"):
+		if !dup {
+			sv.Deregisters = append(sv.Deregisters, m)
+		}
+		resp.Code = codes.Deleted
+	default:
+		resp.Code = codes.NotFound
+	}
+	sv.sim.send(true, encodeMsg(resp))
+}
+
+// Request sends a confirmable request to the agent and runs the
+// simulation until the response arrives (retransmitting like a CoAP
+// client, with the interval capped at 32 s) or 5 minutes of virtual time
+// pass. opts are added as they are.
+func (sv *Server) Request(code codes.Code, path string, payload []byte, opts ...message.Option) *message.Message {
+	s := sv.sim
+	sv.mid++
+	sv.tok++
+	var tok [8]byte
+	binary.BigEndian.PutUint64(tok[:], sv.tok^0xa5a5)
+	m := &message.Message{Type: message.Confirmable, Code: code, MessageID: int32(sv.mid), Token: tok[:], Options: make(message.Options, 0, 8), Payload: payload}
+	for _, seg := range strings.Split(strings.Trim(path, "/"), "/") {
+		if seg != "" {
+			m.Options = m.Options.Add(message.Option{ID: message.URIPath, Value: []byte(seg)})
+		}
+	}
+	for _, o := range opts {
+		m.Options = m.Options.Add(o)
+	}
+	wire := encodeMsg(m)
+	key := string(tok[:])
+	timeout := agent.AckTimeout
+	deadline := s.Now.Add(5 * time.Minute)
+	for s.Now.Before(deadline) {
+		s.send(true, wire)
+		s.RunUntil(s.Now.Add(timeout), func() bool { return sv.responses[key] != nil })
+		if r := sv.responses[key]; r != nil {
+			delete(sv.responses, key)
+			return r
+		}
+		timeout = min(2*timeout, 32*time.Second)
+	}
+	return nil
+}
+
+// Uint returns a uint CoAP option.
+func Uint(id message.OptionID, v uint32) message.Option {
+	var b [4]byte
+	binary.BigEndian.PutUint32(b[:], v)
+	i := 0
+	for i < 4 && b[i] == 0 {
+		i++
+	}
+	return message.Option{ID: id, Value: b[i:]}
+}

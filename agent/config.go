@@ -1,0 +1,282 @@
+package agent
+
+import (
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/url"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Configuration names understood by every embedding. Environment variables
+// with these names configure the agent; each API also accepts them by name.
+const (
+	EnvServerURI    = "AVC_SERVER_URI"
+	EnvEndpoint     = "AVC_ENDPOINT"
+	EnvLifetime     = "AVC_LIFETIME"
+	EnvStateDir     = "AVC_STATE_DIR"
+	EnvLogLevel     = "AVC_LOG_LEVEL"
+	EnvPSKIdentity  = "AVC_PSK_IDENTITY"
+	EnvPSKKey       = "AVC_PSK_KEY"
+	EnvBootstrapURI = "AVC_BOOTSTRAP_URI"
+)
+
+// ConfigNames lists the configuration names in a stable order.
+var ConfigNames = []string{EnvServerURI, EnvEndpoint, EnvLifetime, EnvStateDir, EnvLogLevel, EnvPSKIdentity, EnvPSKKey, EnvBootstrapURI}
+
+// DefaultLifetime is the registration lifetime used when none is configured
+// (LwM2M's own default for /1/x/1 is 86400 s).
+const DefaultLifetime = 86400 * time.Second
+
+// DeviceInfo describes the device as reported in the Device object /3.
+// Empty fields are reported as the defaults noted.
+type DeviceInfo struct {
+	Manufacturer    string // /3/0/0, default "avc"
+	Model           string // /3/0/1, default "avc-agent"
+	Serial          string // /3/0/2, default the endpoint name
+	FirmwareVersion string // /3/0/3, default "0.0.0"
+	DeviceType      string // /3/0/17, default "agent"
+	HardwareVersion string // /3/0/18, default "1.0"
+	SoftwareVersion string // /3/0/19, default the avc version
+	UTCOffset       string // /3/0/14, default "+00:00"
+	Timezone        string // /3/0/15, default "UTC"
+	// MemoryFree and MemoryTotal are /3/0/10 and /3/0/21 in KiB. The
+	// native driver fills them from the operating system when zero.
+	MemoryFree, MemoryTotal int64
+}
+
+// Config configures an [Engine] or an [Agent]. The zero value of every
+// field is usable except ServerURI and Endpoint, which are required.
+type Config struct {
+	// ServerURI is the LwM2M server, "coap://host[:port]" (port 5683 when
+	// omitted). AVC_SERVER_URI.
+	ServerURI string
+	// Endpoint is the client endpoint name sent at registration.
+	// AVC_ENDPOINT. ConfigFromEnv defaults it to "avc-" + the host name.
+	Endpoint string
+	// Lifetime is the registration lifetime; zero means DefaultLifetime.
+	// AVC_LIFETIME, in seconds.
+	Lifetime time.Duration
+	// StateDir is where drivers keep persistent state; empty means no
+	// persistence. The engine itself never touches files. AVC_STATE_DIR.
+	StateDir string
+	// LogLevel is the minimum level drivers log at. AVC_LOG_LEVEL: debug,
+	// info, warn or error.
+	LogLevel slog.Level
+	// PSKIdentity and PSKKey are the DTLS pre-shared key credentials for
+	// coaps:// servers. AVC_PSK_IDENTITY and AVC_PSK_KEY (hex).
+	PSKIdentity string
+	PSKKey      []byte
+	// BootstrapURI is the LwM2M bootstrap server. AVC_BOOTSTRAP_URI.
+	BootstrapURI string
+	// Binding is the LwM2M binding mode; empty means "U".
+	Binding string
+	// Device fills the Device object.
+	Device DeviceInfo
+	// ShortServerID is the server's short ID in /0 and /1; zero means 1.
+	ShortServerID uint16
+	// Logger receives the engine's structured log; nil discards.
+	Logger *slog.Logger
+	// Rand is the source of message IDs and tokens; nil means crypto/rand.
+	// Tests pass a seeded source to replay a run.
+	Rand io.Reader
+}
+
+// ErrConfig is wrapped by every configuration error.
+var ErrConfig = errors.New("agent: bad configuration")
+
+// Set assigns the setting called name (one of ConfigNames) from its string
+// form, as read from the environment.
+func (c *Config) Set(name, value string) error {
+	bad := func(why string) error { return fmt.Errorf("%w: %s=%q: %s", ErrConfig, name, value, why) }
+	switch name {
+	case EnvServerURI:
+		c.ServerURI = value
+	case EnvEndpoint:
+		c.Endpoint = value
+	case EnvLifetime:
+		n, err := strconv.ParseUint(strings.TrimSpace(value), 10, 32)
+		if err != nil || n == 0 {
+			return bad("want seconds, 1..4294967295")
+		}
+		c.Lifetime = time.Duration(n) * time.Second
+	case EnvStateDir:
+		c.StateDir = value
+	case EnvLogLevel:
+		var l slog.Level
+		if err := l.UnmarshalText([]byte(value)); err != nil {
+			return bad("want debug, info, warn or error")
+		}
+		c.LogLevel = l
+	case EnvPSKIdentity:
+		c.PSKIdentity = value
+	case EnvPSKKey:
+		k, err := hex.DecodeString(value)
+		if err != nil {
+			return bad("want hex")
+		}
+		c.PSKKey = k
+	case EnvBootstrapURI:
+		c.BootstrapURI = value
+	default:
+		return fmt.Errorf("%w: unknown setting %q", ErrConfig, name)
+	}
+	return nil
+}
+
+// Get returns the string form of the setting called name, as Set accepts
+// it. Secrets are never returned: AVC_PSK_KEY reads "(set)" or "".
+func (c *Config) Get(name string) (string, error) {
+	switch name {
+	case EnvServerURI:
+		return c.ServerURI, nil
+	case EnvEndpoint:
+		return c.Endpoint, nil
+	case EnvLifetime:
+		return strconv.FormatInt(int64(c.lifetime()/time.Second), 10), nil
+	case EnvStateDir:
+		return c.StateDir, nil
+	case EnvLogLevel:
+		return strings.ToLower(c.LogLevel.String()), nil
+	case EnvPSKIdentity:
+		return c.PSKIdentity, nil
+	case EnvPSKKey:
+		if len(c.PSKKey) > 0 {
+			return "(set)", nil
+		}
+		return "", nil
+	case EnvBootstrapURI:
+		return c.BootstrapURI, nil
+	}
+	return "", fmt.Errorf("%w: unknown setting %q", ErrConfig, name)
+}
+
+// ApplyEnv sets every configuration name that lookup finds; lookup is
+// usually os.LookupEnv. All problems are returned joined.
+func (c *Config) ApplyEnv(lookup func(string) (string, bool)) error {
+	var errs []error
+	for _, name := range ConfigNames {
+		if v, ok := lookup(name); ok && v != "" {
+			errs = append(errs, c.Set(name, v))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// ApplyMap sets every name in m; unknown names are errors. It is how the
+// wasm and Node hosts pass configuration.
+func (c *Config) ApplyMap(m map[string]string) error {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var errs []error
+	for _, k := range keys {
+		errs = append(errs, c.Set(k, m[k]))
+	}
+	return errors.Join(errs...)
+}
+
+// ConfigFromEnv returns a Config read from the process environment, with
+// the endpoint defaulting to "avc-" + the host name.
+func ConfigFromEnv() (Config, error) {
+	var c Config
+	err := c.ApplyEnv(os.LookupEnv)
+	if c.Endpoint == "" {
+		h, herr := os.Hostname()
+		if herr != nil || h == "" {
+			h = "device"
+		}
+		c.Endpoint = "avc-" + h
+	}
+	return c, err
+}
+
+// Validate checks the configuration and returns every problem joined.
+func (c *Config) Validate() error {
+	var errs []error
+	if c.ServerURI == "" {
+		errs = append(errs, fmt.Errorf("%w: %s is required", ErrConfig, EnvServerURI))
+	} else if _, err := parseServerURI(c.ServerURI); err != nil {
+		errs = append(errs, err)
+	}
+	if c.Endpoint == "" {
+		errs = append(errs, fmt.Errorf("%w: %s is required", ErrConfig, EnvEndpoint))
+	} else if len(c.Endpoint) > 255 || strings.ContainsAny(c.Endpoint, "&=?/ ") {
+		errs = append(errs, fmt.Errorf("%w: %s=%q: want up to 255 characters without &=?/ or spaces", ErrConfig, EnvEndpoint, c.Endpoint))
+	}
+	if c.Lifetime < 0 || c.Lifetime%time.Second != 0 || c.Lifetime > (1<<32-1)*time.Second {
+		errs = append(errs, fmt.Errorf("%w: %s=%v: want whole seconds up to 2^32-1", ErrConfig, EnvLifetime, c.Lifetime))
+	}
+	switch c.binding() {
+	case "U", "UQ":
+	default:
+		errs = append(errs, fmt.Errorf("%w: binding %q: want U or UQ", ErrConfig, c.Binding))
+	}
+	return errors.Join(errs...)
+}
+
+func (c *Config) lifetime() time.Duration {
+	if c.Lifetime == 0 {
+		return DefaultLifetime
+	}
+	return c.Lifetime
+}
+
+func (c *Config) binding() string {
+	if c.Binding == "" {
+		return "U"
+	}
+	return c.Binding
+}
+
+func (c *Config) ssid() uint16 {
+	if c.ShortServerID == 0 {
+		return 1
+	}
+	return c.ShortServerID
+}
+
+// serverAddr is a parsed server URI.
+type serverAddr struct {
+	scheme string // "coap" or "coaps"
+	peer   string // host:port, the key datagrams are addressed by
+}
+
+func parseServerURI(s string) (serverAddr, error) {
+	u, err := url.Parse(s)
+	if err != nil {
+		return serverAddr{}, fmt.Errorf("%w: %s=%q: %v", ErrConfig, EnvServerURI, s, err)
+	}
+	var port string
+	switch u.Scheme {
+	case "coap":
+		port = "5683"
+	case "coaps":
+		return serverAddr{}, fmt.Errorf("%w: %s=%q: coaps (DTLS) is not supported yet", ErrConfig, EnvServerURI, s)
+	default:
+		return serverAddr{}, fmt.Errorf("%w: %s=%q: want coap://host[:port]", ErrConfig, EnvServerURI, s)
+	}
+	if u.Hostname() == "" {
+		return serverAddr{}, fmt.Errorf("%w: %s=%q: no host", ErrConfig, EnvServerURI, s)
+	}
+	if p := u.Port(); p != "" {
+		n, err := strconv.ParseUint(p, 10, 16)
+		if err != nil || n == 0 {
+			return serverAddr{}, fmt.Errorf("%w: %s=%q: bad port", ErrConfig, EnvServerURI, s)
+		}
+		port = p
+	}
+	host := u.Hostname()
+	if strings.Contains(host, ":") {
+		host = "[" + host + "]"
+	}
+	return serverAddr{scheme: u.Scheme, peer: host + ":" + port}, nil
+}

@@ -1,0 +1,204 @@
+package agent
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"time"
+)
+
+// Errors returned by Engine.HandleCommand and the drivers.
+var (
+	// ErrDuplicate: the session is already in the requested state
+	// (le_avc: LE_DUPLICATE).
+	ErrDuplicate = errors.New("agent: already in that state")
+	// ErrNotRegistered: the command needs a registration that is not up.
+	ErrNotRegistered = errors.New("agent: not registered")
+	// ErrUnknownCommand: the command type is not one the engine knows.
+	ErrUnknownCommand = errors.New("agent: unknown command")
+	// ErrClosed: the agent has stopped running.
+	ErrClosed = errors.New("agent: closed")
+)
+
+// Datagram is one UDP payload to send to Peer ("host:port" as written in
+// the server URI; drivers resolve it).
+type Datagram struct {
+	Peer string
+	Data []byte
+}
+
+// Engine is the sans-I/O LwM2M client core. It never reads a clock, opens a
+// socket or a file, or starts a goroutine: the caller feeds it with
+// HandleDatagram, HandleCommand and Step, passing the current time, and
+// drains PollTransmit and PollEvent after each call.
+//
+// An Engine is not safe for concurrent use; a driver owns it from one
+// goroutine (or one wasm instance).
+type Engine struct {
+	cfg    Config
+	server serverAddr
+	log    *slog.Logger
+	rand   io.Reader
+
+	tr   *transport
+	reg  *registration
+	objs *objectTree
+	st   persistent
+
+	out    []Datagram
+	events []Event
+}
+
+// NewEngine returns an engine for cfg. state is what the engine last
+// emitted in an EventStore (nil on first start); a state that cannot be
+// parsed is ignored with a warning, never a failure. NewEngine validates
+// cfg and returns every problem joined.
+func NewEngine(cfg Config, state []byte) (*Engine, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	srv, _ := parseServerURI(cfg.ServerURI)
+	e := &Engine{cfg: cfg, server: srv, log: cfg.Logger, rand: cfg.Rand}
+	if e.log == nil {
+		e.log = slog.New(slog.DiscardHandler)
+	}
+	if e.rand == nil {
+		e.rand = rand.Reader
+	}
+	e.st = defaultPersistent(&cfg)
+	if len(state) > 0 {
+		st, err := loadPersistent(state)
+		if err != nil {
+			e.logWarn("ignoring stored state", "err", err)
+		} else if st.ConfLifetime == e.st.ConfLifetime {
+			e.st = st
+		} else {
+			st.Lifetime, st.ConfLifetime = e.st.Lifetime, e.st.ConfLifetime
+			e.st = st
+		}
+	}
+	e.tr = newTransport(e)
+	e.objs = newObjectTree(e)
+	e.reg = newRegistration(e)
+	return e, nil
+}
+
+// HandleDatagram feeds one datagram received from peer. Malformed
+// datagrams are dropped (or answered with RST or 4.xx as CoAP requires);
+// nothing a peer sends makes the engine fail.
+func (e *Engine) HandleDatagram(now time.Time, peer string, b []byte) {
+	m, err := decode(b)
+	if err != nil {
+		e.logDebug("drop datagram", "peer", peer, "len", len(b), "err", err)
+		// RFC 7252 §4.2: a confirmable message that cannot be processed is
+		// rejected with RST, when at least its header is readable.
+		if len(b) >= 4 && b[0]>>6 == 1 && (b[0]>>4)&3 == 0 {
+			e.tr.sendEmpty(peer, 3, binary.BigEndian.Uint16(b[2:4]))
+		}
+		return
+	}
+	if peer != e.server.peer {
+		e.logDebug("drop datagram from unknown peer", "peer", peer)
+		return
+	}
+	e.tr.handle(now, peer, m)
+}
+
+// HandleCommand applies a host command. See CmdStart, CmdStop, CmdUpdate
+// for the errors each returns.
+func (e *Engine) HandleCommand(now time.Time, c Command) error {
+	switch c.(type) {
+	case CmdStart:
+		return e.reg.start(now)
+	case CmdStop:
+		return e.reg.stop(now)
+	case CmdUpdate:
+		return e.reg.triggerUpdate(now)
+	}
+	return fmt.Errorf("%w: %T", ErrUnknownCommand, c)
+}
+
+// Step runs every timer due at now (retransmissions, registration updates,
+// retries) and returns the next time Step must be called. The zero time
+// means no timer is pending.
+func (e *Engine) Step(now time.Time) time.Time {
+	e.tr.fire(now)
+	e.reg.fire(now)
+	next := e.tr.next()
+	if t := e.reg.next(); !t.IsZero() && (next.IsZero() || t.Before(next)) {
+		next = t
+	}
+	return next
+}
+
+// PollTransmit returns the next datagram to send, if any.
+func (e *Engine) PollTransmit() (Datagram, bool) {
+	if len(e.out) == 0 {
+		return Datagram{}, false
+	}
+	d := e.out[0]
+	e.out[0] = Datagram{}
+	e.out = e.out[1:]
+	return d, true
+}
+
+// PollEvent returns the next event, if any.
+func (e *Engine) PollEvent() (Event, bool) {
+	if len(e.events) == 0 {
+		return Event{}, false
+	}
+	ev := e.events[0]
+	e.events[0] = Event{}
+	e.events = e.events[1:]
+	return ev, true
+}
+
+// Registered reports whether a registration is up.
+func (e *Engine) Registered() bool { return e.reg.location != "" }
+
+// Started reports whether a session was started and not stopped.
+func (e *Engine) Started() bool { return e.reg.started }
+
+// Peer returns the "host:port" of the configured server.
+func (e *Engine) Peer() string { return e.server.peer }
+
+// ServerURI returns the configured server URI.
+func (e *Engine) ServerURI() string { return e.cfg.ServerURI }
+
+func (e *Engine) transmit(peer string, b []byte) {
+	e.out = append(e.out, Datagram{Peer: peer, Data: b})
+}
+
+func (e *Engine) emit(ev Event) {
+	if ev.Server == "" {
+		ev.Server = e.cfg.ServerURI
+	}
+	e.events = append(e.events, ev)
+}
+
+// store emits the persistent state after a change.
+func (e *Engine) store() {
+	e.emit(Event{Kind: EventStore, Data: e.st.marshal()})
+}
+
+func (e *Engine) randUint64() uint64 {
+	var b [8]byte
+	if _, err := io.ReadFull(e.rand, b[:]); err != nil {
+		panic(fmt.Sprintf("agent: random source failed: %v", err))
+	}
+	return binary.BigEndian.Uint64(b[:])
+}
+
+func (e *Engine) logDebug(msg string, args ...any) {
+	e.log.Log(context.Background(), slog.LevelDebug, msg, args...)
+}
+func (e *Engine) logInfo(msg string, args ...any) {
+	e.log.Log(context.Background(), slog.LevelInfo, msg, args...)
+}
+func (e *Engine) logWarn(msg string, args ...any) {
+	e.log.Log(context.Background(), slog.LevelWarn, msg, args...)
+}

@@ -1,0 +1,106 @@
+package agent
+
+import (
+	"encoding/json"
+	"fmt"
+)
+
+// EventKind says what an [Event] reports.
+type EventKind uint8
+
+// Event kinds. Their text names (see String) are the "kind" field of the
+// JSON form that the wasm module and the bindings exchange.
+const (
+	// EventRegistered: the server accepted the registration; a DM session
+	// is up (le_avc: LE_AVC_SESSION_STARTED).
+	EventRegistered EventKind = iota + 1
+	// EventUpdated: the server acknowledged a Registration Update.
+	EventUpdated
+	// EventDeregistered: the session is down after a Deregister or a Stop
+	// command (le_avc: LE_AVC_SESSION_STOPPED).
+	EventDeregistered
+	// EventRegistrationFailed: registering failed: the server refused it or
+	// did not answer (le_avc: LE_AVC_SESSION_FAILED). The engine retries.
+	EventRegistrationFailed
+	// EventRead, EventWrite and EventExecute report a server operation on
+	// Path that succeeded. Write and Execute are what hosts act on.
+	EventRead
+	EventWrite
+	EventExecute
+	// EventReboot: the server executed Device /3/0/4. The host reboots.
+	EventReboot
+	// EventFactoryReset: the server executed Device /3/0/5.
+	EventFactoryReset
+	// EventStore: the engine's persistent state changed; Data holds the new
+	// state, which the host stores atomically and passes back to NewEngine
+	// after a restart.
+	EventStore
+)
+
+var eventNames = map[EventKind]string{
+	EventRegistered:         "registered",
+	EventUpdated:            "updated",
+	EventDeregistered:       "deregistered",
+	EventRegistrationFailed: "registration_failed",
+	EventRead:               "read",
+	EventWrite:              "write",
+	EventExecute:            "execute",
+	EventReboot:             "reboot",
+	EventFactoryReset:       "factory_reset",
+	EventStore:              "store",
+}
+
+// String returns the kind's snake_case name.
+func (k EventKind) String() string {
+	if n, ok := eventNames[k]; ok {
+		return n
+	}
+	return fmt.Sprintf("event(%d)", uint8(k))
+}
+
+// MarshalText implements encoding.TextMarshaler.
+func (k EventKind) MarshalText() ([]byte, error) {
+	if n, ok := eventNames[k]; ok {
+		return []byte(n), nil
+	}
+	return nil, fmt.Errorf("agent: unknown event kind %d", uint8(k))
+}
+
+// UnmarshalText implements encoding.TextUnmarshaler.
+func (k *EventKind) UnmarshalText(b []byte) error {
+	for kind, n := range eventNames {
+		if n == string(b) {
+			*k = kind
+			return nil
+		}
+	}
+	return fmt.Errorf("agent: unknown event kind %q", b)
+}
+
+// Event is something the engine reports to its host. Only the fields that
+// matter for Kind are set.
+type Event struct {
+	Kind EventKind `json:"kind"`
+	// Server is the server URI the event concerns.
+	Server string `json:"server,omitempty"`
+	// Location is the registration's location path ("/rd/5a3f").
+	Location string `json:"location,omitempty"`
+	// Lifetime is the registration lifetime in seconds.
+	Lifetime uint32 `json:"lifetime,omitempty"`
+	// Path is the LwM2M path of a server operation ("/3/0").
+	Path string `json:"path,omitempty"`
+	// Code is a CoAP response code in dotted form ("4.04").
+	Code string `json:"code,omitempty"`
+	// Err describes a failure.
+	Err string `json:"error,omitempty"`
+	// Data is the payload of EventStore (the persistent state) or the
+	// arguments of EventExecute.
+	Data []byte `json:"data,omitempty"`
+}
+
+// MarshalJSON is json.Marshal of the event; it exists so that drivers
+// share one wire form.
+func (e Event) MarshalJSON() ([]byte, error) {
+	type plain Event
+	return json.Marshal(plain(e))
+}

@@ -1,0 +1,351 @@
+package agent
+
+import (
+	"errors"
+	"sort"
+	"time"
+
+	"github.com/avc-agent/avc/lwm2m"
+)
+
+// op is the set of operations a resource allows.
+type op uint8
+
+const (
+	opR op = 1 << iota
+	opW
+	opE
+	opRW = opR | opW
+)
+
+// resDef describes one resource of an object (from the OMA registry).
+type resDef struct {
+	id    uint16
+	name  string
+	typ   lwm2m.Type
+	ops   op
+	multi bool
+}
+
+// objDef describes an object.
+type objDef struct {
+	id      uint16
+	name    string
+	version string
+	res     []resDef
+}
+
+func (d *objDef) resource(id uint16) (*resDef, bool) {
+	for i := range d.res {
+		if d.res[i].id == id {
+			return &d.res[i], true
+		}
+	}
+	return nil, false
+}
+
+// Object definitions (OMA LwM2M registry, objects 0, 1 and 3 v1.1).
+var (
+	securityDef = &objDef{id: 0, name: "LwM2M Security", version: "1.1", res: []resDef{
+		{0, "LwM2M Server URI", lwm2m.TypeString, opRW, false},
+		{1, "Bootstrap-Server", lwm2m.TypeBoolean, opRW, false},
+		{2, "Security Mode", lwm2m.TypeInteger, opRW, false},
+		{3, "Public Key or Identity", lwm2m.TypeOpaque, opRW, false},
+		{4, "Server Public Key", lwm2m.TypeOpaque, opRW, false},
+		{5, "Secret Key", lwm2m.TypeOpaque, opW, false},
+		{10, "Short Server ID", lwm2m.TypeInteger, opRW, false},
+	}}
+	serverDef = &objDef{id: 1, name: "LwM2M Server", version: "1.1", res: []resDef{
+		{0, "Short Server ID", lwm2m.TypeInteger, opR, false},
+		{1, "Lifetime", lwm2m.TypeInteger, opRW, false},
+		{2, "Default Minimum Period", lwm2m.TypeInteger, opRW, false},
+		{3, "Default Maximum Period", lwm2m.TypeInteger, opRW, false},
+		{4, "Disable", lwm2m.TypeNone, opE, false},
+		{5, "Disable Timeout", lwm2m.TypeInteger, opRW, false},
+		{6, "Notification Storing When Disabled or Offline", lwm2m.TypeBoolean, opRW, false},
+		{7, "Binding", lwm2m.TypeString, opRW, false},
+		{8, "Registration Update Trigger", lwm2m.TypeNone, opE, false},
+	}}
+	deviceDef = &objDef{id: 3, name: "Device", version: "1.1", res: []resDef{
+		{0, "Manufacturer", lwm2m.TypeString, opR, false},
+		{1, "Model Number", lwm2m.TypeString, opR, false},
+		{2, "Serial Number", lwm2m.TypeString, opR, false},
+		{3, "Firmware Version", lwm2m.TypeString, opR, false},
+		{4, "Reboot", lwm2m.TypeNone, opE, false},
+		{5, "Factory Reset", lwm2m.TypeNone, opE, false},
+		{6, "Available Power Sources", lwm2m.TypeInteger, opR, true},
+		{7, "Power Source Voltage", lwm2m.TypeInteger, opR, true},
+		{8, "Power Source Current", lwm2m.TypeInteger, opR, true},
+		{9, "Battery Level", lwm2m.TypeInteger, opR, false},
+		{10, "Memory Free", lwm2m.TypeInteger, opR, false},
+		{11, "Error Code", lwm2m.TypeInteger, opR, true},
+		{12, "Reset Error Code", lwm2m.TypeNone, opE, false},
+		{13, "Current Time", lwm2m.TypeTime, opRW, false},
+		{14, "UTC Offset", lwm2m.TypeString, opRW, false},
+		{15, "Timezone", lwm2m.TypeString, opRW, false},
+		{16, "Supported Binding and Modes", lwm2m.TypeString, opR, false},
+		{17, "Device Type", lwm2m.TypeString, opR, false},
+		{18, "Hardware Version", lwm2m.TypeString, opR, false},
+		{19, "Software Version", lwm2m.TypeString, opR, false},
+		{20, "Battery Status", lwm2m.TypeInteger, opR, false},
+		{21, "Memory Total", lwm2m.TypeInteger, opR, false},
+	}}
+)
+
+// Version is the avc version reported as the Device's software version.
+const Version = "0.1.0"
+
+// errInvalid marks a value a server may not write (answered 4.00).
+var errInvalid = errors.New("agent: invalid value")
+
+// instance holds the values of one object instance. Single resources are
+// stored at resource-instance ID 0 with multi false.
+type instance struct {
+	id   uint16
+	vals map[uint16]map[uint16]lwm2m.Value
+}
+
+// object is a live object: its definition, its instances and the hooks
+// that give dynamic values and side effects.
+type object struct {
+	def   *objDef
+	insts map[uint16]*instance
+	// dynamic returns a computed value for a resource, if it has one.
+	dynamic func(now time.Time, inst, res uint16) (map[uint16]lwm2m.Value, bool)
+	// write validates a write and, when apply is set, applies it. It
+	// returns errNoHook to have the value stored as is, errInvalid to
+	// refuse it. nil write means store every value.
+	write func(now time.Time, inst, res uint16, v lwm2m.Value, apply bool) error
+	// exec runs an executable resource.
+	exec func(now time.Time, inst, res uint16, args []byte) error
+}
+
+func (o *object) instanceIDs() []uint16 {
+	ids := make([]uint16, 0, len(o.insts))
+	for id := range o.insts {
+		ids = append(ids, id)
+	}
+	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
+	return ids
+}
+
+// values returns the resource instances of res in inst (nil when the
+// resource is absent).
+func (o *object) values(now time.Time, in *instance, res uint16) map[uint16]lwm2m.Value {
+	if o.dynamic != nil {
+		if v, ok := o.dynamic(now, in.id, res); ok {
+			return v
+		}
+	}
+	return in.vals[res]
+}
+
+// objectTree holds the objects of the client.
+type objectTree struct {
+	e    *Engine
+	objs map[uint16]*object
+}
+
+func single(v lwm2m.Value) map[uint16]lwm2m.Value { return map[uint16]lwm2m.Value{0: v} }
+
+func newObjectTree(e *Engine) *objectTree {
+	t := &objectTree{e: e, objs: make(map[uint16]*object)}
+	c := &e.cfg
+	ssid := int64(c.ssid())
+
+	t.add(&object{def: securityDef, insts: map[uint16]*instance{0: {id: 0, vals: map[uint16]map[uint16]lwm2m.Value{
+		0:  single(lwm2m.String(c.ServerURI)),
+		1:  single(lwm2m.Bool(false)),
+		2:  single(lwm2m.Int(3)), // NoSec
+		3:  single(lwm2m.Opaque(nil)),
+		4:  single(lwm2m.Opaque(nil)),
+		5:  single(lwm2m.Opaque(nil)),
+		10: single(lwm2m.Int(ssid)),
+	}}}})
+
+	t.add(&object{def: serverDef, insts: map[uint16]*instance{0: {id: 0, vals: map[uint16]map[uint16]lwm2m.Value{
+		0: single(lwm2m.Int(ssid)),
+		2: single(lwm2m.Int(0)),
+		3: single(lwm2m.Int(0)),
+		5: single(lwm2m.Int(int64(disableTimeout / time.Second))),
+		6: single(lwm2m.Bool(true)),
+	}}},
+		dynamic: func(_ time.Time, _, res uint16) (map[uint16]lwm2m.Value, bool) {
+			switch res {
+			case 1:
+				return single(lwm2m.Int(int64(e.st.Lifetime))), true
+			case 7:
+				return single(lwm2m.String(e.st.Binding)), true
+			}
+			return nil, false
+		},
+		write: e.writeServer,
+		exec:  e.execServer,
+	})
+
+	d := c.Device
+	dev := map[uint16]map[uint16]lwm2m.Value{
+		0:  single(lwm2m.String(orDefault(d.Manufacturer, "avc"))),
+		1:  single(lwm2m.String(orDefault(d.Model, "avc-agent"))),
+		2:  single(lwm2m.String(orDefault(d.Serial, c.Endpoint))),
+		3:  single(lwm2m.String(orDefault(d.FirmwareVersion, "0.0.0"))),
+		6:  {0: lwm2m.Int(0)}, // DC power
+		7:  {0: lwm2m.Int(5000)},
+		8:  {0: lwm2m.Int(0)},
+		9:  single(lwm2m.Int(100)),
+		10: single(lwm2m.Int(d.MemoryFree)),
+		11: {0: lwm2m.Int(0)}, // no error
+		16: single(lwm2m.String("U")),
+		17: single(lwm2m.String(orDefault(d.DeviceType, "agent"))),
+		18: single(lwm2m.String(orDefault(d.HardwareVersion, "1.0"))),
+		19: single(lwm2m.String(orDefault(d.SoftwareVersion, "avc "+Version))),
+		20: single(lwm2m.Int(1)), // normal
+		21: single(lwm2m.Int(d.MemoryTotal)),
+	}
+	t.add(&object{def: deviceDef, insts: map[uint16]*instance{0: {id: 0, vals: dev}},
+		dynamic: func(now time.Time, _, res uint16) (map[uint16]lwm2m.Value, bool) {
+			switch res {
+			case 13:
+				return single(lwm2m.Value{Type: lwm2m.TypeTime, Int: now.Unix() + e.st.ClockSkew}), true
+			case 14:
+				return single(lwm2m.String(e.st.UTCOffset)), true
+			case 15:
+				return single(lwm2m.String(e.st.Timezone)), true
+			}
+			return nil, false
+		},
+		write: e.writeDevice,
+		exec:  e.execDevice,
+	})
+	return t
+}
+
+func (t *objectTree) add(o *object) { t.objs[o.def.id] = o }
+
+// list returns the objects in ID order.
+func (t *objectTree) list() []*object {
+	out := make([]*object, 0, len(t.objs))
+	for _, o := range t.objs {
+		out = append(out, o)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].def.id < out[j].def.id })
+	return out
+}
+
+func (e *Engine) writeServer(now time.Time, _, res uint16, v lwm2m.Value, apply bool) error {
+	switch res {
+	case 1:
+		if v.Int <= 0 || v.Int > 1<<32-1 {
+			return errInvalid
+		}
+		if apply && uint32(v.Int) != e.st.Lifetime {
+			e.st.Lifetime = uint32(v.Int)
+			e.store()
+			// The new lifetime reaches the server in a Registration Update
+			// (Core TS 1.1 §6.2.2), sent once this write has been answered.
+			e.reg.wantUpdat = true
+		}
+		return nil
+	case 7:
+		if v.Str != "U" && v.Str != "UQ" {
+			return errInvalid
+		}
+		if apply && v.Str != e.st.Binding {
+			e.st.Binding = v.Str
+			e.store()
+			e.reg.wantUpdat = true
+		}
+		return nil
+	case 2, 3, 5:
+		if v.Int < 0 {
+			return errInvalid
+		}
+	}
+	return errNoHook
+}
+
+func (e *Engine) execServer(now time.Time, _, res uint16, _ []byte) error {
+	switch res {
+	case 8:
+		e.reg.wantUpdat = true
+	case 4:
+		e.reg.wantDisable = true
+	}
+	return nil
+}
+
+func (e *Engine) writeDevice(now time.Time, _, res uint16, v lwm2m.Value, apply bool) error {
+	switch res {
+	case 13:
+		if apply {
+			e.st.ClockSkew = v.Int - now.Unix()
+		}
+	case 14:
+		if !validUTCOffset(v.Str) {
+			return errInvalid
+		}
+		if apply {
+			e.st.UTCOffset = v.Str
+		}
+	case 15:
+		if len(v.Str) == 0 || len(v.Str) > 64 {
+			return errInvalid
+		}
+		if apply {
+			e.st.Timezone = v.Str
+		}
+	default:
+		return errNoHook
+	}
+	if apply {
+		e.store()
+	}
+	return nil
+}
+
+func (e *Engine) execDevice(now time.Time, inst, res uint16, args []byte) error {
+	path := lwm2m.P(3, inst, res).String()
+	switch res {
+	case 4:
+		e.emit(Event{Kind: EventReboot, Path: path})
+	case 5:
+		e.emit(Event{Kind: EventFactoryReset, Path: path})
+	case 12:
+		e.objs.objs[3].insts[inst].vals[11] = map[uint16]lwm2m.Value{0: lwm2m.Int(0)}
+	}
+	return nil
+}
+
+// errNoHook tells the caller to store the value itself.
+var errNoHook = errors.New("agent: store value")
+
+// validUTCOffset accepts ISO 8601 offsets such as "+01:00", "-0530", "Z".
+func validUTCOffset(s string) bool {
+	if s == "Z" {
+		return true
+	}
+	if len(s) != 6 && len(s) != 5 && len(s) != 3 {
+		return false
+	}
+	if s[0] != '+' && s[0] != '-' {
+		return false
+	}
+	digits := 0
+	for i := 1; i < len(s); i++ {
+		switch {
+		case s[i] >= '0' && s[i] <= '9':
+			digits++
+		case s[i] == ':' && i == 3 && len(s) == 6:
+		default:
+			return false
+		}
+	}
+	return digits == len(s)-1-boolInt(len(s) == 6)
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,322 @@
+package agent
+
+import (
+	"fmt"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/plgd-dev/go-coap/v3/message"
+	"github.com/plgd-dev/go-coap/v3/message/codes"
+
+	"github.com/avc-agent/avc/lwm2m/linkformat"
+)
+
+// Registration retry policy after a failed Register: the delay starts at
+// retryBase and doubles up to retryMax (LwM2M 1.1 §6.2.1.1 suggests an
+// exponential back-off starting at 60 s).
+const (
+	retryBase = 60 * time.Second
+	retryMax  = 24 * time.Hour
+)
+
+type regState uint8
+
+const (
+	regIdle          regState = iota // no session
+	regRegistering                   // Register in flight
+	regRegistered                    // registered, nothing in flight
+	regUpdating                      // Update in flight
+	regDeregistering                 // De-register in flight
+	regWaiting                       // waiting to retry Register, or disabled
+)
+
+// registration is the client side of the LwM2M Registration interface
+// (Core TS 1.1 §6.2).
+type registration struct {
+	e        *Engine
+	state    regState
+	started  bool
+	location string // "/rd/abc" while registered
+
+	sentLifetime uint32 // lifetime the server knows
+	sentBinding  string
+	sentLinks    string
+
+	updateAt    time.Time // next Registration Update
+	retryAt     time.Time // next Register attempt (regWaiting)
+	failures    int       // consecutive Register failures
+	wantUpdat   bool      // an update is due once the current exchange ends
+	wantDisable bool      // /1/0/4 was executed; act once answered
+	disabled    bool      // de-registering for /1/0/4 Disable
+}
+
+func newRegistration(e *Engine) *registration { return &registration{e: e} }
+
+func (r *registration) start(now time.Time) error {
+	if r.started {
+		return ErrDuplicate
+	}
+	r.started = true
+	r.failures = 0
+	r.register(now)
+	return nil
+}
+
+func (r *registration) stop(now time.Time) error {
+	if !r.started {
+		return ErrDuplicate
+	}
+	r.started = false
+	switch r.state {
+	case regRegistered, regUpdating:
+		r.deregister(now)
+	default:
+		r.e.tr.cancelAll()
+		r.reset()
+		r.e.emit(Event{Kind: EventDeregistered})
+	}
+	return nil
+}
+
+func (r *registration) triggerUpdate(now time.Time) error {
+	switch r.state {
+	case regRegistered:
+		r.update(now)
+		return nil
+	case regUpdating:
+		r.wantUpdat = true
+		return nil
+	}
+	return ErrNotRegistered
+}
+
+// busy reports whether an exchange that must finish before the driver
+// exits (a De-register) is in flight.
+func (r *registration) busy() bool { return r.state == regDeregistering }
+
+func (r *registration) reset() {
+	r.state = regIdle
+	r.location = ""
+	r.updateAt, r.retryAt = time.Time{}, time.Time{}
+	r.wantUpdat = false
+}
+
+// links is the registration payload: the object list in link format,
+// without the Security object (Core TS 1.1 §6.2.1).
+func (r *registration) links() string {
+	ls := []linkformat.Link{{Target: "/", Params: []linkformat.Param{{Name: "rt", Value: "oma.lwm2m", Quoted: true}, {Name: "ct", Value: "11542"}}}}
+	for _, o := range r.e.objs.list() {
+		if o.def.id == 0 {
+			continue
+		}
+		insts := o.instanceIDs()
+		var params []linkformat.Param
+		if o.def.version != "" && o.def.version != "1.0" {
+			params = append(params, linkformat.Param{Name: "ver", Value: o.def.version})
+		}
+		if len(insts) == 0 {
+			ls = append(ls, linkformat.Link{Target: fmt.Sprintf("/%d", o.def.id), Params: params})
+			continue
+		}
+		for i, id := range insts {
+			l := linkformat.Link{Target: fmt.Sprintf("/%d/%d", o.def.id, id)}
+			if i == 0 {
+				l.Params = params
+			}
+			ls = append(ls, l)
+		}
+	}
+	return string(linkformat.Format(ls))
+}
+
+func (r *registration) register(now time.Time) {
+	r.state = regRegistering
+	lt := r.e.st.Lifetime
+	b := r.e.st.Binding
+	links := r.links()
+	m := &message.Message{Code: codes.POST, Options: make(message.Options, 0, 8)}
+	m.Options = addPath(m.Options, "rd")
+	m.Options = addUint(m.Options, message.ContentFormat, 40)
+	for _, q := range []string{
+		"ep=" + url.QueryEscape(r.e.cfg.Endpoint),
+		"lt=" + strconv.FormatUint(uint64(lt), 10),
+		"lwm2m=1.1",
+		"b=" + b,
+	} {
+		m.Options = addString(m.Options, message.URIQuery, q)
+	}
+	m.Payload = []byte(links)
+	r.e.logInfo("registering", "server_uri", r.e.cfg.ServerURI, "endpoint", r.e.cfg.Endpoint, "lifetime", lt)
+	r.e.tr.request(now, r.e.server.peer, m, func(now time.Time, resp *message.Message) {
+		if r.state != regRegistering {
+			return
+		}
+		if resp == nil || resp.Code != codes.Created {
+			r.registerFailed(now, resp)
+			return
+		}
+		loc := stringOpts(resp, message.LocationPath)
+		if len(loc) == 0 {
+			r.registerFailed(now, resp)
+			return
+		}
+		r.location = "/" + strings.Join(loc, "/")
+		r.state = regRegistered
+		r.failures = 0
+		r.sentLifetime, r.sentBinding, r.sentLinks = lt, b, links
+		r.scheduleUpdate(now)
+		r.e.logInfo("registered", "server_uri", r.e.cfg.ServerURI, "location", r.location, "lifetime", lt)
+		r.e.emit(Event{Kind: EventRegistered, Location: r.location, Lifetime: lt})
+		r.afterExchange(now)
+	})
+}
+
+func (r *registration) registerFailed(now time.Time, resp *message.Message) {
+	ev := Event{Kind: EventRegistrationFailed, Err: "no response"}
+	if resp != nil {
+		ev.Code = codeString(resp.Code)
+		ev.Err = "server answered " + ev.Code
+	}
+	r.failures++
+	delay := retryBase << min(r.failures-1, 20)
+	if delay > retryMax || delay <= 0 {
+		delay = retryMax
+	}
+	r.state = regWaiting
+	r.location = ""
+	r.retryAt = now.Add(delay)
+	r.e.logWarn("registration failed", "server_uri", r.e.cfg.ServerURI, "err", ev.Err, "retry_in", delay)
+	r.e.emit(ev)
+}
+
+// scheduleUpdate arms the Registration Update timer so that the update
+// reaches the server before the lifetime expires, leaving room for the
+// full CoAP retransmission sequence.
+func (r *registration) scheduleUpdate(now time.Time) {
+	lt := time.Duration(r.sentLifetime) * time.Second
+	margin := max(lt/10, min(MaxTransmitWait, lt/2))
+	r.updateAt = now.Add(lt - margin)
+}
+
+func (r *registration) update(now time.Time) {
+	r.state = regUpdating
+	r.wantUpdat = false
+	lt, b, links := r.e.st.Lifetime, r.e.st.Binding, r.links()
+	m := &message.Message{Code: codes.POST, Options: make(message.Options, 0, 8)}
+	m.Options = addPath(m.Options, r.location)
+	if lt != r.sentLifetime {
+		m.Options = addString(m.Options, message.URIQuery, "lt="+strconv.FormatUint(uint64(lt), 10))
+	}
+	if b != r.sentBinding {
+		m.Options = addString(m.Options, message.URIQuery, "b="+b)
+	}
+	if links != r.sentLinks {
+		m.Options = addUint(m.Options, message.ContentFormat, 40)
+		m.Payload = []byte(links)
+	}
+	loc := r.location
+	r.e.logDebug("registration update", "location", loc, "lifetime", lt)
+	r.e.tr.request(now, r.e.server.peer, m, func(now time.Time, resp *message.Message) {
+		if r.state != regUpdating || r.location != loc {
+			return
+		}
+		if resp != nil && resp.Code == codes.Changed {
+			r.state = regRegistered
+			r.sentLifetime, r.sentBinding, r.sentLinks = lt, b, links
+			r.scheduleUpdate(now)
+			r.e.emit(Event{Kind: EventUpdated, Location: loc, Lifetime: lt})
+			r.afterExchange(now)
+			return
+		}
+		// 4.04 means the server forgot us; any other failure leaves the
+		// registration in doubt. Either way, register again
+		// (Core TS 1.1 §6.2.2).
+		why := "no response"
+		if resp != nil {
+			why = "server answered " + codeString(resp.Code)
+		}
+		r.e.logWarn("registration update failed; registering again", "location", loc, "err", why)
+		r.location = ""
+		r.register(now)
+	})
+}
+
+func (r *registration) deregister(now time.Time) {
+	r.state = regDeregistering
+	loc := r.location
+	m := &message.Message{Code: codes.DELETE, Options: make(message.Options, 0, 4)}
+	m.Options = addPath(m.Options, loc)
+	r.e.tr.cancelAll()
+	r.e.logInfo("deregistering", "location", loc)
+	r.e.tr.request(now, r.e.server.peer, m, func(now time.Time, resp *message.Message) {
+		if r.state != regDeregistering {
+			return
+		}
+		ev := Event{Kind: EventDeregistered, Location: loc}
+		if resp == nil {
+			ev.Err = "no response"
+		} else if resp.Code != codes.Deleted {
+			ev.Code = codeString(resp.Code)
+		}
+		r.reset()
+		if r.started && r.disabled {
+			// /1/0/4 Disable: come back after the disable timeout.
+			r.state = regWaiting
+			r.retryAt = now.Add(disableTimeout)
+			r.disabled = false
+		}
+		r.e.emit(ev)
+	})
+}
+
+// afterExchange runs work deferred while an exchange was in flight or
+// until a server request had been answered.
+func (r *registration) afterExchange(now time.Time) {
+	if r.wantDisable {
+		r.wantDisable = false
+		r.disable(now)
+		return
+	}
+	if r.wantUpdat && r.state == regRegistered {
+		r.update(now)
+	}
+}
+
+// disable handles an Execute on /1/0/4: de-register now and register
+// again after the disable timeout.
+func (r *registration) disable(now time.Time) {
+	if r.state == regRegistered || r.state == regUpdating {
+		r.disabled = true
+		r.deregister(now)
+	}
+}
+
+// disableTimeout is /1/0/5's default (86400 s).
+const disableTimeout = 86400 * time.Second
+
+// fire starts the Registration Update or the Register retry when due.
+func (r *registration) fire(now time.Time) {
+	switch r.state {
+	case regRegistered:
+		if !now.Before(r.updateAt) {
+			r.update(now)
+		}
+	case regWaiting:
+		if !now.Before(r.retryAt) {
+			r.register(now)
+		}
+	}
+}
+
+// next returns the registration's next deadline (zero when none).
+func (r *registration) next() time.Time {
+	switch r.state {
+	case regRegistered:
+		return r.updateAt
+	case regWaiting:
+		return r.retryAt
+	}
+	return time.Time{}
+}

@@ -1,0 +1,424 @@
+package agent
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/plgd-dev/go-coap/v3/message"
+	"github.com/plgd-dev/go-coap/v3/message/codes"
+
+	"github.com/avc-agent/avc/lwm2m"
+	"github.com/avc-agent/avc/lwm2m/linkformat"
+	"github.com/avc-agent/avc/lwm2m/senml"
+	"github.com/avc-agent/avc/lwm2m/text"
+	"github.com/avc-agent/avc/lwm2m/tlv"
+)
+
+// reply builds a response with code and an optional payload in format.
+func reply(c codes.Code) *message.Message {
+	return &message.Message{Code: c, Options: make(message.Options, 0, 2)}
+}
+
+func replyContent(f lwm2m.ContentFormat, payload []byte) *message.Message {
+	m := reply(codes.Content)
+	m.Options = addUint(m.Options, message.ContentFormat, uint32(f))
+	m.Payload = payload
+	return m
+}
+
+// serve answers a request from the server (the LwM2M Device Management
+// and Service Enablement interface, Core TS 1.1 §6.3).
+func (e *Engine) serve(now time.Time, peer string, m *message.Message) *message.Message {
+	if id, bad := badCriticalOption(m); bad {
+		// RFC 7252 §5.4.1: "Unrecognized options of class "critical" that
+		// occur in a Confirmable request MUST cause the return of a 4.02
+		// (Bad Option) response."
+		e.logDebug("bad option", "option", int(id))
+		return reply(codes.BadOption)
+	}
+	p, err := lwm2m.ParseSegments(stringOpts(m, message.URIPath))
+	if err != nil {
+		return reply(codes.NotFound)
+	}
+	if p.Len >= 1 && p.Obj() == 0 {
+		// Core TS 1.1 §E.1: the Security object is for the bootstrap
+		// server only; a DM server may not access it.
+		return reply(codes.Unauthorized)
+	}
+	var resp *message.Message
+	switch m.Code {
+	case codes.GET:
+		if acc, ok := uintOpt(m, message.Accept); ok && acc == uint32(lwm2m.FormatLinkFormat) {
+			resp = e.discover(p)
+		} else {
+			resp = e.read(now, p, m)
+		}
+	case codes.PUT:
+		resp = e.write(now, p, m, true)
+	case codes.POST:
+		switch p.Len {
+		case 3:
+			resp = e.execute(now, p, m.Payload)
+		case 2:
+			resp = e.write(now, p, m, false)
+		default:
+			resp = reply(codes.MethodNotAllowed)
+		}
+	default:
+		resp = reply(codes.MethodNotAllowed)
+	}
+	e.logDebug("served", "code", m.Code.String(), "path", p.String(), "status", codeString(resp.Code))
+	return resp
+}
+
+// afterServe runs work a request asked for, once its response is queued.
+func (e *Engine) afterServe(now time.Time) {
+	if e.reg.state == regRegistered {
+		e.reg.afterExchange(now)
+	}
+}
+
+// typeOf returns the data type of the resource at p (resource or resource
+// instance path); TypeNone when unknown.
+func (e *Engine) typeOf(p lwm2m.Path) lwm2m.Type {
+	if p.Len < 3 {
+		return lwm2m.TypeNone
+	}
+	o, ok := e.objs.objs[p.Obj()]
+	if !ok {
+		return lwm2m.TypeNone
+	}
+	d, ok := o.def.resource(p.Res())
+	if !ok {
+		return lwm2m.TypeNone
+	}
+	return d.typ
+}
+
+// lookup resolves p to its object and instance, answering 4.04 when either
+// is missing.
+func (e *Engine) lookup(p lwm2m.Path) (*object, *instance, *message.Message) {
+	o, ok := e.objs.objs[p.Obj()]
+	if !ok {
+		return nil, nil, reply(codes.NotFound)
+	}
+	if p.Len < 2 {
+		return o, nil, nil
+	}
+	in, ok := o.insts[p.Inst()]
+	if !ok {
+		return nil, nil, reply(codes.NotFound)
+	}
+	return o, in, nil
+}
+
+// collect returns the records readable at p, or an error response.
+func (e *Engine) collect(now time.Time, p lwm2m.Path) ([]lwm2m.Record, *message.Message) {
+	if p.Len == 0 {
+		return nil, reply(codes.MethodNotAllowed)
+	}
+	o, in, errResp := e.lookup(p)
+	if errResp != nil {
+		return nil, errResp
+	}
+	var recs []lwm2m.Record
+	addRes := func(in *instance, d *resDef) {
+		vals := o.values(now, in, d.id)
+		base := lwm2m.P(o.def.id, in.id, d.id)
+		if !d.multi {
+			if v, ok := vals[0]; ok {
+				recs = append(recs, lwm2m.Record{Path: base, Value: v})
+			}
+			return
+		}
+		for _, ri := range sortedKeys(vals) {
+			recs = append(recs, lwm2m.Record{Path: base.Child(ri), Value: vals[ri]})
+		}
+	}
+	addInst := func(in *instance) {
+		for i := range o.def.res {
+			if d := &o.def.res[i]; d.ops&opR != 0 {
+				addRes(in, d)
+			}
+		}
+	}
+	switch p.Len {
+	case 1:
+		for _, id := range o.instanceIDs() {
+			addInst(o.insts[id])
+		}
+	case 2:
+		addInst(in)
+	default:
+		d, ok := o.def.resource(p.Res())
+		if ok && d.ops&opR == 0 {
+			return nil, reply(codes.MethodNotAllowed)
+		}
+		if !ok || o.values(now, in, d.id) == nil {
+			return nil, reply(codes.NotFound)
+		}
+		if p.Len == 4 {
+			v, ok := o.values(now, in, d.id)[p.RInst()]
+			if !d.multi || !ok {
+				return nil, reply(codes.NotFound)
+			}
+			return []lwm2m.Record{{Path: p, Value: v}}, nil
+		}
+		addRes(in, d)
+	}
+	return recs, nil
+}
+
+func (e *Engine) read(now time.Time, p lwm2m.Path, m *message.Message) *message.Message {
+	recs, errResp := e.collect(now, p)
+	if errResp != nil {
+		return errResp
+	}
+	singleValue := len(recs) == 1 && (p.Len == 4 || (p.Len == 3 && recs[0].Path.Len == 3))
+	format := lwm2m.FormatTLV
+	if singleValue {
+		format = lwm2m.FormatText
+		if recs[0].Value.Type == lwm2m.TypeOpaque {
+			format = lwm2m.FormatOpaque
+		}
+	}
+	if acc, ok := uintOpt(m, message.Accept); ok {
+		format = lwm2m.ContentFormat(acc)
+	}
+	var payload []byte
+	var err error
+	switch format {
+	case lwm2m.FormatText:
+		if !singleValue {
+			return reply(codes.NotAcceptable)
+		}
+		payload, err = text.Encode(recs[0].Value)
+	case lwm2m.FormatOpaque:
+		if !singleValue || recs[0].Value.Type != lwm2m.TypeOpaque {
+			return reply(codes.NotAcceptable)
+		}
+		payload = recs[0].Value.Bytes
+	case lwm2m.FormatTLV:
+		payload, err = tlv.Encode(p, recs)
+	case lwm2m.FormatSenMLJSON:
+		payload, err = senml.EncodeJSON(p, recs)
+	default:
+		// Core TS 1.1 §6.3.1: a format the client does not support gets
+		// 4.06 Not Acceptable.
+		return reply(codes.NotAcceptable)
+	}
+	if err != nil {
+		e.logWarn("encode read response", "path", p.String(), "format", format.String(), "err", err)
+		return reply(codes.InternalServerError)
+	}
+	e.emit(Event{Kind: EventRead, Path: p.String()})
+	return replyContent(format, payload)
+}
+
+// decodeWrite turns a write payload into records.
+func (e *Engine) decodeWrite(p lwm2m.Path, m *message.Message) ([]lwm2m.Record, *message.Message) {
+	cf, hasCF := uintOpt(m, message.ContentFormat)
+	format := lwm2m.ContentFormat(cf)
+	if !hasCF {
+		format = lwm2m.FormatText
+	}
+	var recs []lwm2m.Record
+	var err error
+	switch format {
+	case lwm2m.FormatText, lwm2m.FormatOpaque:
+		if p.Len < 3 {
+			return nil, reply(codes.BadRequest)
+		}
+		var v lwm2m.Value
+		if format == lwm2m.FormatOpaque {
+			if e.typeOf(p) != lwm2m.TypeOpaque {
+				return nil, reply(codes.UnsupportedMediaType)
+			}
+			v = lwm2m.Opaque(append([]byte(nil), m.Payload...))
+		} else {
+			v, err = text.Decode(m.Payload, e.typeOf(p))
+		}
+		recs = []lwm2m.Record{{Path: p, Value: v}}
+	case lwm2m.FormatTLV:
+		recs, err = tlv.Decode(p, m.Payload, e.typeOf)
+	case lwm2m.FormatSenMLJSON:
+		recs, err = senml.DecodeJSON(p, m.Payload, e.typeOf)
+	default:
+		return nil, reply(codes.UnsupportedMediaType)
+	}
+	if err != nil {
+		e.logDebug("bad write payload", "path", p.String(), "format", format.String(), "err", err)
+		return nil, reply(codes.BadRequest)
+	}
+	return recs, nil
+}
+
+// write handles Write (PUT replace, POST partial update).
+func (e *Engine) write(now time.Time, p lwm2m.Path, m *message.Message, replace bool) *message.Message {
+	if p.Len < 2 {
+		// Writing a whole object is Create (POST) or not allowed (PUT).
+		return reply(codes.MethodNotAllowed)
+	}
+	o, in, errResp := e.lookup(p)
+	if errResp != nil {
+		return errResp
+	}
+	recs, errResp := e.decodeWrite(p, m)
+	if errResp != nil {
+		return errResp
+	}
+	if len(recs) == 0 {
+		return reply(codes.BadRequest)
+	}
+	// Validate everything first so that a refused write changes nothing.
+	type change struct {
+		d *resDef
+		r lwm2m.Record
+	}
+	changes := make([]change, 0, len(recs))
+	seen := make(map[lwm2m.Path]bool, len(recs))
+	for _, r := range recs {
+		if !p.Contains(r.Path) || r.Path.Len < 3 || seen[r.Path] {
+			return reply(codes.BadRequest)
+		}
+		seen[r.Path] = true
+		d, ok := o.def.resource(r.Path.Res())
+		if !ok {
+			return reply(codes.NotFound)
+		}
+		if d.ops&opW == 0 {
+			return reply(codes.MethodNotAllowed)
+		}
+		if (r.Path.Len == 4) != d.multi {
+			return reply(codes.BadRequest)
+		}
+		v, err := r.Value.Convert(d.typ)
+		if err != nil {
+			return reply(codes.BadRequest)
+		}
+		r.Value = v
+		if o.write != nil {
+			if err := o.write(now, in.id, d.id, v, false); err != nil && !errors.Is(err, errNoHook) {
+				return reply(codes.BadRequest)
+			}
+		}
+		changes = append(changes, change{d, r})
+	}
+	for _, c := range changes {
+		stored := o.write == nil
+		if !stored {
+			if err := o.write(now, in.id, c.d.id, c.r.Value, true); errors.Is(err, errNoHook) {
+				stored = true
+			}
+		}
+		if stored {
+			if in.vals[c.d.id] == nil || (c.d.multi && replace && p.Len >= 3) {
+				in.vals[c.d.id] = make(map[uint16]lwm2m.Value)
+			}
+			ri := uint16(0)
+			if c.d.multi {
+				ri = c.r.Path.RInst()
+			}
+			in.vals[c.d.id][ri] = c.r.Value
+		}
+	}
+	e.emit(Event{Kind: EventWrite, Path: p.String()})
+	return reply(codes.Changed)
+}
+
+func (e *Engine) execute(now time.Time, p lwm2m.Path, args []byte) *message.Message {
+	o, in, errResp := e.lookup(p)
+	if errResp != nil {
+		return errResp
+	}
+	d, ok := o.def.resource(p.Res())
+	if !ok {
+		return reply(codes.NotFound)
+	}
+	if d.ops&opE == 0 {
+		return reply(codes.MethodNotAllowed)
+	}
+	if len(args) > 1024 {
+		return reply(codes.BadRequest)
+	}
+	if o.exec != nil {
+		if err := o.exec(now, in.id, d.id, args); err != nil {
+			return reply(codes.BadRequest)
+		}
+	}
+	e.emit(Event{Kind: EventExecute, Path: p.String(), Data: append([]byte(nil), args...)})
+	return reply(codes.Changed)
+}
+
+// discover answers a Discover (GET with Accept: link-format).
+func (e *Engine) discover(p lwm2m.Path) *message.Message {
+	if p.Len == 0 || p.Len == 4 {
+		return reply(codes.MethodNotAllowed)
+	}
+	o, in, errResp := e.lookup(p)
+	if errResp != nil {
+		return errResp
+	}
+	var links []linkformat.Link
+	resLinks := func(in *instance, only *resDef) {
+		for i := range o.def.res {
+			d := &o.def.res[i]
+			if only != nil && d != only {
+				continue
+			}
+			vals := in.vals[d.id]
+			if o.dynamic != nil {
+				if v, ok := o.dynamic(time.Time{}, in.id, d.id); ok {
+					vals = v
+				}
+			}
+			if vals == nil && d.ops&opE == 0 {
+				continue
+			}
+			l := linkformat.Link{Target: lwm2m.P(o.def.id, in.id, d.id).String()}
+			if d.multi {
+				l.Params = []linkformat.Param{{Name: "dim", Value: fmt.Sprint(len(vals))}}
+			}
+			links = append(links, l)
+		}
+	}
+	switch p.Len {
+	case 1:
+		l := linkformat.Link{Target: p.String()}
+		if o.def.version != "1.0" {
+			l.Params = []linkformat.Param{{Name: "ver", Value: o.def.version}}
+		}
+		links = append(links, l)
+		for _, id := range o.instanceIDs() {
+			links = append(links, linkformat.Link{Target: lwm2m.P(o.def.id, id).String()})
+			resLinks(o.insts[id], nil)
+		}
+	case 2:
+		links = append(links, linkformat.Link{Target: p.String()})
+		resLinks(in, nil)
+	case 3:
+		d, ok := o.def.resource(p.Res())
+		if !ok {
+			return reply(codes.NotFound)
+		}
+		resLinks(in, d)
+		if len(links) == 0 {
+			return reply(codes.NotFound)
+		}
+	}
+	return replyContent(lwm2m.FormatLinkFormat, linkformat.Format(links))
+}
+
+func sortedKeys(m map[uint16]lwm2m.Value) []uint16 {
+	ks := make([]uint16, 0, len(m))
+	for k := range m {
+		ks = append(ks, k)
+	}
+	for i := 1; i < len(ks); i++ {
+		for j := i; j > 0 && ks[j] < ks[j-1]; j-- {
+			ks[j], ks[j-1] = ks[j-1], ks[j]
+		}
+	}
+	return ks
+}

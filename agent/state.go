@@ -1,0 +1,79 @@
+package agent
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/crc32"
+)
+
+// stateVersion is the version of the persistent state's layout.
+const stateVersion = 1
+
+// persistent is the part of the engine's state that survives restarts:
+// the values a server may write and that LwM2M says are kept.
+type persistent struct {
+	Lifetime  uint32 `json:"lifetime"`   // /1/0/1, seconds
+	Binding   string `json:"binding"`    // /1/0/7
+	UTCOffset string `json:"utc_offset"` // /3/0/14
+	Timezone  string `json:"timezone"`   // /3/0/15
+	ClockSkew int64  `json:"clock_skew"` // /3/0/13 written minus engine time, seconds
+	// ConfLifetime is the configured lifetime when the state was written:
+	// a server-written lifetime survives restarts until the operator
+	// configures a different one.
+	ConfLifetime uint32 `json:"conf_lifetime"`
+}
+
+func defaultPersistent(c *Config) persistent {
+	return persistent{
+		Lifetime:     uint32(c.lifetime().Seconds()),
+		ConfLifetime: uint32(c.lifetime().Seconds()),
+		Binding:      c.binding(),
+		UTCOffset:    orDefault(c.Device.UTCOffset, "+00:00"),
+		Timezone:     orDefault(c.Device.Timezone, "UTC"),
+	}
+}
+
+// envelope is the stored form: a version and a checksum around the state,
+// so that a torn or corrupted record is detected rather than half-used.
+type envelope struct {
+	Version int             `json:"v"`
+	CRC     uint32          `json:"crc"`
+	State   json.RawMessage `json:"state"`
+}
+
+var errBadState = errors.New("agent: bad stored state")
+
+func (p persistent) marshal() []byte {
+	body, _ := json.Marshal(p)
+	b, _ := json.Marshal(envelope{Version: stateVersion, CRC: crc32.ChecksumIEEE(body), State: body})
+	return b
+}
+
+func loadPersistent(b []byte) (persistent, error) {
+	var env envelope
+	if err := json.Unmarshal(b, &env); err != nil {
+		return persistent{}, fmt.Errorf("%w: %v", errBadState, err)
+	}
+	if env.Version != stateVersion {
+		return persistent{}, fmt.Errorf("%w: version %d", errBadState, env.Version)
+	}
+	if crc32.ChecksumIEEE(env.State) != env.CRC {
+		return persistent{}, fmt.Errorf("%w: checksum mismatch", errBadState)
+	}
+	var p persistent
+	if err := json.Unmarshal(env.State, &p); err != nil {
+		return persistent{}, fmt.Errorf("%w: %v", errBadState, err)
+	}
+	if p.Lifetime == 0 || (p.Binding != "U" && p.Binding != "UQ") {
+		return persistent{}, fmt.Errorf("%w: out-of-range values", errBadState)
+	}
+	return p, nil
+}
+
+func orDefault(s, d string) string {
+	if s == "" {
+		return d
+	}
+	return s
+}

@@ -1,0 +1,287 @@
+package agent
+
+import (
+	"encoding/binary"
+	"sort"
+	"strconv"
+	"time"
+
+	"github.com/plgd-dev/go-coap/v3/message"
+	"github.com/plgd-dev/go-coap/v3/message/codes"
+)
+
+// CoAP transmission parameters (RFC 7252 §4.8).
+const (
+	// AckTimeout is ACK_TIMEOUT.
+	AckTimeout = 2 * time.Second
+	// AckRandomFactor is ACK_RANDOM_FACTOR.
+	AckRandomFactor = 1.5
+	// MaxRetransmit is MAX_RETRANSMIT.
+	MaxRetransmit = 4
+	// ExchangeLifetime is EXCHANGE_LIFETIME (247 s with the defaults): how
+	// long a message ID is remembered for deduplication.
+	ExchangeLifetime = 247 * time.Second
+	// MaxTransmitWait is MAX_TRANSMIT_WAIT (93 s): how long a request may
+	// wait for a separate response after its empty ACK.
+	MaxTransmitWait = 93 * time.Second
+)
+
+// maxDedup bounds the duplicate-detection cache.
+const maxDedup = 256
+
+// exchange is one outstanding confirmable request of ours.
+type exchange struct {
+	token    string
+	mid      uint16
+	wire     []byte
+	peer     string
+	sends    int           // transmissions so far
+	timeout  time.Duration // current retransmission timeout
+	deadline time.Time     // next retransmission, or give-up time
+	acked    bool          // empty ACK seen: waiting for a separate response
+	// done is called once with the response, or with nil when the
+	// exchange timed out or was reset.
+	done func(now time.Time, resp *message.Message)
+}
+
+// seen is a remembered incoming message ID with the response we sent.
+type seen struct {
+	expires time.Time
+	resp    []byte // nil for NON requests and for messages we only ACKed
+}
+
+// transport is the CoAP message layer: message IDs, tokens,
+// retransmission of our confirmable requests, matching responses, and
+// deduplication of the peer's requests.
+type transport struct {
+	e         *Engine
+	nextMID   uint16
+	exchanges map[string]*exchange // by token
+	dedup     map[string]seen      // by peer + MID
+}
+
+func newTransport(e *Engine) *transport {
+	return &transport{
+		e:         e,
+		nextMID:   uint16(e.randUint64()),
+		exchanges: make(map[string]*exchange),
+		dedup:     make(map[string]seen),
+	}
+}
+
+func (t *transport) mid() uint16 {
+	t.nextMID++
+	return t.nextMID
+}
+
+// token returns a fresh random 8-byte token not used by any outstanding
+// exchange (RFC 9175 §4.2: tokens are random and not reused while open).
+func (t *transport) token() []byte {
+	for {
+		var b [8]byte
+		binary.BigEndian.PutUint64(b[:], t.e.randUint64())
+		if _, busy := t.exchanges[string(b[:])]; !busy {
+			return b[:]
+		}
+	}
+}
+
+// initialTimeout is a random duration in [ACK_TIMEOUT,
+// ACK_TIMEOUT*ACK_RANDOM_FACTOR] (RFC 7252 §4.2).
+func (t *transport) initialTimeout() time.Duration {
+	span := time.Duration(float64(AckTimeout) * (AckRandomFactor - 1))
+	return AckTimeout + time.Duration(t.e.randUint64()%uint64(span+1))
+}
+
+// request sends a confirmable request to peer and calls done with the
+// response, or with nil on timeout or reset.
+func (t *transport) request(now time.Time, peer string, m *message.Message, done func(time.Time, *message.Message)) {
+	m.Type = message.Confirmable
+	m.MessageID = int32(t.mid())
+	m.Token = t.token()
+	wire, err := encode(m)
+	if err != nil {
+		// Our own requests always encode; a failure is a broken invariant.
+		panic(err)
+	}
+	x := &exchange{token: string(m.Token), mid: uint16(m.MessageID), wire: wire, peer: peer, done: done}
+	x.timeout = t.initialTimeout()
+	x.sends = 1
+	x.deadline = now.Add(x.timeout)
+	t.exchanges[x.token] = x
+	t.e.logDebug("coap send", "peer", peer, "mid", x.mid, "code", m.Code.String(), "type", "CON")
+	t.e.transmit(peer, wire)
+}
+
+// cancelAll forgets every outstanding exchange without calling done.
+func (t *transport) cancelAll() {
+	clear(t.exchanges)
+}
+
+// fire retransmits or expires the exchanges whose deadline has come and
+// forgets expired duplicate-detection entries.
+func (t *transport) fire(now time.Time) {
+	var due []*exchange
+	for _, x := range t.exchanges {
+		if !now.Before(x.deadline) {
+			due = append(due, x)
+		}
+	}
+	// Deterministic order: a replayed seed must produce the same run.
+	sort.Slice(due, func(i, j int) bool { return due[i].token < due[j].token })
+	for _, x := range due {
+		if t.exchanges[x.token] != x {
+			continue // completed or cancelled by an earlier callback
+		}
+		if x.acked || x.sends > MaxRetransmit {
+			delete(t.exchanges, x.token)
+			t.e.logDebug("coap exchange timed out", "peer", x.peer, "mid", x.mid)
+			x.done(now, nil)
+			continue
+		}
+		x.sends++
+		x.timeout *= 2
+		x.deadline = x.deadline.Add(x.timeout)
+		t.e.logDebug("coap retransmit", "peer", x.peer, "mid", x.mid, "attempt", x.sends)
+		t.e.transmit(x.peer, x.wire)
+	}
+	for k, s := range t.dedup {
+		if !now.Before(s.expires) {
+			delete(t.dedup, k)
+		}
+	}
+}
+
+// next returns the earliest pending deadline (zero when none).
+func (t *transport) next() time.Time {
+	var next time.Time
+	for _, x := range t.exchanges {
+		if next.IsZero() || x.deadline.Before(next) {
+			next = x.deadline
+		}
+	}
+	for _, s := range t.dedup {
+		if next.IsZero() || s.expires.Before(next) {
+			next = s.expires
+		}
+	}
+	return next
+}
+
+// handle processes a decoded datagram from peer.
+func (t *transport) handle(now time.Time, peer string, m *message.Message) {
+	switch m.Type {
+	case message.Acknowledgement, message.Reset:
+		t.handleAckOrReset(now, m)
+		return
+	}
+	// CON or NON.
+	if m.Code == codes.Empty {
+		if m.Type == message.Confirmable {
+			// CoAP ping (RFC 7252 §4.3): answer with RST.
+			t.sendEmpty(peer, message.Reset, uint16(m.MessageID))
+		}
+		return
+	}
+	key := peer + "/" + strconv.Itoa(int(m.MessageID))
+	if s, dup := t.dedup[key]; dup {
+		t.e.logDebug("coap duplicate", "peer", peer, "mid", m.MessageID)
+		if m.Type == message.Confirmable && s.resp != nil {
+			t.e.transmit(peer, s.resp)
+		}
+		return
+	}
+	if isResponse(m.Code) {
+		// A separate response (RFC 7252 §5.2.2).
+		x, ok := t.exchanges[string(m.Token)]
+		if m.Type == message.Confirmable {
+			ack := t.emptyWire(message.Acknowledgement, uint16(m.MessageID))
+			if !ok {
+				ack = t.emptyWire(message.Reset, uint16(m.MessageID))
+			}
+			t.remember(now, key, ack)
+			t.e.transmit(peer, ack)
+		}
+		if ok {
+			delete(t.exchanges, string(m.Token))
+			x.done(now, m)
+		}
+		return
+	}
+	if !isRequest(m.Code) {
+		if m.Type == message.Confirmable {
+			t.sendEmpty(peer, message.Reset, uint16(m.MessageID))
+		}
+		return
+	}
+	resp := t.e.serve(now, peer, m)
+	resp.Token = m.Token
+	if m.Type == message.Confirmable {
+		resp.Type = message.Acknowledgement
+		resp.MessageID = m.MessageID
+	} else {
+		resp.Type = message.NonConfirmable
+		resp.MessageID = int32(t.mid())
+	}
+	wire, err := encode(resp)
+	if err != nil {
+		t.e.logWarn("encode response", "err", err)
+		resp = &message.Message{Code: codes.InternalServerError, Token: m.Token, Type: resp.Type, MessageID: resp.MessageID}
+		wire, _ = encode(resp)
+	}
+	t.remember(now, key, wire)
+	t.e.transmit(peer, wire)
+	t.e.afterServe(now)
+}
+
+func (t *transport) handleAckOrReset(now time.Time, m *message.Message) {
+	for tok, x := range t.exchanges {
+		if x.mid != uint16(m.MessageID) {
+			continue
+		}
+		if m.Type == message.Reset {
+			delete(t.exchanges, tok)
+			x.done(now, nil)
+			return
+		}
+		if m.Code == codes.Empty {
+			if len(m.Token) == 0 && !x.acked {
+				// Separate response follows; stop retransmitting.
+				x.acked = true
+				x.deadline = now.Add(MaxTransmitWait)
+			}
+			return
+		}
+		if string(m.Token) != tok {
+			return // piggybacked response with the wrong token
+		}
+		delete(t.exchanges, tok)
+		x.done(now, m)
+		return
+	}
+}
+
+func (t *transport) remember(now time.Time, key string, resp []byte) {
+	if len(t.dedup) >= maxDedup {
+		// Evict the entry closest to expiry.
+		var victim string
+		var at time.Time
+		for k, s := range t.dedup {
+			if victim == "" || s.expires.Before(at) {
+				victim, at = k, s.expires
+			}
+		}
+		delete(t.dedup, victim)
+	}
+	t.dedup[key] = seen{expires: now.Add(ExchangeLifetime), resp: resp}
+}
+
+func (t *transport) emptyWire(typ message.Type, mid uint16) []byte {
+	b := []byte{0x40 | byte(typ)<<4, 0, 0, 0}
+	binary.BigEndian.PutUint16(b[2:], mid)
+	return b
+}
+
+func (t *transport) sendEmpty(peer string, typ message.Type, mid uint16) {
+	t.e.transmit(peer, t.emptyWire(typ, mid))
+}
