@@ -1,0 +1,96 @@
+// Package server is avc's embedded LwM2M 1.1 server. `make demo` runs it
+// as the agent's peer (`avc server`), and tests use it as the default
+// server to register with.
+//
+// It serves the Registration interface over CoAP/UDP, drives Device
+// Management operations (Read, Write, Execute, Discover) on registered
+// clients, publishes registration events and offers an HTTP JSON API over
+// all of this.
+//
+// # Registration interface (CoAP)
+//
+//   - POST /rd?ep={name}&lt={s}&lwm2m={1.0|1.1}&b={U|UQ|...}&sms=...
+//     with a link-format payload (`</>;rt="oma.lwm2m";ct=11543,</1/0>,</3/0>`)
+//     registers a client and answers 2.01 Created with Location-Path
+//     rd/{id}. A missing ep or a bad lt or b is 4.00 Bad Request, another
+//     lwm2m version than 1.0 or 1.1 is 4.12 Precondition Failed. A new
+//     registration of a registered endpoint replaces the old one. lt
+//     defaults to 86400 s, b to "U", lwm2m to "1.0".
+//   - POST /rd/{id} (Update, lt, b, sms and payload optional) answers
+//     2.04 Changed; DELETE /rd/{id} (De-register) answers 2.02 Deleted.
+//     An unknown id is 4.04 Not Found.
+//   - A registration expires Config.ExpiryGrace after its lifetime ran out
+//     without an Update.
+//
+// # Events
+//
+// Every registration change is logged at Info level (for example
+// `msg=registered ep=dev1 lifetime=300 binding=U lwm2m=1.1
+// objects="</1/0>,</3/0>" addr=127.0.0.1:5555`) and published as an
+// [Event] to the channels of [Server.Subscribe].
+//
+// # HTTP API
+//
+// When Config.HTTPAddr is set, the server also serves [Server.Handler]:
+//
+//	GET  /api/clients                          registered clients (array)
+//	GET  /api/clients/{ep}                     one client
+//	GET  /api/clients/{ep}/read/{path}         Read; ?format=tlv|senml-json|text|opaque|<number>
+//	PUT  /api/clients/{ep}/write/{path}        Write (CoAP PUT, replace)
+//	POST /api/clients/{ep}/execute/{path}      Execute; the body is the argument text
+//	GET  /api/clients/{ep}/discover/{path}     Discover
+//
+// {path} is an LwM2M path without the leading slash, such as 3/0/0.
+//
+// A client is
+//
+//	{"endpoint":"dev1","id":"5f3a9c01","lifetime":300,"binding":"U","lwm2m":"1.1",
+//	 "queue":false,"objects":["/1/0","/3/0"],"links":"</>;rt=\"oma.lwm2m\";ct=11543,</1/0>,</3/0>",
+//	 "addr":"127.0.0.1:5555","registered":"...","updated":"...","expires":"..."}
+//
+// Read answers
+//
+//	{"code":"2.05","format":"tlv","records":[{"path":"/3/0/0","type":"string","value":"avc"}],
+//	 "payload_hex":"c800036176..."}
+//
+// with values rendered by type: strings, numbers (time as Unix seconds),
+// booleans, opaque as base64, object links as "3:0". Records are decoded
+// from TLV and SenML JSON, and from text/plain and opaque for a single
+// resource; other formats come back as payload_hex only.
+//
+// Write takes either one value for the resource at {path}, sent as
+// text/plain unless "format" says otherwise:
+//
+//	{"value": 300}
+//
+// or records at or below {path} (absolute, or relative to {path}), sent as
+// TLV unless "format" says otherwise:
+//
+//	{"records":[{"path":"/1/0/1","value":300},{"path":"7","value":"U"}],"format":"senml-json"}
+//
+// JSON values are converted with the resource's type from the server's
+// table of the Security, Server and Device objects; a record may name its
+// type ("type":"unsigned") for other resources, and otherwise the JSON
+// kind decides (string, boolean, integer or float). Write and Execute
+// answer {"code":"2.04"}.
+//
+// Discover answers
+//
+//	{"code":"2.05","links":[{"target":"/3/0/1"},{"target":"/1/0/1","attrs":{"pmin":"10"}}],
+//	 "payload":"</3/0/1>,..."}
+//
+// Errors are {"error":"...","code":"4.04"}, "code" being the client's CoAP
+// code when there is one. The HTTP status is 404 for an unknown client, 400
+// for a bad path, format or body, and 502 when the client answered with an
+// error code, answered something undecodable or did not answer within
+// Config.RequestTimeout.
+//
+// # Limits
+//
+// No DTLS, no Bootstrap interface, no Observe, Write-Attributes, Create,
+// Delete or Send; queue mode is recorded but not honoured (requests are
+// sent at once).
+//
+// See OMA-TS-LightweightM2M_Core-V1_1_1 §6.2 and §6.3, and
+// OMA-TS-LightweightM2M_Transport-V1_1_1 §6.
+package server

@@ -1,0 +1,373 @@
+package server
+
+import (
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/avc-agent/avc/lwm2m"
+	"github.com/avc-agent/avc/lwm2m/linkformat"
+)
+
+// maxBody bounds the request bodies of the HTTP API.
+const maxBody = 1 << 20
+
+// Handler returns the HTTP JSON API described in the package
+// documentation. It is what the HTTP listener serves; tests may use it
+// with net/http/httptest without a listener.
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /api/clients", s.apiClients)
+	mux.HandleFunc("GET /api/clients/{ep}", s.apiClient)
+	mux.HandleFunc("GET /api/clients/{ep}/read/{path...}", s.apiRead)
+	mux.HandleFunc("PUT /api/clients/{ep}/write/{path...}", s.apiWrite)
+	mux.HandleFunc("POST /api/clients/{ep}/execute/{path...}", s.apiExecute)
+	mux.HandleFunc("GET /api/clients/{ep}/discover/{path...}", s.apiDiscover)
+	return mux
+}
+
+// clientJSON is a ClientInfo in the HTTP API.
+type clientJSON struct {
+	Endpoint   string    `json:"endpoint"`
+	ID         string    `json:"id"`
+	Lifetime   int64     `json:"lifetime"` // seconds
+	Binding    string    `json:"binding"`
+	Version    string    `json:"lwm2m"`
+	SMS        string    `json:"sms,omitempty"`
+	Queue      bool      `json:"queue"`
+	RootPath   string    `json:"root_path,omitempty"`
+	Objects    []string  `json:"objects"`
+	Links      string    `json:"links"`
+	Addr       string    `json:"addr"`
+	Registered time.Time `json:"registered"`
+	Updated    time.Time `json:"updated"`
+	Expires    time.Time `json:"expires"`
+}
+
+func toClientJSON(ci ClientInfo) clientJSON {
+	objects := []string{}
+	for _, l := range objectLinks(ci.Links) {
+		objects = append(objects, l.Target)
+	}
+	return clientJSON{
+		Endpoint:   ci.Endpoint,
+		ID:         ci.ID,
+		Lifetime:   int64(ci.Lifetime / time.Second),
+		Binding:    ci.Binding,
+		Version:    ci.Version,
+		SMS:        ci.SMS,
+		Queue:      ci.Queue,
+		RootPath:   ci.RootPath,
+		Objects:    objects,
+		Links:      string(linkformat.Format(ci.Links)),
+		Addr:       addrString(ci.Addr),
+		Registered: ci.Registered,
+		Updated:    ci.Updated,
+		Expires:    ci.Expires,
+	}
+}
+
+type recordJSON struct {
+	Path  string          `json:"path"`
+	Type  string          `json:"type,omitempty"`
+	Value json.RawMessage `json:"value"`
+}
+
+type readJSON struct {
+	Code       string       `json:"code"`
+	Format     string       `json:"format"`
+	Records    []recordJSON `json:"records"`
+	PayloadHex string       `json:"payload_hex"`
+}
+
+type codeJSON struct {
+	Code string `json:"code"`
+}
+
+type linkJSON struct {
+	Target string            `json:"target"`
+	Attrs  map[string]string `json:"attrs,omitempty"`
+}
+
+type discoverJSON struct {
+	Code    string     `json:"code"`
+	Links   []linkJSON `json:"links"`
+	Payload string     `json:"payload"`
+}
+
+type errorJSON struct {
+	Error string `json:"error"`
+	Code  string `json:"code,omitempty"`
+}
+
+// writeBody is the body of PUT .../write/{path}: either a value for the
+// resource at path, or records below path.
+type writeBody struct {
+	Format  string          `json:"format"`
+	Value   json.RawMessage `json:"value"`
+	Type    string          `json:"type"`
+	Records []recordJSON    `json:"records"`
+}
+
+func (s *Server) apiClients(w http.ResponseWriter, _ *http.Request) {
+	out := []clientJSON{}
+	for _, ci := range s.Clients() {
+		out = append(out, toClientJSON(ci))
+	}
+	s.writeJSON(w, http.StatusOK, out)
+}
+
+func (s *Server) apiClient(w http.ResponseWriter, r *http.Request) {
+	ep := r.PathValue("ep")
+	ci, ok := s.Client(ep)
+	if !ok {
+		s.apiError(w, fmt.Errorf("%w: %q", ErrNotRegistered, ep))
+		return
+	}
+	s.writeJSON(w, http.StatusOK, toClientJSON(ci))
+}
+
+func (s *Server) apiRead(w http.ResponseWriter, r *http.Request) {
+	p, err := apiPath(r, 1)
+	if err != nil {
+		s.apiError(w, err)
+		return
+	}
+	accept := lwm2m.FormatNone
+	if f := r.URL.Query().Get("format"); f != "" {
+		if accept, err = parseFormat(f); err != nil {
+			s.apiError(w, &inputError{err})
+			return
+		}
+	}
+	ctx, cancel := s.opContext(r)
+	defer cancel()
+	resp, err := s.Read(ctx, r.PathValue("ep"), p, accept)
+	if err != nil {
+		s.apiError(w, err)
+		return
+	}
+	out := readJSON{
+		Code:       codeString(resp.Code),
+		Format:     formatName(resp.ContentFormat),
+		Records:    []recordJSON{},
+		PayloadHex: hex.EncodeToString(resp.Payload),
+	}
+	for _, rec := range resp.Records {
+		v, err := json.Marshal(jsonValue(rec.Value))
+		if err != nil {
+			s.apiError(w, err)
+			return
+		}
+		out.Records = append(out.Records, recordJSON{Path: rec.Path.String(), Type: rec.Value.Type.String(), Value: v})
+	}
+	s.writeJSON(w, http.StatusOK, out)
+}
+
+func (s *Server) apiWrite(w http.ResponseWriter, r *http.Request) {
+	p, err := apiPath(r, 2)
+	if err != nil {
+		s.apiError(w, err)
+		return
+	}
+	var body writeBody
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBody))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&body); err != nil {
+		s.apiError(w, badInput("bad body: %w", err))
+		return
+	}
+	format, recs, err := body.records(p)
+	if err != nil {
+		s.apiError(w, &inputError{err})
+		return
+	}
+	ctx, cancel := s.opContext(r)
+	defer cancel()
+	resp, err := s.Write(ctx, r.PathValue("ep"), p, format, recs)
+	if err != nil {
+		s.apiError(w, err)
+		return
+	}
+	s.writeJSON(w, http.StatusOK, codeJSON{Code: codeString(resp.Code)})
+}
+
+// records converts the body to a content format and records for a write
+// at p.
+func (b *writeBody) records(p lwm2m.Path) (lwm2m.ContentFormat, []lwm2m.Record, error) {
+	hasValue := len(b.Value) > 0
+	if hasValue == (b.Records != nil) {
+		return 0, nil, errors.New(`bad body: need exactly one of "value" and "records"`)
+	}
+	var (
+		format lwm2m.ContentFormat
+		recs   []lwm2m.Record
+	)
+	if hasValue {
+		if p.Len < 3 {
+			return 0, nil, fmt.Errorf(`%w: "value" needs a resource path, not %s`, ErrBadPath, p)
+		}
+		v, err := recordValue(p, b.Type, b.Value)
+		if err != nil {
+			return 0, nil, err
+		}
+		format, recs = lwm2m.FormatText, []lwm2m.Record{{Path: p, Value: v}}
+	} else {
+		format = lwm2m.FormatTLV
+		for _, rj := range b.Records {
+			rp, err := recordPath(p, rj.Path)
+			if err != nil {
+				return 0, nil, err
+			}
+			v, err := recordValue(rp, rj.Type, rj.Value)
+			if err != nil {
+				return 0, nil, err
+			}
+			recs = append(recs, lwm2m.Record{Path: rp, Value: v})
+		}
+	}
+	if b.Format != "" {
+		f, err := parseFormat(b.Format)
+		if err != nil {
+			return 0, nil, err
+		}
+		format = f
+	}
+	return format, recs, nil
+}
+
+// recordPath resolves a record path: absolute ("/3/0/1") or relative to
+// the write's path ("1" below /3/0).
+func recordPath(base lwm2m.Path, s string) (lwm2m.Path, error) {
+	if !strings.HasPrefix(s, "/") {
+		s = base.String() + "/" + s
+	}
+	p, err := lwm2m.ParsePath(s)
+	if err != nil {
+		return p, fmt.Errorf("record path: %w", err)
+	}
+	return p, nil
+}
+
+// recordValue converts a JSON value for the resource at p, using typeName
+// when given and the server's table of resource types otherwise.
+func recordValue(p lwm2m.Path, typeName string, raw json.RawMessage) (lwm2m.Value, error) {
+	t := typeOf(p)
+	if typeName != "" {
+		var err error
+		if t, err = parseType(typeName); err != nil {
+			return lwm2m.Value{}, fmt.Errorf("record %s: %w", p, err)
+		}
+	}
+	if len(raw) == 0 {
+		return lwm2m.Value{}, fmt.Errorf("record %s: no value", p)
+	}
+	v, err := parseJSONValue(raw, t)
+	if err != nil {
+		return lwm2m.Value{}, fmt.Errorf("record %s: %w", p, err)
+	}
+	return v, nil
+}
+
+func (s *Server) apiExecute(w http.ResponseWriter, r *http.Request) {
+	p, err := apiPath(r, 3)
+	if err != nil {
+		s.apiError(w, err)
+		return
+	}
+	args, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
+	if err != nil {
+		s.apiError(w, badInput("bad body: %w", err))
+		return
+	}
+	ctx, cancel := s.opContext(r)
+	defer cancel()
+	resp, err := s.Execute(ctx, r.PathValue("ep"), p, strings.TrimSpace(string(args)))
+	if err != nil {
+		s.apiError(w, err)
+		return
+	}
+	s.writeJSON(w, http.StatusOK, codeJSON{Code: codeString(resp.Code)})
+}
+
+func (s *Server) apiDiscover(w http.ResponseWriter, r *http.Request) {
+	p, err := apiPath(r, 0)
+	if err != nil {
+		s.apiError(w, err)
+		return
+	}
+	ctx, cancel := s.opContext(r)
+	defer cancel()
+	links, resp, err := s.Discover(ctx, r.PathValue("ep"), p)
+	if err != nil {
+		s.apiError(w, err)
+		return
+	}
+	out := discoverJSON{Code: codeString(resp.Code), Links: []linkJSON{}, Payload: string(resp.Payload)}
+	for _, l := range links {
+		lj := linkJSON{Target: l.Target}
+		for _, prm := range l.Params {
+			if lj.Attrs == nil {
+				lj.Attrs = make(map[string]string)
+			}
+			lj.Attrs[prm.Name] = prm.Value
+		}
+		out.Links = append(out.Links, lj)
+	}
+	s.writeJSON(w, http.StatusOK, out)
+}
+
+// apiPath parses the {path...} wildcard, which must have at least minLen IDs.
+func apiPath(r *http.Request, minLen int) (lwm2m.Path, error) {
+	p, err := lwm2m.ParsePath(r.PathValue("path"))
+	if err != nil {
+		return p, &inputError{err}
+	}
+	if p.Len < minLen {
+		return p, badInput("%w: %s", ErrBadPath, p)
+	}
+	return p, nil
+}
+
+// opContext bounds a device operation made for an HTTP request.
+func (s *Server) opContext(r *http.Request) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(r.Context(), s.cfg.RequestTimeout)
+}
+
+// apiError answers with err as JSON: 404 for an unknown client, 400 for a
+// bad request, 502 when the client answered with an error or not at all.
+func (s *Server) apiError(w http.ResponseWriter, err error) {
+	var (
+		ce     *CodeError
+		ie     *inputError
+		status = http.StatusBadGateway
+		out    = errorJSON{Error: err.Error()}
+	)
+	switch {
+	case errors.Is(err, ErrNotRegistered):
+		status = http.StatusNotFound
+	case errors.As(err, &ie):
+		status = http.StatusBadRequest
+	case errors.As(err, &ce):
+		out.Code = codeString(ce.Code)
+	}
+	s.log.Debug("api error", "status", status, "err", err)
+	s.writeJSON(w, status, out)
+}
+
+func (s *Server) writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		s.log.Debug("cannot write http response", "err", err)
+	}
+}

@@ -1,0 +1,265 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	coapnet "github.com/plgd-dev/go-coap/v3/net"
+	"github.com/plgd-dev/go-coap/v3/options"
+	"github.com/plgd-dev/go-coap/v3/udp"
+	udpserver "github.com/plgd-dev/go-coap/v3/udp/server"
+)
+
+// Defaults applied by New for zero Config fields.
+const (
+	// DefaultCoAPAddr is the UDP address the server listens on when
+	// Config.CoAPAddr is empty.
+	DefaultCoAPAddr = "127.0.0.1:5683"
+	// DefaultExpiryGrace is how long a registration outlives its lifetime
+	// when Config.ExpiryGrace is zero.
+	DefaultExpiryGrace = 10 * time.Second
+	// DefaultRequestTimeout bounds each device operation started by the HTTP
+	// API when Config.RequestTimeout is zero.
+	DefaultRequestTimeout = 30 * time.Second
+	// DefaultEventBuffer is the capacity of each subscriber's channel when
+	// Config.EventBuffer is zero.
+	DefaultEventBuffer = 64
+)
+
+// ErrClosed is returned by Start on a server that was closed.
+var ErrClosed = errors.New("server: closed")
+
+// Config configures a [Server]. The zero value is usable: it listens for
+// CoAP on DefaultCoAPAddr, serves no HTTP API and logs nothing.
+type Config struct {
+	// CoAPAddr is the UDP address for CoAP ("host:port"). Empty means
+	// DefaultCoAPAddr; port 0 picks a free port (see Server.CoAPAddr).
+	CoAPAddr string
+	// HTTPAddr is the TCP address of the HTTP JSON API. Empty means no
+	// HTTP listener; Server.Handler still serves the API.
+	HTTPAddr string
+	// Logger receives the server's log records. Nil means discard.
+	Logger *slog.Logger
+	// ExpiryGrace is added to a registration's lifetime before the
+	// registration expires. Zero means DefaultExpiryGrace; a negative
+	// value means none.
+	ExpiryGrace time.Duration
+	// RequestTimeout bounds each device operation made by the HTTP API.
+	// Zero means DefaultRequestTimeout. The Go API (Read, Write, ...) is
+	// bounded by the caller's context only.
+	RequestTimeout time.Duration
+	// EventBuffer is the capacity of each Subscribe channel. Zero means
+	// DefaultEventBuffer.
+	EventBuffer int
+}
+
+// Server is avc's embedded LwM2M 1.1 server: a registration interface on
+// CoAP over UDP, device management operations on registered clients, an
+// event stream and an optional HTTP JSON API.
+//
+// Here's an example:
+//
+//	s := server.New(server.Config{CoAPAddr: "127.0.0.1:0"})
+//	if err := s.Start(ctx); err != nil {
+//		return err
+//	}
+//	defer s.Close()
+//	ev, err := s.WaitFor(ctx, "dev1", server.EventRegistered)
+//	resp, err := s.Read(ctx, "dev1", lwm2m.P(3, 0), lwm2m.FormatTLV)
+//
+// # Notes
+//
+//   - No security: plain CoAP only (NoSec mode), no DTLS.
+//   - No bootstrap interface, no Observe and no Send.
+//   - Queue mode (binding "Q") is recorded, but requests are sent at once.
+//
+// See OMA-TS-LightweightM2M_Core-V1_1_1 §6.2 (registration) and §6.3
+// (device management and service enablement).
+type Server struct {
+	cfg Config
+	log *slog.Logger
+
+	mu    sync.Mutex // guards the fields below and the registrations
+	byEP  map[string]*registration
+	byID  map[string]*registration
+	state int // stateNew, stateStarted, stateClosed
+
+	coap    *udpserver.Server
+	udpConn *coapnet.UDPConn
+	httpSrv *http.Server
+	httpLn  net.Listener
+	wg      sync.WaitGroup
+
+	events eventHub
+}
+
+const (
+	stateNew = iota
+	stateStarted
+	stateClosed
+)
+
+// New returns a server configured by cfg; nothing is bound until Start.
+func New(cfg Config) *Server {
+	if cfg.CoAPAddr == "" {
+		cfg.CoAPAddr = DefaultCoAPAddr
+	}
+	if cfg.ExpiryGrace == 0 {
+		cfg.ExpiryGrace = DefaultExpiryGrace
+	} else if cfg.ExpiryGrace < 0 {
+		cfg.ExpiryGrace = 0
+	}
+	if cfg.RequestTimeout <= 0 {
+		cfg.RequestTimeout = DefaultRequestTimeout
+	}
+	if cfg.EventBuffer <= 0 {
+		cfg.EventBuffer = DefaultEventBuffer
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	s := &Server{
+		cfg:  cfg,
+		log:  log,
+		byEP: make(map[string]*registration),
+		byID: make(map[string]*registration),
+	}
+	s.events.init(log, cfg.EventBuffer)
+	return s
+}
+
+// Start binds the CoAP socket (and the HTTP listener when Config.HTTPAddr
+// is set) and returns once both are listening. Serving continues in
+// goroutines until Close. ctx bounds the start only.
+func (s *Server) Start(ctx context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch s.state {
+	case stateStarted:
+		return errors.New("server: already started")
+	case stateClosed:
+		return ErrClosed
+	}
+
+	var lc net.ListenConfig
+	pc, err := lc.ListenPacket(ctx, "udp", s.cfg.CoAPAddr)
+	if err != nil {
+		return fmt.Errorf("server: listen coap %s: %w", s.cfg.CoAPAddr, err)
+	}
+	var ln net.Listener
+	if s.cfg.HTTPAddr != "" {
+		ln, err = lc.Listen(ctx, "tcp", s.cfg.HTTPAddr)
+		if err != nil {
+			pc.Close()
+			return fmt.Errorf("server: listen http %s: %w", s.cfg.HTTPAddr, err)
+		}
+	}
+
+	s.udpConn = coapnet.NewUDPConn("udp", pc.(*net.UDPConn), coapnet.WithErrors(s.coapError))
+	s.coap = udp.NewServer(
+		options.WithMux(s.router()),
+		options.WithErrors(s.coapError),
+	)
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		if err := s.coap.Serve(s.udpConn); err != nil {
+			s.log.Error("coap server stopped", "err", err)
+		}
+	}()
+
+	if ln != nil {
+		s.httpLn = ln
+		s.httpSrv = &http.Server{
+			Handler:           s.Handler(),
+			ReadHeaderTimeout: 10 * time.Second,
+			ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+		}
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			if err := s.httpSrv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				s.log.Error("http server stopped", "err", err)
+			}
+		}()
+	}
+	s.state = stateStarted
+	attrs := []any{"coap", pc.LocalAddr().String()}
+	if ln != nil {
+		attrs = append(attrs, "http", ln.Addr().String())
+	}
+	s.log.Info("server listening", attrs...)
+	return nil
+}
+
+// coapError receives go-coap's internal errors, which are about single
+// datagrams and exchanges.
+func (s *Server) coapError(err error) {
+	s.log.Debug("coap error", "err", err)
+}
+
+// CoAPAddr returns the bound UDP address, or nil before Start.
+func (s *Server) CoAPAddr() net.Addr {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.udpConn == nil {
+		return nil
+	}
+	return s.udpConn.LocalAddr()
+}
+
+// HTTPAddr returns the bound HTTP address, or nil before Start and when
+// Config.HTTPAddr is empty.
+func (s *Server) HTTPAddr() net.Addr {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.httpLn == nil {
+		return nil
+	}
+	return s.httpLn.Addr()
+}
+
+// Close stops serving, forgets all registrations without emitting events,
+// closes every Subscribe channel and waits for the serving goroutines to
+// end. It may be called more than once and before Start.
+func (s *Server) Close() error {
+	s.mu.Lock()
+	if s.state == stateClosed {
+		s.mu.Unlock()
+		return nil
+	}
+	started := s.state == stateStarted
+	s.state = stateClosed
+	for _, r := range s.byID {
+		r.timer.Stop()
+	}
+	clear(s.byEP)
+	clear(s.byID)
+	s.mu.Unlock()
+
+	var errs []error
+	if started {
+		s.coap.Stop()
+		// Stop closes the socket only once Serve has taken it; close it
+		// here too in case Serve has not run yet.
+		_ = s.udpConn.Close()
+		if s.httpSrv != nil {
+			if err := s.httpSrv.Close(); err != nil {
+				errs = append(errs, fmt.Errorf("server: close http: %w", err))
+			}
+		}
+		s.wg.Wait()
+	}
+	s.events.close()
+	if started {
+		s.log.Info("server closed")
+	}
+	return errors.Join(errs...)
+}
