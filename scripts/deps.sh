@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Installs what avc's tests need on a bare machine, from the package
+# registries only: Debian packages (C toolchain, Python, Node) and the npm
+# packages of the interop peers (into test/interop/node_modules). Safe to
+# run again: it installs only what is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_apt=()
+command -v gcc >/dev/null || need_apt+=(gcc)
+command -v g++ >/dev/null || need_apt+=(g++)
+command -v python3 >/dev/null || need_apt+=(python3)
+command -v node >/dev/null || need_apt+=(nodejs)
+command -v npm >/dev/null || need_apt+=(npm)
+if [ ${#need_apt[@]} -gt 0 ]; then
+	echo "deps: apt-get install ${need_apt[*]}"
+	SUDO=""
+	[ "$(id -u)" -eq 0 ] || SUDO=sudo
+	$SUDO apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+
+if [ ! -d test/interop/node_modules/lwm2m-node-lib ]; then
+	echo "deps: npm ci (test/interop: lwm2m-node-lib)"
+	(cd test/interop && npm ci --no-audit --no-fund --loglevel=error)
+fi
