@@ -67,7 +67,7 @@ func startNodeServer(t *testing.T) (*peer, int) {
 			p.log.WriteString(line + "\n")
 			var m map[string]any
 			if strings.HasPrefix(line, "RESULT ") {
-				m = map[string]any{"result": strings.TrimPrefix(line, "RESULT ")}
+				m = map[string]any{"final": strings.TrimPrefix(line, "RESULT ")}
 			} else if json.Unmarshal([]byte(line), &m) != nil {
 				continue
 			}
@@ -134,8 +134,8 @@ func TestLwm2mNodeLib(t *testing.T) {
 	if reg["event"] != "register" || reg["ep"] != "interop-1" || reg["lwm2m"] != "1.1" || reg["lt"] != float64(300) {
 		t.Fatalf("registration seen by lwm2m-node-lib = %v", reg)
 	}
-	res := p.next(t, "result", 45*time.Second)
-	if res["result"] != "ok" {
+	res := p.next(t, "final", 45*time.Second)
+	if res["final"] != "ok" {
 		t.Fatalf("lwm2m-node-lib steps failed:\n%s", p.log)
 	}
 	for _, step := range []string{`"step":"read","path":"/3/0/0"`, `"step":"write","path":"/1/0/1"`, `"step":"execute","path":"/1/0/8"`} {

@@ -41,6 +41,7 @@ const steps = [
 ];
 
 let updates = 0;
+let mark = 0; // updates seen before the last operation was sent
 let failures = 0;
 function out(obj) { process.stdout.write(JSON.stringify(obj) + '\n'); }
 
@@ -54,7 +55,9 @@ function run(id) {
         }
         const [op, o, n, r, v, expect] = steps[i++];
         if (op === 'waitUpdate') {
-            const seen = updates;
+            // The update may arrive before the operation's own answer, so
+            // count from before the operation was sent.
+            const seen = mark;
             const deadline = Date.now() + 10000;
             const poll = () => {
                 if (updates > seen) { out({ step: 'waitUpdate', pass: true }); return next(); }
@@ -64,6 +67,7 @@ function run(id) {
             return poll();
         }
         const path = `/${o}/${n}/${r}`;
+        mark = updates;
         const cb = (e, res) => {
             const pass = expect(e, res);
             if (!pass) failures++;
