@@ -11,7 +11,8 @@ export AVC_CLI     := $(CURDIR)/$(BUILD)/avc
 # Fuzz targets run briefly by `make test` (package:target); `make fuzz`
 # runs them longer.
 FUZZ_TARGETS := ./agent:FuzzHandleDatagram ./lwm2m/tlv:FuzzDecode \
-	./lwm2m/senml:FuzzDecodeJSON ./lwm2m/linkformat:FuzzParse ./lwm2m/text:FuzzDecode
+	./lwm2m/senml:FuzzDecodeJSON ./lwm2m/linkformat:FuzzParse ./lwm2m/text:FuzzDecode \
+	./server:FuzzParseJSONValue
 FUZZ_TIME    ?= 3s
 
 .PHONY: all build lib wasm cli headers demo test deps vet unit fuzz-short fuzz \

@@ -1,0 +1,108 @@
+package agent_test
+
+import (
+	"errors"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/avc-agent/avc/agent"
+)
+
+func TestConfigSet(t *testing.T) {
+	tests := []struct {
+		name, key, value string
+		check            func(agent.Config) bool
+		wantErr          bool
+	}{
+		{name: "server uri", key: agent.EnvServerURI, value: "coap://h:1", check: func(c agent.Config) bool { return c.ServerURI == "coap://h:1" }},
+		{name: "lifetime", key: agent.EnvLifetime, value: " 60 ", check: func(c agent.Config) bool { return c.Lifetime == time.Minute }},
+		{name: "zero lifetime", key: agent.EnvLifetime, value: "0", wantErr: true},
+		{name: "negative lifetime", key: agent.EnvLifetime, value: "-5", wantErr: true},
+		{name: "huge lifetime", key: agent.EnvLifetime, value: "4294967296", wantErr: true},
+		{name: "log level", key: agent.EnvLogLevel, value: "debug", check: func(c agent.Config) bool { return c.LogLevel == slog.LevelDebug }},
+		{name: "bad log level", key: agent.EnvLogLevel, value: "loud", wantErr: true},
+		{name: "psk key hex", key: agent.EnvPSKKey, value: "00ff", check: func(c agent.Config) bool { return len(c.PSKKey) == 2 && c.PSKKey[1] == 0xff }},
+		{name: "psk key not hex", key: agent.EnvPSKKey, value: "zz", wantErr: true},
+		{name: "unknown name", key: "AVC_NOPE", value: "1", wantErr: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var c agent.Config
+			err := c.Set(tt.key, tt.value)
+			if (err != nil) != tt.wantErr {
+				t.Fatalf("Set(%s, %q) = %v, want error %v", tt.key, tt.value, err, tt.wantErr)
+			}
+			if err != nil && !errors.Is(err, agent.ErrConfig) {
+				t.Errorf("error %v does not wrap ErrConfig", err)
+			}
+			if tt.check != nil && !tt.check(c) {
+				t.Errorf("Set(%s, %q) gave %+v", tt.key, tt.value, c)
+			}
+		})
+	}
+}
+
+func TestConfigGetNeverReturnsSecrets(t *testing.T) {
+	var c agent.Config
+	if err := c.Set(agent.EnvPSKKey, "a1b2"); err != nil {
+		t.Fatal(err)
+	}
+	if v, _ := c.Get(agent.EnvPSKKey); strings.Contains(v, "a1b2") {
+		t.Errorf("Get returned the key: %q", v)
+	}
+	for _, name := range agent.ConfigNames {
+		if _, err := c.Get(name); err != nil {
+			t.Errorf("Get(%s): %v", name, err)
+		}
+	}
+}
+
+func TestConfigValidateJoinsProblems(t *testing.T) {
+	tests := []struct {
+		name string
+		cfg  agent.Config
+		want []string
+	}{
+		{"empty", agent.Config{}, []string{"AVC_SERVER_URI is required", "AVC_ENDPOINT is required"}},
+		{"bad scheme", agent.Config{ServerURI: "http://x", Endpoint: "e"}, []string{"want coap://"}},
+		{"coaps not yet", agent.Config{ServerURI: "coaps://x", Endpoint: "e"}, []string{"coaps"}},
+		{"bad port", agent.Config{ServerURI: "coap://x:99999", Endpoint: "e"}, []string{"bad port"}},
+		{"endpoint with query chars", agent.Config{ServerURI: "coap://x", Endpoint: "a&b"}, []string{"AVC_ENDPOINT"}},
+		{"fractional lifetime", agent.Config{ServerURI: "coap://x", Endpoint: "e", Lifetime: 1500 * time.Millisecond}, []string{"whole seconds"}},
+		{"binding", agent.Config{ServerURI: "coap://x", Endpoint: "e", Binding: "T"}, []string{"binding"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := tt.cfg.Validate()
+			if err == nil {
+				t.Fatal("Validate() = nil")
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q lacks %q", err, w)
+				}
+			}
+			if _, err := agent.NewEngine(tt.cfg, nil); err == nil {
+				t.Error("NewEngine accepted an invalid config")
+			}
+		})
+	}
+}
+
+func TestConfigApply(t *testing.T) {
+	env := map[string]string{agent.EnvServerURI: "coap://[::1]:5683", agent.EnvEndpoint: "x", agent.EnvLifetime: "bad"}
+	var c agent.Config
+	err := c.ApplyEnv(func(k string) (string, bool) { v, ok := env[k]; return v, ok })
+	if err == nil || !strings.Contains(err.Error(), agent.EnvLifetime) {
+		t.Fatalf("ApplyEnv error = %v, want one about %s", err, agent.EnvLifetime)
+	}
+	if c.ServerURI != "coap://[::1]:5683" || c.Endpoint != "x" {
+		t.Errorf("good values not applied: %+v", c)
+	}
+	var m agent.Config
+	if err := m.ApplyMap(map[string]string{"AVC_BOGUS": "1"}); err == nil {
+		t.Error("ApplyMap accepted an unknown name")
+	}
+}
