@@ -118,7 +118,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	go a.feed()
 	defer a.close()
 
-	conn, err := net.ListenUDP("udp", nil)
+	conn, err := net.ListenUDP("udp", localAddrFor(a.engine.Peer()))
 	if err != nil {
 		return fmt.Errorf("agent: open socket: %w", err)
 	}
@@ -339,4 +339,19 @@ func systemMemory() (free, total int64) {
 		}
 	}
 	return free, total
+}
+
+// localAddrFor returns the address to bind for talking to peer: loopback
+// for a loopback server (so the agent is not reachable from elsewhere),
+// otherwise any address.
+func localAddrFor(peer string) *net.UDPAddr {
+	host, _, err := net.SplitHostPort(peer)
+	if err != nil {
+		return nil
+	}
+	ip := net.ParseIP(host)
+	if ip == nil || !ip.IsLoopback() {
+		return nil
+	}
+	return &net.UDPAddr{IP: ip}
 }

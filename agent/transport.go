@@ -58,6 +58,10 @@ type transport struct {
 	nextMID   uint16
 	exchanges map[string]*exchange // by token
 	dedup     map[string]seen      // by peer + MID
+	// dedupOrder holds dedup's keys oldest first. Every entry lives for
+	// EXCHANGE_LIFETIME, so insertion order is expiry order and both
+	// expiry and eviction take from the front.
+	dedupOrder []string
 }
 
 func newTransport(e *Engine) *transport {
@@ -145,10 +149,13 @@ func (t *transport) fire(now time.Time) {
 		t.e.logDebug("coap retransmit", "peer", x.peer, "mid", x.mid, "attempt", x.sends)
 		t.e.transmit(x.peer, x.wire)
 	}
-	for k, s := range t.dedup {
-		if !now.Before(s.expires) {
-			delete(t.dedup, k)
+	for len(t.dedupOrder) > 0 {
+		k := t.dedupOrder[0]
+		if s, ok := t.dedup[k]; ok && now.Before(s.expires) {
+			break
 		}
+		delete(t.dedup, k)
+		t.dedupOrder = t.dedupOrder[1:]
 	}
 }
 
@@ -160,8 +167,8 @@ func (t *transport) next() time.Time {
 			next = x.deadline
 		}
 	}
-	for _, s := range t.dedup {
-		if next.IsZero() || s.expires.Before(next) {
+	if len(t.dedupOrder) > 0 {
+		if s := t.dedup[t.dedupOrder[0]]; next.IsZero() || s.expires.Before(next) {
 			next = s.expires
 		}
 	}
@@ -262,18 +269,13 @@ func (t *transport) handleAckOrReset(now time.Time, m *message.Message) {
 }
 
 func (t *transport) remember(now time.Time, key string, resp []byte) {
-	if len(t.dedup) >= maxDedup {
-		// Evict the entry closest to expiry.
-		var victim string
-		var at time.Time
-		for k, s := range t.dedup {
-			if victim == "" || s.expires.Before(at) {
-				victim, at = k, s.expires
-			}
-		}
-		delete(t.dedup, victim)
+	if len(t.dedupOrder) >= maxDedup {
+		// Full: forget the oldest entry, the one closest to expiry.
+		delete(t.dedup, t.dedupOrder[0])
+		t.dedupOrder = t.dedupOrder[1:]
 	}
 	t.dedup[key] = seen{expires: now.Add(ExchangeLifetime), resp: resp}
+	t.dedupOrder = append(t.dedupOrder, key)
 }
 
 func (t *transport) emptyWire(typ message.Type, mid uint16) []byte {
