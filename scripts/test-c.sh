@@ -27,3 +27,6 @@ echo "static: build/libavc.a links"
 
 # Wrong use from C: error codes, never a crash.
 env -u AVC_SERVER_URI LD_LIBRARY_PATH=build "$tmp/misuse"
+
+# Concurrent use from several threads: no crash, no deadlock.
+env -u AVC_SERVER_URI LD_LIBRARY_PATH=build timeout 150 "$tmp/stress"

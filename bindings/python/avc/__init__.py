@@ -1,0 +1,95 @@
+"""avc: Python binding for libavc, avc's LwM2M device agent.
+
+Here's an example::
+
+    import avc
+
+    with avc.Session(server_uri="coap://127.0.0.1:5683", endpoint="dev1") as s:
+        s.wait_for(avc.Status.SESSION_STARTED, timeout=10)
+        print("registered")
+
+The binding is a thin layer over the C library (Legato's le_avc API plus
+avc.h), loaded with ctypes; see ``avc._ffi`` for how libavc is found
+(``AVC_LIBRARY``). Configuration uses the ``AVC_*`` names (or their
+snake_case forms: ``server_uri``), from the environment or
+:func:`configure`.
+
+# Notes
+
+- Status handlers run on libavc's dispatcher thread, not the caller's.
+  Exceptions they raise are logged on the "avc" logger, never propagated.
+- libavc's own log lines go to ``logging.getLogger("avc")``.
+- Do not fork after importing (use multiprocessing's "spawn" start method):
+  the Go runtime inside libavc does not survive fork.
+"""
+
+from __future__ import annotations
+
+from ._core import (
+    Event,
+    StatusHandler,
+    StatusHandlerHandle,
+    add_status_handler,
+    configure,
+    enable_polling,
+    get_config,
+    last_error,
+    poll_event,
+    remove_status_handler,
+    result_text,
+    set_config,
+    start_session,
+    stop_session,
+    version,
+)
+from ._enums import LogLevel, Result, Status
+from ._ffi import LibraryNotFoundError, library_path
+from ._session import Session
+from .errors import (
+    AvcError,
+    AvcOverflowError,
+    AvcTimeoutError,
+    BadParameterError,
+    BusyError,
+    DuplicateError,
+    FaultError,
+    FormatError,
+    NotFoundError,
+    NotPermittedError,
+    UnsupportedError,
+)
+
+__all__ = [
+    "AvcError",
+    "AvcOverflowError",
+    "AvcTimeoutError",
+    "BadParameterError",
+    "BusyError",
+    "DuplicateError",
+    "Event",
+    "FaultError",
+    "FormatError",
+    "LibraryNotFoundError",
+    "LogLevel",
+    "NotFoundError",
+    "NotPermittedError",
+    "Result",
+    "Session",
+    "Status",
+    "StatusHandler",
+    "StatusHandlerHandle",
+    "UnsupportedError",
+    "add_status_handler",
+    "configure",
+    "enable_polling",
+    "get_config",
+    "last_error",
+    "library_path",
+    "poll_event",
+    "remove_status_handler",
+    "result_text",
+    "set_config",
+    "start_session",
+    "stop_session",
+    "version",
+]

@@ -1,0 +1,80 @@
+"""Enumerations with the C values of legato.h, le_avc_common.h and avc.h."""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+__all__ = ["LogLevel", "Result", "Status"]
+
+
+class Result(IntEnum):
+    """``le_result_t`` (legato.h), members named without the ``LE_`` prefix.
+
+    avc.h's ``avc_result_t`` codes are a subset with the same values
+    (``AVC_ERR_TIMEOUT`` is ``Result.TIMEOUT``), so one enum covers both.
+    """
+
+    OK = 0
+    NOT_FOUND = -1
+    NOT_POSSIBLE = -2
+    OUT_OF_RANGE = -3
+    NO_MEMORY = -4
+    NOT_PERMITTED = -5
+    FAULT = -6
+    COMM_ERROR = -7
+    TIMEOUT = -8
+    OVERFLOW = -9
+    UNDERFLOW = -10
+    WOULD_BLOCK = -11
+    DEADLOCK = -12
+    FORMAT_ERROR = -13
+    DUPLICATE = -14
+    BAD_PARAMETER = -15
+    CLOSED = -16
+    BUSY = -17
+    UNSUPPORTED = -18
+    IO_ERROR = -19
+    NOT_IMPLEMENTED = -20
+    UNAVAILABLE = -21
+    TERMINATED = -22
+    IN_PROGRESS = -23
+    SUSPENDED = -24
+
+
+class Status(IntEnum):
+    """``le_avc_Status_t``, members named without the ``LE_AVC_`` prefix."""
+
+    NO_UPDATE = 0
+    DOWNLOAD_PENDING = 1
+    DOWNLOAD_IN_PROGRESS = 2
+    DOWNLOAD_COMPLETE = 3
+    DOWNLOAD_FAILED = 4
+    INSTALL_PENDING = 5
+    INSTALL_IN_PROGRESS = 6
+    INSTALL_COMPLETE = 7
+    INSTALL_FAILED = 8
+    UNINSTALL_PENDING = 9
+    UNINSTALL_IN_PROGRESS = 10
+    UNINSTALL_COMPLETE = 11
+    UNINSTALL_FAILED = 12
+    SESSION_STARTED = 13
+    SESSION_BS_STARTED = 14
+    SESSION_STOPPED = 15
+    SESSION_FAILED = 16
+    REBOOT_PENDING = 17
+    CONNECTION_PENDING = 18
+    AUTH_STARTED = 19
+    AUTH_FAILED = 20
+    CERTIFICATION_OK = 21
+    CERTIFICATION_KO = 22
+    DOWNLOAD_TIMEOUT = 23
+    DOWNLOAD_ABORTED = 24
+
+
+class LogLevel(IntEnum):
+    """``avc_log_level_t`` (avc.h), members named without the ``AVC_LOG_`` prefix."""
+
+    DEBUG = -4
+    INFO = 0
+    WARN = 4
+    ERROR = 8

@@ -1,0 +1,147 @@
+"""Loads libavc and declares every C function the binding uses.
+
+This is the only module that touches ctypes.CDLL. The library is looked up
+in this order:
+
+1. the path in the ``AVC_LIBRARY`` environment variable;
+2. next to the package (``avc/libavc.so``), for installed copies;
+3. the repository's ``build/`` directory (``bindings/python/../../build``);
+4. ``ctypes.util.find_library("avc")``.
+
+It is loaded with ``CDLL`` (which releases the GIL during each call), never
+``PyDLL``: libavc calls back from its own threads, and a call that kept the
+GIL would deadlock against them.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "EVENT_MESSAGE_MAX",
+    "LOG_FN",
+    "STATUS_HANDLER_FN",
+    "AvcEvent",
+    "LibraryNotFoundError",
+    "lib",
+    "library_path",
+]
+
+#: ``avc_event_t.message`` size (AVC_EVENT_MESSAGE_MAX).
+EVENT_MESSAGE_MAX = 128
+
+
+class AvcEvent(ctypes.Structure):
+    """``avc_event_t`` (avc.h)."""
+
+    _fields_ = [
+        ("type", ctypes.c_int32),
+        ("status", ctypes.c_int32),
+        ("total_num_bytes", ctypes.c_int32),
+        ("progress", ctypes.c_int32),
+        ("dropped", ctypes.c_uint32),
+        ("message", ctypes.c_char * EVENT_MESSAGE_MAX),
+    ]
+
+
+#: ``le_avc_StatusHandlerFunc_t``: (status, totalNumBytes, progress, contextPtr).
+STATUS_HANDLER_FN = ctypes.CFUNCTYPE(None, ctypes.c_int, ctypes.c_int32, ctypes.c_int32, ctypes.c_void_p)
+
+#: ``avc_log_fn``: (user, level, msg).
+LOG_FN = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_int, ctypes.c_char_p)
+
+_c_int = ctypes.c_int
+_c_char_p = ctypes.c_char_p
+_c_void_p = ctypes.c_void_p
+_c_size_t = ctypes.c_size_t
+
+#: name -> (argtypes, restype), one entry per C function used. A test checks
+#: it against the prototypes in include/.
+SIGNATURES: dict[str, tuple[list[Any], Any]] = {
+    # legato.h
+    "le_result_Txt": ([_c_int], _c_char_p),
+    # le_avc_interface.h
+    "le_avc_ConnectService": ([], None),
+    "le_avc_TryConnectService": ([], _c_int),
+    "le_avc_SetServerDisconnectHandler": ([_c_void_p, _c_void_p], None),
+    "le_avc_DisconnectService": ([], None),
+    "le_avc_AddStatusEventHandler": ([STATUS_HANDLER_FN, _c_void_p], _c_void_p),
+    "le_avc_RemoveStatusEventHandler": ([_c_void_p], None),
+    "le_avc_StartSession": ([], _c_int),
+    "le_avc_StopSession": ([], _c_int),
+    # avc.h
+    "avc_strerror": ([_c_int], _c_char_p),
+    "avc_last_error": ([_c_char_p, _c_size_t], _c_int),
+    "avc_version": ([], _c_char_p),
+    "avc_config_set": ([_c_char_p, _c_char_p], _c_int),
+    "avc_config_get": ([_c_char_p, _c_char_p, _c_size_t], _c_int),
+    "avc_set_log_handler": ([LOG_FN, _c_void_p], _c_int),
+    "avc_events_enable_poll": ([_c_int], _c_int),
+    "avc_poll_event": ([ctypes.POINTER(AvcEvent), _c_int], _c_int),
+}
+
+
+class LibraryNotFoundError(ImportError):
+    """libavc could not be found or does not match this binding."""
+
+
+def _names() -> list[str]:
+    if sys.platform == "darwin":
+        return ["libavc.dylib"]
+    if sys.platform == "win32":
+        return ["avc.dll", "libavc.dll"]
+    return ["libavc.so"]
+
+
+def _candidates() -> list[Path]:
+    here = Path(__file__).resolve().parent
+    out: list[Path] = []
+    for name in _names():
+        out.append(here / name)
+        out.append(here.parent.parent.parent / "build" / name)
+    return out
+
+
+def _find() -> str:
+    env = os.environ.get("AVC_LIBRARY")
+    if env:
+        if not Path(env).is_file():
+            raise LibraryNotFoundError(f"AVC_LIBRARY={env!r} is not a file")
+        return env
+    tried = _candidates()
+    for p in tried:
+        if p.is_file():
+            return str(p)
+    found = ctypes.util.find_library("avc")
+    if found:
+        return found
+    raise LibraryNotFoundError(
+        "libavc not found: set AVC_LIBRARY, or build it with `make lib` "
+        "(looked in: " + ", ".join(str(p) for p in tried) + ", and the system library path)"
+    )
+
+
+def _load() -> tuple[ctypes.CDLL, str]:
+    path = _find()
+    try:
+        dll = ctypes.CDLL(path)
+    except OSError as e:
+        raise LibraryNotFoundError(f"cannot load libavc from {path}: {e}") from e
+    for name, (argtypes, restype) in SIGNATURES.items():
+        try:
+            fn = getattr(dll, name)
+        except AttributeError:
+            raise LibraryNotFoundError(
+                f"{path} has no {name}: the library and the Python binding are different versions"
+            ) from None
+        fn.argtypes = argtypes
+        fn.restype = restype
+    return dll, path
+
+
+lib, library_path = _load()

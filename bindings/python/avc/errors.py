@@ -1,0 +1,107 @@
+"""Exceptions raised by the avc binding.
+
+Every failure of a C call is an :class:`AvcError` carrying the C result code
+in ``.result``; common codes have their own subclass so that callers can
+catch narrowly (``except avc.DuplicateError``).
+"""
+
+from __future__ import annotations
+
+from ._enums import Result
+
+__all__ = [
+    "AvcError",
+    "AvcOverflowError",
+    "AvcTimeoutError",
+    "BadParameterError",
+    "BusyError",
+    "DuplicateError",
+    "FaultError",
+    "FormatError",
+    "NotFoundError",
+    "NotPermittedError",
+    "UnsupportedError",
+    "error_for",
+]
+
+
+class AvcError(Exception):
+    """A libavc call failed.
+
+    Attributes:
+        result: the C result code, a :class:`Result` (or a plain int for a
+            value Result does not know).
+        message: libavc's explanation (``avc_last_error()``), possibly "".
+    """
+
+    result: Result | int
+    message: str
+
+    def __init__(self, result: int, message: str = "") -> None:
+        try:
+            self.result = Result(result)
+            name = "LE_" + self.result.name
+        except ValueError:
+            self.result = result
+            name = str(result)
+        self.message = message
+        super().__init__(f"{message} ({name})" if message else name)
+
+
+class NotFoundError(AvcError, LookupError):
+    """``NOT_FOUND``: no such item, e.g. an unknown configuration name."""
+
+
+class NotPermittedError(AvcError):
+    """``NOT_PERMITTED``: not allowed now, e.g. polling while polling is off."""
+
+
+class FaultError(AvcError):
+    """``FAULT``: the operation failed, e.g. a session without a server URI."""
+
+
+class AvcTimeoutError(AvcError, TimeoutError):
+    """``TIMEOUT``: nothing happened in time."""
+
+
+class AvcOverflowError(AvcError):
+    """``OVERFLOW``: a value did not fit."""
+
+
+class FormatError(AvcError, ValueError):
+    """``FORMAT_ERROR``: a value has the wrong form."""
+
+
+class DuplicateError(AvcError):
+    """``DUPLICATE``: already in that state (session started or stopped)."""
+
+
+class BadParameterError(AvcError, ValueError):
+    """``BAD_PARAMETER``: an argument is invalid (e.g. a None handler)."""
+
+
+class BusyError(AvcError):
+    """``BUSY``: the resource is busy."""
+
+
+class UnsupportedError(AvcError):
+    """``UNSUPPORTED``: the operation is not supported."""
+
+
+_CLASSES: dict[int, type[AvcError]] = {
+    Result.NOT_FOUND: NotFoundError,
+    Result.NOT_PERMITTED: NotPermittedError,
+    Result.FAULT: FaultError,
+    Result.TIMEOUT: AvcTimeoutError,
+    Result.OVERFLOW: AvcOverflowError,
+    Result.FORMAT_ERROR: FormatError,
+    Result.DUPLICATE: DuplicateError,
+    Result.BAD_PARAMETER: BadParameterError,
+    Result.BUSY: BusyError,
+    Result.UNSUPPORTED: UnsupportedError,
+}
+
+
+def error_for(result: int, message: str = "") -> AvcError:
+    """Returns the exception for a failed C result code."""
+    return _CLASSES.get(int(result), AvcError)(result, message)

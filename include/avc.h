@@ -1,0 +1,283 @@
+/*
+ * avc.h - libavc's own C API: configuration, errors, logging and an
+ * opt-in event queue for hosts that would rather poll than be called back.
+ *
+ * The Legato personality (legato.h, interfaces.h / le_avc.h) is the main
+ * API; this header adds what Legato has no place for. Every name starts
+ * with avc_ or AVC_. Include it alone or next to the Legato headers.
+ *
+ * Rules that hold for every function here
+ * ---------------------------------------
+ * - Threads: every function may be called from any thread, including from
+ *   inside an le_avc status handler or the log callback (except where a
+ *   function says otherwise).
+ * - Strings passed in are copied before the function returns; the caller
+ *   keeps ownership. Strings passed out are copied into the caller's
+ *   buffer and always NUL-terminated when the buffer size is at least 1.
+ * - Failures return a negative avc_result_t and never abort the process:
+ *   a Go panic inside libavc is recovered and reported as AVC_ERR_FAULT.
+ *   avc_last_error() describes the most recent failure on the calling
+ *   thread.
+ * - The library cannot be unloaded (dlclose does nothing), a process holds
+ *   one copy of it, and a process that has loaded it must not fork()
+ *   without exec(). Signal handlers installed by the host must use
+ *   SA_ONSTACK.
+ *
+ * AVC_NO_PROTOTYPES is defined only while libavc itself is compiled (its Go
+ * exports declare the functions with ABI-identical types); applications
+ * never define it.
+ *
+ * C99 and C++ clean.
+ */
+#ifndef AVC_H_INCLUDE_GUARD
+#define AVC_H_INCLUDE_GUARD
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/*
+ * Result codes. AVC_OK is 0 and failures are negative. Each value equals
+ * the le_result_t (legato.h) with the same meaning, so a host can handle
+ * both families with one table.
+ */
+typedef enum
+{
+    AVC_OK = 0,                     /* Success. */
+    AVC_ERR_NOT_FOUND = -1,         /* No such configuration name. (LE_NOT_FOUND) */
+    AVC_ERR_NOT_PERMITTED = -5,     /* Not allowed in the current state, e.g. polling
+                                       while the event queue is disabled. (LE_NOT_PERMITTED) */
+    AVC_ERR_FAULT = -6,             /* Internal failure; see avc_last_error(). (LE_FAULT) */
+    AVC_ERR_TIMEOUT = -8,           /* Nothing happened before the timeout. (LE_TIMEOUT) */
+    AVC_ERR_OVERFLOW = -9,          /* The output did not fit; it was truncated. (LE_OVERFLOW) */
+    AVC_ERR_FORMAT = -13,           /* A value has the wrong form. (LE_FORMAT_ERROR) */
+    AVC_ERR_BAD_PARAMETER = -15     /* NULL or out-of-range argument. (LE_BAD_PARAMETER) */
+}
+avc_result_t;
+
+/*
+ * Returns the name of a result code ("AVC_OK", "AVC_ERR_TIMEOUT", ...), or
+ * "AVC_ERR_UNKNOWN" for any other value.
+ *
+ * [in] rc  any value.
+ *
+ * The string is static, owned by libavc, valid for the life of the
+ * process; do not free it.
+ */
+#ifndef AVC_NO_PROTOTYPES
+const char* avc_strerror(int rc);
+#endif
+
+/*
+ * Copies the message describing the most recent failure of an avc_* or
+ * le_avc_* call made on the calling thread into buf.
+ *
+ * [out] buf   receives the message, NUL-terminated and truncated to
+ *             size - 1 bytes. May be NULL only when size is 0.
+ * [in]  size  size of buf in bytes.
+ *
+ * Every function that returns a result code sets the message when it fails
+ * and clears it (to "") when it succeeds; avc_last_error() itself and
+ * functions without a result code leave it alone. Messages are kept per
+ * thread.
+ *
+ * @return the length of the whole message in bytes, without the NUL
+ *         (>= size means it was truncated; 0 means no failure), or
+ *         AVC_ERR_BAD_PARAMETER when buf is NULL and size is not 0.
+ */
+#ifndef AVC_NO_PROTOTYPES
+int avc_last_error(char* buf, size_t size);
+#endif
+
+/*
+ * Returns libavc's version, e.g. "0.1.0". The string is static, owned by
+ * libavc, valid for the life of the process; do not free it.
+ */
+#ifndef AVC_NO_PROTOTYPES
+const char* avc_version(void);
+#endif
+
+/* ------------------------------------------------------------------------
+ * Configuration
+ * ------------------------------------------------------------------------ */
+
+/*
+ * Sets a configuration value by name.
+ *
+ * [in] name   one of AVC_SERVER_URI ("coap://host[:port]"), AVC_ENDPOINT,
+ *             AVC_LIFETIME (seconds), AVC_STATE_DIR, AVC_LOG_LEVEL (debug,
+ *             info, warn, error), AVC_PSK_IDENTITY, AVC_PSK_KEY (hex),
+ *             AVC_BOOTSTRAP_URI. Must not be NULL.
+ * [in] value  the value in the same text form as the environment variable;
+ *             "" restores the default. Must not be NULL.
+ *
+ * If this is called before any le_avc_* function and avc_config_get, the
+ * AVC_* environment variables are never read: the configuration starts
+ * from the defaults (endpoint "avc-<hostname>") and holds only what is set
+ * here. Otherwise it changes the configuration read from the environment
+ * (through getenv(), so values the host setenv()s before its first call
+ * count).
+ * Values are checked here; completeness (AVC_SERVER_URI present) is checked
+ * by le_avc_StartSession. AVC_LOG_LEVEL applies at once; everything else
+ * applies to the next session started.
+ *
+ * @return
+ *  - AVC_OK                 stored.
+ *  - AVC_ERR_BAD_PARAMETER  name or value is NULL.
+ *  - AVC_ERR_NOT_FOUND      name is not a configuration name.
+ *  - AVC_ERR_FORMAT         value has the wrong form (e.g. AVC_LIFETIME "ten").
+ *  - AVC_ERR_FAULT          internal failure.
+ */
+#ifndef AVC_NO_PROTOTYPES
+avc_result_t avc_config_set(const char* name, const char* value);
+#endif
+
+/*
+ * Copies a configuration value, in the form avc_config_set accepts, into
+ * buf. AVC_PSK_KEY is never returned: it reads "(set)" when a key is
+ * configured and "" otherwise.
+ *
+ * [in]  name  a configuration name (see avc_config_set). Must not be NULL.
+ * [out] buf   receives the value, NUL-terminated. Must not be NULL.
+ * [in]  size  size of buf in bytes, at least 1.
+ *
+ * Like the le_avc_* functions, this reads the environment first if nothing
+ * has been configured yet.
+ *
+ * @return
+ *  - AVC_OK                 copied.
+ *  - AVC_ERR_OVERFLOW       the value did not fit; buf holds it truncated.
+ *  - AVC_ERR_BAD_PARAMETER  name or buf is NULL, or size is 0.
+ *  - AVC_ERR_NOT_FOUND      name is not a configuration name.
+ *  - AVC_ERR_FAULT          internal failure.
+ */
+#ifndef AVC_NO_PROTOTYPES
+avc_result_t avc_config_get(const char* name, char* buf, size_t size);
+#endif
+
+/* ------------------------------------------------------------------------
+ * Logging
+ * ------------------------------------------------------------------------ */
+
+/* Log levels passed to an avc_log_fn (slog's numbering). */
+typedef enum
+{
+    AVC_LOG_DEBUG = -4,
+    AVC_LOG_INFO = 0,
+    AVC_LOG_WARN = 4,
+    AVC_LOG_ERROR = 8
+}
+avc_log_level_t;
+
+/*
+ * Receives one log line.
+ *
+ * [in] user   the user pointer given to avc_set_log_handler.
+ * [in] level  an avc_log_level_t.
+ * [in] msg    one line without a trailing newline, "event key=value ...";
+ *             valid only during the call.
+ *
+ * It may be called from any thread, and from several threads at once, so
+ * it must be thread-safe. It must not call avc_set_log_handler.
+ */
+typedef void (*avc_log_fn)(void* user, int level, const char* msg);
+
+/*
+ * Sends libavc's log lines at AVC_LOG_LEVEL and above to fn instead of
+ * stderr. The default (and the effect of fn == NULL) writes
+ * "avc: LEVEL message" lines to stderr.
+ *
+ * [in] fn    the callback, or NULL for the default.
+ * [in] user  passed to every call of fn; never dereferenced. The caller
+ *            keeps ownership and must keep it valid until fn is replaced.
+ *
+ * When this returns, the previous callback is no longer called and no call
+ * to it is running (this waits up to 1 s for calls in progress).
+ *
+ * @return AVC_OK, or AVC_ERR_FAULT on internal failure.
+ */
+#ifndef AVC_NO_PROTOTYPES
+avc_result_t avc_set_log_handler(avc_log_fn fn, void* user);
+#endif
+
+/* ------------------------------------------------------------------------
+ * Event queue (opt-in polling)
+ * ------------------------------------------------------------------------ */
+
+/* Types of avc_event_t. */
+typedef enum
+{
+    AVC_EVENT_STATUS = 1    /* An le_avc status change; see avc_event_t.status. */
+}
+avc_event_type_t;
+
+/* Size of avc_event_t.message, including the NUL. */
+#define AVC_EVENT_MESSAGE_MAX 128
+
+/* Events the queue holds before the oldest are dropped. */
+#define AVC_EVENT_QUEUE_MAX 256
+
+/* One event taken from the queue by avc_poll_event. */
+typedef struct avc_event
+{
+    int32_t type;               /* An avc_event_type_t. */
+    int32_t status;             /* For AVC_EVENT_STATUS: an le_avc_Status_t value
+                                   (13 LE_AVC_SESSION_STARTED, 15 ..._STOPPED, 16 ..._FAILED). */
+    int32_t total_num_bytes;    /* As in le_avc_StatusHandlerFunc_t; -1 when unknown. */
+    int32_t progress;           /* As in le_avc_StatusHandlerFunc_t; -1 when unknown. */
+    uint32_t dropped;           /* Events dropped (queue full) just before this one. */
+    char message[AVC_EVENT_MESSAGE_MAX];
+                                /* NUL-terminated detail, possibly "": the
+                                   registration location for SESSION_STARTED,
+                                   the reason for SESSION_FAILED. */
+}
+avc_event_t;
+
+/*
+ * Turns the event queue on or off. While it is on, every event delivered to
+ * le_avc status handlers is also appended to the queue, whether or not any
+ * handler is registered, so a program may use avc_poll_event alone. The
+ * queue holds AVC_EVENT_QUEUE_MAX events; beyond that the oldest are
+ * dropped (counted in avc_event_t.dropped). Turning it off empties the
+ * queue and wakes every avc_poll_event waiting, which then returns
+ * AVC_ERR_NOT_PERMITTED. Off by default.
+ *
+ * [in] enable  non-zero to turn the queue on, 0 to turn it off.
+ *
+ * @return AVC_OK, or AVC_ERR_FAULT on internal failure.
+ */
+#ifndef AVC_NO_PROTOTYPES
+avc_result_t avc_events_enable_poll(int enable);
+#endif
+
+/*
+ * Takes the oldest event from the queue, waiting for one if it is empty.
+ *
+ * [out] ev          receives the event. Must not be NULL.
+ * [in]  timeout_ms  0: do not wait; > 0: wait at most that many
+ *                   milliseconds; < 0: wait until an event arrives or the
+ *                   queue is turned off.
+ *
+ * Several threads may poll at once; each event goes to exactly one of them.
+ * Waiting never holds a lock that other libavc calls need, and releases the
+ * Python GIL when called through ctypes.CDLL.
+ *
+ * @return
+ *  - AVC_OK                 *ev holds the event.
+ *  - AVC_ERR_TIMEOUT        no event within timeout_ms.
+ *  - AVC_ERR_NOT_PERMITTED  the queue is off (see avc_events_enable_poll).
+ *  - AVC_ERR_BAD_PARAMETER  ev is NULL.
+ *  - AVC_ERR_FAULT          internal failure.
+ */
+#ifndef AVC_NO_PROTOTYPES
+avc_result_t avc_poll_event(avc_event_t* ev, int timeout_ms);
+#endif
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* AVC_H_INCLUDE_GUARD */
