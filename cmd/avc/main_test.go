@@ -1,0 +1,59 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestDemo(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	var out, errOut bytes.Buffer
+	if err := run(ctx, []string{"demo"}, &out, &errOut); err != nil {
+		t.Fatalf("demo: %v\n%s%s", err, out.String(), errOut.String())
+	}
+	for _, want := range []string{
+		"avc-demo registered",
+		"Read /3/0 -> 2.05",
+		"/3/0/0     Manufacturer",
+		"lifetime now 2m0s",
+		"de-registered",
+		"demo:   done",
+	} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("demo output lacks %q:\n%s", want, out.String())
+		}
+	}
+}
+
+func TestCommands(t *testing.T) {
+	tests := []struct {
+		name    string
+		args    []string
+		wantErr bool
+		want    string
+	}{
+		{name: "version", args: []string{"version"}, want: "avc "},
+		{name: "help", args: []string{"help"}, want: "usage: avc"},
+		{name: "no command", args: nil, wantErr: true},
+		{name: "unknown command", args: []string{"fly"}, wantErr: true},
+		{name: "run without a server", args: []string{"run", "-endpoint", "x"}, wantErr: true},
+		{name: "run with a bad flag value", args: []string{"run", "-lifetime", "soon"}, wantErr: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Setenv("AVC_SERVER_URI", "")
+			var out, errOut bytes.Buffer
+			err := run(context.Background(), tt.args, &out, &errOut)
+			if (err != nil) != tt.wantErr {
+				t.Fatalf("err = %v, want error %v", err, tt.wantErr)
+			}
+			if !strings.Contains(out.String(), tt.want) {
+				t.Errorf("output %q lacks %q", out.String(), tt.want)
+			}
+		})
+	}
+}
