@@ -45,7 +45,7 @@ func ParseCommand(b []byte) (Command, error) {
 	case "update":
 		return CmdUpdate{}, nil
 	}
-	return nil, fmt.Errorf("agent: unknown command %q", w.Cmd)
+	return nil, fmt.Errorf("%w %q", ErrUnknownCommand, w.Cmd)
 }
 
 // CommandName returns the JSON "cmd" name of c.

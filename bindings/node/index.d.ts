@@ -1,0 +1,297 @@
+// Type declarations for the avc Node binding. Written by hand; keep in
+// step with index.js and wasm/ABI.md.
+
+import { EventEmitter } from 'node:events';
+
+/** The avc.wasm ABI version this package implements (wasm/ABI.md). */
+export declare const ABI_VERSION: 1;
+
+/** Name of the persistent state file under AVC_STATE_DIR (the native driver's too). */
+export declare const STATE_FILE: 'agent-state.json';
+
+/** Result codes of the avc.wasm exports; values match Legato's le_result_t where the meaning is the same. */
+export declare const ResultCode: Readonly<{
+  /** Success. */
+  AVC_OK: 0;
+  /** avc_step only: no timer pending. */
+  AVC_NONE: -1;
+  /** The engine panicked and was discarded. */
+  AVC_FAULT: -6;
+  /** Bad JSON, unknown or invalid configuration name or value. */
+  AVC_BAD_INPUT: -13;
+  /** Already in that state (start twice, stop twice, init twice). */
+  AVC_DUPLICATE: -14;
+  /** A pointer or length outside the module's buffers. */
+  AVC_BAD_PARAMETER: -15;
+  /** Unknown command. */
+  AVC_UNSUPPORTED: -18;
+  /** avc_init has not succeeded. */
+  AVC_NOT_INITIALIZED: -21;
+  /** The command needs a registration that is not up. */
+  AVC_NOT_REGISTERED: -25;
+}>;
+
+/** The configuration names every avc embedding understands. */
+export declare const CONFIG_NAMES: readonly string[];
+
+/** Error codes an AvcError may carry. */
+export type AvcErrorCode =
+  | keyof typeof ResultCode
+  /** The module instance trapped; it is discarded. */
+  | 'AVC_TRAP'
+  /** avc.wasm is missing or cannot be compiled. */
+  | 'AVC_NO_WASM'
+  /** avc.wasm implements another ABI version. */
+  | 'AVC_ABI_MISMATCH'
+  /** The agent is closed or not started. */
+  | 'AVC_CLOSED'
+  /** The server's host name cannot be resolved. */
+  | 'AVC_RESOLVE'
+  | `AVC_${number}`;
+
+/** An avc failure; `code` says which (see AvcErrorCode). */
+export declare class AvcError extends Error {
+  constructor(code: AvcErrorCode, message: string, options?: { op?: string; rc?: number; cause?: unknown });
+  readonly name: 'AvcError';
+  /** 'AVC_DUPLICATE', 'AVC_NOT_REGISTERED', 'AVC_TRAP', ... */
+  readonly code: AvcErrorCode;
+  /** The export that failed ('avc_command'), when the module reported the error. */
+  readonly op?: string;
+  /** The numeric result code, when the module reported the error. */
+  readonly rc?: number;
+}
+
+/**
+ * Configuration: AVC_* names (as in the environment) or their camelCase
+ * forms. Numbers become strings; a byte array for pskKey becomes hex.
+ */
+export interface Config {
+  /** LwM2M server, coap://host[:port]. Required. */
+  AVC_SERVER_URI?: string;
+  /** Client endpoint name. Required. */
+  AVC_ENDPOINT?: string;
+  /** Registration lifetime in seconds (default 86400). */
+  AVC_LIFETIME?: string | number;
+  /** Directory of the persistent state (agent-state.json); empty: none. */
+  AVC_STATE_DIR?: string;
+  /** debug, info (default), warn or error. */
+  AVC_LOG_LEVEL?: 'debug' | 'info' | 'warn' | 'error' | string;
+  /** DTLS PSK identity (coaps:// servers). */
+  AVC_PSK_IDENTITY?: string;
+  /** DTLS PSK key, hex. */
+  AVC_PSK_KEY?: string;
+  /** LwM2M bootstrap server URI. */
+  AVC_BOOTSTRAP_URI?: string;
+  serverUri?: string;
+  endpoint?: string;
+  lifetime?: string | number;
+  stateDir?: string;
+  logLevel?: 'debug' | 'info' | 'warn' | 'error' | string;
+  pskIdentity?: string;
+  pskKey?: string | Uint8Array;
+  bootstrapUri?: string;
+  [name: string]: string | number | Uint8Array | undefined | null;
+}
+
+/**
+ * Converts a configuration to AVC_* names with string values.
+ * @param config AVC_* or camelCase names
+ * @returns the AVC_* names; null and undefined values are left out
+ */
+export declare function normalizeConfig(config?: Config): Record<string, string>;
+
+/**
+ * Returns the AVC_* variables that are set and non-empty in env.
+ * @param env default process.env
+ */
+export declare function configFromEnv(env?: Record<string, string | undefined>): Record<string, string>;
+
+/** Kinds of AgentEvent. */
+export type EventKind =
+  | 'registered'
+  | 'updated'
+  | 'deregistered'
+  | 'registration_failed'
+  | 'read'
+  | 'write'
+  | 'execute'
+  | 'reboot'
+  | 'factory_reset'
+  | 'store';
+
+/** An event of the agent, the JSON form of agent.Event. Only the fields that matter for `kind` are set. */
+export interface AgentEvent {
+  /** What happened; unknown kinds from newer modules are passed through. */
+  readonly kind: EventKind | string;
+  /** The server URI the event concerns. */
+  readonly server?: string;
+  /** The registration's location path ('/rd/5a3f'): registered, updated, deregistered. */
+  readonly location?: string;
+  /** Registration lifetime in seconds: registered, updated. */
+  readonly lifetime?: number;
+  /** LwM2M path of a server operation ('/3/0'): read, write, execute. */
+  readonly path?: string;
+  /** CoAP response code in dotted form ('4.04') of a failure. */
+  readonly code?: string;
+  /** A failure's description ('no response'). */
+  readonly error?: string;
+  /** The new persistent state (store) or Execute arguments. */
+  readonly data?: Uint8Array;
+}
+
+/** A console-like logger; each method receives the message and the record's attributes. */
+export interface Logger {
+  debug?(msg: string, attrs: Record<string, unknown>): void;
+  info?(msg: string, attrs: Record<string, unknown>): void;
+  warn?(msg: string, attrs: Record<string, unknown>): void;
+  error?(msg: string, attrs: Record<string, unknown>): void;
+}
+
+/** Where avc.wasm comes from: a path, a file URL, its bytes, or a compiled module. */
+export type WasmSource = string | URL | Uint8Array | ArrayBuffer | WebAssembly.Module;
+
+/** Options of Module.create. The callbacks are the avc_host imports; they run synchronously inside a module call and must not call the module. Throwing is caught and reported to the module as a result code. */
+export interface ModuleOptions {
+  /** avc.wasm; default $AVC_WASM, else avc.wasm next to index.js. */
+  wasm?: WasmSource;
+  /** sock_send: send one UDP datagram to peer ("host:port"). `data` is a copy. */
+  sockSend?(peer: string, data: Uint8Array): void;
+  /** storage_write: store data under key ("state") durably. `data` is a copy. */
+  storageWrite?(key: string, data: Uint8Array): void;
+  /** log: one engine record; level is slog's (-4 debug, 0 info, 4 warn, 8 error). */
+  log?(level: number, record: { msg: string; [attr: string]: unknown }): void;
+}
+
+/**
+ * One instance of avc.wasm with its raw exports as methods; it does no I/O
+ * of its own. Methods throw AvcError; after a trap every method throws
+ * AvcError 'AVC_TRAP'.
+ */
+export declare class Module {
+  private constructor();
+  /**
+   * Loads, compiles and instantiates avc.wasm and checks its ABI version.
+   * @throws AvcError 'AVC_NO_WASM', 'AVC_ABI_MISMATCH'
+   */
+  static create(options?: ModuleOptions): Promise<Module>;
+  /** Like create() with an already compiled module. */
+  static instantiate(compiled: WebAssembly.Module, options?: ModuleOptions): Promise<Module>;
+  /** Like instantiate(), synchronously. */
+  static instantiateSync(compiled: WebAssembly.Module, options?: ModuleOptions): Module;
+  /** The raw exports (avc_init, avc_step, memory, ...), for tests and diagnostics. */
+  readonly exports: WebAssembly.Exports;
+  /** The AvcError that ended this instance, or null while it is usable. */
+  readonly trapped: AvcError | null;
+  /** avc_abi_version(). */
+  abiVersion(): number;
+  /**
+   * avc_init: creates the engine.
+   * @param config AVC_* or camelCase names
+   * @param state the data of the last 'store' event; empty on first start
+   * @throws AvcError 'AVC_BAD_INPUT' (every problem in the message), 'AVC_DUPLICATE'
+   */
+  init(config: Config, state?: Uint8Array): void;
+  /**
+   * avc_command.
+   * @param cmd 'start', 'stop', 'update' or {cmd: ...}
+   * @param nowMs milliseconds since the epoch; default Date.now()
+   * @throws AvcError 'AVC_DUPLICATE', 'AVC_NOT_REGISTERED', 'AVC_UNSUPPORTED', 'AVC_BAD_INPUT', 'AVC_NOT_INITIALIZED'
+   */
+  command(cmd: 'start' | 'stop' | 'update' | string | { cmd: string }, nowMs?: number): void;
+  /**
+   * avc_on_datagram: feeds one datagram received from peer.
+   * @param peer the "host:port" key sockSend used for that address
+   * @throws AvcError 'AVC_NOT_INITIALIZED'
+   */
+  onDatagram(peer: string, data: Uint8Array, nowMs?: number): void;
+  /**
+   * avc_step: runs due timers.
+   * @returns the next deadline in milliseconds since the epoch, or null when no timer is pending
+   */
+  step(nowMs?: number): number | null;
+  /** avc_poll_event: the next event's JSON text, or null. */
+  pollEventJSON(): string | null;
+  /** The next event decoded (data as a Uint8Array), or null. */
+  pollEvent(): AgentEvent | null;
+  /** avc_last_error: the message of the last failed call, '' if none. */
+  lastError(): string;
+}
+
+/** Options of Agent.create. */
+export interface AgentOptions {
+  /** avc.wasm; default $AVC_WASM, else avc.wasm next to index.js. */
+  wasm?: WasmSource;
+  /** AVC_* or camelCase configuration; AVC_SERVER_URI and AVC_ENDPOINT are required. */
+  config: Config;
+  /** Receives the engine's log records at AVC_LOG_LEVEL and above; e.g. console. Default: discard. */
+  logger?: Logger;
+}
+
+/** Options of Agent.stop. */
+export interface StopOptions {
+  /** How long to wait for 'deregistered', default 10000 ms. */
+  timeoutMs?: number;
+}
+
+/** Events of an Agent. */
+export interface AgentEvents {
+  /** Every event. */
+  event: [AgentEvent];
+  registered: [AgentEvent];
+  updated: [AgentEvent];
+  deregistered: [AgentEvent];
+  registration_failed: [AgentEvent];
+  read: [AgentEvent];
+  write: [AgentEvent];
+  execute: [AgentEvent];
+  reboot: [AgentEvent];
+  factory_reset: [AgentEvent];
+  store: [AgentEvent];
+  /** The socket failed or the module kept trapping; the agent is closed. Emitted only when listened to (otherwise logged). */
+  error: [AvcError];
+}
+
+/**
+ * An LwM2M agent: avc.wasm driven by a UDP socket and one timer. Emits
+ * 'event' for every event and one event per kind ('registered', ...).
+ * With AVC_STATE_DIR set, the state is loaded at create() and saved
+ * atomically on every 'store' event.
+ */
+export declare class Agent extends EventEmitter<AgentEvents> {
+  private constructor();
+  /**
+   * Loads avc.wasm, instantiates it and initializes it with the
+   * configuration and the stored state. Starts nothing.
+   * @throws AvcError 'AVC_NO_WASM', 'AVC_BAD_INPUT', 'AVC_ABI_MISMATCH'
+   */
+  static create(options: AgentOptions): Promise<Agent>;
+  /** The current module instance (replaced after a trap). */
+  readonly module: Module | null;
+  /** Whether start() was called and the agent has not stopped since. */
+  readonly started: boolean;
+  /**
+   * Opens the UDP socket and starts a session: the agent registers, and
+   * re-registers after failures, until stop(). Resolves once the Register
+   * is sent.
+   * @throws AvcError 'AVC_DUPLICATE', 'AVC_RESOLVE', 'AVC_CLOSED'
+   */
+  start(): Promise<void>;
+  /**
+   * Sends a Registration Update now.
+   * @throws AvcError 'AVC_NOT_REGISTERED', 'AVC_CLOSED'
+   */
+  update(): void;
+  /**
+   * Applies a command ('start', 'stop', 'update') to the started agent;
+   * prefer start(), stop() and update().
+   * @throws AvcError 'AVC_DUPLICATE', 'AVC_NOT_REGISTERED', 'AVC_UNSUPPORTED', 'AVC_CLOSED'
+   */
+  command(name: 'start' | 'stop' | 'update' | string): void;
+  /**
+   * De-registers and closes the socket.
+   * @returns the 'deregistered' event, or null on timeout or when not started
+   */
+  stop(options?: StopOptions): Promise<AgentEvent | null>;
+  /** Closes the socket and the module at once, without de-registering. */
+  close(): void;
+}

@@ -1,0 +1,152 @@
+// Shared by the tests: where avc.wasm is, and a tiny LwM2M server over a
+// real UDP socket with hand-encoded CoAP (RFC 7252 §3).
+
+import assert from 'node:assert/strict';
+import dgram from 'node:dgram';
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const packageDir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+
+/** Path of avc.wasm: $AVC_WASM, else ../../build/avc.wasm relative to the package. */
+export function wasmPath() {
+  const p = process.env.AVC_WASM ? path.resolve(process.env.AVC_WASM) : path.resolve(packageDir, '../../build/avc.wasm');
+  if (!fs.existsSync(p)) {
+    assert.fail(`avc.wasm not found at ${p}: run "make wasm" at the repository root (or set AVC_WASM)`);
+  }
+  return p;
+}
+
+/** Decodes a CoAP message: {type, code, mid, token, options: [{num, value}], payload}. */
+export function decodeCoap(buf) {
+  if (buf.length < 4 || buf[0] >> 6 !== 1) throw new Error('not CoAP');
+  const type = (buf[0] >> 4) & 3;
+  const tkl = buf[0] & 15;
+  const code = buf[1];
+  const mid = buf.readUInt16BE(2);
+  let i = 4;
+  const token = buf.subarray(i, i + tkl);
+  i += tkl;
+  const options = [];
+  let num = 0;
+  const ext = (n) => {
+    if (n === 13) return buf[i++] + 13;
+    if (n === 14) {
+      const v = buf.readUInt16BE(i) + 269;
+      i += 2;
+      return v;
+    }
+    return n;
+  };
+  while (i < buf.length && buf[i] !== 0xff) {
+    const b = buf[i++];
+    const delta = ext(b >> 4);
+    const len = ext(b & 15);
+    num += delta;
+    options.push({ num, value: buf.subarray(i, i + len) });
+    i += len;
+  }
+  const payload = i < buf.length ? buf.subarray(i + 1) : Buffer.alloc(0);
+  return { type, code, mid, token, options, payload };
+}
+
+/** Encodes a CoAP message; options with numbers and lengths below 269. */
+export function encodeCoap({ type, code, mid, token = Buffer.alloc(0), options = [], payload }) {
+  const parts = [Buffer.from([0x40 | (type << 4) | token.length, code, mid >> 8, mid & 0xff]), Buffer.from(token)];
+  let prev = 0;
+  const nibble = (n) => (n < 13 ? [n, []] : [13, [n - 13]]);
+  for (const o of [...options].sort((a, b) => a.num - b.num)) {
+    const value = Buffer.from(o.value);
+    const [d, dx] = nibble(o.num - prev);
+    const [l, lx] = nibble(value.length);
+    parts.push(Buffer.from([(d << 4) | l, ...dx, ...lx]), value);
+    prev = o.num;
+  }
+  if (payload && payload.length) parts.push(Buffer.from([0xff]), Buffer.from(payload));
+  return Buffer.concat(parts);
+}
+
+export const CON = 0;
+export const ACK = 2;
+export const RST = 3;
+export const code = (c, d) => (c << 5) | d;
+const URI_PATH = 11;
+const URI_QUERY = 15;
+const LOCATION_PATH = 8;
+const CONTENT_FORMAT = 12;
+
+const methods = { 1: 'GET', 2: 'POST', 3: 'PUT', 4: 'DELETE' };
+
+/**
+ * A minimal LwM2M server: Register → 2.01 Location-Path rd/x, Update of
+ * /rd/x → 2.04, De-register → 2.02. `requests` logs "POST /rd ep=…&lt=…";
+ * `acks` receives the client's answers to request().
+ */
+export async function startServer() {
+  const socket = dgram.createSocket('udp4');
+  await new Promise((resolve) => socket.bind(0, '127.0.0.1', resolve));
+  const server = {
+    uri: `coap://127.0.0.1:${socket.address().port}`,
+    requests: [],
+    acks: [],
+    client: null,
+    mid: 0x3000,
+    closed: false,
+    close() {
+      if (!server.closed) socket.close();
+      server.closed = true;
+    },
+    /** Sends a confirmable request to the client. */
+    request(method, uriPath, payload, { contentFormat } = {}) {
+      const options = uriPath.split('/').filter(Boolean).map((s) => ({ num: URI_PATH, value: Buffer.from(s) }));
+      if (contentFormat !== undefined) options.push({ num: CONTENT_FORMAT, value: contentFormat ? Buffer.from([contentFormat]) : Buffer.alloc(0) });
+      const m = encodeCoap({ type: CON, code: method, mid: ++server.mid, token: Buffer.from([9, 8, 7, 6]), options, payload: Buffer.from(payload) });
+      socket.send(m, server.client.port, server.client.address);
+    },
+  };
+  socket.on('message', (buf, rinfo) => {
+    let m;
+    try {
+      m = decodeCoap(buf);
+    } catch {
+      return;
+    }
+    if (m.type === ACK || m.type === RST) {
+      server.acks.push(m);
+      return;
+    }
+    const p = '/' + m.options.filter((o) => o.num === URI_PATH).map((o) => o.value.toString()).join('/');
+    const q = m.options.filter((o) => o.num === URI_QUERY).map((o) => o.value.toString()).join('&');
+    server.client = rinfo;
+    server.requests.push(`${methods[m.code] ?? m.code} ${p}${q ? ' ' + q : ''}`);
+    const resp = { type: ACK, mid: m.mid, token: m.token, options: [] };
+    if (m.code === 2 && p === '/rd') {
+      resp.code = code(2, 1);
+      resp.options = [{ num: LOCATION_PATH, value: 'rd' }, { num: LOCATION_PATH, value: 'x' }];
+    } else if (m.code === 2 && p === '/rd/x') {
+      resp.code = code(2, 4);
+    } else if (m.code === 4 && p === '/rd/x') {
+      resp.code = code(2, 2);
+    } else {
+      resp.code = code(4, 4);
+    }
+    socket.send(encodeCoap(resp), rinfo.port, rinfo.address);
+  });
+  return server;
+}
+
+/** Resolves with the next `kind` event of emitter, failing after ms. */
+export function nextEvent(emitter, kind, ms = 10_000) {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      emitter.off(kind, on);
+      reject(new Error(`no ${kind} event within ${ms} ms`));
+    }, ms);
+    const on = (ev) => {
+      clearTimeout(timer);
+      resolve(ev);
+    };
+    emitter.once(kind, on);
+  });
+}

@@ -1,0 +1,214 @@
+//go:build wasip1
+
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"strings"
+
+	"github.com/avc-agent/avc/agent"
+)
+
+// The exports. ABI.md documents each one; the comments here are
+// summaries. Pointers and lengths are i32, times i64 milliseconds since the
+// Unix epoch.
+
+// avcABIVersion returns the ABI version (ABI.md "Versioning").
+//
+//go:wasmexport avc_abi_version
+func avcABIVersion() int32 { return abiVersion }
+
+// avcBufAlloc returns a buffer of n bytes owned by the host until
+// avc_buf_free, or 0 when n is not in 1..16 MiB.
+//
+//go:wasmexport avc_buf_alloc
+func avcBufAlloc(n int32) (p uint32) {
+	defer func() {
+		if r := recover(); r != nil {
+			p = 0
+			d.fail(rcFault, "avc_buf_alloc: panic: %v", r)
+		}
+	}()
+	p = d.mem.alloc(n)
+	if p == 0 {
+		d.fail(rcBadParameter, "avc_buf_alloc: size %d: want 1..%d", n, maxBuffer)
+	}
+	return p
+}
+
+// avcBufFree releases a buffer from avc_buf_alloc.
+//
+//go:wasmexport avc_buf_free
+func avcBufFree(p uint32) (rc int32) {
+	defer func() {
+		if r := recover(); r != nil {
+			rc = d.fail(rcFault, "avc_buf_free: panic: %v", r)
+		}
+	}()
+	if !d.mem.free(p) {
+		return d.fail(rcBadParameter, "avc_buf_free: %#x is not a live buffer", p)
+	}
+	return rcOK
+}
+
+// avcInit creates the engine from a JSON configuration and the last stored
+// state.
+//
+//go:wasmexport avc_init
+func avcInit(cfgPtr uint32, cfgLen int32, statePtr uint32, stateLen int32) (rc int32) {
+	defer d.guard("avc_init", &rc)
+	if d.engine != nil {
+		return d.fail(rcDuplicate, "avc_init: already initialized")
+	}
+	cb, err := d.mem.view(cfgPtr, cfgLen)
+	if err != nil {
+		return d.fail(rcBadParameter, "avc_init: config: %v", err)
+	}
+	sb, err := d.mem.view(statePtr, stateLen)
+	if err != nil {
+		return d.fail(rcBadParameter, "avc_init: state: %v", err)
+	}
+	m, err := parseConfig(cb)
+	if err != nil {
+		return d.fail(rcBadInput, "avc_init: %v", err)
+	}
+	var cfg agent.Config
+	if err := cfg.ApplyMap(m); err != nil {
+		// Report every problem at once, as agent.New does.
+		return d.fail(rcBadInput, "avc_init: %s", oneLine(errors.Join(err, cfg.Validate())))
+	}
+	log := slog.New(newHostHandler(cfg.LogLevel))
+	cfg.Logger = log
+	e, err := agent.NewEngine(cfg, bytes.Clone(sb))
+	if err != nil {
+		return d.fail(rcBadInput, "avc_init: %s", oneLine(err))
+	}
+	d.engine, d.log = e, log
+	d.flush()
+	return d.ok()
+}
+
+// avcCommand applies one JSON command, {"cmd":"start"}.
+//
+//go:wasmexport avc_command
+func avcCommand(p uint32, n int32, nowMs int64) (rc int32) {
+	defer d.guard("avc_command", &rc)
+	if d.engine == nil {
+		return d.fail(rcNotInitialized, "avc_command: not initialized")
+	}
+	b, err := d.mem.view(p, n)
+	if err != nil {
+		return d.fail(rcBadParameter, "avc_command: %v", err)
+	}
+	var w struct {
+		Cmd *string `json:"cmd"`
+	}
+	if err := json.Unmarshal(b, &w); err != nil || w.Cmd == nil {
+		if err == nil {
+			return d.fail(rcBadInput, `avc_command: want {"cmd":"…"}`)
+		}
+		return d.fail(rcBadInput, "avc_command: %v", err)
+	}
+	c, err := agent.ParseCommand(b)
+	if err != nil {
+		return d.fail(rcUnsupported, "avc_command: %v", err)
+	}
+	err = d.engine.HandleCommand(msTime(nowMs), c)
+	d.flush()
+	if rc := commandResult(err); rc != rcOK {
+		return d.fail(rc, "avc_command %s: %v", *w.Cmd, err)
+	}
+	return d.ok()
+}
+
+// avcOnDatagram feeds one received datagram.
+//
+//go:wasmexport avc_on_datagram
+func avcOnDatagram(peerPtr uint32, peerLen int32, dataPtr uint32, dataLen int32, nowMs int64) (rc int32) {
+	defer d.guard("avc_on_datagram", &rc)
+	if d.engine == nil {
+		return d.fail(rcNotInitialized, "avc_on_datagram: not initialized")
+	}
+	peer, err := d.mem.view(peerPtr, peerLen)
+	if err != nil {
+		return d.fail(rcBadParameter, "avc_on_datagram: peer: %v", err)
+	}
+	data, err := d.mem.view(dataPtr, dataLen)
+	if err != nil {
+		return d.fail(rcBadParameter, "avc_on_datagram: data: %v", err)
+	}
+	// The engine copies what it keeps; data may be reused after return.
+	d.engine.HandleDatagram(msTime(nowMs), string(peer), data)
+	d.flush()
+	return d.ok()
+}
+
+// avcStep runs the timers due at now_ms and returns the next deadline.
+//
+//go:wasmexport avc_step
+func avcStep(nowMs int64) (next int64) {
+	var rc int32
+	defer func() {
+		if rc != rcOK {
+			next = int64(rc)
+		}
+	}()
+	defer d.guard("avc_step", &rc)
+	if d.engine == nil {
+		rc = d.fail(rcNotInitialized, "avc_step: not initialized")
+		return 0
+	}
+	t := d.engine.Step(msTime(nowMs))
+	d.flush()
+	d.ok()
+	return deadlineMs(t)
+}
+
+// avcPollEvent copies the oldest pending event into buf.
+//
+//go:wasmexport avc_poll_event
+func avcPollEvent(buf uint32, size int32) (rc int32) {
+	defer d.guard("avc_poll_event", &rc)
+	if len(d.pending) == 0 {
+		d.ok()
+		return 0
+	}
+	ev := d.pending[0]
+	if size >= 0 && int(size) < len(ev) {
+		d.ok()
+		return -int32(len(ev))
+	}
+	out, err := d.mem.view(buf, size)
+	if err != nil {
+		return d.fail(rcBadParameter, "avc_poll_event: %v", err)
+	}
+	copy(out, ev)
+	d.pending[0] = nil
+	d.pending = d.pending[1:]
+	d.ok()
+	return int32(len(ev))
+}
+
+// avcLastError copies the message of the last failed call into buf.
+//
+//go:wasmexport avc_last_error
+func avcLastError(buf uint32, size int32) (rc int32) {
+	defer func() {
+		if r := recover(); r != nil {
+			rc = rcFault
+		}
+	}()
+	n := min(int(max(size, 0)), len(d.lastErr))
+	out, err := d.mem.view(buf, int32(n))
+	if err != nil {
+		return rcBadParameter
+	}
+	copy(out, d.lastErr)
+	return int32(len(d.lastErr))
+}
+
+// oneLine joins the lines of a joined error with "; ".
+func oneLine(err error) string { return strings.ReplaceAll(err.Error(), "\n", "; ") }

@@ -1,0 +1,509 @@
+package host
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/avc-agent/avc/agent"
+)
+
+// StateFile is the name of the persistent state under AVC_STATE_DIR; the
+// native driver (agent.Agent) uses the same file, so a device can switch
+// between the two.
+const StateFile = "agent-state.json"
+
+// deregisterTimeout bounds the de-registration Run waits for on the way out.
+const deregisterTimeout = 10 * time.Second
+
+// Trap recovery: after a trap Run re-instantiates the module from the last
+// stored state, unless maxTraps traps happened within trapWindow.
+const (
+	maxTraps   = 3
+	trapWindow = time.Minute
+)
+
+// maxDatagram is the largest datagram read from the socket.
+const maxDatagram = 64 << 10
+
+// Agent runs avc.wasm with the shape of the native [agent.Agent]: New, then
+// Run in a goroutine; Run registers to the server and serves until its
+// context is cancelled, then de-registers. Events arrive on Events and
+// commands go through Do.
+type Agent struct {
+	cfg      map[string]string
+	stateDir string
+	log      *slog.Logger
+	rt       *Runtime
+	ownRT    bool
+	mod      *Module
+	state    []byte // last stored state, to re-initialize after a trap
+	traps    []time.Time
+
+	cmds   chan cmdReq
+	events chan agent.Event
+
+	mu      sync.Mutex
+	queue   []agent.Event
+	wake    chan struct{}
+	closed  bool
+	running bool
+
+	// Run's socket; only the loop goroutine (and the import functions it
+	// calls) use conn, addrs is shared with the reader goroutine.
+	conn    *net.UDPConn
+	addrMu  sync.Mutex
+	addrs   map[string]*net.UDPAddr // peer key -> address
+	peers   map[string]string       // address -> peer key
+	stopped bool                    // a Stop is in flight: waiting for "deregistered"
+}
+
+type cmdReq struct {
+	cmd  agent.Command
+	done chan error
+}
+
+// New compiles wasm (the bytes of avc.wasm; nil with WithRuntime),
+// instantiates it and initializes it with cfg, the AVC_* configuration
+// names and their values (as agent.Config.ApplyMap takes them). When
+// AVC_STATE_DIR is set, the state stored there by a previous run (of this
+// host or of the native driver) is loaded. Configuration problems are
+// returned as an error matching agent.ErrConfig. It starts nothing.
+func New(ctx context.Context, wasm []byte, cfg map[string]string, opts ...Option) (*Agent, error) {
+	o := buildOptions(opts)
+	a := &Agent{
+		cfg:      cfg,
+		stateDir: cfg[agent.EnvStateDir],
+		log:      o.logger,
+		rt:       o.runtime,
+		cmds:     make(chan cmdReq),
+		events:   make(chan agent.Event),
+		wake:     make(chan struct{}, 1),
+		addrs:    make(map[string]*net.UDPAddr),
+		peers:    make(map[string]string),
+	}
+	if a.stateDir != "" {
+		b, err := os.ReadFile(filepath.Join(a.stateDir, StateFile))
+		if err != nil && !errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("host: read state: %w", err)
+		}
+		a.state = b
+	}
+	if a.rt == nil {
+		rt, err := NewRuntime(ctx, wasm, opts...)
+		if err != nil {
+			return nil, err
+		}
+		a.rt, a.ownRT = rt, true
+	}
+	if err := a.instantiate(ctx); err != nil {
+		a.Close(ctx)
+		return nil, err
+	}
+	return a, nil
+}
+
+// instantiate replaces the module with a fresh, initialized instance.
+func (a *Agent) instantiate(ctx context.Context) error {
+	if a.mod != nil {
+		a.mod.Close(ctx)
+		a.mod = nil
+	}
+	m, err := a.rt.Instantiate(ctx, Imports{
+		SockSend:     a.send,
+		StorageWrite: a.store,
+		Log: func(r slog.Record) {
+			if h := a.log.Handler(); h.Enabled(context.Background(), r.Level) {
+				h.Handle(context.Background(), r)
+			}
+		},
+	})
+	if err != nil {
+		return err
+	}
+	if err := m.Init(a.cfg, a.state); err != nil {
+		m.Close(ctx)
+		return err
+	}
+	a.mod = m
+	return nil
+}
+
+// Module returns the agent's current module instance (it changes after a
+// trap). Calling it while Run is running races with the driver; it is
+// meant for tests and diagnostics.
+func (a *Agent) Module() *Module { return a.mod }
+
+// Events returns the channel of engine events. It is closed once Run has
+// returned and every event has been received. Events are queued without
+// bound, so a slow reader never stalls the protocol.
+func (a *Agent) Events() <-chan agent.Event { return a.events }
+
+// Do sends a command to the running agent and returns the module's answer;
+// errors match agent.ErrDuplicate and agent.ErrNotRegistered as the native
+// driver's do. It returns agent.ErrClosed when Run is not running.
+func (a *Agent) Do(ctx context.Context, c agent.Command) error {
+	req := cmdReq{cmd: c, done: make(chan error, 1)}
+	a.mu.Lock()
+	running := a.running
+	a.mu.Unlock()
+	if !running {
+		return agent.ErrClosed
+	}
+	select {
+	case a.cmds <- req:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case err := <-req.done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Close releases the module (and the runtime unless it came from
+// WithRuntime). Run closes the agent when it returns; Close is for an agent
+// that never ran. It is safe to call twice.
+func (a *Agent) Close(ctx context.Context) error {
+	var err error
+	if a.mod != nil {
+		err = a.mod.Close(ctx)
+	}
+	if a.ownRT && a.rt != nil {
+		err = errors.Join(err, a.rt.Close(ctx))
+	}
+	return err
+}
+
+// Run opens a UDP socket, starts a session, serves the server until ctx is
+// cancelled, then de-registers (waiting at most 10 s for the
+// "deregistered" event) and returns. It returns an error when the socket
+// fails or the module keeps trapping. An agent runs once.
+func (a *Agent) Run(ctx context.Context) error {
+	a.mu.Lock()
+	if a.running || a.closed {
+		a.mu.Unlock()
+		return errors.New("host: Run called twice")
+	}
+	a.running = true
+	a.mu.Unlock()
+	go a.feed()
+	defer a.Close(context.WithoutCancel(ctx))
+	defer a.finish()
+
+	peer, err := serverPeer(a.cfg[agent.EnvServerURI])
+	if err != nil {
+		return err
+	}
+	if _, err := a.resolve(peer); err != nil {
+		return fmt.Errorf("host: resolve server %s: %w", peer, err)
+	}
+	conn, err := net.ListenUDP("udp", nil)
+	if err != nil {
+		return fmt.Errorf("host: open socket: %w", err)
+	}
+	defer conn.Close()
+	a.conn = conn
+	quit := make(chan struct{})
+	defer close(quit)
+	rx := make(chan inbound, 16)
+	go a.read(conn, rx, quit)
+	return a.loop(ctx, rx)
+}
+
+type inbound struct {
+	peer string
+	data []byte
+	err  error
+}
+
+func (a *Agent) loop(ctx context.Context, rx <-chan inbound) error {
+	stopping := false
+	// apply runs one module call. After a trap it starts over with a fresh
+	// instance and retries the call once there.
+	apply := func(f func(*Module) error) error {
+		err := f(a.mod)
+		if err == nil || !errors.Is(err, ErrTrapped) {
+			return err
+		}
+		if err := a.recoverTrap(ctx, err, stopping); err != nil {
+			return err
+		}
+		return f(a.mod)
+	}
+	if err := apply(func(m *Module) error { return m.Command(time.Now(), agent.CmdStart{}) }); err != nil && !errors.Is(err, agent.ErrDuplicate) {
+		return err
+	}
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	var stopDeadline <-chan time.Time
+	done := ctx.Done()
+	for {
+		var next time.Time
+		if err := apply(func(m *Module) (err error) {
+			next, err = m.Step(time.Now())
+			return err
+		}); err != nil {
+			if errors.Is(err, ErrTrapped) {
+				return err
+			}
+			a.log.Warn("step", "err", err)
+		}
+		if err := a.drain(); err != nil {
+			if err := a.recoverTrap(ctx, err, stopping); err != nil {
+				return err
+			}
+			continue
+		}
+		if stopping && !a.stopped {
+			return nil
+		}
+		wait := time.Hour
+		if !next.IsZero() {
+			wait = max(time.Until(next), 0)
+		}
+		timer.Reset(wait)
+		var err error
+		select {
+		case in := <-rx:
+			if in.err != nil {
+				return fmt.Errorf("host: receive: %w", in.err)
+			}
+			err = apply(func(m *Module) error { return m.OnDatagram(time.Now(), in.peer, in.data) })
+		case req := <-a.cmds:
+			err = apply(func(m *Module) error { return m.Command(time.Now(), req.cmd) })
+			if _, ok := req.cmd.(agent.CmdStop); ok && err == nil {
+				a.stopped = true
+			}
+			req.done <- err
+			err = nil
+		case <-timer.C:
+		case <-done:
+			done = nil
+			stopping = true
+			stopDeadline = time.After(deregisterTimeout)
+			err = apply(func(m *Module) error { return m.Command(time.Now(), agent.CmdStop{}) })
+			if err == nil {
+				a.stopped = true
+			} else if errors.Is(err, agent.ErrDuplicate) {
+				err = nil
+			}
+		case <-stopDeadline:
+			a.log.Warn("de-registration timed out", "server_uri", a.cfg[agent.EnvServerURI])
+			return nil
+		}
+		if err != nil {
+			if errors.Is(err, ErrTrapped) {
+				return err
+			}
+			a.log.Warn("module call failed", "err", err)
+		}
+	}
+}
+
+// drain forwards every pending event; it notes the end of a stop.
+func (a *Agent) drain() error {
+	var evs []agent.Event
+	defer func() { a.push(evs) }()
+	for {
+		ev, ok, err := a.mod.PollEvent()
+		if err != nil {
+			if errors.Is(err, ErrTrapped) {
+				return err
+			}
+			a.log.Warn("poll event", "err", err)
+			if !ok {
+				return nil
+			}
+			continue
+		}
+		if !ok {
+			return nil
+		}
+		if ev.Kind == agent.EventDeregistered {
+			a.stopped = false
+		}
+		evs = append(evs, ev)
+	}
+}
+
+// recoverTrap replaces a trapped module with a fresh instance initialized
+// from the last stored state and, unless the agent is stopping, starts a
+// new session. Too many traps in a row end Run with the trap's error.
+func (a *Agent) recoverTrap(ctx context.Context, trap error, stopping bool) error {
+	now := time.Now()
+	recent := a.traps[:0]
+	for _, t := range a.traps {
+		if now.Sub(t) < trapWindow {
+			recent = append(recent, t)
+		}
+	}
+	a.traps = append(recent, now)
+	a.log.Error("module trapped", "err", trap, "traps", len(a.traps))
+	if stopping || len(a.traps) > maxTraps {
+		return trap
+	}
+	if err := a.instantiate(ctx); err != nil {
+		return errors.Join(trap, err)
+	}
+	if err := a.mod.Command(time.Now(), agent.CmdStart{}); err != nil {
+		return errors.Join(trap, err)
+	}
+	return nil
+}
+
+// send implements the sock_send import.
+func (a *Agent) send(peer string, data []byte) error {
+	if a.conn == nil {
+		return errors.New("not running")
+	}
+	addr, err := a.resolve(peer)
+	if err != nil {
+		a.log.Warn("resolve peer", "peer", peer, "err", err)
+		return err
+	}
+	if _, err := a.conn.WriteToUDP(data, addr); err != nil {
+		a.log.Warn("send", "peer", peer, "err", err)
+		return err
+	}
+	return nil
+}
+
+// store implements the storage_write import.
+func (a *Agent) store(key string, data []byte) error {
+	if key != "state" {
+		return fmt.Errorf("unknown storage key %q", key)
+	}
+	a.state = append(a.state[:0:0], data...)
+	if a.stateDir == "" {
+		return nil
+	}
+	if err := agent.WriteFileAtomic(filepath.Join(a.stateDir, StateFile), data, 0o600); err != nil {
+		a.log.Error("save state", "err", err)
+		return err
+	}
+	return nil
+}
+
+func (a *Agent) resolve(peer string) (*net.UDPAddr, error) {
+	a.addrMu.Lock()
+	defer a.addrMu.Unlock()
+	if addr, ok := a.addrs[peer]; ok {
+		return addr, nil
+	}
+	addr, err := net.ResolveUDPAddr("udp", peer)
+	if err != nil {
+		return nil, err
+	}
+	a.addrs[peer] = addr
+	a.peers[addr.String()] = peer
+	return addr, nil
+}
+
+func (a *Agent) read(conn *net.UDPConn, rx chan<- inbound, quit <-chan struct{}) {
+	buf := make([]byte, maxDatagram)
+	for {
+		n, addr, err := conn.ReadFromUDP(buf)
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			select {
+			case rx <- inbound{err: err}:
+			case <-quit:
+			}
+			return
+		}
+		a.addrMu.Lock()
+		peer, ok := a.peers[addr.String()]
+		a.addrMu.Unlock()
+		if !ok {
+			peer = addr.String()
+		}
+		select {
+		case rx <- inbound{peer: peer, data: append([]byte(nil), buf[:n]...)}:
+		case <-quit:
+			return
+		}
+	}
+}
+
+func (a *Agent) finish() {
+	a.mu.Lock()
+	a.running = false
+	a.closed = true
+	a.mu.Unlock()
+	select {
+	case a.wake <- struct{}{}:
+	default:
+	}
+}
+
+// push queues events for the channel feeder.
+func (a *Agent) push(evs []agent.Event) {
+	if len(evs) == 0 {
+		return
+	}
+	a.mu.Lock()
+	a.queue = append(a.queue, evs...)
+	a.mu.Unlock()
+	select {
+	case a.wake <- struct{}{}:
+	default:
+	}
+}
+
+// feed moves queued events to the Events channel.
+func (a *Agent) feed() {
+	defer close(a.events)
+	for {
+		a.mu.Lock()
+		q := a.queue
+		a.queue = nil
+		closed := a.closed
+		a.mu.Unlock()
+		for _, ev := range q {
+			a.events <- ev
+		}
+		if len(q) > 0 {
+			continue
+		}
+		if closed {
+			return
+		}
+		<-a.wake
+	}
+}
+
+// serverPeer returns the "host:port" key the module addresses the server
+// URI's datagrams to (the engine's own rule: port 5683 by default, IPv6
+// hosts in brackets).
+func serverPeer(uri string) (string, error) {
+	u, err := url.Parse(uri)
+	if err != nil || u.Hostname() == "" {
+		return "", fmt.Errorf("host: %s=%q: want coap://host[:port]", agent.EnvServerURI, uri)
+	}
+	port := u.Port()
+	if port == "" {
+		port = "5683"
+	}
+	if _, err := strconv.ParseUint(port, 10, 16); err != nil {
+		return "", fmt.Errorf("host: %s=%q: bad port", agent.EnvServerURI, uri)
+	}
+	host := u.Hostname()
+	if strings.Contains(host, ":") {
+		host = "[" + host + "]"
+	}
+	return host + ":" + port, nil
+}

@@ -1,0 +1,29 @@
+// Package host runs avc.wasm, the WebAssembly build of the avc agent, on
+// wazero: a pure-Go WebAssembly runtime, so this package builds and runs on
+// every platform Go supports, without cgo.
+//
+// It has three layers:
+//
+//   - [Runtime] compiles the module once (optionally caching the machine
+//     code on disk) and instantiates it any number of times, for example
+//     once per simulated device of a fleet.
+//   - [Module] is one instance with its raw exports ([Module.Init],
+//     [Module.Command], [Module.OnDatagram], [Module.Step],
+//     [Module.PollEvent]) and the avc_host imports routed to an [Imports]
+//     value. It does no I/O of its own.
+//   - [Agent] is a driver with the shape of the native [agent.Agent]: it owns
+//     a UDP socket and a timer, persists the state under AVC_STATE_DIR and
+//     delivers events on a channel.
+//
+// # Notes
+//
+//   - The ABI is specified in wasm/ABI.md. A Module checks
+//     avc_abi_version at instantiation and refuses other versions.
+//   - Calls into one instance are serialized by a mutex; all of them are
+//     non-blocking.
+//   - After a trap the instance is discarded and every later call returns an
+//     error matching [ErrTrapped]; the Agent then instantiates a fresh module
+//     from the last stored state and starts again.
+//   - Modules get real randomness (crypto/rand) and the system clocks; the
+//     engine itself only sees the times passed to the exports.
+package host

@@ -1,0 +1,855 @@
+package host
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/plgd-dev/go-coap/v3/message"
+	"github.com/plgd-dev/go-coap/v3/message/codes"
+	"github.com/plgd-dev/go-coap/v3/udp/coder"
+	"github.com/tetratelabs/wazero/api"
+
+	"github.com/avc-agent/avc/agent"
+)
+
+// testRT is the runtime every test instantiates from: avc.wasm from
+// $AVC_WASM, or built from ./wasm into a temporary directory, so that
+// `go test ./...` needs no prior make step.
+var testRT *Runtime
+
+// wasmPath is where testRT's module came from.
+var wasmPath string
+
+func TestMain(m *testing.M) { os.Exit(runTests(m)) }
+
+func runTests(m *testing.M) int {
+	flag.Parse()
+	path := os.Getenv("AVC_WASM")
+	if _, err := os.Stat(path); path == "" || err != nil {
+		dir, err := os.MkdirTemp("", "avc-wasm-test")
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		defer os.RemoveAll(dir)
+		path = filepath.Join(dir, "avc.wasm")
+		cmd := exec.Command("go", "build", "-buildmode=c-shared", "-ldflags=-s -w", "-o", path, "github.com/avc-agent/avc/wasm")
+		cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			fmt.Fprintf(os.Stderr, "build avc.wasm: %v\n%s", err, out)
+			return 1
+		}
+	}
+	wasmPath = path
+	wasm, err := os.ReadFile(path)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	ctx := context.Background()
+	// The interpreter: compiling avc.wasm to machine code takes seconds
+	// (tens on a busy machine) the first time, which the tests do not need.
+	testRT, err = NewRuntime(ctx, wasm, WithInterpreter())
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer testRT.Close(ctx)
+	if testing.Verbose() {
+		fmt.Printf("avc.wasm: %s, %d bytes, compiled in %v\n", path, len(wasm), testRT.CompileTime)
+	}
+	return m.Run()
+}
+
+// recorder is an Imports that records what the module does.
+type recorder struct {
+	mu     sync.Mutex
+	sent   []sentDatagram
+	stored map[string][]byte
+	logs   []slog.Record
+}
+
+type sentDatagram struct {
+	peer string
+	data []byte
+}
+
+func (r *recorder) imports() Imports {
+	return Imports{
+		SockSend: func(peer string, data []byte) error {
+			r.mu.Lock()
+			defer r.mu.Unlock()
+			r.sent = append(r.sent, sentDatagram{peer, bytes.Clone(data)})
+			return nil
+		},
+		StorageWrite: func(key string, data []byte) error {
+			r.mu.Lock()
+			defer r.mu.Unlock()
+			if r.stored == nil {
+				r.stored = make(map[string][]byte)
+			}
+			r.stored[key] = bytes.Clone(data)
+			return nil
+		},
+		Log: func(rec slog.Record) {
+			r.mu.Lock()
+			defer r.mu.Unlock()
+			r.logs = append(r.logs, rec)
+		},
+	}
+}
+
+func newModule(t *testing.T, rec *recorder) *Module {
+	t.Helper()
+	if rec == nil {
+		rec = new(recorder)
+	}
+	m, err := testRT.Instantiate(context.Background(), rec.imports())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close(context.Background()) })
+	return m
+}
+
+const testPeer = "127.0.0.1:5683"
+
+func goodConfig() map[string]string {
+	return map[string]string{
+		agent.EnvServerURI: "coap://" + testPeer,
+		agent.EnvEndpoint:  "wasm-test",
+		agent.EnvLifetime:  "300",
+		agent.EnvLogLevel:  "debug",
+	}
+}
+
+var t0 = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+
+func wantCode(t *testing.T, err error, want Code) *Error {
+	t.Helper()
+	var e *Error
+	if !errors.As(err, &e) {
+		t.Fatalf("err = %v, want an *Error with %s", err, want)
+	}
+	if e.Code != want {
+		t.Fatalf("code = %s (%q), want %s", e.Code, e.Msg, want)
+	}
+	return e
+}
+
+func TestABIVersion(t *testing.T) {
+	m := newModule(t, nil)
+	v, err := m.ABIVersion()
+	if err != nil || v != 1 {
+		t.Fatalf("ABIVersion() = %d, %v; want 1", v, err)
+	}
+}
+
+func TestInitBadConfig(t *testing.T) {
+	tests := []struct {
+		name string
+		cfg  string
+		want string // in avc_last_error
+	}{
+		{"not json", `nope`, "JSON object"},
+		{"not an object", `["AVC_SERVER_URI"]`, "JSON object"},
+		{"empty", `{}`, "AVC_SERVER_URI is required"},
+		{"bad scheme", `{"AVC_SERVER_URI":"http://x","AVC_ENDPOINT":"e"}`, "want coap://host[:port]"},
+		{"unknown name", `{"AVC_SERVER_URI":"coap://x","AVC_ENDPOINT":"e","AVC_COLOUR":"red"}`, `unknown setting "AVC_COLOUR"`},
+		{"bad lifetime", `{"AVC_SERVER_URI":"coap://x","AVC_ENDPOINT":"e","AVC_LIFETIME":"soon"}`, "AVC_LIFETIME"},
+		{"bad value type", `{"AVC_SERVER_URI":"coap://x","AVC_ENDPOINT":true}`, "want a string or a number"},
+		{"all problems", `{"AVC_LOG_LEVEL":"loud"}`, `AVC_LOG_LEVEL="loud": want debug, info, warn or error; agent: bad configuration: AVC_SERVER_URI is required; agent: bad configuration: AVC_ENDPOINT is required`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m := newModule(t, nil)
+			err := m.InitJSON([]byte(tt.cfg), nil)
+			e := wantCode(t, err, CodeBadInput)
+			if !strings.Contains(e.Msg, tt.want) {
+				t.Errorf("avc_last_error = %q, want it to mention %q", e.Msg, tt.want)
+			}
+			if !errors.Is(err, agent.ErrConfig) {
+				t.Errorf("errors.Is(%v, agent.ErrConfig) = false", err)
+			}
+			if msg, _ := m.LastError(); msg != e.Msg {
+				t.Errorf("LastError() = %q, want %q", msg, e.Msg)
+			}
+			// A failed init may be retried.
+			if err := m.Init(goodConfig(), nil); err != nil {
+				t.Fatalf("init after a failed init: %v", err)
+			}
+			if msg, _ := m.LastError(); msg != "" {
+				t.Errorf("LastError() after success = %q, want empty", msg)
+			}
+			wantCode(t, m.Init(goodConfig(), nil), CodeDuplicate)
+		})
+	}
+}
+
+func TestInitNumbersAndState(t *testing.T) {
+	m := newModule(t, nil)
+	cfg := `{"AVC_SERVER_URI":"coap://127.0.0.1:5683","AVC_ENDPOINT":"e","AVC_LIFETIME":300,"AVC_BOOTSTRAP_URI":null}`
+	// A stored state that cannot be parsed is ignored, never an error.
+	if err := m.InitJSON([]byte(cfg), []byte("{garbage")); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestBeforeInit(t *testing.T) {
+	m := newModule(t, nil)
+	wantCode(t, m.Command(t0, agent.CmdStart{}), CodeNotInitialized)
+	wantCode(t, m.OnDatagram(t0, testPeer, []byte{0x40, 0x01, 0, 1}), CodeNotInitialized)
+	_, err := m.Step(t0)
+	wantCode(t, err, CodeNotInitialized)
+	if ev, ok, err := m.PollEvent(); ok || err != nil {
+		t.Fatalf("PollEvent() = %v, %v, %v; want none", ev, ok, err)
+	}
+}
+
+func TestCommands(t *testing.T) {
+	rec := new(recorder)
+	m := newModule(t, rec)
+	if err := m.Init(goodConfig(), nil); err != nil {
+		t.Fatal(err)
+	}
+	steps := []struct {
+		name string
+		cmd  string
+		want Code
+		is   error
+	}{
+		{"bad json", `{"cmd":`, CodeBadInput, nil},
+		{"no cmd", `{"command":"start"}`, CodeBadInput, nil},
+		{"unknown", `{"cmd":"fly"}`, CodeUnsupported, agent.ErrUnknownCommand},
+		{"update unregistered", `{"cmd":"update"}`, CodeNotRegistered, agent.ErrNotRegistered},
+		{"stop stopped", `{"cmd":"stop"}`, CodeDuplicate, agent.ErrDuplicate},
+		{"start", `{"cmd":"start"}`, CodeOK, nil},
+		{"start started", `{"cmd":"start"}`, CodeDuplicate, agent.ErrDuplicate},
+		{"stop", `{"cmd":"stop"}`, CodeOK, nil},
+	}
+	for _, s := range steps {
+		err := m.CommandJSON(t0, []byte(s.cmd))
+		if s.want == CodeOK {
+			if err != nil {
+				t.Fatalf("%s: %v", s.name, err)
+			}
+			continue
+		}
+		e := wantCode(t, err, s.want)
+		if e.Msg == "" {
+			t.Errorf("%s: empty avc_last_error", s.name)
+		}
+		if s.is != nil && !errors.Is(err, s.is) {
+			t.Errorf("%s: errors.Is(%v, %v) = false", s.name, err, s.is)
+		}
+	}
+	// start sent a Register to the server through sock_send.
+	if len(rec.sent) == 0 || rec.sent[0].peer != testPeer {
+		t.Fatalf("sent = %v, want a Register to %s", rec.sent, testPeer)
+	}
+	msg := decode(t, rec.sent[0].data)
+	if msg.Code != codes.POST || pathOf(msg) != "/rd" {
+		t.Errorf("first datagram = %v %s, want POST /rd", msg.Code, pathOf(msg))
+	}
+	// stop while registering ends the session at once.
+	ev, ok, err := m.PollEvent()
+	if err != nil || !ok || ev.Kind != agent.EventDeregistered {
+		t.Fatalf("PollEvent() = %+v, %v, %v; want deregistered", ev, ok, err)
+	}
+	if len(rec.logs) == 0 {
+		t.Error("no log records at AVC_LOG_LEVEL=debug")
+	}
+}
+
+func TestStep(t *testing.T) {
+	rec := new(recorder)
+	m := newModule(t, rec)
+	if err := m.Init(goodConfig(), nil); err != nil {
+		t.Fatal(err)
+	}
+	next, err := m.Step(t0)
+	if err != nil || !next.IsZero() {
+		t.Fatalf("Step() before start = %v, %v; want no deadline", next, err)
+	}
+	if err := m.Command(t0, agent.CmdStart{}); err != nil {
+		t.Fatal(err)
+	}
+	next, err = m.Step(t0)
+	if err != nil || next.IsZero() || !next.After(t0) || next.Sub(t0) > 3*time.Second {
+		t.Fatalf("Step() after start = %v, %v; want the retransmission deadline within ACK_TIMEOUT·1.5", next, err)
+	}
+	n := len(rec.sent)
+	if _, err := m.Step(next); err != nil {
+		t.Fatal(err)
+	}
+	if len(rec.sent) != n+1 {
+		t.Errorf("Step at the deadline sent %d datagrams, want 1 retransmission", len(rec.sent)-n)
+	}
+}
+
+// rawPoll calls avc_poll_event(ptr, size) directly.
+func rawPoll(t *testing.T, m *Module, ptr, size uint32) int32 {
+	t.Helper()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	r, err := m.call(fnPollEvent, uint64(ptr), uint64(size))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return api.DecodeI32(r)
+}
+
+func TestPollEventSmallBuffer(t *testing.T) {
+	m := newModule(t, nil)
+	if err := m.Init(goodConfig(), nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Command(t0, agent.CmdStart{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Command(t0, agent.CmdStop{}); err != nil {
+		t.Fatal(err)
+	}
+	m.mu.Lock()
+	err := m.ensure(&m.out, 1024)
+	buf := m.out
+	m.mu.Unlock()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := rawPoll(t, m, buf.ptr, 4)
+	if r > -minEventLen {
+		t.Fatalf("avc_poll_event(buf, 4) = %d, want -(size) <= -%d", r, minEventLen)
+	}
+	if r2 := rawPoll(t, m, 0, 0); r2 != r {
+		t.Fatalf("avc_poll_event(0, 0) = %d, want %d: the event must be kept", r2, r)
+	}
+	// The event fits but the buffer is not one of ours.
+	if r3 := rawPoll(t, m, 8, uint32(-r)); r3 != int32(CodeBadParameter) {
+		t.Fatalf("avc_poll_event(8, %d) = %d, want AVC_BAD_PARAMETER", -r, r3)
+	}
+	if n := rawPoll(t, m, buf.ptr, uint32(-r)); n != -r {
+		t.Fatalf("avc_poll_event(buf, %d) = %d, want %d", -r, n, -r)
+	}
+	m.mu.Lock()
+	b, _ := m.mem.Read(buf.ptr, uint32(-r))
+	got := string(bytes.TrimSpace(b))
+	m.mu.Unlock()
+	if !strings.HasPrefix(got, `{"kind":"deregistered"`) {
+		t.Fatalf("event = %s, want a deregistered event", got)
+	}
+	if r := rawPoll(t, m, buf.ptr, buf.size); r != 0 {
+		t.Fatalf("avc_poll_event after the last event = %d, want 0", r)
+	}
+}
+
+func TestBadPointers(t *testing.T) {
+	m := newModule(t, nil)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	call := func(fn int, args ...uint64) int32 {
+		t.Helper()
+		r, err := m.call(fn, args...)
+		if err != nil {
+			t.Fatalf("%s trapped: %v", exportNames[fn], err)
+		}
+		return api.DecodeI32(r)
+	}
+	if p := call(fnBufAlloc, 0); p != 0 {
+		t.Errorf("avc_buf_alloc(0) = %#x, want 0", p)
+	}
+	if p := call(fnBufAlloc, api.EncodeI32(-5)); p != 0 {
+		t.Errorf("avc_buf_alloc(-5) = %#x, want 0", p)
+	}
+	if rc := call(fnBufFree, 12345); rc != int32(CodeBadParameter) {
+		t.Errorf("avc_buf_free(12345) = %d, want AVC_BAD_PARAMETER", rc)
+	}
+	p := uint32(call(fnBufAlloc, 64))
+	tests := []struct {
+		name string
+		ptr  uint32
+		n    int32
+	}{
+		{"far outside memory", 0xffff_ff00, 10},
+		{"not a buffer", 16, 10},
+		{"past the end", p, 65},
+		{"straddles the end", p + 60, 10},
+		{"negative length", p, -1},
+	}
+	for _, tt := range tests {
+		if rc := call(fnInit, uint64(tt.ptr), api.EncodeI32(tt.n), 0, 0); rc != int32(CodeBadParameter) {
+			t.Errorf("%s: avc_init = %d, want AVC_BAD_PARAMETER", tt.name, rc)
+		}
+	}
+	// Inside the buffer, at an offset, is fine (the content is not JSON).
+	if rc := call(fnInit, uint64(p+8), 8, 0, 0); rc != int32(CodeBadInput) {
+		t.Errorf("avc_init(inside) = %d, want AVC_BAD_INPUT", rc)
+	}
+	if rc := call(fnBufFree, uint64(p)); rc != 0 {
+		t.Errorf("avc_buf_free = %d", rc)
+	}
+	if rc := call(fnInit, uint64(p), 8, 0, 0); rc != int32(CodeBadParameter) {
+		t.Errorf("avc_init(freed buffer) = %d, want AVC_BAD_PARAMETER", rc)
+	}
+}
+
+func TestGarbageDatagrams(t *testing.T) {
+	seed := uint64(time.Now().UnixNano())
+	t.Logf("seed %d", seed)
+	rng := rand.New(rand.NewPCG(seed, 1))
+	rec := new(recorder)
+	m := newModule(t, rec)
+	if err := m.Init(goodConfig(), nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Command(t0, agent.CmdStart{}); err != nil {
+		t.Fatal(err)
+	}
+	inputs := [][]byte{
+		nil,
+		{0},
+		{0x40},
+		{0x40, 0x01, 0x12, 0x34},           // CON GET, no options
+		{0x48, 0x01, 0x12, 0x34, 1, 2},     // token length larger than the rest
+		{0x40, 0x01, 0x12, 0x34, 0xff},     // payload marker without payload
+		{0x40, 0x01, 0x12, 0x34, 0xbd, 20}, // option length past the end
+		{0x60, 0x45, 0x00, 0x01},           // ACK for nothing
+		{0x70, 0x00, 0x00, 0x01},           // RST for nothing
+		bytes.Repeat([]byte{0xff}, 70<<10), // larger than any datagram
+	}
+	for range 500 {
+		b := make([]byte, rng.IntN(64))
+		for i := range b {
+			b[i] = byte(rng.Uint32())
+		}
+		if len(b) > 0 && rng.IntN(2) == 0 {
+			b[0] = 0x40 | b[0]&0x0f // version 1
+		}
+		inputs = append(inputs, b)
+	}
+	for i, b := range inputs {
+		for _, peer := range []string{testPeer, "10.0.0.1:9", "", "\xff\xfe"} {
+			now := t0.Add(time.Duration(i) * time.Millisecond)
+			if err := m.OnDatagram(now, peer, b); err != nil {
+				t.Fatalf("input %d (%x) from %q: %v", i, b, peer, err)
+			}
+			if _, err := m.Step(now); err != nil {
+				t.Fatalf("step after input %d: %v", i, err)
+			}
+		}
+	}
+	for {
+		_, ok, err := m.PollEvent()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !ok {
+			break
+		}
+	}
+	if err := m.Err(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestTrapIsSticky(t *testing.T) {
+	m := newModule(t, nil)
+	if err := m.Init(goodConfig(), nil); err != nil {
+		t.Fatal(err)
+	}
+	// Closing the wazero instance behind the Module's back makes the next
+	// call fail the way a trap does.
+	m.mod.Close(context.Background())
+	_, err := m.Step(t0)
+	if !errors.Is(err, ErrTrapped) {
+		t.Fatalf("Step() after the instance died = %v, want ErrTrapped", err)
+	}
+	var te *TrapError
+	if !errors.As(err, &te) || te.Op != "avc_step" {
+		t.Fatalf("err = %#v, want a *TrapError for avc_step", err)
+	}
+	if err := m.Command(t0, agent.CmdStart{}); !errors.Is(err, ErrTrapped) {
+		t.Fatalf("Command() after a trap = %v, want ErrTrapped", err)
+	}
+	if err := m.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestDecodeRecord(t *testing.T) {
+	r := decodeRecord(slog.LevelWarn, []byte(`{"msg":"registered","server_uri":"coap://x","lifetime":300,"ok":true,"g":{"a":1}}`))
+	if r.Message != "registered" || r.Level != slog.LevelWarn {
+		t.Fatalf("record = %q %v", r.Message, r.Level)
+	}
+	var got []string
+	r.Attrs(func(a slog.Attr) bool {
+		got = append(got, a.String())
+		return true
+	})
+	if want := "server_uri=coap://x lifetime=300 ok=true g=[a=1]"; strings.Join(got, " ") != want {
+		t.Errorf("attrs = %q, want %q", strings.Join(got, " "), want)
+	}
+	if r := decodeRecord(slog.LevelInfo, []byte("plain text")); r.Message != "plain text" {
+		t.Errorf("non-JSON record = %q", r.Message)
+	}
+}
+
+// lwm2mServer is a minimal LwM2M server on a real UDP socket: it answers
+// Register with 2.01 Location-Path rd/x, Update with 2.04 and De-register
+// with 2.02, and can send requests to the client.
+type lwm2mServer struct {
+	t    *testing.T
+	conn *net.UDPConn
+
+	mu     sync.Mutex
+	client *net.UDPAddr
+	log    []string              // "POST /rd ep=… lt=…"
+	acks   chan *message.Message // responses to our requests
+	mid    uint16
+}
+
+func newLwM2MServer(t *testing.T) *lwm2mServer {
+	conn, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &lwm2mServer{t: t, conn: conn, acks: make(chan *message.Message, 16), mid: 0x4000}
+	t.Cleanup(func() { conn.Close() })
+	go s.serve()
+	return s
+}
+
+func (s *lwm2mServer) uri() string { return "coap://" + s.conn.LocalAddr().String() }
+
+func (s *lwm2mServer) serve() {
+	buf := make([]byte, 64<<10)
+	for {
+		n, addr, err := s.conn.ReadFromUDP(buf)
+		if err != nil {
+			return
+		}
+		m, err := decodeMsg(buf[:n])
+		if err != nil {
+			continue
+		}
+		if m.Type == message.Acknowledgement || m.Type == message.Reset {
+			s.acks <- m
+			continue
+		}
+		req := m.Code.String() + " " + pathOf(m)
+		if q := queries(m); q != "" {
+			req += " " + q
+		}
+		resp := &message.Message{Type: message.Acknowledgement, MessageID: m.MessageID, Token: m.Token}
+		switch {
+		case m.Code == codes.POST && pathOf(m) == "/rd":
+			resp.Code = codes.Created
+			resp.Options = resp.Options.Add(message.Option{ID: message.LocationPath, Value: []byte("rd")})
+			resp.Options = resp.Options.Add(message.Option{ID: message.LocationPath, Value: []byte("x")})
+		case m.Code == codes.POST && pathOf(m) == "/rd/x":
+			resp.Code = codes.Changed
+		case m.Code == codes.DELETE && pathOf(m) == "/rd/x":
+			resp.Code = codes.Deleted
+		default:
+			resp.Code = codes.NotFound
+		}
+		s.mu.Lock()
+		s.client = addr
+		s.log = append(s.log, req)
+		s.mu.Unlock()
+		s.conn.WriteToUDP(encodeMsg(resp), addr)
+	}
+}
+
+// request sends a confirmable request to the client.
+func (s *lwm2mServer) request(code codes.Code, path string, payload []byte, opts ...message.Option) {
+	s.mu.Lock()
+	s.mid++
+	m := &message.Message{Type: message.Confirmable, Code: code, MessageID: int32(s.mid), Token: []byte{1, 2, 3, 4}, Payload: payload}
+	addr := s.client
+	s.mu.Unlock()
+	for _, seg := range strings.Split(strings.Trim(path, "/"), "/") {
+		m.Options = m.Options.Add(message.Option{ID: message.URIPath, Value: []byte(seg)})
+	}
+	for _, o := range opts {
+		m.Options = m.Options.Add(o)
+	}
+	if _, err := s.conn.WriteToUDP(encodeMsg(m), addr); err != nil {
+		s.t.Error(err)
+	}
+}
+
+func (s *lwm2mServer) requests() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.log...)
+}
+
+func decodeMsg(b []byte) (*message.Message, error) {
+	m := &message.Message{Options: make(message.Options, 0, 16)}
+	if _, err := coder.DefaultCoder.Decode(bytes.Clone(b), m); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+func decode(t *testing.T, b []byte) *message.Message {
+	t.Helper()
+	m, err := decodeMsg(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+func encodeMsg(m *message.Message) []byte {
+	n, _ := coder.DefaultCoder.Size(*m)
+	b := make([]byte, n)
+	coder.DefaultCoder.Encode(*m, b)
+	return b
+}
+
+func pathOf(m *message.Message) string {
+	var segs []string
+	for _, o := range m.Options {
+		if o.ID == message.URIPath {
+			segs = append(segs, string(o.Value))
+		}
+	}
+	return "/" + strings.Join(segs, "/")
+}
+
+func queries(m *message.Message) string {
+	var qs []string
+	for _, o := range m.Options {
+		if o.ID == message.URIQuery {
+			qs = append(qs, string(o.Value))
+		}
+	}
+	return strings.Join(qs, "&")
+}
+
+// nextEvent waits for the next event of one of the kinds, skipping others.
+func nextEvent(t *testing.T, evs <-chan agent.Event, kinds ...agent.EventKind) agent.Event {
+	t.Helper()
+	timeout := time.After(20 * time.Second)
+	for {
+		select {
+		case ev, ok := <-evs:
+			if !ok {
+				t.Fatalf("events closed while waiting for %v", kinds)
+			}
+			t.Logf("event: %s %+v", ev.Kind, ev)
+			for _, k := range kinds {
+				if ev.Kind == k {
+					return ev
+				}
+			}
+		case <-timeout:
+			t.Fatalf("no %v event within 20 s", kinds)
+		}
+	}
+}
+
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimSpace(string(p)))
+	return len(p), nil
+}
+
+func TestAgentRegistration(t *testing.T) {
+	srv := newLwM2MServer(t)
+	dir := t.TempDir()
+	cfg := map[string]string{
+		agent.EnvServerURI: srv.uri(),
+		agent.EnvEndpoint:  "wasm-test",
+		agent.EnvLifetime:  "300",
+		agent.EnvStateDir:  dir,
+		agent.EnvLogLevel:  "debug",
+	}
+	logger := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	a, err := New(context.Background(), nil, cfg, WithRuntime(testRT), WithLogger(logger))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	runErr := make(chan error, 1)
+	go func() { runErr <- a.Run(ctx) }()
+	evs := a.Events()
+
+	ev := nextEvent(t, evs, agent.EventRegistered)
+	if ev.Location != "/rd/x" || ev.Lifetime != 300 || ev.Server != srv.uri() {
+		t.Fatalf("registered = %+v", ev)
+	}
+	if err := a.Do(ctx, agent.CmdStart{}); !errors.Is(err, agent.ErrDuplicate) {
+		t.Errorf("Do(start) while started = %v, want ErrDuplicate", err)
+	}
+	if err := a.Do(ctx, agent.CmdUpdate{}); err != nil {
+		t.Fatalf("Do(update) = %v", err)
+	}
+	nextEvent(t, evs, agent.EventUpdated)
+
+	// The server writes the lifetime: the module stores its state (the host
+	// writes the state file) and sends an Update with the new lifetime.
+	srv.request(codes.PUT, "/1/0/1", []byte("600"), message.Option{ID: message.ContentFormat, Value: []byte{0}})
+	st := nextEvent(t, evs, agent.EventStore)
+	if len(st.Data) == 0 {
+		t.Fatal("store event without data")
+	}
+	ev = nextEvent(t, evs, agent.EventUpdated)
+	if ev.Lifetime != 600 {
+		t.Errorf("updated after the write = %+v, want lifetime 600", ev)
+	}
+	select {
+	case ack := <-srv.acks:
+		if ack.Code != codes.Changed {
+			t.Errorf("write answered %v, want 2.04", ack.Code)
+		}
+	case <-time.After(5 * time.Second):
+		t.Error("write not answered")
+	}
+	saved, err := os.ReadFile(filepath.Join(dir, StateFile))
+	if err != nil || !bytes.Equal(saved, st.Data) {
+		t.Errorf("state file = %q, %v; want the store event's data %q", saved, err, st.Data)
+	}
+
+	cancel()
+	ev = nextEvent(t, evs, agent.EventDeregistered)
+	if ev.Location != "/rd/x" || ev.Err != "" {
+		t.Errorf("deregistered = %+v", ev)
+	}
+	select {
+	case err := <-runErr:
+		if err != nil {
+			t.Fatalf("Run() = %v", err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("Run did not return after cancel")
+	}
+	for range evs {
+	}
+	if err := a.Do(context.Background(), agent.CmdUpdate{}); !errors.Is(err, agent.ErrClosed) {
+		t.Errorf("Do after Run = %v, want ErrClosed", err)
+	}
+
+	reqs := srv.requests()
+	want := []string{"POST /rd", "POST /rd/x", "POST /rd/x lt=600", "DELETE /rd/x"}
+	if len(reqs) != len(want) {
+		t.Fatalf("server saw %q, want %d requests like %q", reqs, len(want), want)
+	}
+	for i, w := range want {
+		if !strings.HasPrefix(reqs[i], w) {
+			t.Errorf("request %d = %q, want %q…", i, reqs[i], w)
+		}
+	}
+	if !strings.Contains(reqs[0], "ep=wasm-test") || !strings.Contains(reqs[0], "lt=300") {
+		t.Errorf("register = %q, want ep=wasm-test and lt=300", reqs[0])
+	}
+
+	// A new agent on the same state directory starts from the stored
+	// state: it registers with the lifetime the server wrote.
+	a2, err := New(context.Background(), nil, cfg, WithRuntime(testRT))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx2, cancel2 := context.WithCancel(context.Background())
+	defer cancel2()
+	go func() { runErr <- a2.Run(ctx2) }()
+	ev = nextEvent(t, a2.Events(), agent.EventRegistered)
+	if ev.Lifetime != 600 {
+		t.Errorf("registered after restart = %+v, want the stored lifetime 600", ev)
+	}
+	cancel2()
+	nextEvent(t, a2.Events(), agent.EventDeregistered)
+	if err := <-runErr; err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestAgentRecoversFromTrap(t *testing.T) {
+	srv := newLwM2MServer(t)
+	cfg := map[string]string{
+		agent.EnvServerURI: srv.uri(),
+		agent.EnvEndpoint:  "wasm-trap",
+	}
+	a, err := New(context.Background(), nil, cfg, WithRuntime(testRT))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	runErr := make(chan error, 1)
+	go func() { runErr <- a.Run(ctx) }()
+	nextEvent(t, a.Events(), agent.EventRegistered)
+	// Kill the instance the way a trap would; the next call finds it dead.
+	// Run replaces it with a fresh one, which registers again.
+	a.Module().mod.Close(context.Background())
+	// The command is retried on the fresh instance, which is registering.
+	if err := a.Do(ctx, agent.CmdUpdate{}); !errors.Is(err, agent.ErrNotRegistered) {
+		t.Errorf("Do(update) after the trap = %v, want ErrNotRegistered", err)
+	}
+	nextEvent(t, a.Events(), agent.EventRegistered)
+	cancel()
+	nextEvent(t, a.Events(), agent.EventDeregistered)
+	if err := <-runErr; err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestServerPeer(t *testing.T) {
+	tests := []struct{ uri, want string }{
+		{"coap://127.0.0.1", "127.0.0.1:5683"},
+		{"coap://example.com:5684", "example.com:5684"},
+		{"coap://[::1]:9000", "[::1]:9000"},
+	}
+	for _, tt := range tests {
+		got, err := serverPeer(tt.uri)
+		if err != nil || got != tt.want {
+			t.Errorf("serverPeer(%q) = %q, %v; want %q", tt.uri, got, err, tt.want)
+		}
+	}
+}
+
+// TestCompilerWithCache compiles avc.wasm to machine code with an on-disk
+// cache (slow the first time on a machine, fast afterwards).
+func TestCompilerWithCache(t *testing.T) {
+	if testing.Short() {
+		t.Skip("compiles avc.wasm to machine code")
+	}
+	wasm, err := os.ReadFile(wasmPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	rt, err := NewRuntime(ctx, wasm, WithCompilationCacheDir(filepath.Join(os.TempDir(), "avc-wazero-cache")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rt.Close(ctx)
+	t.Logf("compiled in %v", rt.CompileTime)
+	m, err := rt.Instantiate(ctx, Imports{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Init(goodConfig(), nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Command(t0, agent.CmdStart{}); err != nil {
+		t.Fatal(err)
+	}
+}
