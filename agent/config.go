@@ -244,6 +244,15 @@ func (c *Config) ssid() uint16 {
 	return c.ShortServerID
 }
 
+// ServerPeer returns the peer key ("host:port") under which an engine
+// configured with uri addresses the server's datagrams: the URI's host
+// (IPv6 in brackets) and port, 5683 by default. Drivers use it to resolve
+// the server before the engine sends anything.
+func ServerPeer(uri string) (string, error) {
+	a, err := parseServerURI(uri)
+	return a.peer, err
+}
+
 // serverAddr is a parsed server URI.
 type serverAddr struct {
 	scheme string // "coap" or "coaps"

@@ -106,3 +106,22 @@ func TestConfigApply(t *testing.T) {
 		t.Error("ApplyMap accepted an unknown name")
 	}
 }
+
+func TestServerPeer(t *testing.T) {
+	tests := []struct {
+		uri, want string
+		wantErr   bool
+	}{
+		{uri: "coap://127.0.0.1", want: "127.0.0.1:5683"},
+		{uri: "coap://example.com:5684", want: "example.com:5684"},
+		{uri: "coap://[::1]:9000", want: "[::1]:9000"},
+		{uri: "http://x", wantErr: true},
+		{uri: "coap://:5683", wantErr: true},
+	}
+	for _, tt := range tests {
+		got, err := agent.ServerPeer(tt.uri)
+		if (err != nil) != tt.wantErr || got != tt.want {
+			t.Errorf("ServerPeer(%q) = %q, %v; want %q (error %v)", tt.uri, got, err, tt.want, tt.wantErr)
+		}
+	}
+}

@@ -5,22 +5,17 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
-	"net/url"
 	"os"
 	"path/filepath"
-	"strconv"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/avc-agent/avc/agent"
 )
 
-// StateFile is the name of the persistent state under AVC_STATE_DIR; the
-// native driver (agent.Agent) uses the same file, so a device can switch
-// between the two.
-const StateFile = "agent-state.json"
+// StateFile is the name of the persistent state under AVC_STATE_DIR, the
+// same file the native driver uses.
+const StateFile = agent.StateFile
 
 // deregisterTimeout bounds the de-registration Run waits for on the way out.
 const deregisterTimeout = 10 * time.Second
@@ -31,9 +26,6 @@ const (
 	maxTraps   = 3
 	trapWindow = time.Minute
 )
-
-// maxDatagram is the largest datagram read from the socket.
-const maxDatagram = 64 << 10
 
 // Agent runs avc.wasm with the shape of the native [agent.Agent]: New, then
 // Run in a goroutine; Run registers to the server and serves until its
@@ -50,21 +42,16 @@ type Agent struct {
 	traps    []time.Time
 
 	cmds   chan cmdReq
-	events chan agent.Event
+	events *agent.EventQueue
 
 	mu      sync.Mutex
-	queue   []agent.Event
-	wake    chan struct{}
 	closed  bool
 	running bool
 
-	// Run's socket; only the loop goroutine (and the import functions it
-	// calls) use conn, addrs is shared with the reader goroutine.
-	conn    *net.UDPConn
-	addrMu  sync.Mutex
-	addrs   map[string]*net.UDPAddr // peer key -> address
-	peers   map[string]string       // address -> peer key
-	stopped bool                    // a Stop is in flight: waiting for "deregistered"
+	// Run's socket; only the loop goroutine and the import functions it
+	// calls use it.
+	port    *agent.UDPPort
+	stopped bool // a Stop is in flight: waiting for "deregistered"
 }
 
 type cmdReq struct {
@@ -86,10 +73,7 @@ func New(ctx context.Context, wasm []byte, cfg map[string]string, opts ...Option
 		log:      o.logger,
 		rt:       o.runtime,
 		cmds:     make(chan cmdReq),
-		events:   make(chan agent.Event),
-		wake:     make(chan struct{}, 1),
-		addrs:    make(map[string]*net.UDPAddr),
-		peers:    make(map[string]string),
+		events:   agent.NewEventQueue(),
 	}
 	if a.stateDir != "" {
 		b, err := os.ReadFile(filepath.Join(a.stateDir, StateFile))
@@ -146,7 +130,7 @@ func (a *Agent) Module() *Module { return a.mod }
 // Events returns the channel of engine events. It is closed once Run has
 // returned and every event has been received. Events are queued without
 // bound, so a slow reader never stalls the protocol.
-func (a *Agent) Events() <-chan agent.Event { return a.events }
+func (a *Agent) Events() <-chan agent.Event { return a.events.C() }
 
 // Do sends a command to the running agent and returns the module's answer;
 // errors match agent.ErrDuplicate and agent.ErrNotRegistered as the native
@@ -198,37 +182,23 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	a.running = true
 	a.mu.Unlock()
-	go a.feed()
 	defer a.Close(context.WithoutCancel(ctx))
 	defer a.finish()
 
-	peer, err := serverPeer(a.cfg[agent.EnvServerURI])
+	peer, err := agent.ServerPeer(a.cfg[agent.EnvServerURI])
 	if err != nil {
 		return err
 	}
-	if _, err := a.resolve(peer); err != nil {
-		return fmt.Errorf("host: resolve server %s: %w", peer, err)
-	}
-	conn, err := net.ListenUDP("udp", nil)
+	port, err := agent.ListenUDP(peer)
 	if err != nil {
-		return fmt.Errorf("host: open socket: %w", err)
+		return err
 	}
-	defer conn.Close()
-	a.conn = conn
-	quit := make(chan struct{})
-	defer close(quit)
-	rx := make(chan inbound, 16)
-	go a.read(conn, rx, quit)
-	return a.loop(ctx, rx)
+	defer port.Close()
+	a.port = port
+	return a.loop(ctx, port)
 }
 
-type inbound struct {
-	peer string
-	data []byte
-	err  error
-}
-
-func (a *Agent) loop(ctx context.Context, rx <-chan inbound) error {
+func (a *Agent) loop(ctx context.Context, port *agent.UDPPort) error {
 	stopping := false
 	// apply runs one module call. After a trap it starts over with a fresh
 	// instance and retries the call once there.
@@ -276,11 +246,11 @@ func (a *Agent) loop(ctx context.Context, rx <-chan inbound) error {
 		timer.Reset(wait)
 		var err error
 		select {
-		case in := <-rx:
-			if in.err != nil {
-				return fmt.Errorf("host: receive: %w", in.err)
+		case d, ok := <-port.Recv():
+			if !ok {
+				return fmt.Errorf("host: receive: %w", port.Err())
 			}
-			err = apply(func(m *Module) error { return m.OnDatagram(time.Now(), in.peer, in.data) })
+			err = apply(func(m *Module) error { return m.OnDatagram(time.Now(), d.Peer, d.Data) })
 		case req := <-a.cmds:
 			err = apply(func(m *Module) error { return m.Command(time.Now(), req.cmd) })
 			if _, ok := req.cmd.(agent.CmdStop); ok && err == nil {
@@ -315,7 +285,7 @@ func (a *Agent) loop(ctx context.Context, rx <-chan inbound) error {
 // drain forwards every pending event; it notes the end of a stop.
 func (a *Agent) drain() error {
 	var evs []agent.Event
-	defer func() { a.push(evs) }()
+	defer func() { a.events.Push(evs...) }()
 	for {
 		ev, ok, err := a.mod.PollEvent()
 		if err != nil {
@@ -365,16 +335,11 @@ func (a *Agent) recoverTrap(ctx context.Context, trap error, stopping bool) erro
 
 // send implements the sock_send import.
 func (a *Agent) send(peer string, data []byte) error {
-	if a.conn == nil {
+	if a.port == nil {
 		return errors.New("not running")
 	}
-	addr, err := a.resolve(peer)
-	if err != nil {
-		a.log.Warn("resolve peer", "peer", peer, "err", err)
-		return err
-	}
-	if _, err := a.conn.WriteToUDP(data, addr); err != nil {
-		a.log.Warn("send", "peer", peer, "err", err)
+	if err := a.port.Send(peer, data); err != nil {
+		a.log.Warn("send", "err", err)
 		return err
 	}
 	return nil
@@ -396,114 +361,10 @@ func (a *Agent) store(key string, data []byte) error {
 	return nil
 }
 
-func (a *Agent) resolve(peer string) (*net.UDPAddr, error) {
-	a.addrMu.Lock()
-	defer a.addrMu.Unlock()
-	if addr, ok := a.addrs[peer]; ok {
-		return addr, nil
-	}
-	addr, err := net.ResolveUDPAddr("udp", peer)
-	if err != nil {
-		return nil, err
-	}
-	a.addrs[peer] = addr
-	a.peers[addr.String()] = peer
-	return addr, nil
-}
-
-func (a *Agent) read(conn *net.UDPConn, rx chan<- inbound, quit <-chan struct{}) {
-	buf := make([]byte, maxDatagram)
-	for {
-		n, addr, err := conn.ReadFromUDP(buf)
-		if err != nil {
-			if errors.Is(err, net.ErrClosed) {
-				return
-			}
-			select {
-			case rx <- inbound{err: err}:
-			case <-quit:
-			}
-			return
-		}
-		a.addrMu.Lock()
-		peer, ok := a.peers[addr.String()]
-		a.addrMu.Unlock()
-		if !ok {
-			peer = addr.String()
-		}
-		select {
-		case rx <- inbound{peer: peer, data: append([]byte(nil), buf[:n]...)}:
-		case <-quit:
-			return
-		}
-	}
-}
-
 func (a *Agent) finish() {
 	a.mu.Lock()
 	a.running = false
 	a.closed = true
 	a.mu.Unlock()
-	select {
-	case a.wake <- struct{}{}:
-	default:
-	}
-}
-
-// push queues events for the channel feeder.
-func (a *Agent) push(evs []agent.Event) {
-	if len(evs) == 0 {
-		return
-	}
-	a.mu.Lock()
-	a.queue = append(a.queue, evs...)
-	a.mu.Unlock()
-	select {
-	case a.wake <- struct{}{}:
-	default:
-	}
-}
-
-// feed moves queued events to the Events channel.
-func (a *Agent) feed() {
-	defer close(a.events)
-	for {
-		a.mu.Lock()
-		q := a.queue
-		a.queue = nil
-		closed := a.closed
-		a.mu.Unlock()
-		for _, ev := range q {
-			a.events <- ev
-		}
-		if len(q) > 0 {
-			continue
-		}
-		if closed {
-			return
-		}
-		<-a.wake
-	}
-}
-
-// serverPeer returns the "host:port" key the module addresses the server
-// URI's datagrams to (the engine's own rule: port 5683 by default, IPv6
-// hosts in brackets).
-func serverPeer(uri string) (string, error) {
-	u, err := url.Parse(uri)
-	if err != nil || u.Hostname() == "" {
-		return "", fmt.Errorf("host: %s=%q: want coap://host[:port]", agent.EnvServerURI, uri)
-	}
-	port := u.Port()
-	if port == "" {
-		port = "5683"
-	}
-	if _, err := strconv.ParseUint(port, 10, 16); err != nil {
-		return "", fmt.Errorf("host: %s=%q: bad port", agent.EnvServerURI, uri)
-	}
-	host := u.Hostname()
-	if strings.Contains(host, ":") {
-		host = "[" + host + "]"
-	}
-	return host + ":" + port, nil
+	a.events.Close()
 }

@@ -811,20 +811,6 @@ func TestAgentRecoversFromTrap(t *testing.T) {
 	}
 }
 
-func TestServerPeer(t *testing.T) {
-	tests := []struct{ uri, want string }{
-		{"coap://127.0.0.1", "127.0.0.1:5683"},
-		{"coap://example.com:5684", "example.com:5684"},
-		{"coap://[::1]:9000", "[::1]:9000"},
-	}
-	for _, tt := range tests {
-		got, err := serverPeer(tt.uri)
-		if err != nil || got != tt.want {
-			t.Errorf("serverPeer(%q) = %q, %v; want %q", tt.uri, got, err, tt.want)
-		}
-	}
-}
-
 // TestCompilerWithCache compiles avc.wasm to machine code with an on-disk
 // cache (slow the first time on a machine, fast afterwards).
 func TestCompilerWithCache(t *testing.T) {
