@@ -6,30 +6,27 @@ import (
 	"errors"
 
 	"github.com/avc-agent/avc/agent"
+	"github.com/avc-agent/avc/wasm/abi"
 )
 
-// abiVersion is the value of avc_abi_version; see ABI.md "Versioning".
-const abiVersion = 1
+// abiVersion is the value of avc_abi_version.
+const abiVersion = abi.Version
 
-// Result codes returned by the exports (ABI.md "Result codes"). The values
-// match Legato's le_result_t where the meaning is the same.
+// Result codes returned by the exports, as int32 for the wasm signatures.
 const (
-	rcOK             int32 = 0   // AVC_OK
-	rcNone           int32 = -1  // AVC_NONE: avc_step only, no deadline
-	rcFault          int32 = -6  // AVC_FAULT
-	rcBadInput       int32 = -13 // AVC_BAD_INPUT
-	rcDuplicate      int32 = -14 // AVC_DUPLICATE
-	rcBadParameter   int32 = -15 // AVC_BAD_PARAMETER
-	rcUnsupported    int32 = -18 // AVC_UNSUPPORTED
-	rcNotInitialized int32 = -21 // AVC_NOT_INITIALIZED
-	rcNotRegistered  int32 = -25 // AVC_NOT_REGISTERED
+	rcOK             = int32(abi.OK)
+	rcNone           = int32(abi.None)
+	rcFault          = int32(abi.Fault)
+	rcBadInput       = int32(abi.BadInput)
+	rcDuplicate      = int32(abi.Duplicate)
+	rcBadParameter   = int32(abi.BadParameter)
+	rcUnsupported    = int32(abi.Unsupported)
+	rcNotInitialized = int32(abi.NotInitialized)
+	rcNotRegistered  = int32(abi.NotRegistered)
 )
 
-// minEventLen is the smallest length avc_poll_event ever reports: encoded
-// events shorter than this are padded with spaces, so that a result r with
-// -minEventLen < r < 0 is always a result code and r <= -minEventLen is
-// always -(needed size).
-const minEventLen = 32
+// minEventLen is abi.MinEventLen.
+const minEventLen = abi.MinEventLen
 
 // commandResult maps an error of Engine.HandleCommand to a result code.
 func commandResult(err error) int32 {

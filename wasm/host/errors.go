@@ -5,48 +5,28 @@ import (
 	"fmt"
 
 	"github.com/avc-agent/avc/agent"
+	"github.com/avc-agent/avc/wasm/abi"
 )
 
 // Code is a result code of the avc.wasm exports (wasm/ABI.md "Result
-// codes"). The values match Legato's le_result_t where the meaning is the
-// same.
-type Code int32
+// codes").
+type Code = abi.Code
 
 // Result codes.
 const (
-	CodeOK             Code = 0   // AVC_OK
-	CodeNone           Code = -1  // AVC_NONE: no deadline (avc_step only)
-	CodeFault          Code = -6  // AVC_FAULT: the engine panicked and was discarded
-	CodeBadInput       Code = -13 // AVC_BAD_INPUT: bad JSON, configuration or value
-	CodeDuplicate      Code = -14 // AVC_DUPLICATE: already in that state
-	CodeBadParameter   Code = -15 // AVC_BAD_PARAMETER: pointer or length not in a live buffer
-	CodeUnsupported    Code = -18 // AVC_UNSUPPORTED: unknown command
-	CodeNotInitialized Code = -21 // AVC_NOT_INITIALIZED: avc_init has not succeeded
-	CodeNotRegistered  Code = -25 // AVC_NOT_REGISTERED: the command needs a registration
+	CodeOK             = abi.OK
+	CodeNone           = abi.None
+	CodeFault          = abi.Fault
+	CodeBadInput       = abi.BadInput
+	CodeDuplicate      = abi.Duplicate
+	CodeBadParameter   = abi.BadParameter
+	CodeUnsupported    = abi.Unsupported
+	CodeNotInitialized = abi.NotInitialized
+	CodeNotRegistered  = abi.NotRegistered
 )
 
-var codeNames = map[Code]string{
-	CodeOK:             "AVC_OK",
-	CodeNone:           "AVC_NONE",
-	CodeFault:          "AVC_FAULT",
-	CodeBadInput:       "AVC_BAD_INPUT",
-	CodeDuplicate:      "AVC_DUPLICATE",
-	CodeBadParameter:   "AVC_BAD_PARAMETER",
-	CodeUnsupported:    "AVC_UNSUPPORTED",
-	CodeNotInitialized: "AVC_NOT_INITIALIZED",
-	CodeNotRegistered:  "AVC_NOT_REGISTERED",
-}
-
-// String returns the code's C name, "AVC_DUPLICATE".
-func (c Code) String() string {
-	if n, ok := codeNames[c]; ok {
-		return n
-	}
-	return fmt.Sprintf("AVC_%d", int32(c))
-}
-
 // ABIVersion is the avc.wasm ABI version this package implements.
-const ABIVersion = 1
+const ABIVersion = abi.Version
 
 // Error is a failure reported by an export: its result code and the
 // module's avc_last_error text.

@@ -15,6 +15,7 @@ import (
 	"github.com/tetratelabs/wazero/api"
 
 	"github.com/avc-agent/avc/agent"
+	"github.com/avc-agent/avc/wasm/abi"
 )
 
 // The exports a module must have, indexed by the fn* constants.
@@ -38,7 +39,7 @@ var exportNames = [numExports]string{
 
 // minEventLen: avc_poll_event results at or below -minEventLen are sizes,
 // results in (-minEventLen, 0) are result codes (wasm/ABI.md).
-const minEventLen = 32
+const minEventLen = abi.MinEventLen
 
 // Imports receives a module's avc_host import calls (wasm/ABI.md
 // "Imports"). A nil field is a no-op: SockSend drops the datagram,
@@ -372,7 +373,7 @@ func (t *tail) String() string { return string(bytes.TrimSpace(t.b)) }
 // the calling Module in the context of the call.
 func instantiateImports(ctx context.Context, rt wazero.Runtime) error {
 	i32 := api.ValueTypeI32
-	b := rt.NewHostModuleBuilder("avc_host")
+	b := rt.NewHostModuleBuilder(abi.ImportModule)
 	b.NewFunctionBuilder().
 		WithGoModuleFunction(api.GoModuleFunc(sockSend), []api.ValueType{i32, i32, i32, i32}, []api.ValueType{i32}).
 		WithParameterNames("peer_ptr", "peer_len", "data_ptr", "data_len").WithResultNames("rc").
