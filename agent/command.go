@@ -3,12 +3,26 @@ package agent
 import (
 	"encoding/json"
 	"fmt"
+
+	"github.com/avc-agent/avc/lwm2m"
 )
 
 // Command is an instruction from the host to the engine. The concrete
 // types are CmdStart, CmdStop and CmdUpdate.
 type Command interface {
 	command() string
+}
+
+// CmdSet sets a value the host keeps up to date, such as the Device
+// object's battery level (/3/0/9), memory free (/3/0/10) or an error code
+// (/3/0/11/N). A resource-instance path of a multiple resource adds or
+// replaces that instance; a zero Value (TypeNone) removes it. The value is
+// converted to the resource's type; observers are notified per their
+// attributes. It returns ErrBadValue for a path or value the engine
+// refuses.
+type CmdSet struct {
+	Path  lwm2m.Path
+	Value lwm2m.Value
 }
 
 // CmdStart starts a session: the engine registers to the server (and
@@ -27,12 +41,18 @@ type CmdUpdate struct{}
 func (CmdStart) command() string  { return "start" }
 func (CmdStop) command() string   { return "stop" }
 func (CmdUpdate) command() string { return "update" }
+func (CmdSet) command() string    { return "set" }
 
-// ParseCommand decodes the JSON form of a command, {"cmd":"start"}, as the
-// wasm module receives it.
+// ParseCommand decodes the JSON form of a command, as the wasm module
+// receives it: {"cmd":"start"}, {"cmd":"stop"}, {"cmd":"update"}, or
+// {"cmd":"set","path":"/3/0/9","value":"50"} (the value in its text/plain
+// form; "type":"none" instead of a value removes a resource instance).
 func ParseCommand(b []byte) (Command, error) {
 	var w struct {
-		Cmd string `json:"cmd"`
+		Cmd   string `json:"cmd"`
+		Path  string `json:"path"`
+		Value string `json:"value"`
+		Type  string `json:"type"`
 	}
 	if err := json.Unmarshal(b, &w); err != nil {
 		return nil, fmt.Errorf("agent: parse command: %w", err)
@@ -44,6 +64,18 @@ func ParseCommand(b []byte) (Command, error) {
 		return CmdStop{}, nil
 	case "update":
 		return CmdUpdate{}, nil
+	case "set":
+		p, err := lwm2m.ParsePath(w.Path)
+		if err != nil {
+			return nil, fmt.Errorf("agent: parse command: %w", err)
+		}
+		// The value travels in its text/plain form; the engine converts
+		// it to the resource's type. "type":"none" removes an instance.
+		v := lwm2m.String(w.Value)
+		if w.Type == "none" {
+			v = lwm2m.Value{}
+		}
+		return CmdSet{Path: p, Value: v}, nil
 	}
 	return nil, fmt.Errorf("%w %q", ErrUnknownCommand, w.Cmd)
 }

@@ -81,6 +81,10 @@ type Config struct {
 	Device DeviceInfo
 	// ShortServerID is the server's short ID in /0 and /1; zero means 1.
 	ShortServerID uint16
+	// NotifyCONInterval is how often at most an Observe notification is
+	// sent confirmable; zero means DefaultNotifyCONInterval (24 h), a
+	// negative value means every notification is confirmable.
+	NotifyCONInterval time.Duration
 	// Logger receives the engine's structured log; nil discards.
 	Logger *slog.Logger
 	// Rand is the source of message IDs and tokens; nil means crypto/rand.

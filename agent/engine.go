@@ -20,6 +20,8 @@ var (
 	ErrNotRegistered = errors.New("agent: not registered")
 	// ErrUnknownCommand: the command type is not one the engine knows.
 	ErrUnknownCommand = errors.New("agent: unknown command")
+	// ErrBadValue: a CmdSet path or value the engine refuses.
+	ErrBadValue = errors.New("agent: bad value")
 	// ErrClosed: the agent has stopped running.
 	ErrClosed = errors.New("agent: closed")
 )
@@ -47,6 +49,7 @@ type Engine struct {
 	tr   *transport
 	reg  *registration
 	objs *objectTree
+	obs  *observer
 	st   persistent
 
 	out    []Datagram
@@ -84,6 +87,7 @@ func NewEngine(cfg Config, state []byte) (*Engine, error) {
 	e.tr = newTransport(e)
 	e.objs = newObjectTree(e)
 	e.reg = newRegistration(e)
+	e.obs = newObserver(e)
 	return e, nil
 }
 
@@ -106,18 +110,25 @@ func (e *Engine) HandleDatagram(now time.Time, peer string, b []byte) {
 		return
 	}
 	e.tr.handle(now, peer, m)
+	e.obs.fire(now)
 }
 
 // HandleCommand applies a host command. See CmdStart, CmdStop, CmdUpdate
 // for the errors each returns.
 func (e *Engine) HandleCommand(now time.Time, c Command) error {
-	switch c.(type) {
+	switch c := c.(type) {
 	case CmdStart:
 		return e.reg.start(now)
 	case CmdStop:
 		return e.reg.stop(now)
 	case CmdUpdate:
 		return e.reg.triggerUpdate(now)
+	case CmdSet:
+		if err := e.objs.set(c.Path, c.Value); err != nil {
+			return err
+		}
+		e.obs.fire(now)
+		return nil
 	}
 	return fmt.Errorf("%w: %T", ErrUnknownCommand, c)
 }
@@ -128,9 +139,12 @@ func (e *Engine) HandleCommand(now time.Time, c Command) error {
 func (e *Engine) Step(now time.Time) time.Time {
 	e.tr.fire(now)
 	e.reg.fire(now)
+	e.obs.fire(now)
 	next := e.tr.next()
-	if t := e.reg.next(); !t.IsZero() && (next.IsZero() || t.Before(next)) {
-		next = t
+	for _, t := range []time.Time{e.reg.next(), e.obs.next()} {
+		if !t.IsZero() && (next.IsZero() || t.Before(next)) {
+			next = t
+		}
 	}
 	return next
 }

@@ -31,6 +31,8 @@ const (
 	EventReboot
 	// EventFactoryReset: the server executed Device /3/0/5.
 	EventFactoryReset
+	// EventNotify: an Observe notification for Path was sent.
+	EventNotify
 	// EventStore: the engine's persistent state changed; Data holds the new
 	// state, which the host stores atomically and passes back to NewEngine
 	// after a restart.
@@ -47,6 +49,7 @@ var eventNames = map[EventKind]string{
 	EventExecute:            "execute",
 	EventReboot:             "reboot",
 	EventFactoryReset:       "factory_reset",
+	EventNotify:             "notify",
 	EventStore:              "store",
 }
 

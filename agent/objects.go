@@ -2,10 +2,12 @@ package agent
 
 import (
 	"errors"
+	"fmt"
 	"sort"
 	"time"
 
 	"github.com/avc-agent/avc/lwm2m"
+	"github.com/avc-agent/avc/lwm2m/text"
 )
 
 // op is the set of operations a resource allows.
@@ -348,4 +350,59 @@ func boolInt(b bool) int {
 		return 1
 	}
 	return 0
+}
+
+// set applies a CmdSet: a host-maintained value at p.
+func (t *objectTree) set(p lwm2m.Path, v lwm2m.Value) error {
+	bad := func(why string) error { return fmt.Errorf("%w: %s: %s", ErrBadValue, p, why) }
+	if p.Len < 3 {
+		return bad("want a resource or resource-instance path")
+	}
+	o, ok := t.objs[p.Obj()]
+	if !ok || o.def.id == 0 {
+		return bad("no such object")
+	}
+	in, ok := o.insts[p.Inst()]
+	if !ok {
+		return bad("no such instance")
+	}
+	d, ok := o.def.resource(p.Res())
+	if !ok || d.ops&opE != 0 {
+		return bad("no such value resource")
+	}
+	if o.dynamic != nil {
+		if _, computed := o.dynamic(time.Time{}, in.id, d.id); computed {
+			return bad("the engine computes this value")
+		}
+	}
+	if (p.Len == 4) != d.multi {
+		return bad("a multiple resource is set per instance, a single one as a whole")
+	}
+	ri := uint16(0)
+	if d.multi {
+		ri = p.RInst()
+	}
+	if v.Type == lwm2m.TypeNone {
+		if !d.multi {
+			return bad("only a resource instance can be removed")
+		}
+		delete(in.vals[d.id], ri)
+		return nil
+	}
+	if v.Type == lwm2m.TypeString && d.typ != lwm2m.TypeString {
+		parsed, err := text.Decode([]byte(v.Str), d.typ)
+		if err != nil {
+			return bad(err.Error())
+		}
+		v = parsed
+	}
+	cv, err := v.Convert(d.typ)
+	if err != nil {
+		return bad(err.Error())
+	}
+	if in.vals[d.id] == nil {
+		in.vals[d.id] = make(map[uint16]lwm2m.Value)
+	}
+	in.vals[d.id][ri] = cv
+	return nil
 }

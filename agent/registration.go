@@ -97,6 +97,7 @@ func (r *registration) triggerUpdate(now time.Time) error {
 func (r *registration) busy() bool { return r.state == regDeregistering }
 
 func (r *registration) reset() {
+	r.e.obs.clear()
 	r.state = regIdle
 	r.location = ""
 	r.updateAt, r.retryAt = time.Time{}, time.Time{}
@@ -164,6 +165,7 @@ func (r *registration) register(now time.Time) {
 		}
 		r.location = "/" + strings.Join(loc, "/")
 		r.state = regRegistered
+		r.e.obs.clear()
 		r.failures = 0
 		r.sentLifetime, r.sentBinding, r.sentLinks = lt, b, links
 		r.scheduleUpdate(now)

@@ -51,10 +51,22 @@ func (e *Engine) serve(now time.Time, peer string, m *message.Message) *message.
 	case codes.GET:
 		if acc, ok := uintOpt(m, message.Accept); ok && acc == uint32(lwm2m.FormatLinkFormat) {
 			resp = e.discover(p)
-		} else {
-			resp = e.read(now, p, m)
+			break
+		}
+		obs, observing := uintOpt(m, message.Observe)
+		if observing && obs == 1 {
+			e.obs.cancel(m.Token) // RFC 7641 §3.6: deregister, then answer normally
+		}
+		resp = e.read(now, p, m)
+		if observing && obs == 0 && resp.Code == codes.Content {
+			e.obs.observe(now, peer, p, m, resp)
 		}
 	case codes.PUT:
+		_, hasCF := uintOpt(m, message.ContentFormat)
+		if q := stringOpts(m, message.URIQuery); len(q) > 0 && len(m.Payload) == 0 && !hasCF {
+			resp = e.obs.writeAttributes(p, q)
+			break
+		}
 		resp = e.write(now, p, m, true)
 	case codes.POST:
 		switch p.Len {
@@ -186,34 +198,47 @@ func (e *Engine) read(now time.Time, p lwm2m.Path, m *message.Message) *message.
 	if acc, ok := uintOpt(m, message.Accept); ok {
 		format = lwm2m.ContentFormat(acc)
 	}
-	var payload []byte
-	var err error
-	switch format {
-	case lwm2m.FormatText:
-		if !singleValue {
-			return reply(codes.NotAcceptable)
-		}
-		payload, err = text.Encode(recs[0].Value)
-	case lwm2m.FormatOpaque:
-		if !singleValue || recs[0].Value.Type != lwm2m.TypeOpaque {
-			return reply(codes.NotAcceptable)
-		}
-		payload = recs[0].Value.Bytes
-	case lwm2m.FormatTLV:
-		payload, err = tlv.Encode(p, recs)
-	case lwm2m.FormatSenMLJSON:
-		payload, err = senml.EncodeJSON(p, recs)
-	default:
-		// Core TS 1.1 §6.3.1: a format the client does not support gets
-		// 4.06 Not Acceptable.
+	payload, err := e.encodeRecords(p, format, recs)
+	switch {
+	case errors.Is(err, errNotAcceptable):
+		// Core TS 1.1 §6.3.1: a format the client does not support, or
+		// one that cannot carry the value, gets 4.06 Not Acceptable.
 		return reply(codes.NotAcceptable)
-	}
-	if err != nil {
+	case err != nil:
 		e.logWarn("encode read response", "path", p.String(), "format", format.String(), "err", err)
 		return reply(codes.InternalServerError)
 	}
 	e.emit(Event{Kind: EventRead, Path: p.String()})
 	return replyContent(format, payload)
+}
+
+var errNotAcceptable = errors.New("agent: format not acceptable")
+
+// encodeRecords encodes the records read at p in format.
+func (e *Engine) encodeRecords(p lwm2m.Path, format lwm2m.ContentFormat, recs []lwm2m.Record) ([]byte, error) {
+	singleValue := len(recs) == 1 && (p.Len == 4 || (p.Len == 3 && recs[0].Path.Len == 3))
+	switch format {
+	case lwm2m.FormatText:
+		if !singleValue {
+			return nil, errNotAcceptable
+		}
+		return text.Encode(recs[0].Value)
+	case lwm2m.FormatOpaque:
+		if !singleValue || recs[0].Value.Type != lwm2m.TypeOpaque {
+			return nil, errNotAcceptable
+		}
+		return recs[0].Value.Bytes, nil
+	case lwm2m.FormatTLV:
+		return tlv.Encode(p, recs)
+	case lwm2m.FormatSenMLJSON:
+		return senml.EncodeJSON(p, recs)
+	}
+	return nil, errNotAcceptable
+}
+
+// serverInt returns an integer resource of the Server object instance.
+func (e *Engine) serverInt(res uint16) int64 {
+	return e.objs.objs[1].insts[0].vals[res][0].Int
 }
 
 // decodeWrite turns a write payload into records.
@@ -376,10 +401,12 @@ func (e *Engine) discover(p lwm2m.Path) *message.Message {
 			if vals == nil && d.ops&opE == 0 {
 				continue
 			}
-			l := linkformat.Link{Target: lwm2m.P(o.def.id, in.id, d.id).String()}
+			rp := lwm2m.P(o.def.id, in.id, d.id)
+			l := linkformat.Link{Target: rp.String()}
 			if d.multi {
 				l.Params = []linkformat.Param{{Name: "dim", Value: fmt.Sprint(len(vals))}}
 			}
+			l.Params = append(l.Params, e.obs.attrs[rp].params()...)
 			links = append(links, l)
 		}
 	}
@@ -389,13 +416,15 @@ func (e *Engine) discover(p lwm2m.Path) *message.Message {
 		if o.def.version != "1.0" {
 			l.Params = []linkformat.Param{{Name: "ver", Value: o.def.version}}
 		}
+		l.Params = append(l.Params, e.obs.attrs[p].params()...)
 		links = append(links, l)
 		for _, id := range o.instanceIDs() {
-			links = append(links, linkformat.Link{Target: lwm2m.P(o.def.id, id).String()})
+			ip := lwm2m.P(o.def.id, id)
+			links = append(links, linkformat.Link{Target: ip.String(), Params: e.obs.attrs[ip].params()})
 			resLinks(o.insts[id], nil)
 		}
 	case 2:
-		links = append(links, linkformat.Link{Target: p.String()})
+		links = append(links, linkformat.Link{Target: p.String(), Params: e.obs.attrs[p].params()})
 		resLinks(in, nil)
 	case 3:
 		d, ok := o.def.resource(p.Res())

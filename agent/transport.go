@@ -31,7 +31,9 @@ const maxDedup = 256
 
 // exchange is one outstanding confirmable request of ours.
 type exchange struct {
+	key      string // in transport.exchanges: the token, or "n/<mid>" for a notification
 	token    string
+	notify   bool // a confirmable notification: an empty ACK completes it
 	mid      uint16
 	wire     []byte
 	peer     string
@@ -108,13 +110,42 @@ func (t *transport) request(now time.Time, peer string, m *message.Message, done
 		// Our own requests always encode; a failure is a broken invariant.
 		panic(err)
 	}
-	x := &exchange{token: string(m.Token), mid: uint16(m.MessageID), wire: wire, peer: peer, done: done}
+	x := &exchange{key: string(m.Token), token: string(m.Token), mid: uint16(m.MessageID), wire: wire, peer: peer, done: done}
+	t.start(now, x, m)
+}
+
+// start transmits a new confirmable exchange and arms its retransmission.
+func (t *transport) start(now time.Time, x *exchange, m *message.Message) {
 	x.timeout = t.initialTimeout()
 	x.sends = 1
 	x.deadline = now.Add(x.timeout)
-	t.exchanges[x.token] = x
-	t.e.logDebug("coap send", "peer", peer, "mid", x.mid, "code", m.Code.String(), "type", "CON")
-	t.e.transmit(peer, wire)
+	t.exchanges[x.key] = x
+	t.e.logDebug("coap send", "peer", x.peer, "mid", x.mid, "code", m.Code.String(), "type", "CON")
+	t.e.transmit(x.peer, x.wire)
+}
+
+// notify sends an Observe notification m (its token and options set by the
+// caller) as CON or NON and returns its message ID. A CON notification is
+// retransmitted until acknowledged; done then gets the ACK, or nil when it
+// timed out or was reset (RFC 7641 §4.5).
+func (t *transport) notify(now time.Time, peer string, m *message.Message, con bool, done func(time.Time, *message.Message)) uint16 {
+	mid := t.mid()
+	m.MessageID = int32(mid)
+	m.Type = message.NonConfirmable
+	if con {
+		m.Type = message.Confirmable
+	}
+	wire, err := encode(m)
+	if err != nil {
+		panic(err) // our own notifications always encode
+	}
+	if !con {
+		t.e.transmit(peer, wire)
+		return mid
+	}
+	x := &exchange{key: "n/" + strconv.Itoa(int(mid)), token: string(m.Token), notify: true, mid: mid, wire: wire, peer: peer, done: done}
+	t.start(now, x, m)
+	return mid
 }
 
 // cancelAll forgets every outstanding exchange without calling done.
@@ -132,13 +163,13 @@ func (t *transport) fire(now time.Time) {
 		}
 	}
 	// Deterministic order: a replayed seed must produce the same run.
-	sort.Slice(due, func(i, j int) bool { return due[i].token < due[j].token })
+	sort.Slice(due, func(i, j int) bool { return due[i].key < due[j].key })
 	for _, x := range due {
-		if t.exchanges[x.token] != x {
+		if t.exchanges[x.key] != x {
 			continue // completed or cancelled by an earlier callback
 		}
 		if x.acked || x.sends > MaxRetransmit {
-			delete(t.exchanges, x.token)
+			delete(t.exchanges, x.key)
 			t.e.logDebug("coap exchange timed out", "peer", x.peer, "mid", x.mid)
 			x.done(now, nil)
 			continue
@@ -251,6 +282,12 @@ func (t *transport) handleAckOrReset(now time.Time, m *message.Message) {
 			x.done(now, nil)
 			return
 		}
+		if x.notify {
+			// The ACK of a confirmable notification (RFC 7641 §4.5).
+			delete(t.exchanges, tok)
+			x.done(now, m)
+			return
+		}
 		if m.Code == codes.Empty {
 			if len(m.Token) == 0 && !x.acked {
 				// Separate response follows; stop retransmitting.
@@ -265,6 +302,11 @@ func (t *transport) handleAckOrReset(now time.Time, m *message.Message) {
 		delete(t.exchanges, tok)
 		x.done(now, m)
 		return
+	}
+	if m.Type == message.Reset {
+		// A reset of a non-confirmable notification cancels its
+		// observation (RFC 7641 §3.6).
+		t.e.obs.reset(uint16(m.MessageID))
 	}
 }
 

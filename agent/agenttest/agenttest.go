@@ -305,6 +305,12 @@ type Server struct {
 
 	// Registers, Updates and Deregisters are the requests received.
 	Registers, Updates, Deregisters []*message.Message
+	// Notifications are the Observe notifications received, in order
+	// (retransmissions included once).
+	Notifications []*message.Message
+	// ResetNotifications makes the server answer notifications with RST;
+	// IgnoreNotifications makes it leave confirmable ones unacknowledged.
+	ResetNotifications, IgnoreNotifications bool
 
 	responses map[string]*message.Message
 	mid       uint16
@@ -321,11 +327,15 @@ func (sv *Server) receive(b []byte) {
 		sv.seenMIDs = make(map[uint16]bool)
 	}
 	switch m.Type {
-	case message.Acknowledgement, message.NonConfirmable:
+	case message.Acknowledgement:
 		if m.Code != codes.Empty {
 			sv.responses[string(m.Token)] = m
 		}
 		return
+	case message.NonConfirmable:
+		if m.Code < 64 {
+			return // the server takes no requests without a response
+		}
 	case message.Reset:
 		sv.responses[string(m.Token)] = m
 		return
@@ -335,6 +345,22 @@ func (sv *Server) receive(b []byte) {
 	}
 	dup := sv.seenMIDs[uint16(m.MessageID)]
 	sv.seenMIDs[uint16(m.MessageID)] = true
+	if m.Code >= 64 { // a notification or a separate response
+		if _, err := m.Options.Observe(); err == nil {
+			if !dup {
+				sv.Notifications = append(sv.Notifications, m)
+			}
+		} else {
+			sv.responses[string(m.Token)] = m
+		}
+		switch {
+		case sv.ResetNotifications:
+			sv.sim.send(true, encodeMsg(&message.Message{Type: message.Reset, MessageID: m.MessageID}))
+		case m.Type == message.Confirmable && !sv.IgnoreNotifications:
+			sv.sim.send(true, encodeMsg(&message.Message{Type: message.Acknowledgement, MessageID: m.MessageID}))
+		}
+		return
+	}
 	resp := &message.Message{Type: message.Acknowledgement, MessageID: m.MessageID, Token: m.Token, Options: make(message.Options, 0, 4)}
 	p := Path(m)
 	switch {

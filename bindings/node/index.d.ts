@@ -117,6 +117,7 @@ export type EventKind =
   | 'execute'
   | 'reboot'
   | 'factory_reset'
+  | 'notify'
   | 'store';
 
 /** An event of the agent, the JSON form of agent.Event. Only the fields that matter for `kind` are set. */
@@ -246,6 +247,7 @@ export interface AgentEvents {
   execute: [AgentEvent];
   reboot: [AgentEvent];
   factory_reset: [AgentEvent];
+  notify: [AgentEvent];
   store: [AgentEvent];
   /** The socket failed or the module kept trapping; the agent is closed. Emitted only when listened to (otherwise logged). */
   error: [AvcError];
