@@ -85,6 +85,9 @@ type Config struct {
 	// sent confirmable; zero means DefaultNotifyCONInterval (24 h), a
 	// negative value means every notification is confirmable.
 	NotifyCONInterval time.Duration
+	// QueueWindow is how long a queue-mode client (Binding "UQ") stays
+	// reachable after each exchange; zero means MaxTransmitWait (93 s).
+	QueueWindow time.Duration
 	// Logger receives the engine's structured log; nil discards.
 	Logger *slog.Logger
 	// Rand is the source of message IDs and tokens; nil means crypto/rand.

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strings"
 	"time"
 )
 
@@ -54,6 +55,12 @@ type Engine struct {
 
 	out    []Datagram
 	events []Event
+	sent   int // datagrams transmitted so far
+
+	// Queue mode (binding UQ): the engine stays reachable until
+	// awakeUntil after its last exchange, then sleeps.
+	awakeUntil time.Time
+	asleep     bool
 }
 
 // NewEngine returns an engine for cfg. state is what the engine last
@@ -111,11 +118,18 @@ func (e *Engine) HandleDatagram(now time.Time, peer string, b []byte) {
 	}
 	e.tr.handle(now, peer, m)
 	e.obs.fire(now)
+	e.activity(now)
 }
 
 // HandleCommand applies a host command. See CmdStart, CmdStop, CmdUpdate
 // for the errors each returns.
 func (e *Engine) HandleCommand(now time.Time, c Command) error {
+	sent := e.sent
+	defer func() {
+		if e.sent != sent {
+			e.activity(now)
+		}
+	}()
 	switch c := c.(type) {
 	case CmdStart:
 		return e.reg.start(now)
@@ -137,11 +151,20 @@ func (e *Engine) HandleCommand(now time.Time, c Command) error {
 // retries) and returns the next time Step must be called. The zero time
 // means no timer is pending.
 func (e *Engine) Step(now time.Time) time.Time {
+	sent := e.sent
 	e.tr.fire(now)
 	e.reg.fire(now)
 	e.obs.fire(now)
+	if e.sent != sent {
+		e.activity(now)
+	}
+	e.maybeSleep(now)
 	next := e.tr.next()
-	for _, t := range []time.Time{e.reg.next(), e.obs.next()} {
+	var awake time.Time
+	if e.queueMode() && !e.asleep && e.reg.state == regRegistered {
+		awake = e.awakeUntil
+	}
+	for _, t := range []time.Time{e.reg.next(), e.obs.next(), awake} {
 		if !t.IsZero() && (next.IsZero() || t.Before(next)) {
 			next = t
 		}
@@ -185,7 +208,43 @@ func (e *Engine) ServerURI() string { return e.cfg.ServerURI }
 
 func (e *Engine) transmit(peer string, b []byte) {
 	e.out = append(e.out, Datagram{Peer: peer, Data: b})
+	e.sent++
 }
+
+// queueMode reports whether the binding asks for queue mode.
+func (e *Engine) queueMode() bool { return strings.HasSuffix(e.st.Binding, "Q") }
+
+// activity notes an exchange at now: in queue mode the client stays
+// reachable for the queue window after it (Core TS 1.1 §6.5: the client
+// "MUST remain online for at least" MAX_TRANSMIT_WAIT), waking if asleep.
+func (e *Engine) activity(now time.Time) {
+	if !e.queueMode() {
+		return
+	}
+	w := e.cfg.QueueWindow
+	if w <= 0 {
+		w = MaxTransmitWait
+	}
+	e.awakeUntil = now.Add(w)
+	if e.asleep {
+		e.asleep = false
+		e.emit(Event{Kind: EventWake})
+	}
+}
+
+// maybeSleep puts a queue-mode client to sleep once its window has passed
+// with nothing in flight.
+func (e *Engine) maybeSleep(now time.Time) {
+	if e.queueMode() && !e.asleep && e.reg.state == regRegistered && len(e.tr.exchanges) == 0 && !now.Before(e.awakeUntil) {
+		e.asleep = true
+		e.logDebug("queue mode: sleeping")
+		e.emit(Event{Kind: EventSleep})
+	}
+}
+
+// Asleep reports whether a queue-mode client is sleeping: the host may
+// power its radio down until the deadline Step returns.
+func (e *Engine) Asleep() bool { return e.asleep }
 
 func (e *Engine) emit(ev Event) {
 	if ev.Server == "" {

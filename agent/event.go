@@ -33,6 +33,12 @@ const (
 	EventFactoryReset
 	// EventNotify: an Observe notification for Path was sent.
 	EventNotify
+	// EventSleep: in queue mode, the queue window passed with nothing in
+	// flight; the client is unreachable until it sends again, and the host
+	// may power down its radio until the deadline Step returns.
+	EventSleep
+	// EventWake: a sleeping queue-mode client has something to send.
+	EventWake
 	// EventStore: the engine's persistent state changed; Data holds the new
 	// state, which the host stores atomically and passes back to NewEngine
 	// after a restart.
@@ -50,6 +56,8 @@ var eventNames = map[EventKind]string{
 	EventReboot:             "reboot",
 	EventFactoryReset:       "factory_reset",
 	EventNotify:             "notify",
+	EventSleep:              "sleep",
+	EventWake:               "wake",
 	EventStore:              "store",
 }
 

@@ -89,9 +89,14 @@ type observation struct {
 	evalAt   time.Time // last evaluation
 	conAt    time.Time // last confirmable notification
 	lastMID  uint16
-	inFlight bool // a confirmable notification awaits its ACK
-	dirty    bool // changed since the last notification
+	inFlight bool     // a confirmable notification awaits its ACK
+	dirty    bool     // changed since the last notification
+	stored   [][]byte // notifications held while a queue-mode client is offline
 }
+
+// maxStored bounds the notifications stored per observation while offline;
+// beyond it the oldest are dropped.
+const maxStored = 32
 
 // observer holds the observations and the attributes written by the server.
 type observer struct {
@@ -228,7 +233,41 @@ func (ob *observer) evaluate(now time.Time, o *observation) {
 	if !due || o.inFlight {
 		return
 	}
+	if ob.e.queueMode() && (ob.e.asleep || ob.e.reg.state != regRegistered) {
+		// Offline in queue mode: store the notification (/1/0/6 is true)
+		// and wake with a Registration Update; flush sends it once the
+		// server knows the client is back (Core TS 1.1 §6.5).
+		if len(o.stored) == maxStored {
+			o.stored = o.stored[1:]
+		}
+		o.stored = append(o.stored, payload)
+		o.payload, o.sent, o.dirty = payload, now, false
+		o.num, o.hasNum = ob.numeric(now, o.path)
+		if ob.e.reg.state == regRegistered {
+			ob.e.reg.update(now)
+		}
+		return
+	}
 	ob.send(now, o, payload)
+}
+
+// flush sends the notifications stored while offline, oldest first.
+func (ob *observer) flush(now time.Time) {
+	keys := make([]string, 0, len(ob.obs))
+	for k, o := range ob.obs {
+		if len(o.stored) > 0 {
+			keys = append(keys, k)
+		}
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		o := ob.obs[k]
+		stored := o.stored
+		o.stored = nil
+		for _, p := range stored {
+			ob.send(now, o, p)
+		}
+	}
 }
 
 // crossed reports whether cur satisfies the gt/lt/st conditions against

@@ -92,6 +92,16 @@ func (r *registration) triggerUpdate(now time.Time) error {
 	return ErrNotRegistered
 }
 
+// bindingQuery returns the binding parameters of Register and Update. In
+// LwM2M 1.1 queue mode is its own parameter: binding "UQ" is sent as
+// "b=U" and "Q" (Core TS 1.1 §6.2.1, Table 6.2.1-1).
+func bindingQuery(b string) []string {
+	if base, queue := strings.CutSuffix(b, "Q"); queue {
+		return []string{"b=" + base, "Q"}
+	}
+	return []string{"b=" + b}
+}
+
 // busy reports whether an exchange that must finish before the driver
 // exits (a De-register) is in flight.
 func (r *registration) busy() bool { return r.state == regDeregistering }
@@ -140,12 +150,11 @@ func (r *registration) register(now time.Time) {
 	m := &message.Message{Code: codes.POST, Options: make(message.Options, 0, 8)}
 	m.Options = addPath(m.Options, "rd")
 	m.Options = addUint(m.Options, message.ContentFormat, 40)
-	for _, q := range []string{
+	for _, q := range append([]string{
 		"ep=" + url.QueryEscape(r.e.cfg.Endpoint),
 		"lt=" + strconv.FormatUint(uint64(lt), 10),
 		"lwm2m=1.1",
-		"b=" + b,
-	} {
+	}, bindingQuery(b)...) {
 		m.Options = addString(m.Options, message.URIQuery, q)
 	}
 	m.Payload = []byte(links)
@@ -212,7 +221,9 @@ func (r *registration) update(now time.Time) {
 		m.Options = addString(m.Options, message.URIQuery, "lt="+strconv.FormatUint(uint64(lt), 10))
 	}
 	if b != r.sentBinding {
-		m.Options = addString(m.Options, message.URIQuery, "b="+b)
+		for _, q := range bindingQuery(b) {
+			m.Options = addString(m.Options, message.URIQuery, q)
+		}
 	}
 	if links != r.sentLinks {
 		m.Options = addUint(m.Options, message.ContentFormat, 40)
@@ -229,6 +240,8 @@ func (r *registration) update(now time.Time) {
 			r.sentLifetime, r.sentBinding, r.sentLinks = lt, b, links
 			r.scheduleUpdate(now)
 			r.e.emit(Event{Kind: EventUpdated, Location: loc, Lifetime: lt})
+			// Back online in queue mode: what was stored goes out now.
+			r.e.obs.flush(now)
 			r.afterExchange(now)
 			return
 		}

@@ -118,6 +118,8 @@ export type EventKind =
   | 'reboot'
   | 'factory_reset'
   | 'notify'
+  | 'sleep'
+  | 'wake'
   | 'store';
 
 /** An event of the agent, the JSON form of agent.Event. Only the fields that matter for `kind` are set. */
@@ -248,6 +250,8 @@ export interface AgentEvents {
   reboot: [AgentEvent];
   factory_reset: [AgentEvent];
   notify: [AgentEvent];
+  sleep: [AgentEvent];
+  wake: [AgentEvent];
   store: [AgentEvent];
   /** The socket failed or the module kept trapping; the agent is closed. Emitted only when listened to (otherwise logged). */
   error: [AvcError];
