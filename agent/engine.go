@@ -55,7 +55,9 @@ type Engine struct {
 
 	out    []Datagram
 	events []Event
-	sent   int // datagrams transmitted so far
+	sent   int       // datagrams transmitted so far
+	stats  connStats // Connectivity Statistics /7
+	now    time.Time // time of the call being handled
 
 	// Queue mode (binding UQ): the engine stays reachable until
 	// awakeUntil after its last exchange, then sleeps.
@@ -102,6 +104,8 @@ func NewEngine(cfg Config, state []byte) (*Engine, error) {
 // datagrams are dropped (or answered with RST or 4.xx as CoAP requires);
 // nothing a peer sends makes the engine fail.
 func (e *Engine) HandleDatagram(now time.Time, peer string, b []byte) {
+	e.now = now
+	e.stats.count(now, len(b), false)
 	m, err := decode(b)
 	if err != nil {
 		e.logDebug("drop datagram", "peer", peer, "len", len(b), "err", err)
@@ -124,6 +128,7 @@ func (e *Engine) HandleDatagram(now time.Time, peer string, b []byte) {
 // HandleCommand applies a host command. See CmdStart, CmdStop, CmdUpdate
 // for the errors each returns.
 func (e *Engine) HandleCommand(now time.Time, c Command) error {
+	e.now = now
 	sent := e.sent
 	defer func() {
 		if e.sent != sent {
@@ -141,6 +146,10 @@ func (e *Engine) HandleCommand(now time.Time, c Command) error {
 		if err := e.objs.set(c.Path, c.Value); err != nil {
 			return err
 		}
+		if e.reg.state == regRegistered && e.reg.links() != e.reg.sentLinks {
+			// A new instance: the server learns it from an update.
+			e.reg.update(now)
+		}
 		e.obs.fire(now)
 		return nil
 	}
@@ -151,6 +160,7 @@ func (e *Engine) HandleCommand(now time.Time, c Command) error {
 // retries) and returns the next time Step must be called. The zero time
 // means no timer is pending.
 func (e *Engine) Step(now time.Time) time.Time {
+	e.now = now
 	sent := e.sent
 	e.tr.fire(now)
 	e.reg.fire(now)
@@ -209,6 +219,7 @@ func (e *Engine) ServerURI() string { return e.cfg.ServerURI }
 func (e *Engine) transmit(peer string, b []byte) {
 	e.out = append(e.out, Datagram{Peer: peer, Data: b})
 	e.sent++
+	e.stats.count(e.now, len(b), true)
 }
 
 // queueMode reports whether the binding asks for queue mode.

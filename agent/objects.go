@@ -219,6 +219,7 @@ func newObjectTree(e *Engine) *objectTree {
 		write: e.writeDevice,
 		exec:  e.execDevice,
 	})
+	t.addExtraObjects()
 	return t
 }
 
@@ -363,7 +364,12 @@ func (t *objectTree) set(p lwm2m.Path, v lwm2m.Value) error {
 		return bad("no such object")
 	}
 	in, ok := o.insts[p.Inst()]
-	if !ok {
+	if !ok && o.def.id == locationDef.id && p.Inst() == 0 {
+		// The Location instance appears with the first coordinate the
+		// host sets; the registration's object list follows.
+		in = &instance{id: 0, vals: map[uint16]map[uint16]lwm2m.Value{5: single(lwm2m.Value{Type: lwm2m.TypeTime})}}
+		o.insts[0] = in
+	} else if !ok {
 		return bad("no such instance")
 	}
 	d, ok := o.def.resource(p.Res())
