@@ -12,7 +12,7 @@ export AVC_CLI     := $(CURDIR)/$(BUILD)/avc
 # runs them longer.
 FUZZ_TARGETS := ./agent:FuzzHandleDatagram ./lwm2m/tlv:FuzzDecode \
 	./lwm2m/senml:FuzzDecodeJSON ./lwm2m/linkformat:FuzzParse ./lwm2m/text:FuzzDecode \
-	./server:FuzzParseJSONValue
+	./server:FuzzParseJSONValue ./agent:FuzzParseExecArgs
 FUZZ_TIME    ?= 3s
 
 .PHONY: all build lib wasm cli headers demo test deps vet unit fuzz-short fuzz \

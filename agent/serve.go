@@ -364,7 +364,7 @@ func (e *Engine) execute(now time.Time, p lwm2m.Path, args []byte) *message.Mess
 	if d.ops&opE == 0 {
 		return reply(codes.MethodNotAllowed)
 	}
-	if len(args) > 1024 {
+	if _, err := ParseExecArgs(args); len(args) > 1024 || err != nil {
 		return reply(codes.BadRequest)
 	}
 	if o.exec != nil {
