@@ -12,7 +12,9 @@ export AVC_CLI     := $(CURDIR)/$(BUILD)/avc
 # runs them longer.
 FUZZ_TARGETS := ./agent:FuzzHandleDatagram ./lwm2m/tlv:FuzzDecode \
 	./lwm2m/senml:FuzzDecodeJSON ./lwm2m/linkformat:FuzzParse ./lwm2m/text:FuzzDecode \
-	./server:FuzzParseJSONValue ./agent:FuzzParseExecArgs
+	./server:FuzzParseJSONValue ./agent:FuzzParseExecArgs \
+	./lwm2m/senml:FuzzDecodeCBOR ./lwm2m/lwcbor:FuzzDecode ./lwm2m/cborval:FuzzDecode \
+	./lwm2m:FuzzParseObjectXML
 FUZZ_TIME    ?= 3s
 
 .PHONY: all build lib wasm cli headers demo test deps vet unit fuzz-short fuzz \
