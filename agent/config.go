@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/avc-agent/avc/lwm2m"
 )
 
 // Configuration names understood by every embedding. Environment variables
@@ -85,6 +87,15 @@ type Config struct {
 	// sent confirmable; zero means DefaultNotifyCONInterval (24 h), a
 	// negative value means every notification is confirmable.
 	NotifyCONInterval time.Duration
+	// Objects declares objects beyond the built-in Security /0, Server /1,
+	// Device /3, Connectivity Monitoring /4, Location /6 and Connectivity
+	// Statistics /7, for example from lwm2m.ParseObjectXML. A
+	// single-instance object starts with instance 0; instances of a
+	// multiple-instance object appear when the host sets a value in them
+	// (CmdSet). Their values are kept by the engine: the host sets them,
+	// the server reads and writes them, and writes and executes reach the
+	// host as events.
+	Objects []lwm2m.ObjectDef
 	// QueueWindow is how long a queue-mode client (Binding "UQ") stays
 	// reachable after each exchange; zero means MaxTransmitWait (93 s).
 	QueueWindow time.Duration
@@ -221,6 +232,11 @@ func (c *Config) Validate() error {
 	}
 	if c.Lifetime < 0 || c.Lifetime%time.Second != 0 || c.Lifetime > (1<<32-1)*time.Second {
 		errs = append(errs, fmt.Errorf("%w: %s=%v: want whole seconds up to 2^32-1", ErrConfig, EnvLifetime, c.Lifetime))
+	}
+	for _, d := range c.Objects {
+		if builtinObject(d.ID) {
+			errs = append(errs, fmt.Errorf("%w: object %d is built in", ErrConfig, d.ID))
+		}
 	}
 	switch c.binding() {
 	case "U", "UQ":

@@ -146,9 +146,10 @@ func (e *Engine) HandleCommand(now time.Time, c Command) error {
 		if err := e.objs.set(c.Path, c.Value); err != nil {
 			return err
 		}
-		if e.reg.state == regRegistered && e.reg.links() != e.reg.sentLinks {
-			// A new instance: the server learns it from an update.
-			e.reg.update(now)
+		if e.reg.location != "" && e.reg.linksChanged() {
+			// A new instance: the server learns it from an update (now,
+			// or after the one in flight).
+			e.reg.triggerUpdate(now)
 		}
 		e.obs.fire(now)
 		return nil

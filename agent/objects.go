@@ -31,10 +31,11 @@ type resDef struct {
 
 // objDef describes an object.
 type objDef struct {
-	id      uint16
-	name    string
-	version string
-	res     []resDef
+	id       uint16
+	name     string
+	version  string
+	multiple bool // instances come and go (custom multiple-instance objects, Location)
+	res      []resDef
 }
 
 func (d *objDef) resource(id uint16) (*resDef, bool) {
@@ -220,7 +221,42 @@ func newObjectTree(e *Engine) *objectTree {
 		exec:  e.execDevice,
 	})
 	t.addExtraObjects()
+	for i := range c.Objects {
+		t.addCustom(&c.Objects[i])
+	}
 	return t
+}
+
+// builtinObject reports whether the engine implements object id itself.
+func builtinObject(id uint16) bool {
+	switch id {
+	case 0, 1, 3, 4, 6, 7:
+		return true
+	}
+	return false
+}
+
+// addCustom adds an object declared in Config.Objects.
+func (t *objectTree) addCustom(d *lwm2m.ObjectDef) {
+	def := &objDef{id: d.ID, name: d.Name, version: d.Version, multiple: d.Multiple}
+	for _, r := range d.Resources {
+		var ops op
+		if r.Operations&lwm2m.OpRead != 0 {
+			ops |= opR
+		}
+		if r.Operations&lwm2m.OpWrite != 0 {
+			ops |= opW
+		}
+		if r.Operations&lwm2m.OpExecute != 0 {
+			ops |= opE
+		}
+		def.res = append(def.res, resDef{id: r.ID, name: r.Name, typ: r.Type, ops: ops, multi: r.Multiple})
+	}
+	o := &object{def: def, insts: map[uint16]*instance{}}
+	if !d.Multiple {
+		o.insts[0] = &instance{id: 0, vals: map[uint16]map[uint16]lwm2m.Value{}}
+	}
+	t.add(o)
 }
 
 func (t *objectTree) add(o *object) { t.objs[o.def.id] = o }
@@ -353,7 +389,8 @@ func boolInt(b bool) int {
 	return 0
 }
 
-// set applies a CmdSet: a host-maintained value at p.
+// set applies a CmdSet: a host-maintained value at p. It validates
+// everything before changing anything.
 func (t *objectTree) set(p lwm2m.Path, v lwm2m.Value) error {
 	bad := func(why string) error { return fmt.Errorf("%w: %s: %s", ErrBadValue, p, why) }
 	if p.Len < 3 {
@@ -363,20 +400,16 @@ func (t *objectTree) set(p lwm2m.Path, v lwm2m.Value) error {
 	if !ok || o.def.id == 0 {
 		return bad("no such object")
 	}
-	in, ok := o.insts[p.Inst()]
-	if !ok && o.def.id == locationDef.id && p.Inst() == 0 {
-		// The Location instance appears with the first coordinate the
-		// host sets; the registration's object list follows.
-		in = &instance{id: 0, vals: map[uint16]map[uint16]lwm2m.Value{5: single(lwm2m.Value{Type: lwm2m.TypeTime})}}
-		o.insts[0] = in
-	} else if !ok {
+	in, exists := o.insts[p.Inst()]
+	creatable := o.def.multiple || (o.def.id == locationDef.id && p.Inst() == 0)
+	if !exists && !creatable {
 		return bad("no such instance")
 	}
 	d, ok := o.def.resource(p.Res())
 	if !ok || d.ops&opE != 0 {
 		return bad("no such value resource")
 	}
-	if o.dynamic != nil {
+	if o.dynamic != nil && exists {
 		if _, computed := o.dynamic(time.Time{}, in.id, d.id); computed {
 			return bad("the engine computes this value")
 		}
@@ -392,7 +425,9 @@ func (t *objectTree) set(p lwm2m.Path, v lwm2m.Value) error {
 		if !d.multi {
 			return bad("only a resource instance can be removed")
 		}
-		delete(in.vals[d.id], ri)
+		if exists {
+			delete(in.vals[d.id], ri)
+		}
 		return nil
 	}
 	if v.Type == lwm2m.TypeString && d.typ != lwm2m.TypeString {
@@ -405,6 +440,16 @@ func (t *objectTree) set(p lwm2m.Path, v lwm2m.Value) error {
 	cv, err := v.Convert(d.typ)
 	if err != nil {
 		return bad(err.Error())
+	}
+	if !exists {
+		// The instance appears with its first value (a Location fix, an
+		// instance of a multiple-instance object); the registration's
+		// object list follows.
+		in = &instance{id: p.Inst(), vals: map[uint16]map[uint16]lwm2m.Value{}}
+		if o.def.id == locationDef.id {
+			in.vals[5] = single(lwm2m.Value{Type: lwm2m.TypeTime})
+		}
+		o.insts[p.Inst()] = in
 	}
 	if in.vals[d.id] == nil {
 		in.vals[d.id] = make(map[uint16]lwm2m.Value)

@@ -43,6 +43,7 @@ type registration struct {
 	sentLifetime uint32 // lifetime the server knows
 	sentBinding  string
 	sentLinks    string
+	updateLinks  string // object list of the Update in flight
 
 	updateAt    time.Time // next Registration Update
 	retryAt     time.Time // next Register attempt (regWaiting)
@@ -90,6 +91,16 @@ func (r *registration) triggerUpdate(now time.Time) error {
 		return nil
 	}
 	return ErrNotRegistered
+}
+
+// linksChanged reports whether the object list differs from what the
+// server knows or is being told.
+func (r *registration) linksChanged() bool {
+	l := r.links()
+	if r.state == regUpdating {
+		return l != r.updateLinks
+	}
+	return l != r.sentLinks
 }
 
 // bindingQuery returns the binding parameters of Register and Update. In
@@ -215,6 +226,7 @@ func (r *registration) update(now time.Time) {
 	r.state = regUpdating
 	r.wantUpdat = false
 	lt, b, links := r.e.st.Lifetime, r.e.st.Binding, r.links()
+	r.updateLinks = links
 	m := &message.Message{Code: codes.POST, Options: make(message.Options, 0, 8)}
 	m.Options = addPath(m.Options, r.location)
 	if lt != r.sentLifetime {
