@@ -96,6 +96,10 @@ type Config struct {
 	// the server reads and writes them, and writes and executes reach the
 	// host as events.
 	Objects []lwm2m.ObjectDef
+	// BlockSize is the largest CoAP block (RFC 7959) the engine sends or
+	// asks for: a power of two from 16 to 1024; zero means
+	// DefaultBlockSize.
+	BlockSize int
 	// QueueWindow is how long a queue-mode client (Binding "UQ") stays
 	// reachable after each exchange; zero means MaxTransmitWait (93 s).
 	QueueWindow time.Duration
@@ -236,6 +240,11 @@ func (c *Config) Validate() error {
 	for _, d := range c.Objects {
 		if builtinObject(d.ID) {
 			errs = append(errs, fmt.Errorf("%w: object %d is built in", ErrConfig, d.ID))
+		}
+	}
+	if c.BlockSize != 0 {
+		if _, ok := szxOf(c.BlockSize); !ok {
+			errs = append(errs, fmt.Errorf("%w: block size %d: want a power of two from 16 to 1024", ErrConfig, c.BlockSize))
 		}
 	}
 	switch c.binding() {

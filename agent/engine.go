@@ -94,6 +94,11 @@ func NewEngine(cfg Config, state []byte) (*Engine, error) {
 		}
 	}
 	e.tr = newTransport(e)
+	if cfg.BlockSize != 0 {
+		if err := e.SetBlockSize(cfg.BlockSize); err != nil {
+			return nil, err
+		}
+	}
 	e.objs = newObjectTree(e)
 	e.reg = newRegistration(e)
 	e.obs = newObserver(e)

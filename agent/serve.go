@@ -9,7 +9,9 @@ import (
 	"github.com/plgd-dev/go-coap/v3/message/codes"
 
 	"github.com/avc-agent/avc/lwm2m"
+	"github.com/avc-agent/avc/lwm2m/cborval"
 	"github.com/avc-agent/avc/lwm2m/linkformat"
+	"github.com/avc-agent/avc/lwm2m/lwcbor"
 	"github.com/avc-agent/avc/lwm2m/senml"
 	"github.com/avc-agent/avc/lwm2m/text"
 	"github.com/avc-agent/avc/lwm2m/tlv"
@@ -228,10 +230,19 @@ func (e *Engine) encodeRecords(p lwm2m.Path, format lwm2m.ContentFormat, recs []
 			return nil, errNotAcceptable
 		}
 		return recs[0].Value.Bytes, nil
+	case lwm2m.FormatCBOR:
+		if !singleValue {
+			return nil, errNotAcceptable
+		}
+		return cborval.Encode(recs[0].Value)
 	case lwm2m.FormatTLV:
 		return tlv.Encode(p, recs)
 	case lwm2m.FormatSenMLJSON:
 		return senml.EncodeJSON(p, recs)
+	case lwm2m.FormatSenMLCBOR:
+		return senml.EncodeCBOR(p, recs)
+	case lwm2m.FormatLwM2MCBOR:
+		return lwcbor.Encode(p, recs)
 	}
 	return nil, errNotAcceptable
 }
@@ -265,10 +276,21 @@ func (e *Engine) decodeWrite(p lwm2m.Path, m *message.Message) ([]lwm2m.Record, 
 			v, err = text.Decode(m.Payload, e.typeOf(p))
 		}
 		recs = []lwm2m.Record{{Path: p, Value: v}}
+	case lwm2m.FormatCBOR:
+		if p.Len < 3 {
+			return nil, reply(codes.BadRequest)
+		}
+		var v lwm2m.Value
+		v, err = cborval.Decode(m.Payload, e.typeOf(p))
+		recs = []lwm2m.Record{{Path: p, Value: v}}
 	case lwm2m.FormatTLV:
 		recs, err = tlv.Decode(p, m.Payload, e.typeOf)
 	case lwm2m.FormatSenMLJSON:
 		recs, err = senml.DecodeJSON(p, m.Payload, e.typeOf)
+	case lwm2m.FormatSenMLCBOR:
+		recs, err = senml.DecodeCBOR(p, m.Payload, e.typeOf)
+	case lwm2m.FormatLwM2MCBOR:
+		recs, err = lwcbor.Decode(p, m.Payload, e.typeOf)
 	default:
 		return nil, reply(codes.UnsupportedMediaType)
 	}

@@ -64,6 +64,10 @@ type transport struct {
 	// EXCHANGE_LIFETIME, so insertion order is expiry order and both
 	// expiry and eviction take from the front.
 	dedupOrder []string
+	// szx is the largest block size we send or ask for (SetBlockSize).
+	szx uint8
+	// bw is the block-wise layer's state (blockwise.go).
+	bw blockwise
 }
 
 func newTransport(e *Engine) *transport {
@@ -72,6 +76,8 @@ func newTransport(e *Engine) *transport {
 		nextMID:   uint16(e.randUint64()),
 		exchanges: make(map[string]*exchange),
 		dedup:     make(map[string]seen),
+		szx:       szxMax,
+		bw:        newBlockwise(),
 	}
 }
 
@@ -100,11 +106,44 @@ func (t *transport) initialTimeout() time.Duration {
 }
 
 // request sends a confirmable request to peer and calls done with the
-// response, or with nil on timeout or reset.
+// final response, or with nil on timeout or reset. A payload larger than
+// the block size goes block-wise (Block1); a 4.13 answer to a request sent
+// whole makes it go block-wise with a smaller size.
 func (t *transport) request(now time.Time, peer string, m *message.Message, done func(time.Time, *message.Message)) {
+	if len(m.Payload) > 16<<t.szx {
+		t.startBlocks(now, peer, m, t.szx, done)
+		return
+	}
+	if len(m.Payload) <= 16 {
+		t.send(now, peer, m, done)
+		return
+	}
+	t.send(now, peer, m, func(now time.Time, resp *message.Message) {
+		if resp != nil && resp.Code == codes.RequestEntityTooLarge {
+			// RFC 7959 §2.5: "a 4.13 response to a request that does not
+			// employ Block1 is a hint for the client to try sending
+			// Block1". The payload went whole: count it as one block of
+			// the smallest size that holds it.
+			whole, _ := szxAtMost(int64(len(m.Payload)) - 1)
+			if szx, ok := smallerSZX(resp, whole+1, true); ok {
+				t.e.logDebug("request too large; sending it block-wise", "peer", peer, "szx", szx)
+				t.startBlocks(now, peer, m, szx, done)
+				return
+			}
+		}
+		done(now, resp)
+	})
+}
+
+// send sends m as one confirmable request to peer and calls done with the
+// response, or with nil on timeout or reset. Callers use request, which
+// goes block-wise when the payload needs it.
+func (t *transport) send(now time.Time, peer string, m *message.Message, done func(time.Time, *message.Message)) {
 	m.Type = message.Confirmable
 	m.MessageID = int32(t.mid())
-	m.Token = t.token()
+	if len(m.Token) == 0 {
+		m.Token = t.token()
+	}
 	wire, err := encode(m)
 	if err != nil {
 		// Our own requests always encode; a failure is a broken invariant.
@@ -127,8 +166,10 @@ func (t *transport) start(now time.Time, x *exchange, m *message.Message) {
 // notify sends an Observe notification m (its token and options set by the
 // caller) as CON or NON and returns its message ID. A CON notification is
 // retransmitted until acknowledged; done then gets the ACK, or nil when it
-// timed out or was reset (RFC 7641 §4.5).
+// timed out or was reset (RFC 7641 §4.5). A notification larger than the
+// block size carries its first block only (RFC 7959 §2.6).
 func (t *transport) notify(now time.Time, peer string, m *message.Message, con bool, done func(time.Time, *message.Message)) uint16 {
+	m = t.blockNotification(now, m)
 	mid := t.mid()
 	m.MessageID = int32(mid)
 	m.Type = message.NonConfirmable
@@ -188,6 +229,7 @@ func (t *transport) fire(now time.Time) {
 		delete(t.dedup, k)
 		t.dedupOrder = t.dedupOrder[1:]
 	}
+	t.fireBlockwise(now)
 }
 
 // next returns the earliest pending deadline (zero when none).
@@ -202,6 +244,9 @@ func (t *transport) next() time.Time {
 		if s := t.dedup[t.dedupOrder[0]]; next.IsZero() || s.expires.Before(next) {
 			next = s.expires
 		}
+	}
+	if bw := t.nextBlockwise(); !bw.IsZero() && (next.IsZero() || bw.Before(next)) {
+		next = bw
 	}
 	return next
 }
@@ -252,7 +297,7 @@ func (t *transport) handle(now time.Time, peer string, m *message.Message) {
 		}
 		return
 	}
-	resp := t.e.serve(now, peer, m)
+	resp := t.serveRequest(now, peer, m)
 	resp.Token = m.Token
 	if m.Type == message.Confirmable {
 		resp.Type = message.Acknowledgement

@@ -440,3 +440,183 @@ func Uint(id message.OptionID, v uint32) message.Option {
 	}
 	return message.Option{ID: id, Value: b[i:]}
 }
+
+// BlockServer puts a Block1-capable front on the simulated server: the
+// requests the engine sends block-wise (RFC 7959 §2.5) are reassembled and
+// handed whole to the Server, which answers as usual. Drive the
+// simulation through the BlockServer's RunUntil, RunFor and WaitEvent;
+// Sim's own methods deliver to the Server without the front.
+type BlockServer struct {
+	// PreferSize, when non-zero, is the block size the server asks for in
+	// its 2.31 Continue when a block is larger (late negotiation).
+	PreferSize int
+	// MaxPayload, when non-zero, answers a request (or a block) whose
+	// payload is larger with 4.13 Request Entity Too Large and a Size1 of
+	// MaxPayload.
+	MaxPayload int
+	// Blocks are the Block1 requests received, retransmissions excluded.
+	Blocks []*message.Message
+	// TooLarge counts the 4.13 answers sent.
+	TooLarge int
+
+	sim      *Sim
+	bodies   map[string][]byte // by path
+	answered map[uint16][]byte // our answer, by message ID
+	finals   map[uint16][]byte // the reassembled request, by the final block's message ID
+}
+
+// BlockServer returns a Block1 front for the simulated server.
+func (s *Sim) BlockServer() *BlockServer {
+	return &BlockServer{sim: s, bodies: make(map[string][]byte), answered: make(map[uint16][]byte), finals: make(map[uint16][]byte)}
+}
+
+// RunFor is Sim.RunFor through the front.
+func (b *BlockServer) RunFor(d time.Duration) { b.RunUntil(b.sim.Now.Add(d), nil) }
+
+// WaitEvent is Sim.WaitEvent through the front.
+func (b *BlockServer) WaitEvent(kind agent.EventKind, timeout time.Duration) (agent.Event, bool) {
+	s := b.sim
+	start := len(s.Events)
+	var found agent.Event
+	ok := b.RunUntil(s.Now.Add(timeout), func() bool {
+		for _, ev := range s.Events[start:] {
+			if ev.Kind == kind {
+				found = ev
+				return true
+			}
+		}
+		return false
+	})
+	return found, ok
+}
+
+// RunUntil is Sim.RunUntil with the datagrams to the server going through
+// the front.
+func (b *BlockServer) RunUntil(limit time.Time, cond func() bool) bool {
+	s := b.sim
+	for {
+		next := s.Engine.Step(s.Now)
+		s.drain()
+		if cond != nil && cond() {
+			return true
+		}
+		at := limit
+		if !next.IsZero() && next.Before(at) {
+			at = next
+		}
+		if len(s.queue) > 0 && s.queue[0].at.Before(at) {
+			at = s.queue[0].at
+		}
+		if at.After(limit) || (at.Equal(limit) && len(s.queue) == 0 && (next.IsZero() || next.After(limit))) {
+			s.Now = limit
+			s.Engine.Step(s.Now)
+			s.drain()
+			return cond != nil && cond()
+		}
+		if at.After(s.Now) {
+			s.Now = at
+		}
+		for len(s.queue) > 0 && !s.queue[0].at.After(s.Now) {
+			d := s.queue[0]
+			s.queue = s.queue[1:]
+			if d.toAgent {
+				s.Engine.HandleDatagram(s.Now, ServerPeer, d.data)
+			} else {
+				b.receive(d.data)
+			}
+			s.drain()
+			if cond != nil && cond() {
+				return true
+			}
+		}
+	}
+}
+
+func (b *BlockServer) receive(data []byte) {
+	s := b.sim
+	m, err := decodeMsg(data)
+	if err != nil || m.Type != message.Confirmable || m.Code == codes.Empty || m.Code >= 64 {
+		s.Server.receive(data)
+		return
+	}
+	mid := uint16(m.MessageID)
+	if w, ok := b.finals[mid]; ok {
+		s.Server.receive(w) // the Server answers its duplicate again
+		return
+	}
+	if w, ok := b.answered[mid]; ok {
+		s.send(true, w)
+		return
+	}
+	var blk agent.BlockOption
+	hasBlock := false
+	for _, o := range m.Options {
+		if o.ID == message.Block1 {
+			blk, err = agent.ParseBlockOption(o.Value)
+			hasBlock = err == nil
+		}
+	}
+	if !hasBlock && (b.MaxPayload == 0 || len(m.Payload) <= b.MaxPayload) {
+		s.Server.receive(data)
+		return
+	}
+	resp := &message.Message{Type: message.Acknowledgement, MessageID: m.MessageID, Token: m.Token, Options: make(message.Options, 0, 2)}
+	answer := func() {
+		w := encodeMsg(resp)
+		b.answered[mid] = w
+		s.send(true, w)
+	}
+	if b.MaxPayload > 0 && len(m.Payload) > b.MaxPayload {
+		b.TooLarge++
+		resp.Code = codes.RequestEntityTooLarge
+		resp.Options = resp.Options.Add(Uint(message.Size1, uint32(b.MaxPayload)))
+		answer()
+		return
+	}
+	b.Blocks = append(b.Blocks, m)
+	p := Path(m)
+	body := b.bodies[p]
+	if blk.Num == 0 {
+		body = nil
+	}
+	if blk.Offset() != int64(len(body)) {
+		resp.Code = codes.RequestEntityIncomplete
+		answer()
+		return
+	}
+	body = append(body, m.Payload...)
+	b.bodies[p] = body
+	if blk.More {
+		echo := agent.BlockOption{Num: blk.Num, More: true, SZX: blk.SZX}
+		if b.PreferSize > 0 && b.PreferSize < blk.Size() {
+			for echo.SZX > 0 && 16<<echo.SZX > b.PreferSize {
+				echo.SZX--
+			}
+			echo.Num = uint32(blk.Offset() / int64(16<<echo.SZX))
+		}
+		v, _ := echo.Bytes()
+		resp.Code = codes.Continue
+		resp.Options = resp.Options.Add(message.Option{ID: message.Block1, Value: v})
+		answer()
+		return
+	}
+	delete(b.bodies, p)
+	whole := &message.Message{Type: m.Type, Code: m.Code, MessageID: m.MessageID, Token: m.Token, Payload: body, Options: make(message.Options, 0, len(m.Options))}
+	for _, o := range m.Options {
+		if o.ID != message.Block1 && o.ID != message.Size1 {
+			whole.Options = append(whole.Options, o)
+		}
+	}
+	w := encodeMsg(whole)
+	b.finals[mid] = w
+	s.Server.receive(w)
+}
+
+// Block returns a Block1 or Block2 option (RFC 7959 §2.2).
+func Block(id message.OptionID, num uint32, more bool, szx uint8) message.Option {
+	v, err := agent.BlockOption{Num: num, More: more, SZX: szx}.Bytes()
+	if err != nil {
+		panic(err)
+	}
+	return message.Option{ID: id, Value: v}
+}
