@@ -46,13 +46,15 @@ func (CmdSet) command() string    { return "set" }
 // ParseCommand decodes the JSON form of a command, as the wasm module
 // receives it: {"cmd":"start"}, {"cmd":"stop"}, {"cmd":"update"}, or
 // {"cmd":"set","path":"/3/0/9","value":"50"} (the value in its text/plain
-// form; "type":"none" instead of a value removes a resource instance).
+// form; "type":"none" instead of a value removes a resource instance), or
+// {"cmd":"send","paths":["/3/0/9","/6/0"]}.
 func ParseCommand(b []byte) (Command, error) {
 	var w struct {
-		Cmd   string `json:"cmd"`
-		Path  string `json:"path"`
-		Value string `json:"value"`
-		Type  string `json:"type"`
+		Cmd   string   `json:"cmd"`
+		Path  string   `json:"path"`
+		Value string   `json:"value"`
+		Type  string   `json:"type"`
+		Paths []string `json:"paths"`
 	}
 	if err := json.Unmarshal(b, &w); err != nil {
 		return nil, fmt.Errorf("agent: parse command: %w", err)
@@ -64,6 +66,16 @@ func ParseCommand(b []byte) (Command, error) {
 		return CmdStop{}, nil
 	case "update":
 		return CmdUpdate{}, nil
+	case "send":
+		c := CmdSend{}
+		for _, ps := range w.Paths {
+			p, err := lwm2m.ParsePath(ps)
+			if err != nil {
+				return nil, fmt.Errorf("agent: parse command: %w", err)
+			}
+			c.Paths = append(c.Paths, p)
+		}
+		return c, nil
 	case "set":
 		p, err := lwm2m.ParsePath(w.Path)
 		if err != nil {

@@ -51,6 +51,7 @@ type Engine struct {
 	reg  *registration
 	objs *objectTree
 	obs  *observer
+	snd  *sender
 	st   persistent
 
 	out    []Datagram
@@ -102,6 +103,7 @@ func NewEngine(cfg Config, state []byte) (*Engine, error) {
 	e.objs = newObjectTree(e)
 	e.reg = newRegistration(e)
 	e.obs = newObserver(e)
+	e.snd = &sender{e: e}
 	return e, nil
 }
 
@@ -147,6 +149,8 @@ func (e *Engine) HandleCommand(now time.Time, c Command) error {
 		return e.reg.stop(now)
 	case CmdUpdate:
 		return e.reg.triggerUpdate(now)
+	case CmdSend:
+		return e.snd.send(now, c.Paths)
 	case CmdSet:
 		if err := e.objs.set(c.Path, c.Value); err != nil {
 			return err

@@ -33,6 +33,12 @@ const (
 	EventFactoryReset
 	// EventNotify: an Observe notification for Path was sent.
 	EventNotify
+	// EventSent: the server acknowledged a Send (CmdSend); Path names the
+	// first path reported.
+	EventSent
+	// EventSendFailed: the server refused a Send (Code), or its values
+	// could not be encoded; they are dropped.
+	EventSendFailed
 	// EventSleep: in queue mode, the queue window passed with nothing in
 	// flight; the client is unreachable until it sends again, and the host
 	// may power down its radio until the deadline Step returns.
@@ -56,6 +62,8 @@ var eventNames = map[EventKind]string{
 	EventReboot:             "reboot",
 	EventFactoryReset:       "factory_reset",
 	EventNotify:             "notify",
+	EventSent:               "sent",
+	EventSendFailed:         "send_failed",
 	EventSleep:              "sleep",
 	EventWake:               "wake",
 	EventStore:              "store",

@@ -14,7 +14,6 @@ import (
 	"github.com/avc-agent/avc/lwm2m/tlv"
 )
 
-
 // TestEveryFormatRoundTrips reads /3/0 in every multi-value format and
 // checks that each decodes to the same records; then writes the UTC offset
 // in each format the engine accepts.

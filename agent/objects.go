@@ -68,6 +68,7 @@ var (
 		{6, "Notification Storing When Disabled or Offline", lwm2m.TypeBoolean, opRW, false},
 		{7, "Binding", lwm2m.TypeString, opRW, false},
 		{8, "Registration Update Trigger", lwm2m.TypeNone, opE, false},
+		{23, "Mute Send", lwm2m.TypeBoolean, opRW, false},
 	}}
 	deviceDef = &objDef{id: 3, name: "Device", version: "1.1", res: []resDef{
 		{0, "Manufacturer", lwm2m.TypeString, opR, false},
@@ -167,11 +168,12 @@ func newObjectTree(e *Engine) *objectTree {
 	}}}})
 
 	t.add(&object{def: serverDef, insts: map[uint16]*instance{0: {id: 0, vals: map[uint16]map[uint16]lwm2m.Value{
-		0: single(lwm2m.Int(ssid)),
-		2: single(lwm2m.Int(0)),
-		3: single(lwm2m.Int(0)),
-		5: single(lwm2m.Int(int64(disableTimeout / time.Second))),
-		6: single(lwm2m.Bool(true)),
+		0:  single(lwm2m.Int(ssid)),
+		2:  single(lwm2m.Int(0)),
+		3:  single(lwm2m.Int(0)),
+		5:  single(lwm2m.Int(int64(disableTimeout / time.Second))),
+		6:  single(lwm2m.Bool(true)),
+		23: single(lwm2m.Bool(false)),
 	}}},
 		dynamic: func(_ time.Time, _, res uint16) (map[uint16]lwm2m.Value, bool) {
 			switch res {

@@ -191,6 +191,7 @@ func (r *registration) register(now time.Time) {
 		r.scheduleUpdate(now)
 		r.e.logInfo("registered", "server_uri", r.e.cfg.ServerURI, "location", r.location, "lifetime", lt)
 		r.e.emit(Event{Kind: EventRegistered, Location: r.location, Lifetime: lt})
+		r.e.snd.flush(now)
 		r.afterExchange(now)
 	})
 }
@@ -254,6 +255,7 @@ func (r *registration) update(now time.Time) {
 			r.e.emit(Event{Kind: EventUpdated, Location: loc, Lifetime: lt})
 			// Back online in queue mode: what was stored goes out now.
 			r.e.obs.flush(now)
+			r.e.snd.flush(now)
 			r.afterExchange(now)
 			return
 		}

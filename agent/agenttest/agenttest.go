@@ -305,6 +305,10 @@ type Server struct {
 
 	// Registers, Updates and Deregisters are the requests received.
 	Registers, Updates, Deregisters []*message.Message
+	// Sends are the LwM2M Send requests (POST /dp) received; SendCode
+	// overrides their answer (zero means 2.04).
+	Sends    []*message.Message
+	SendCode codes.Code
 	// Notifications are the Observe notifications received, in order
 	// (retransmissions included once).
 	Notifications []*message.Message
@@ -383,6 +387,14 @@ func (sv *Server) receive(b []byte) {
 		resp.Code = codes.Changed
 		if sv.UpdateCode != 0 {
 			resp.Code = sv.UpdateCode
+		}
+	case m.Code == codes.POST && p == "/dp":
+		if !dup {
+			sv.Sends = append(sv.Sends, m)
+		}
+		resp.Code = codes.Changed
+		if sv.SendCode != 0 {
+			resp.Code = sv.SendCode
 		}
 	case m.Code == codes.DELETE && p == "/"+strings.Join(sv.Location, "/"):
 		if !dup {

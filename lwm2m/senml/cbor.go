@@ -91,6 +91,7 @@ var cborEnc, cborEncErr = cbor.EncOptions{
 // one of the value fields is set.
 type cborRecord struct {
 	BaseName *string         `cbor:"-2,keyasint,omitempty"`
+	BaseTime *int64          `cbor:"-3,keyasint,omitempty"`
 	Name     string          `cbor:"0,keyasint"`
 	Value    cbor.RawMessage `cbor:"2,keyasint,omitempty"`
 	String   *string         `cbor:"3,keyasint,omitempty"`
@@ -118,6 +119,18 @@ type cborRecord struct {
 //
 // See RFC 8428 §6 and OMA-TS-LightweightM2M_Core-V1_1_1 §7.4.5.
 func EncodeCBOR(base lwm2m.Path, recs []lwm2m.Record) ([]byte, error) {
+	return encodeCBOR(base, recs, nil)
+}
+
+// EncodeCBORAt is EncodeCBOR with a timestamp: the first record carries
+// the base time (label -3) at, in whole Unix seconds, so that every value
+// is dated at (RFC 8428 §4.5.3). The LwM2M Send operation uses it.
+func EncodeCBORAt(base lwm2m.Path, recs []lwm2m.Record, at time.Time) ([]byte, error) {
+	bt := at.Unix()
+	return encodeCBOR(base, recs, &bt)
+}
+
+func encodeCBOR(base lwm2m.Path, recs []lwm2m.Record, bt *int64) ([]byte, error) {
 	if err := cborEncErr; err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrEncode, err)
 	}
@@ -130,6 +143,9 @@ func EncodeCBOR(base lwm2m.Path, recs []lwm2m.Record) ([]byte, error) {
 		c := &out[i]
 		if i == 0 && bn != "" {
 			c.BaseName = &bn
+		}
+		if i == 0 {
+			c.BaseTime = bt
 		}
 		c.Name = strings.TrimPrefix(r.Path.String(), bn)
 		if err := c.setValue(r.Value); err != nil {

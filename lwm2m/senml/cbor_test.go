@@ -7,6 +7,7 @@ import (
 	"math"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/fxamacker/cbor/v2"
 
@@ -513,4 +514,30 @@ func FuzzDecodeCBOR(f *testing.F) {
 			t.Fatalf("JSON and CBOR disagree:\n%v\n%v", recs, fromJSON)
 		}
 	})
+}
+
+func TestEncodeCBORAt(t *testing.T) {
+	at := time.Unix(1767225600, 0)
+	recs := []lwm2m.Record{
+		{Path: lwm2m.P(3, 0, 9), Value: lwm2m.Int(80)},
+		{Path: lwm2m.P(6, 0, 0), Value: lwm2m.Float(52.5)},
+	}
+	b, err := senml.EncodeCBORAt(lwm2m.Path{}, recs, at)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var raw []map[any]any
+	if err := cbor.Unmarshal(b, &raw); err != nil {
+		t.Fatal(err)
+	}
+	if len(raw) != 2 || raw[0][int64(-3)] == nil || raw[1][int64(-3)] != nil {
+		t.Fatalf("records %v: want the base time on the first only", raw)
+	}
+	if bt, ok := raw[0][int64(-3)].(uint64); !ok || int64(bt) != at.Unix() {
+		t.Errorf("base time = %v, want %d", raw[0][int64(-3)], at.Unix())
+	}
+	bn, _ := raw[0][int64(-2)].(string)
+	if n0, n1 := bn+raw[0][uint64(0)].(string), bn+raw[1][uint64(0)].(string); n0 != "/3/0/9" || n1 != "/6/0/0" {
+		t.Errorf("names = %q, %q; want /3/0/9 and /6/0/0", n0, n1)
+	}
 }
