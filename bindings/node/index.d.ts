@@ -118,6 +118,8 @@ export type EventKind =
   | 'reboot'
   | 'factory_reset'
   | 'notify'
+  | 'sent'
+  | 'send_failed'
   | 'sleep'
   | 'wake'
   | 'store';
@@ -250,6 +252,8 @@ export interface AgentEvents {
   reboot: [AgentEvent];
   factory_reset: [AgentEvent];
   notify: [AgentEvent];
+  sent: [AgentEvent];
+  send_failed: [AgentEvent];
   sleep: [AgentEvent];
   wake: [AgentEvent];
   store: [AgentEvent];
