@@ -307,71 +307,111 @@ func (e *Engine) write(now time.Time, p lwm2m.Path, m *message.Message, replace 
 		// Writing a whole object is Create (POST) or not allowed (PUT).
 		return reply(codes.MethodNotAllowed)
 	}
-	o, in, errResp := e.lookup(p)
-	if errResp != nil {
+	if _, _, errResp := e.lookup(p); errResp != nil {
 		return errResp
 	}
 	recs, errResp := e.decodeWrite(p, m)
 	if errResp != nil {
 		return errResp
 	}
+	for _, r := range recs {
+		if !p.Contains(r.Path) {
+			return reply(codes.BadRequest)
+		}
+	}
+	ws, errResp := e.checkWrites(now, recs)
+	if errResp != nil {
+		return errResp
+	}
+	e.applyWrites(now, ws, replace && p.Len >= 3)
+	e.emit(Event{Kind: EventWrite, Path: p.String()})
+	return reply(codes.Changed)
+}
+
+// pendingWrite is one validated resource write.
+type pendingWrite struct {
+	o  *object
+	in *instance
+	d  *resDef
+	r  lwm2m.Record
+}
+
+// checkWrites validates writes of recs (each at a resource or resource
+// instance of an existing instance) without changing anything, so that a
+// refused write changes nothing.
+func (e *Engine) checkWrites(now time.Time, recs []lwm2m.Record) ([]pendingWrite, *message.Message) {
 	if len(recs) == 0 {
-		return reply(codes.BadRequest)
+		return nil, reply(codes.BadRequest)
 	}
-	// Validate everything first so that a refused write changes nothing.
-	type change struct {
-		d *resDef
-		r lwm2m.Record
-	}
-	changes := make([]change, 0, len(recs))
+	ws := make([]pendingWrite, 0, len(recs))
 	seen := make(map[lwm2m.Path]bool, len(recs))
 	for _, r := range recs {
-		if !p.Contains(r.Path) || r.Path.Len < 3 || seen[r.Path] {
-			return reply(codes.BadRequest)
+		if r.Path.Len < 3 || seen[r.Path] {
+			return nil, reply(codes.BadRequest)
 		}
 		seen[r.Path] = true
+		if r.Path.Obj() == 0 {
+			return nil, reply(codes.Unauthorized)
+		}
+		o, in, errResp := e.lookup(r.Path)
+		if errResp != nil {
+			return nil, errResp
+		}
 		d, ok := o.def.resource(r.Path.Res())
 		if !ok {
-			return reply(codes.NotFound)
+			return nil, reply(codes.NotFound)
 		}
 		if d.ops&opW == 0 {
-			return reply(codes.MethodNotAllowed)
+			return nil, reply(codes.MethodNotAllowed)
 		}
 		if (r.Path.Len == 4) != d.multi {
-			return reply(codes.BadRequest)
+			return nil, reply(codes.BadRequest)
 		}
 		v, err := r.Value.Convert(d.typ)
 		if err != nil {
-			return reply(codes.BadRequest)
+			return nil, reply(codes.BadRequest)
 		}
 		r.Value = v
 		if o.write != nil {
 			if err := o.write(now, in.id, d.id, v, false); err != nil && !errors.Is(err, errNoHook) {
-				return reply(codes.BadRequest)
+				return nil, reply(codes.BadRequest)
 			}
 		}
-		changes = append(changes, change{d, r})
+		ws = append(ws, pendingWrite{o, in, d, r})
 	}
-	for _, c := range changes {
-		stored := o.write == nil
+	return ws, nil
+}
+
+// applyWrites applies validated writes. With replace, a multiple resource
+// written as a whole loses the instances the write does not name.
+func (e *Engine) applyWrites(now time.Time, ws []pendingWrite, replace bool) {
+	type resKey struct {
+		in  *instance
+		res uint16
+	}
+	cleared := map[resKey]bool{}
+	for _, w := range ws {
+		stored := w.o.write == nil
 		if !stored {
-			if err := o.write(now, in.id, c.d.id, c.r.Value, true); errors.Is(err, errNoHook) {
+			if err := w.o.write(now, w.in.id, w.d.id, w.r.Value, true); errors.Is(err, errNoHook) {
 				stored = true
 			}
 		}
-		if stored {
-			if in.vals[c.d.id] == nil || (c.d.multi && replace && p.Len >= 3) {
-				in.vals[c.d.id] = make(map[uint16]lwm2m.Value)
-			}
-			ri := uint16(0)
-			if c.d.multi {
-				ri = c.r.Path.RInst()
-			}
-			in.vals[c.d.id][ri] = c.r.Value
+		if !stored {
+			continue
 		}
+		vals := w.in.vals[w.d.id]
+		if k := (resKey{w.in, w.d.id}); vals == nil || (w.d.multi && replace && !cleared[k]) {
+			vals = make(map[uint16]lwm2m.Value)
+			w.in.vals[w.d.id] = vals
+			cleared[k] = true
+		}
+		ri := uint16(0)
+		if w.d.multi {
+			ri = w.r.Path.RInst()
+		}
+		vals[ri] = w.r.Value
 	}
-	e.emit(Event{Kind: EventWrite, Path: p.String()})
-	return reply(codes.Changed)
 }
 
 func (e *Engine) execute(now time.Time, p lwm2m.Path, args []byte) *message.Message {
