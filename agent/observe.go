@@ -79,7 +79,8 @@ func (a attrs) params() []linkformat.Param {
 type observation struct {
 	token    []byte
 	peer     string
-	path     lwm2m.Path
+	path     lwm2m.Path   // the root for a composite observation
+	paths    []lwm2m.Path // the observed paths of a composite observation
 	format   lwm2m.ContentFormat
 	seq      uint32
 	payload  []byte  // last notified content
@@ -148,6 +149,21 @@ func (ob *observer) observe(now time.Time, peer string, p lwm2m.Path, m, resp *m
 	ob.e.logDebug("observe", "path", p.String(), "format", o.format.String())
 }
 
+// observeComposite starts an Observe-Composite relationship on paths
+// (Core TS 1.1 §6.4.2); its attributes are the server's defaults.
+func (ob *observer) observeComposite(now time.Time, peer string, paths []lwm2m.Path, m, resp *message.Message) {
+	ob.observe(now, peer, lwm2m.Path{}, m, resp)
+	ob.obs[string(m.Token)].paths = paths
+}
+
+// current returns the records an observation reports now.
+func (ob *observer) current(now time.Time, o *observation) ([]lwm2m.Record, *message.Message) {
+	if o.paths != nil {
+		return ob.e.collectPaths(now, o.paths)
+	}
+	return ob.e.collect(now, o.path)
+}
+
 // cancel removes the observation with token (GET with Observe=1).
 func (ob *observer) cancel(token []byte) { delete(ob.obs, string(token)) }
 
@@ -201,7 +217,7 @@ func (ob *observer) evaluate(now time.Time, o *observation) {
 		return
 	}
 	o.evalAt = now
-	recs, errResp := ob.e.collect(now, o.path)
+	recs, errResp := ob.current(now, o)
 	if errResp != nil {
 		// The observed path is gone: end the observation with the error
 		// (RFC 7641 §3.2).

@@ -79,6 +79,10 @@ func (e *Engine) serve(now time.Time, peer string, m *message.Message) *message.
 		default:
 			resp = reply(codes.MethodNotAllowed)
 		}
+	case codeFETCH:
+		resp = e.fetch(now, peer, p, m)
+	case codeIPATCH:
+		resp = e.writeComposite(now, p, m)
 	default:
 		resp = reply(codes.MethodNotAllowed)
 	}

@@ -86,11 +86,12 @@ func TestEncodeCBOR(t *testing.T) {
 		{name: "spec device instance", base: lwm2m.P(3, 0), recs: deviceRecords(), want: deviceCBOR},
 		{name: "no records", base: lwm2m.P(3, 0), want: "80"},
 		{
-			// [{-2: "/", 0: "1/0/1", 2: 86400}, {0: "3/0/9", 2: 100}]
+			// At the root names are absolute:
+			// [{0: "/1/0/1", 2: 86400}, {0: "/3/0/9", 2: 100}]
 			name: "root",
 			base: lwm2m.P(),
 			recs: []lwm2m.Record{rec(lwm2m.P(3, 0, 9), lwm2m.Int(100)), rec(lwm2m.P(1, 0, 1), lwm2m.Uint(86400))},
-			want: "82 a3 21 61 2f 00 65 312f302f31 02 1a00015180 a2 00 65 332f302f39 02 1864",
+			want: "82 a2 00 66 2f312f302f31 02 1a00015180 a2 00 66 2f332f302f39 02 1864",
 		},
 		{
 			// [{0: "/3/0/6/0", 2: 1}, {0: "/3/0/6/1", 2: 5}]

@@ -103,7 +103,7 @@ func TestEncodeJSON(t *testing.T) {
 			name: "root",
 			base: lwm2m.P(),
 			recs: []lwm2m.Record{rec(lwm2m.P(3, 0, 9), lwm2m.Int(100)), rec(lwm2m.P(1, 0, 1), lwm2m.Uint(86400))},
-			want: `[{"bn":"/","n":"1/0/1","v":86400},{"n":"3/0/9","v":100}]`,
+			want: `[{"n":"/1/0/1","v":86400},{"n":"/3/0/9","v":100}]`, // absolute names at the root
 		},
 		{
 			name: "object",

@@ -51,7 +51,8 @@ func prepare(base lwm2m.Path, recs []lwm2m.Record) ([]lwm2m.Record, string, erro
 		return nil, "", fmt.Errorf("%w: %w", ErrEncode, err)
 	}
 	bn := ""
-	if base.Len < 3 {
+	if base.Len >= 1 && base.Len < 3 {
+		// At the root (composite operations, Send) names are absolute.
 		bn = strings.TrimSuffix(base.String(), "/") + "/"
 	}
 	return rs, bn, nil
