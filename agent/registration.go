@@ -155,6 +155,10 @@ func (r *registration) links() string {
 
 func (r *registration) register(now time.Time) {
 	r.state = regRegistering
+	// A new registration ends every observation (Core TS 1.1 §6.4.1). Do
+	// it now rather than on the 2.01: the server may observe as soon as it
+	// has registered us, before its answer reaches us.
+	r.e.obs.clear()
 	lt := r.e.st.Lifetime
 	b := r.e.st.Binding
 	links := r.links()
@@ -185,7 +189,6 @@ func (r *registration) register(now time.Time) {
 		}
 		r.location = "/" + strings.Join(loc, "/")
 		r.state = regRegistered
-		r.e.obs.clear()
 		r.failures = 0
 		r.sentLifetime, r.sentBinding, r.sentLinks = lt, b, links
 		r.scheduleUpdate(now)
