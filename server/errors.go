@@ -20,6 +20,21 @@ var (
 	// ErrBadPath: the path cannot be used for the operation (for example
 	// Execute on an object instance).
 	ErrBadPath = errors.New("server: bad path for operation")
+	// ErrBadAttributes: Write-Attributes was given no attribute, a
+	// negative period, a non-finite threshold or an unknown name to unset.
+	ErrBadAttributes = errors.New("server: bad attributes")
+	// ErrNotObserved: the client answered an Observe request, or sent a
+	// notification, without an Observe option, so it keeps no observation
+	// (RFC 7641 §3.1 and §3.2).
+	ErrNotObserved = errors.New("server: client keeps no observation")
+	// ErrCancelled: the observation was cancelled with
+	// [Observation.Cancel].
+	ErrCancelled = errors.New("server: observation cancelled")
+	// ErrRegistrationEnded: the registration an observation belonged to
+	// ended: the client de-registered, its registration expired or a new
+	// Register replaced it (Core TS 1.1 §6.4.1: the server must observe
+	// again after a new registration).
+	ErrRegistrationEnded = errors.New("server: registration ended")
 )
 
 // CodeError reports a client's answer that is not a success (2.xx) to an
@@ -27,7 +42,10 @@ var (
 // Found or 4.05 Method Not Allowed (Core TS 1.1 §6.3, Transport TS 1.1
 // §6.4).
 type CodeError struct {
-	Op   string // "read", "write", "execute" or "discover"
+	// Op is "read", "write", "execute", "discover", "observe", "cancel"
+	// (an Observe cancellation), "notify" (a notification with an error
+	// code, which ends the observation) or "write-attributes".
+	Op   string
 	Path lwm2m.Path
 	Code codes.Code
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/plgd-dev/go-coap/v3/udp"
 	udpclient "github.com/plgd-dev/go-coap/v3/udp/client"
 
+	"github.com/avc-agent/avc/lwm2m"
 	"github.com/avc-agent/avc/server"
 )
 
@@ -45,12 +46,17 @@ type request struct {
 	Payload []byte
 }
 
+// fakeObservable is the one path the fake client accepts to observe.
+var fakeObservable = lwm2m.P(3, 0, 0)
+
 // fakeClient is a minimal LwM2M client on go-coap's UDP client. It
 // answers:
 //
 //	GET  /3/0          TLV (or link-format for Accept 40)
-//	GET  /3/0/0        text/plain "avc"
-//	GET  /3/0/9        text/plain "87"
+//	GET  /3/0/0        text/plain "avc"; with Observe=0 it adds Observe=2
+//	                   and sends the token to observes, and the test sends
+//	                   the notifications with notify
+//	GET  /3/0/9        text/plain "87" (even with Observe=0: no observation)
 //	PUT  /1/0/1, /1/0  2.04
 //	POST /3/0/4        2.04
 //	anything else      4.04
@@ -61,11 +67,12 @@ type fakeClient struct {
 	conn     *udpclient.Conn
 	location string
 	requests chan request
+	observes chan message.Token
 }
 
 func dialFake(t *testing.T, s *server.Server) *fakeClient {
 	t.Helper()
-	c := &fakeClient{t: t, requests: make(chan request, 16)}
+	c := &fakeClient{t: t, requests: make(chan request, 16), observes: make(chan message.Token, 16)}
 	r := mux.NewRouter()
 	r.DefaultHandleFunc(c.serve)
 	conn, err := udp.Dial(s.CoAPAddr().String(), options.WithMux(r))
@@ -102,6 +109,12 @@ func (c *fakeClient) serve(w mux.ResponseWriter, r *mux.Message) {
 		case path == "/3/0":
 			set(codes.Content, message.AppLwm2mTLV, device3TLV)
 		case path == "/3/0/0":
+			if obs, err := r.Observe(); err == nil && obs == 0 {
+				c.observes <- append(message.Token(nil), r.Token()...)
+				_ = w.SetResponse(codes.Content, message.TextPlain, bytes.NewReader([]byte("avc")),
+					message.Option{ID: message.Observe, Value: []byte{2}})
+				return
+			}
 			set(codes.Content, message.TextPlain, []byte("avc"))
 		case path == "/3/0/9":
 			set(codes.Content, message.TextPlain, []byte("87"))
@@ -119,6 +132,38 @@ func (c *fakeClient) serve(w mux.ResponseWriter, r *mux.Message) {
 	default:
 		set(codes.MethodNotAllowed, message.TextPlain, nil)
 	}
+}
+
+// observeToken returns the token of the next observation of fakeObservable.
+func (c *fakeClient) observeToken(ctx context.Context) message.Token {
+	c.t.Helper()
+	select {
+	case tok := <-c.observes:
+		return tok
+	case <-ctx.Done():
+		c.t.Fatalf("no observation reached the client: %v", ctx.Err())
+		return nil
+	}
+}
+
+// notify sends a notification for token with a text/plain payload and
+// sequence number seq (none when negative). A confirmable one returns once
+// the server acknowledged it.
+func (c *fakeClient) notify(ctx context.Context, token message.Token, typ message.Type, code codes.Code, seq int, payload string) error {
+	m := c.conn.AcquireMessage(ctx)
+	defer c.conn.ReleaseMessage(m)
+	m.SetType(typ)
+	m.SetCode(code)
+	m.SetToken(token)
+	m.SetMessageID(c.conn.GetMessageID())
+	if seq >= 0 {
+		m.SetObserve(uint32(seq))
+	}
+	if payload != "" {
+		m.SetContentFormat(message.TextPlain)
+		m.SetBody(bytes.NewReader([]byte(payload)))
+	}
+	return c.conn.WriteMessage(m)
 }
 
 // nextRequest returns the next PUT or POST the fake client received.

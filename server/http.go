@@ -8,6 +8,9 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -29,6 +32,11 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("PUT /api/clients/{ep}/write/{path...}", s.apiWrite)
 	mux.HandleFunc("POST /api/clients/{ep}/execute/{path...}", s.apiExecute)
 	mux.HandleFunc("GET /api/clients/{ep}/discover/{path...}", s.apiDiscover)
+	mux.HandleFunc("PUT /api/clients/{ep}/attributes/{path...}", s.apiWriteAttributes)
+	mux.HandleFunc("POST /api/clients/{ep}/observe/{path...}", s.apiObserve)
+	mux.HandleFunc("GET /api/clients/{ep}/observations", s.apiObservations)
+	mux.HandleFunc("GET /api/clients/{ep}/observations/{id}/events", s.apiEvents)
+	mux.HandleFunc("DELETE /api/clients/{ep}/observations/{id}", s.apiCancel)
 	return mux
 }
 
@@ -153,6 +161,16 @@ func (s *Server) apiRead(w http.ResponseWriter, r *http.Request) {
 		s.apiError(w, err)
 		return
 	}
+	out, err := toReadJSON(resp)
+	if err != nil {
+		s.apiError(w, err)
+		return
+	}
+	s.writeJSON(w, http.StatusOK, out)
+}
+
+// toReadJSON renders a response with its records.
+func toReadJSON(resp *Response) (readJSON, error) {
 	out := readJSON{
 		Code:       codeString(resp.Code),
 		Format:     formatName(resp.ContentFormat),
@@ -162,12 +180,11 @@ func (s *Server) apiRead(w http.ResponseWriter, r *http.Request) {
 	for _, rec := range resp.Records {
 		v, err := json.Marshal(jsonValue(rec.Value))
 		if err != nil {
-			s.apiError(w, err)
-			return
+			return out, err
 		}
 		out.Records = append(out.Records, recordJSON{Path: rec.Path.String(), Type: rec.Value.Type.String(), Value: v})
 	}
-	s.writeJSON(w, http.StatusOK, out)
+	return out, nil
 }
 
 func (s *Server) apiWrite(w http.ResponseWriter, r *http.Request) {
@@ -350,7 +367,7 @@ func (s *Server) apiError(w http.ResponseWriter, err error) {
 		out    = errorJSON{Error: err.Error()}
 	)
 	switch {
-	case errors.Is(err, ErrNotRegistered):
+	case errors.Is(err, ErrNotRegistered), errors.Is(err, errUnknownObservation):
 		status = http.StatusNotFound
 	case errors.As(err, &ie):
 		status = http.StatusBadRequest
@@ -370,4 +387,229 @@ func (s *Server) writeJSON(w http.ResponseWriter, status int, v any) {
 	if err := enc.Encode(v); err != nil {
 		s.log.Debug("cannot write http response", "err", err)
 	}
+}
+
+// attributesJSON is the body of PUT .../attributes/{path}.
+type attributesJSON struct {
+	Pmin  *int64   `json:"pmin"`
+	Pmax  *int64   `json:"pmax"`
+	Gt    *float64 `json:"gt"`
+	Lt    *float64 `json:"lt"`
+	St    *float64 `json:"st"`
+	Epmin *int64   `json:"epmin"`
+	Epmax *int64   `json:"epmax"`
+	Unset []string `json:"unset"`
+}
+
+func (s *Server) apiWriteAttributes(w http.ResponseWriter, r *http.Request) {
+	p, err := apiPath(r, 1)
+	if err != nil {
+		s.apiError(w, err)
+		return
+	}
+	var body attributesJSON
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBody))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&body); err != nil {
+		s.apiError(w, badInput("bad body: %w", err))
+		return
+	}
+	attrs := Attributes{
+		Pmin: body.Pmin, Pmax: body.Pmax, Epmin: body.Epmin, Epmax: body.Epmax,
+		Gt: body.Gt, Lt: body.Lt, St: body.St, Unset: body.Unset,
+	}
+	ctx, cancel := s.opContext(r)
+	defer cancel()
+	resp, err := s.WriteAttributes(ctx, r.PathValue("ep"), p, attrs)
+	if err != nil {
+		s.apiError(w, err)
+		return
+	}
+	s.writeJSON(w, http.StatusOK, codeJSON{Code: codeString(resp.Code)})
+}
+
+// observeJSON answers POST .../observe/{path}.
+type observeJSON struct {
+	ID string `json:"id"`
+	readJSON
+}
+
+// observationJSON describes a live observation.
+type observationJSON struct {
+	ID     string `json:"id"`
+	Path   string `json:"path"`
+	Format string `json:"format,omitempty"` // the Accept of the Observe request
+}
+
+// notificationJSON is one event of an observation's event stream.
+type notificationJSON struct {
+	Seq   uint32    `json:"seq"`
+	Time  time.Time `json:"time"`
+	Error string    `json:"error,omitempty"`
+	readJSON
+}
+
+// errUnknownObservation: no live observation of the HTTP API has the ID.
+var errUnknownObservation = errors.New("server: unknown observation")
+
+func (s *Server) apiObserve(w http.ResponseWriter, r *http.Request) {
+	p, err := apiPath(r, 1)
+	if err != nil {
+		s.apiError(w, err)
+		return
+	}
+	accept := lwm2m.FormatNone
+	if f := r.URL.Query().Get("format"); f != "" {
+		if accept, err = parseFormat(f); err != nil {
+			s.apiError(w, &inputError{err})
+			return
+		}
+	}
+	ep := r.PathValue("ep")
+	ctx, cancel := s.opContext(r)
+	defer cancel()
+	o, err := s.Observe(ctx, ep, p, accept)
+	if err != nil {
+		s.apiError(w, err)
+		return
+	}
+	out := observeJSON{ID: o.ID()}
+	if out.readJSON, err = toReadJSON(o.Response()); err != nil {
+		s.forget(o, err)
+		s.apiError(w, err)
+		return
+	}
+	s.mu.Lock()
+	live := s.obs[string(o.token)] == o
+	if live {
+		s.apiObs[o.id] = o
+	}
+	s.mu.Unlock()
+	if !live {
+		s.apiError(w, fmt.Errorf("server: observe %s on %q: %w", p, ep, o.Err()))
+		return
+	}
+	w.Header().Set("Location", "/api/clients/"+url.PathEscape(ep)+"/observations/"+o.id)
+	s.writeJSON(w, http.StatusCreated, out)
+}
+
+// apiObservation returns the live observation id of the HTTP API on ep.
+func (s *Server) apiObservation(ep, id string) (*Observation, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	o, ok := s.apiObs[id]
+	if !ok || o.ep != ep {
+		return nil, fmt.Errorf("%w: %q on %q", errUnknownObservation, id, ep)
+	}
+	return o, nil
+}
+
+func (s *Server) apiObservations(w http.ResponseWriter, r *http.Request) {
+	ep := r.PathValue("ep")
+	if _, ok := s.Client(ep); !ok {
+		s.apiError(w, fmt.Errorf("%w: %q", ErrNotRegistered, ep))
+		return
+	}
+	out := []observationJSON{}
+	s.mu.Lock()
+	for _, o := range s.apiObs {
+		if o.ep == ep {
+			out = append(out, observationJSON{ID: o.id, Path: o.path.String(), Format: formatName(o.accept)})
+		}
+	}
+	s.mu.Unlock()
+	slices.SortFunc(out, func(a, b observationJSON) int { return strings.Compare(a.ID, b.ID) })
+	s.writeJSON(w, http.StatusOK, out)
+}
+
+// apiEvents streams an observation's notifications as Server-Sent Events
+// (https://html.spec.whatwg.org/multipage/server-sent-events.html): one
+// event of the default type per notification, with the sequence number
+// as its id and a notificationJSON as its data, and a last event of type
+// "end" when the observation ends.
+func (s *Server) apiEvents(w http.ResponseWriter, r *http.Request) {
+	o, err := s.apiObservation(r.PathValue("ep"), r.PathValue("id"))
+	if err != nil {
+		s.apiError(w, err)
+		return
+	}
+	// The notifications have one channel, so one reader.
+	if !o.stream.CompareAndSwap(false, true) {
+		s.writeJSON(w, http.StatusConflict, errorJSON{Error: "server: observation " + o.id + " is already streamed"})
+		return
+	}
+	defer o.stream.Store(false)
+
+	rc := http.NewResponseController(w)
+	w.Header().Set("Content-Type", "text/event-stream")
+	w.Header().Set("Cache-Control", "no-cache")
+	w.WriteHeader(http.StatusOK)
+	if err := rc.Flush(); err != nil {
+		s.log.Debug("cannot flush event stream", "err", err)
+		return
+	}
+	send := func(event, id string, v any) bool {
+		b, err := json.Marshal(v)
+		if err != nil {
+			s.log.Debug("cannot encode event", "err", err)
+			return false
+		}
+		var msg strings.Builder
+		if event != "" {
+			msg.WriteString("event: " + event + "\n")
+		}
+		if id != "" {
+			msg.WriteString("id: " + id + "\n")
+		}
+		msg.WriteString("data: " + string(b) + "\n\n")
+		if _, err := io.WriteString(w, msg.String()); err != nil {
+			return false
+		}
+		return rc.Flush() == nil
+	}
+	for {
+		select {
+		case n, ok := <-o.Notifications():
+			if !ok {
+				reason := ""
+				if err := o.Err(); err != nil {
+					reason = err.Error()
+				}
+				send("end", "", errorJSON{Error: reason})
+				return
+			}
+			out := notificationJSON{Seq: n.Seq, Time: n.Time}
+			if n.Err != nil {
+				out.Error = n.Err.Error()
+			}
+			if out.readJSON, err = toReadJSON(n.Response); err != nil {
+				out.Error = err.Error()
+			}
+			if !send("", strconv.FormatUint(uint64(n.Seq), 10), out) {
+				return
+			}
+		case <-r.Context().Done():
+			return
+		}
+	}
+}
+
+func (s *Server) apiCancel(w http.ResponseWriter, r *http.Request) {
+	o, err := s.apiObservation(r.PathValue("ep"), r.PathValue("id"))
+	if err != nil {
+		s.apiError(w, err)
+		return
+	}
+	ctx, cancel := s.opContext(r)
+	defer cancel()
+	resp, err := o.cancel(ctx)
+	if err != nil {
+		s.apiError(w, err)
+		return
+	}
+	out := codeJSON{}
+	if resp != nil {
+		out.Code = codeString(resp.Code)
+	}
+	s.writeJSON(w, http.StatusOK, out)
 }

@@ -41,7 +41,7 @@ type Response struct {
 //     Server and Device objects; other resources decode as opaque from TLV
 //     and as strings from text/plain.
 func (s *Server) Read(ctx context.Context, ep string, p lwm2m.Path, accept lwm2m.ContentFormat) (*Response, error) {
-	resp, err := s.exchange(ctx, ep, "read", p, codes.GET, accept, lwm2m.FormatNone, nil)
+	resp, err := s.exchange(ctx, ep, request{op: "read", method: codes.GET, path: p, accept: accept})
 	if err != nil {
 		return resp, err
 	}
@@ -73,7 +73,7 @@ func (s *Server) Write(ctx context.Context, ep string, p lwm2m.Path, format lwm2
 	if err != nil {
 		return nil, fmt.Errorf("server: write %s on %q: %w", p, ep, err)
 	}
-	return s.exchange(ctx, ep, "write", p, codes.PUT, lwm2m.FormatNone, format, payload)
+	return s.exchange(ctx, ep, request{op: "write", method: codes.PUT, path: p, format: format, payload: payload})
 }
 
 // Execute executes the resource at p on the client registered as ep, with
@@ -88,7 +88,7 @@ func (s *Server) Execute(ctx context.Context, ep string, p lwm2m.Path, args stri
 	if args != "" {
 		payload, format = []byte(args), lwm2m.FormatText
 	}
-	return s.exchange(ctx, ep, "execute", p, codes.POST, lwm2m.FormatNone, format, payload)
+	return s.exchange(ctx, ep, request{op: "execute", method: codes.POST, path: p, format: format, payload: payload})
 }
 
 // Discover asks the client registered as ep which objects, instances and
@@ -96,7 +96,7 @@ func (s *Server) Execute(ctx context.Context, ep string, p lwm2m.Path, args stri
 // with Accept application/link-format. It returns the parsed links and the
 // raw response; a non-2.xx answer returns the Response with a *CodeError.
 func (s *Server) Discover(ctx context.Context, ep string, p lwm2m.Path) ([]linkformat.Link, *Response, error) {
-	resp, err := s.exchange(ctx, ep, "discover", p, codes.GET, lwm2m.FormatLinkFormat, lwm2m.FormatNone, nil)
+	resp, err := s.exchange(ctx, ep, request{op: "discover", method: codes.GET, path: p, accept: lwm2m.FormatLinkFormat})
 	if err != nil {
 		return nil, resp, err
 	}
@@ -107,26 +107,40 @@ func (s *Server) Discover(ctx context.Context, ep string, p lwm2m.Path) ([]linkf
 	return links, resp, nil
 }
 
-// exchange sends one request to ep and waits for its response. The
-// payload is sent in format when not nil; accept is sent unless FormatNone.
-func (s *Server) exchange(ctx context.Context, ep, op string, p lwm2m.Path, method codes.Code, accept, format lwm2m.ContentFormat, payload []byte) (*Response, error) {
-	conn, root, err := s.target(ep)
+// request describes one request of the server to a client.
+type request struct {
+	op      string // the operation, for errors and logs
+	method  codes.Code
+	path    lwm2m.Path
+	accept  lwm2m.ContentFormat // sent unless FormatNone
+	format  lwm2m.ContentFormat // of payload
+	payload []byte              // sent when not nil
+	// prepare, when set, completes the message before it is sent (Observe
+	// and Uri-Query options, token). It gets the registration the request
+	// goes to; an error stops the request.
+	prepare func(m *pool.Message, reg *registration) error
+}
+
+// exchange sends one request to ep and waits for its response.
+func (s *Server) exchange(ctx context.Context, ep string, r request) (*Response, error) {
+	op, p, method, accept := r.op, r.path, r.method, r.accept
+	reg, conn, root, err := s.target(ep)
 	if err != nil {
 		return nil, err
 	}
 	path := pathString(root, p)
 	var body io.ReadSeeker
-	if payload != nil {
-		body = bytes.NewReader(payload)
+	if r.payload != nil {
+		body = bytes.NewReader(r.payload)
 	}
 	var req *pool.Message
 	switch method {
 	case codes.GET:
 		req, err = conn.NewGetRequest(ctx, path)
 	case codes.PUT:
-		req, err = conn.NewPutRequest(ctx, path, message.MediaType(format), body)
+		req, err = conn.NewPutRequest(ctx, path, message.MediaType(r.format), body)
 	case codes.POST:
-		req, err = conn.NewPostRequest(ctx, path, message.MediaType(format), body)
+		req, err = conn.NewPostRequest(ctx, path, message.MediaType(r.format), body)
 	default:
 		err = fmt.Errorf("method %v", method)
 	}
@@ -136,6 +150,11 @@ func (s *Server) exchange(ctx context.Context, ep, op string, p lwm2m.Path, meth
 	defer conn.ReleaseMessage(req)
 	if accept != lwm2m.FormatNone {
 		req.SetAccept(message.MediaType(accept))
+	}
+	if r.prepare != nil {
+		if err := r.prepare(req, reg); err != nil {
+			return nil, fmt.Errorf("server: %s %s on %q: %w", op, p, ep, err)
+		}
 	}
 	s.log.Debug("request", "op", op, "ep", ep, "path", path, "method", method.String())
 

@@ -118,6 +118,21 @@ func rootPath(links []linkformat.Link) string {
 	return ""
 }
 
+// coapHandler returns the handler of every CoAP message a client sends
+// that go-coap has not matched to a request of the server: the requests of
+// the registration interface, and responses. Responses reaching it are
+// notifications (which processMessage has delivered) or late answers; they
+// get nothing but the empty ACK go-coap sends for a confirmable message.
+func (s *Server) coapHandler() mux.Handler {
+	r := s.router()
+	return mux.HandlerFunc(func(w mux.ResponseWriter, m *mux.Message) {
+		if isResponse(m.Code()) {
+			return
+		}
+		r.ServeCOAP(w, m)
+	})
+}
+
 // router returns the CoAP routes of the registration interface.
 func (s *Server) router() *mux.Router {
 	r := mux.NewRouter()
@@ -245,6 +260,7 @@ func (s *Server) handleRegister(w mux.ResponseWriter, r *mux.Message) {
 		old.timer.Stop()
 		delete(s.byID, old.info.ID)
 		delete(s.byEP, p.ep)
+		s.endObservations(old, ErrRegistrationEnded)
 		s.log.Info("registration replaced", "ep", p.ep, "old_id", old.info.ID)
 	}
 	reg := &registration{
@@ -384,23 +400,29 @@ func (s *Server) expire(reg *registration, gen uint64) {
 	s.log.Info("expired", "ep", reg.info.Endpoint, "id", reg.info.ID, "lifetime", int64(reg.info.Lifetime/time.Second))
 }
 
-// remove drops reg from the registry. Called with s.mu held.
+// remove drops reg, and the observations made on it, from the registry.
+// Called with s.mu held.
 func (s *Server) remove(reg *registration) {
 	reg.timer.Stop()
 	delete(s.byID, reg.info.ID)
 	if s.byEP[reg.info.Endpoint] == reg {
 		delete(s.byEP, reg.info.Endpoint)
 	}
+	s.endObservations(reg, ErrRegistrationEnded)
 }
 
 // newID returns a short random registration ID not in use. Called with
 // s.mu held.
 func (s *Server) newID() string {
+	return randomID(func(id string) bool { _, ok := s.byID[id]; return ok })
+}
+
+// randomID returns 8 random hex digits for which taken is false.
+func randomID(taken func(string) bool) string {
 	for {
 		var b [4]byte
 		_, _ = rand.Read(b[:]) // crypto/rand.Read never fails
-		id := hex.EncodeToString(b[:])
-		if _, ok := s.byID[id]; !ok {
+		if id := hex.EncodeToString(b[:]); !taken(id) {
 			return id
 		}
 	}
@@ -459,37 +481,37 @@ func (s *Server) Client(ep string) (ClientInfo, bool) {
 	return reg.snapshot(), true
 }
 
-// target returns what an operation on ep needs: the connection to send on
-// and the client's alternate root path.
-func (s *Server) target(ep string) (*udpclient.Conn, string, error) {
+// target returns what an operation on ep needs: the registration, the
+// connection to send on and the client's alternate root path.
+func (s *Server) target(ep string) (*registration, *udpclient.Conn, string, error) {
 	s.mu.Lock()
 	reg, ok := s.byEP[ep]
 	if !ok {
 		s.mu.Unlock()
-		return nil, "", fmt.Errorf("%w: %q", ErrNotRegistered, ep)
+		return nil, nil, "", fmt.Errorf("%w: %q", ErrNotRegistered, ep)
 	}
 	conn, addr, root := reg.conn, reg.info.Addr, reg.info.RootPath
 	coap := s.coap
 	s.mu.Unlock()
 
 	if conn != nil && conn.Context().Err() == nil {
-		return conn, root, nil
+		return reg, conn, root, nil
 	}
 	// go-coap closes idle connections; get a new one for the same peer.
 	ua, ok := addr.(*net.UDPAddr)
 	if !ok || coap == nil {
-		return nil, "", fmt.Errorf("server: no connection to %q", ep)
+		return nil, nil, "", fmt.Errorf("server: no connection to %q", ep)
 	}
 	conn, err := coap.NewConn(ua)
 	if err != nil {
-		return nil, "", fmt.Errorf("server: connect to %q: %w", ep, err)
+		return nil, nil, "", fmt.Errorf("server: connect to %q: %w", ep, err)
 	}
 	s.mu.Lock()
 	if s.byEP[ep] == reg {
 		reg.conn = conn
 	}
 	s.mu.Unlock()
-	return conn, root, nil
+	return reg, conn, root, nil
 }
 
 // pathString returns the Uri-Path of p for a client whose objects live

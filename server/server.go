@@ -54,14 +54,14 @@ type Config struct {
 	// Zero means DefaultRequestTimeout. The Go API (Read, Write, ...) is
 	// bounded by the caller's context only.
 	RequestTimeout time.Duration
-	// EventBuffer is the capacity of each Subscribe channel. Zero means
-	// DefaultEventBuffer.
+	// EventBuffer is the capacity of each Subscribe channel and of each
+	// Observation's notification channel. Zero means DefaultEventBuffer.
 	EventBuffer int
 }
 
 // Server is avc's embedded LwM2M 1.1 server: a registration interface on
-// CoAP over UDP, device management operations on registered clients, an
-// event stream and an optional HTTP JSON API.
+// CoAP over UDP, device management operations and observations on
+// registered clients, an event stream and an optional HTTP JSON API.
 //
 // Here's an example:
 //
@@ -72,11 +72,13 @@ type Config struct {
 //	defer s.Close()
 //	ev, err := s.WaitFor(ctx, "dev1", server.EventRegistered)
 //	resp, err := s.Read(ctx, "dev1", lwm2m.P(3, 0), lwm2m.FormatTLV)
+//	obs, err := s.Observe(ctx, "dev1", lwm2m.P(3, 0, 9), lwm2m.FormatText)
+//	for n := range obs.Notifications() { ... }
 //
 // # Notes
 //
 //   - No security: plain CoAP only (NoSec mode), no DTLS.
-//   - No bootstrap interface, no Observe and no Send.
+//   - No bootstrap interface, no Create, Delete or Send.
 //   - Queue mode (binding "Q") is recorded, but requests are sent at once.
 //
 // See OMA-TS-LightweightM2M_Core-V1_1_1 §6.2 (registration) and §6.3
@@ -85,10 +87,12 @@ type Server struct {
 	cfg Config
 	log *slog.Logger
 
-	mu    sync.Mutex // guards the fields below and the registrations
-	byEP  map[string]*registration
-	byID  map[string]*registration
-	state int // stateNew, stateStarted, stateClosed
+	mu     sync.Mutex // guards the fields below and the registrations
+	byEP   map[string]*registration
+	byID   map[string]*registration
+	obs    map[string]*Observation // live observations by token
+	apiObs map[string]*Observation // those the HTTP API started, by ID
+	state  int                     // stateNew, stateStarted, stateClosed
 
 	coap    *udpserver.Server
 	udpConn *coapnet.UDPConn
@@ -126,10 +130,12 @@ func New(cfg Config) *Server {
 		log = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{
-		cfg:  cfg,
-		log:  log,
-		byEP: make(map[string]*registration),
-		byID: make(map[string]*registration),
+		cfg:    cfg,
+		log:    log,
+		byEP:   make(map[string]*registration),
+		byID:   make(map[string]*registration),
+		obs:    make(map[string]*Observation),
+		apiObs: make(map[string]*Observation),
 	}
 	s.events.init(log, cfg.EventBuffer)
 	return s
@@ -164,8 +170,9 @@ func (s *Server) Start(ctx context.Context) error {
 
 	s.udpConn = coapnet.NewUDPConn("udp", pc.(*net.UDPConn), coapnet.WithErrors(s.coapError))
 	s.coap = udp.NewServer(
-		options.WithMux(s.router()),
+		options.WithMux(s.coapHandler()),
 		options.WithErrors(s.coapError),
+		options.WithProcessReceivedMessageFunc(s.processMessage),
 	)
 	s.wg.Add(1)
 	go func() {
@@ -227,8 +234,9 @@ func (s *Server) HTTPAddr() net.Addr {
 }
 
 // Close stops serving, forgets all registrations without emitting events,
-// closes every Subscribe channel and waits for the serving goroutines to
-// end. It may be called more than once and before Start.
+// ends every observation (with ErrClosed), closes every Subscribe channel
+// and waits for the serving goroutines to end. It may be called more than
+// once and before Start.
 func (s *Server) Close() error {
 	s.mu.Lock()
 	if s.state == stateClosed {
@@ -239,6 +247,9 @@ func (s *Server) Close() error {
 	s.state = stateClosed
 	for _, r := range s.byID {
 		r.timer.Stop()
+	}
+	for _, o := range s.obs {
+		s.endObservation(o, ErrClosed)
 	}
 	clear(s.byEP)
 	clear(s.byID)

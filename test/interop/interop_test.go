@@ -101,10 +101,44 @@ func (p *peer) next(t *testing.T, key string, timeout time.Duration) map[string]
 	}
 }
 
+// checkObserve checks, in the output of lwm2m-node-server.cjs, that
+// Write-Attributes on /3/0/9 passed, and that the observation of /3/0/9
+// passed with at least two notifications after the first value.
+func checkObserve(t *testing.T, output string) {
+	t.Helper()
+	var attrs, observe map[string]any
+	notifies := 0
+	for _, line := range strings.Split(output, "\n") {
+		var m map[string]any
+		if json.Unmarshal([]byte(line), &m) != nil {
+			continue
+		}
+		switch {
+		case m["step"] == "writeAttributes" && m["path"] == "/3/0/9":
+			attrs = m
+		case m["step"] == "observe" && m["path"] == "/3/0/9":
+			observe = m
+		case m["notify"] == "/3/0/9" && m["first"] == nil:
+			notifies++
+		}
+	}
+	if attrs == nil || attrs["pass"] != true {
+		t.Errorf("writeAttributes /3/0/9 did not pass: %v", attrs)
+	}
+	if observe == nil || observe["pass"] != true {
+		t.Fatalf("observe /3/0/9 did not pass: %v", observe)
+	}
+	if n, _ := observe["notifies"].(float64); n < 2 || notifies < 2 {
+		t.Errorf("observe /3/0/9: %v notifications reported, %d NOTIFY lines; want at least 2", observe["notifies"], notifies)
+	}
+	t.Logf("observe /3/0/9: first value %v, %d notifications in %v ms", observe["result"], notifies, observe["ms"])
+}
+
 // TestLwm2mNodeLib: registration, resource reads, writes (including one
 // that changes the lifetime and so triggers a Registration Update), an
-// Execute of /1/0/8, refused operations, and de-registration, driven by
-// lwm2m-node-lib 1.4.0 over text/plain.
+// Execute of /1/0/8, refused operations, Write-Attributes (pmin=0, pmax=1)
+// and an observation of /3/0/9 that the agent's pmax drives, and
+// de-registration, driven by lwm2m-node-lib 1.4.0 over text/plain.
 func TestLwm2mNodeLib(t *testing.T) {
 	p, port := startNodeServer(t)
 	if m := p.next(t, "event", 20*time.Second); m["event"] != "listening" {
@@ -143,6 +177,7 @@ func TestLwm2mNodeLib(t *testing.T) {
 			t.Errorf("output lacks %s", step)
 		}
 	}
+	checkObserve(t, p.log.String())
 	cancel()
 	stopped = true
 	if err := <-done; err != nil {

@@ -1,7 +1,8 @@
 // An independent LwM2M server (lwm2m-node-lib 1.4.0, Telefónica) that runs
 // a fixed script of operations against the first client that registers and
-// prints one JSON line per step, then "RESULT ok" or "RESULT fail". Used by
-// avc's interop tests. Port from LWM2M_PORT; binds 127.0.0.1 only.
+// prints one JSON line per step (and one per Observe notification, with a
+// "notify" key), then "RESULT ok" or "RESULT fail". Used by avc's interop
+// tests. Port from LWM2M_PORT; binds 127.0.0.1 only.
 'use strict';
 const coap = require('coap');
 const origListen = coap.createServer.prototype.listen; // force a loopback bind
@@ -38,7 +39,15 @@ const steps = [
     ['read', 3, 0, 14, null, value('+01:00')],
     ['write', 3, 0, 0, 'nope', failed],
     ['read', 3, 0, 99, null, failed],
+    // pmax=1 makes the agent notify every second without any change.
+    ['writeAttributes', 3, 0, 9, { pmin: 0, pmax: 1 }, ok],
+    // Passes with a first value and at least minNotifies more
+    // notifications within observeWindow ms; then the observation is
+    // cancelled.
+    ['observe', 3, 0, 9, null, nonEmpty],
 ];
+const minNotifies = 2;
+const observeWindow = 5000;
 
 let updates = 0;
 let mark = 0; // updates seen before the last operation was sent
@@ -68,6 +77,7 @@ function run(id) {
         }
         const path = `/${o}/${n}/${r}`;
         mark = updates;
+        if (op === 'observe') return observeStep(id, o, n, r, path, expect, next);
         const cb = (e, res) => {
             const pass = expect(e, res);
             if (!pass) failures++;
@@ -78,6 +88,44 @@ function run(id) {
         return lwm2m[op](id, o, n, r, v, cb);
     };
     next();
+}
+
+// observeStep observes path. lwm2m-node-lib calls back with the first value
+// it sees (with avc, the 2.05 itself; with other clients it was seen to wait
+// for the first notification), then calls the handler for each later
+// notification. Both print a "notify" line; only the handler's count.
+function observeStep(id, o, n, r, path, expect, next) {
+    let notifies = 0, first, firstErr, called = false, finished = false;
+    const started = Date.now();
+    const finish = () => {
+        if (finished) return;
+        finished = true;
+        clearInterval(poll);
+        const pass = called && expect(firstErr, first) && notifies >= minNotifies;
+        if (!pass) failures++;
+        out({ step: 'observe', path, value: null, result: first === undefined ? null : String(first),
+            error: firstErr ? (firstErr.name || String(firstErr)) : (called ? null : 'no first value'),
+            notifies, ms: Date.now() - started, pass });
+        if (!called || firstErr) return next();
+        try {
+            lwm2m.cancelObserver(id, o, n, r, () => next());
+        } catch (e) {
+            next();
+        }
+    };
+    const poll = setInterval(() => {
+        if (notifies >= minNotifies || Date.now() - started > observeWindow) finish();
+    }, 50);
+    lwm2m.observe(id, o, n, r, (val) => {
+        notifies++;
+        out({ notify: path, value: String(val), n: notifies, ms: Date.now() - started });
+    }, (e, val) => {
+        called = true;
+        firstErr = e;
+        first = val;
+        out({ notify: path, value: val === undefined ? null : String(val), first: true, ms: Date.now() - started });
+        if (e) finish();
+    });
 }
 
 lwm2m.start(config, (err, info) => {
