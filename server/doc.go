@@ -22,6 +22,9 @@
 //     An unknown id is 4.04 Not Found.
 //   - A registration expires Config.ExpiryGrace after its lifetime ran out
 //     without an Update.
+//   - POST /dp (Send, Core TS 1.1 §6.4.3) with SenML-CBOR or SenML-JSON
+//     values from a registered client answers 2.04 Changed and publishes an
+//     EventSend with the decoded records; an unregistered client gets 4.04.
 //
 // # Events
 //

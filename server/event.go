@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/avc-agent/avc/lwm2m"
 	"github.com/avc-agent/avc/lwm2m/linkformat"
 )
 
@@ -27,6 +28,9 @@ const (
 	// EventExpired: a registration's lifetime (plus Config.ExpiryGrace)
 	// ran out without an update, and the server removed it.
 	EventExpired EventKind = "expired"
+	// EventSend: a registered client reported values with the Send
+	// operation (§6.4.3); Records holds them.
+	EventSend EventKind = "send"
 )
 
 // Event reports a change of a client's registration. The fields other than
@@ -42,6 +46,8 @@ type Event struct {
 	Links    []linkformat.Link
 	Addr     net.Addr
 	Time     time.Time
+	// Records are the values of an EventSend.
+	Records []lwm2m.Record
 }
 
 // eventHub fans events out to subscribers without ever blocking the sender.

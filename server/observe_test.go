@@ -36,10 +36,8 @@ type device struct {
 // both sides have the registration. The agent de-registers when the test
 // ends, before the server closes.
 //
-// Waiting for the agent matters: the server reports the registration
-// before its 2.01 reaches the agent, and the agent forgets every
-// observation when it processes the 2.01, so an observation made in
-// between would be lost.
+// Waiting for the agent keeps the tests independent of the order in which
+// the server's event and its 2.01 arrive.
 func startAgent(t *testing.T, s *server.Server, ep string) *device {
 	t.Helper()
 	events, stop := s.Subscribe()

@@ -139,6 +139,7 @@ func (s *Server) router() *mux.Router {
 	r.SetErrorHandler(s.coapError)
 	r.Handle("/rd", mux.HandlerFunc(s.handleRegister))
 	r.Handle("/rd/{id}", mux.HandlerFunc(s.handleRegistration))
+	r.Handle("/dp", mux.HandlerFunc(s.handleSend))
 	return r
 }
 
