@@ -45,6 +45,10 @@ const (
 	EventSleep
 	// EventWake: a sleeping queue-mode client has something to send.
 	EventWake
+	// EventCreate: the server created the object instance Path.
+	EventCreate
+	// EventDelete: the server deleted the object instance Path.
+	EventDelete
 	// EventStore: the engine's persistent state changed; Data holds the new
 	// state, which the host stores atomically and passes back to NewEngine
 	// after a restart.
@@ -66,6 +70,8 @@ var eventNames = map[EventKind]string{
 	EventSendFailed:         "send_failed",
 	EventSleep:              "sleep",
 	EventWake:               "wake",
+	EventCreate:             "create",
+	EventDelete:             "delete",
 	EventStore:              "store",
 }
 

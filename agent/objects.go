@@ -36,6 +36,9 @@ type objDef struct {
 	version  string
 	multiple bool // instances come and go (custom multiple-instance objects, Location)
 	res      []resDef
+	// mandatory lists the resources the object definition marks
+	// Mandatory; a Create must carry the writable ones (create.go).
+	mandatory []uint16
 }
 
 func (d *objDef) resource(id uint16) (*resDef, bool) {
@@ -253,6 +256,9 @@ func (t *objectTree) addCustom(d *lwm2m.ObjectDef) {
 			ops |= opE
 		}
 		def.res = append(def.res, resDef{id: r.ID, name: r.Name, typ: r.Type, ops: ops, multi: r.Multiple})
+		if r.Mandatory {
+			def.mandatory = append(def.mandatory, r.ID)
+		}
 	}
 	o := &object{def: def, insts: map[uint16]*instance{}}
 	if !d.Multiple {

@@ -76,9 +76,13 @@ func (e *Engine) serve(now time.Time, peer string, m *message.Message) *message.
 			resp = e.execute(now, p, m.Payload)
 		case 2:
 			resp = e.write(now, p, m, false)
+		case 1:
+			resp = e.create(now, p, m)
 		default:
 			resp = reply(codes.MethodNotAllowed)
 		}
+	case codes.DELETE:
+		resp = e.deleteInstance(p)
 	case codeFETCH:
 		resp = e.fetch(now, peer, p, m)
 	case codeIPATCH:

@@ -122,6 +122,8 @@ export type EventKind =
   | 'send_failed'
   | 'sleep'
   | 'wake'
+  | 'create'
+  | 'delete'
   | 'store';
 
 /** An event of the agent, the JSON form of agent.Event. Only the fields that matter for `kind` are set. */
@@ -256,6 +258,8 @@ export interface AgentEvents {
   send_failed: [AgentEvent];
   sleep: [AgentEvent];
   wake: [AgentEvent];
+  create: [AgentEvent];
+  delete: [AgentEvent];
   store: [AgentEvent];
   /** The socket failed or the module kept trapping; the agent is closed. Emitted only when listened to (otherwise logged). */
   error: [AvcError];

@@ -412,7 +412,7 @@ function writeFileAtomic(file, data) {
  *
  * Events: 'event' (every event), and one per kind: 'registered', 'updated',
  * 'deregistered', 'registration_failed', 'read', 'write', 'execute',
- * 'reboot', 'factory_reset', 'notify', 'sent', 'send_failed', 'sleep', 'wake', 'store'. 'error' (an AvcError) when the socket
+ * 'reboot', 'factory_reset', 'notify', 'sent', 'send_failed', 'sleep', 'wake', 'create', 'delete', 'store'. 'error' (an AvcError) when the socket
  * fails or the module keeps trapping; the agent is closed then.
  */
 export class Agent extends EventEmitter {

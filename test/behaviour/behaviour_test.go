@@ -66,9 +66,9 @@ func TestScenarioEveryEmbedding(t *testing.T) {
 }
 
 // scenario: register → the server reads /3/0 → writes /1/0/1 (lifetime) →
-// the agent sends a Registration Update with the new lifetime → the
-// server executes /1/0/8 → another update → the agent stops and
-// de-registers.
+// the agent sends a Registration Update with the new lifetime → the server
+// writes pmax=1 on /3/0/9, observes it and gets a notification, cancels →
+// executes /1/0/8 → another update → the agent stops and de-registers.
 func scenario(t *testing.T, e embedding) {
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
@@ -135,6 +135,27 @@ func scenario(t *testing.T, e embedding) {
 	if lt, err := srv.Read(ctx, ep, lwm2m.P(1, 0, 1), lwm2m.FormatText); err != nil || string(lt.Payload) != "120" {
 		t.Errorf("read /1/0/1 = %v, %v; want 120", lt, err)
 	}
+	// Observe: with pmax=1 the agent notifies every second by itself.
+	pmax := int64(1)
+	if _, err := srv.WriteAttributes(ctx, ep, lwm2m.P(3, 0, 9), server.Attributes{Pmax: &pmax}); err != nil {
+		t.Fatalf("write attributes /3/0/9: %v", err)
+	}
+	obs, err := srv.Observe(ctx, ep, lwm2m.P(3, 0, 9), lwm2m.FormatText)
+	if err != nil {
+		t.Fatalf("observe /3/0/9: %v", err)
+	}
+	select {
+	case n := <-obs.Notifications():
+		if n.Err != nil || len(n.Response.Records) != 1 || n.Response.Records[0].Value.String() != "100" {
+			t.Errorf("notification = %+v", n)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no notification within 5 s of pmax=1")
+	}
+	if err := obs.Cancel(ctx); err != nil {
+		t.Errorf("cancel observation: %v", err)
+	}
+
 	if _, err := srv.Execute(ctx, ep, lwm2m.P(1, 0, 8), ""); err != nil {
 		t.Fatalf("execute /1/0/8: %v", err)
 	}
