@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -27,6 +28,7 @@ type Agent struct {
 	mu      sync.Mutex
 	running bool
 	ran     bool
+	port    *UDPPort // while Run is running
 }
 
 type cmdReq struct {
@@ -108,7 +110,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	a.mu.Unlock()
 	defer func() {
 		a.mu.Lock()
-		a.running = false
+		a.running, a.port = false, nil
 		a.mu.Unlock()
 		a.events.Close()
 	}()
@@ -118,7 +120,21 @@ func (a *Agent) Run(ctx context.Context) error {
 		return err
 	}
 	defer port.Close()
+	a.mu.Lock()
+	a.port = port
+	a.mu.Unlock()
 	return a.loop(ctx, port)
+}
+
+// LocalAddr returns the address of the agent's UDP socket while Run is
+// running, nil otherwise.
+func (a *Agent) LocalAddr() net.Addr {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.port == nil {
+		return nil
+	}
+	return a.port.LocalAddr()
 }
 
 func (a *Agent) loop(ctx context.Context, port *UDPPort) error {

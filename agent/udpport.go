@@ -48,6 +48,9 @@ func ListenUDP(server string) (*UDPPort, error) {
 // socket fails or is closed; Err says why.
 func (p *UDPPort) Recv() <-chan Datagram { return p.rx }
 
+// LocalAddr returns the address the socket is bound to.
+func (p *UDPPort) LocalAddr() net.Addr { return p.conn.LocalAddr() }
+
 // Err returns the receive error that closed Recv's channel, if any.
 func (p *UDPPort) Err() error {
 	p.mu.Lock()

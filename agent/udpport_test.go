@@ -56,3 +56,15 @@ func TestUDPPort(t *testing.T) {
 		t.Error("ListenUDP resolved an invalid host")
 	}
 }
+
+func TestUDPPortLocalAddr(t *testing.T) {
+	p, err := agent.ListenUDP("127.0.0.1:5683")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	addr, ok := p.LocalAddr().(*net.UDPAddr)
+	if !ok || !addr.IP.IsLoopback() || addr.Port == 0 {
+		t.Errorf("LocalAddr = %v, want a bound loopback address", p.LocalAddr())
+	}
+}
