@@ -61,7 +61,14 @@ func FuzzHandleDatagram(f *testing.F) {
 			}
 		}
 		if !s.Engine.Registered() {
-			t.Fatal("a datagram ended the registration")
+			// Only the server's Disable (Execute /1/0/4) may end it.
+			disabled := false
+			for _, ev := range s.EventsOf(agent.EventExecute) {
+				disabled = disabled || ev.Path == "/1/0/4"
+			}
+			if !disabled {
+				t.Fatal("a datagram ended the registration")
+			}
 		}
 		r := s.Server.Request(codes.GET, "/3/0/0", nil)
 		if r == nil || r.Code != codes.Content || r.Type != message.Acknowledgement {
