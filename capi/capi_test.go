@@ -9,11 +9,14 @@ package main
 import (
 	"context"
 	"log/slog"
+	"os"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/avc-agent/avc/agent"
+	"github.com/avc-agent/avc/lwm2m"
+	"github.com/avc-agent/avc/lwm2m/linkformat"
 	"github.com/avc-agent/avc/server"
 )
 
@@ -198,3 +201,135 @@ func TestSessionLifecycle(t *testing.T) {
 	mustCode(t, stopSession(), rcOK)
 	takeStatus(t, statusSessionStopped)
 }
+
+func TestStatusOf(t *testing.T) {
+	want := map[agent.EventKind]int{
+		agent.EventRegistered:         statusSessionStarted,
+		agent.EventDeregistered:       statusSessionStopped,
+		agent.EventRegistrationFailed: statusSessionFailed,
+	}
+	// Every kind, including notify, sleep, wake and kinds not defined yet:
+	// only the session's life has an le_avc status.
+	for k := agent.EventKind(0); k < agent.EventStore+8; k++ {
+		status, _, ok := statusOf(agent.Event{Kind: k, Location: "/rd/x"})
+		if w, has := want[k]; ok != has || status != w {
+			t.Errorf("statusOf(%s) = %d, %v; want %d, %v", k, status, ok, w, has)
+		}
+	}
+	if _, msg, _ := statusOf(agent.Event{Kind: agent.EventRegistered, Location: "/rd/x"}); msg != "/rd/x" {
+		t.Errorf("STARTED message = %q, want the location", msg)
+	}
+}
+
+func TestDefineObjects(t *testing.T) {
+	t.Cleanup(func() { defineObjects(nil, true) })
+	xml, err := os.ReadFile("../lwm2m/testdata/3442-test.xml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustCode(t, defineObjects([]byte("<LWM2M>"), false), rcFormat)
+	mustCode(t, defineObjects([]byte("<LWM2M/>"), false), rcFormat)
+	mustCode(t, setValue("/3442/0/110", "x", false), rcBadParameter)
+	mustCode(t, defineObjects(xml, false), rcOK)
+	mustCode(t, defineObjects(xml, false), rcOK) // replaces, does not duplicate
+	core.mu.Lock()
+	n := len(core.objects)
+	core.mu.Unlock()
+	if n != 1 {
+		t.Fatalf("%d objects defined, want 1", n)
+	}
+	builtin := strings.Replace(string(xml), "<ObjectID>3442</ObjectID>", "<ObjectID>4</ObjectID>", 1)
+	mustCode(t, defineObjects([]byte(builtin), false), rcBadParameter)
+	mustCode(t, setValue("/3442/0/110", "x", false), rcOK)
+	mustCode(t, setValue("/3442/0/120", "x", false), rcBadParameter)
+	mustCode(t, setValue("/3442/0/180/3", "-4", false), rcOK)
+	mustCode(t, setValue("/3442/0/180/3", "", true), rcOK)
+	mustCode(t, setValue("/3442/0/110", "", true), rcBadParameter)
+	mustCode(t, setValue("/3442/0/200", "1", false), rcBadParameter)
+	mustCode(t, setValue("3442/0/110", "no leading slash", false), rcOK)
+	mustCode(t, setValue("/3442/0/110/0/1", "x", false), rcBadParameter)
+}
+
+// readText reads p from ep as text/plain until it equals want.
+func readText(t *testing.T, srv *server.Server, ep string, p lwm2m.Path, want string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	var got string
+	var err error
+	for time.Now().Before(deadline) {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		var resp *server.Response
+		resp, err = srv.Read(ctx, ep, p, lwm2m.FormatText)
+		cancel()
+		if err == nil && len(resp.Records) == 1 {
+			got = resp.Records[0].Value.String()
+			if got == want {
+				return
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("read %s = %q, %v; want %q", p, got, err, want)
+}
+
+func TestValuesAgainstServer(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	srv := server.New(server.Config{CoAPAddr: "127.0.0.1:0"})
+	if err := srv.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	xml, err := os.ReadFile("../lwm2m/testdata/3442-test.xml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { defineObjects(nil, true) })
+
+	pollEnable(true)
+	defer pollEnable(false)
+	const ep = "capi-values"
+	mustCode(t, configSet(agent.EnvServerURI, "coap://"+srv.CoAPAddr().String()), rcOK)
+	mustCode(t, configSet(agent.EnvEndpoint, ep), rcOK)
+	mustCode(t, defineObjects(xml, false), rcOK)
+	// Set before the session: remembered, given to the session's engine.
+	mustCode(t, setValue("/3442/0/110", "before", false), rcOK)
+	mustCode(t, setValue("/3/0/9", "77", false), rcOK)
+
+	mustCode(t, startSession(), rcOK)
+	takeStatus(t, statusSessionStarted)
+	readText(t, srv, ep, lwm2m.P(3442, 0, 110), "before")
+	readText(t, srv, ep, lwm2m.P(3, 0, 9), "77")
+
+	// Set while it runs: the server reads the new value.
+	mustCode(t, setValue("/3442/0/110", "during", false), rcOK)
+	readText(t, srv, ep, lwm2m.P(3442, 0, 110), "during")
+	mustCode(t, setValue("/3442/0/130", "21.5", false), rcOK)
+	readText(t, srv, ep, lwm2m.P(3442, 0, 130), "21.5")
+	mustCode(t, setValue("/3442/0/120", "x", false), rcBadParameter)
+	// The registration announces the instance that the values created.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		ci, _ := srv.Client(ep)
+		if strings.Contains(linksString(ci), "</3442/0>") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("registration links %s lack </3442/0>", linksString(ci))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+
+	mustCode(t, stopSession(), rcOK)
+	takeStatus(t, statusSessionStopped)
+
+	// The next session starts with the values set so far.
+	mustCode(t, startSession(), rcOK)
+	takeStatus(t, statusSessionStarted)
+	readText(t, srv, ep, lwm2m.P(3442, 0, 110), "during")
+	readText(t, srv, ep, lwm2m.P(3, 0, 9), "77")
+	mustCode(t, stopSession(), rcOK)
+	takeStatus(t, statusSessionStopped)
+}
+
+func linksString(ci server.ClientInfo) string { return string(linkformat.Format(ci.Links)) }

@@ -9,6 +9,7 @@ import "C"
 
 import (
 	"time"
+	"unsafe"
 
 	"github.com/avc-agent/avc/agent"
 )
@@ -188,4 +189,36 @@ func avc_poll_event(ev *C.avc_event_t, timeoutMS C.int) (rc C.avc_result_t) {
 	}
 	fillEvent(ev, qe)
 	return C.avc_result_t(result(nil))
+}
+
+//export avc_set_value
+func avc_set_value(path, value *C.char) (rc C.avc_result_t) {
+	defer guard("avc_set_value", &rc, C.AVC_ERR_FAULT)
+	if path == nil {
+		return C.avc_result_t(result(errorf(rcBadParameter, "avc_set_value: path must not be NULL")))
+	}
+	var v string
+	if value != nil {
+		v = C.GoString(value)
+	}
+	return C.avc_result_t(result(setValue(C.GoString(path), v, value == nil)))
+}
+
+// maxObjectXMLLen bounds what avc_object_define_xml copies; the parser
+// itself refuses documents over 1 MiB with AVC_ERR_FORMAT.
+const maxObjectXMLLen = 64 << 20
+
+//export avc_object_define_xml
+func avc_object_define_xml(xml *C.char, n C.size_t) (rc C.avc_result_t) {
+	defer guard("avc_object_define_xml", &rc, C.AVC_ERR_FAULT)
+	switch {
+	case xml == nil && n == 0:
+		return C.avc_result_t(result(defineObjects(nil, true)))
+	case xml == nil:
+		return C.avc_result_t(result(errorf(rcBadParameter, "avc_object_define_xml: xml is NULL but len is %d", uint64(n))))
+	case n > maxObjectXMLLen:
+		return C.avc_result_t(result(errorf(rcBadParameter, "avc_object_define_xml: len %d is out of range", uint64(n))))
+	}
+	b := C.GoBytes(unsafe.Pointer(xml), C.int(n))
+	return C.avc_result_t(result(defineObjects(b, false)))
 }

@@ -19,6 +19,7 @@ import (
 	"unsafe"
 
 	"github.com/avc-agent/avc/agent"
+	"github.com/avc-agent/avc/lwm2m"
 )
 
 // le_avc_Status_t values libavc reports.
@@ -34,6 +35,7 @@ var core struct {
 	inited  bool
 	cfg     agent.Config
 	envErrs map[string]string // setting name -> why its environment value was refused
+	objects []lwm2m.ObjectDef // avc_object_define_xml, for the next session
 	sess    *session          // started and not stopped
 	last    *session          // most recently created, possibly still stopping
 }
@@ -163,6 +165,7 @@ func startSession() error {
 		problems = append(problems, core.envErrs[name])
 	}
 	cfg := core.cfg
+	cfg.Objects = core.objects
 	if len(problems) > 0 {
 		core.mu.Unlock()
 		err := errorf(rcFault, "le_avc_StartSession: bad configuration: %s", strings.Join(problems, "; "))
@@ -249,15 +252,19 @@ func (s *session) run(a *agent.Agent) {
 	}
 
 	errc := make(chan error, 1)
-	go func() { errc <- a.Run(s.ctx) }()
+	running, ran := context.WithCancel(context.Background())
+	go func() {
+		err := a.Run(s.ctx)
+		ran()
+		errc <- err
+	}()
+	// The values set with avc_set_value: the remembered ones now, later
+	// ones as they are set, until the session ends.
+	attachValues(a, running)
+	defer detachValues(a)
 	for ev := range a.Events() {
-		switch ev.Kind {
-		case agent.EventRegistered:
-			emit(statusSessionStarted, ev.Location)
-		case agent.EventDeregistered:
-			emit(statusSessionStopped, eventDetail(ev))
-		case agent.EventRegistrationFailed:
-			emit(statusSessionFailed, eventDetail(ev))
+		if status, msg, ok := statusOf(ev); ok {
+			emit(status, msg)
 		}
 	}
 	err := <-errc
@@ -288,6 +295,22 @@ func (s *session) detach() {
 		core.sess = nil
 	}
 	core.mu.Unlock()
+}
+
+// statusOf maps an agent event to the le_avc status that reports it. Only
+// the session's life has one: updated, read, write, execute, reboot,
+// factory_reset, notify, sleep, wake, store and kinds added later are
+// not reported through le_avc (ok is false).
+func statusOf(ev agent.Event) (status int, msg string, ok bool) {
+	switch ev.Kind {
+	case agent.EventRegistered:
+		return statusSessionStarted, ev.Location, true
+	case agent.EventDeregistered:
+		return statusSessionStopped, eventDetail(ev), true
+	case agent.EventRegistrationFailed:
+		return statusSessionFailed, eventDetail(ev), true
+	}
+	return 0, "", false
 }
 
 func eventDetail(ev agent.Event) string {

@@ -1,6 +1,7 @@
 /*
- * avc.h - libavc's own C API: configuration, errors, logging and an
- * opt-in event queue for hosts that would rather poll than be called back.
+ * avc.h - libavc's own C API: configuration, errors, logging, an opt-in
+ * event queue for hosts that would rather poll than be called back, the
+ * resource values the host keeps up to date and custom objects.
  *
  * The Legato personality (legato.h, interfaces.h / le_avc.h) is the main
  * API; this header adds what Legato has no place for. Every name starts
@@ -274,6 +275,99 @@ avc_result_t avc_events_enable_poll(int enable);
  */
 #ifndef AVC_NO_PROTOTYPES
 avc_result_t avc_poll_event(avc_event_t* ev, int timeout_ms);
+#endif
+
+/* ------------------------------------------------------------------------
+ * Resource values and custom objects
+ * ------------------------------------------------------------------------ */
+
+/* Paths whose value avc_set_value remembers at most. */
+#define AVC_VALUES_MAX 1024
+
+/*
+ * Sets a value that the host keeps up to date: the battery level (/3/0/9),
+ * free memory (/3/0/10), an error code (/3/0/11/N), a Connectivity
+ * Monitoring value (/4/0/...), a location (/6/0/...), or a resource of an
+ * object defined with avc_object_define_xml.
+ *
+ * [in] path   the LwM2M path of a resource ("/3/0/9") or, for a multiple
+ *             resource, of one of its instances ("/3/0/11/1"). Must not be
+ *             NULL.
+ * [in] value  the value in its text/plain form (LwM2M Core TS 1.1 §7.4.1),
+ *             converted to the resource's type: decimal integers and
+ *             floats ("50", "-3.25"), "1"/"0"/"true"/"false" for booleans,
+ *             standard base64 for opaque, "obj:inst" for object links, Unix
+ *             seconds for times, strings as they are. NULL removes the
+ *             resource instance at path.
+ *
+ * Values may be set at any time. The engine that serves the server exists
+ * only while a session runs, so libavc remembers the last value set for
+ * each path (at most AVC_VALUES_MAX paths, for the life of the process)
+ * and gives all of them, in the order they were first set, to the engine
+ * of every session when it starts; values set while a session runs also
+ * reach its engine at once (observers are notified). Values set before
+ * le_avc_StartSession are therefore in place shortly after it, although
+ * the Register may leave before them: a value that creates an instance (of
+ * a multiple-instance object, or Location /6/0) is announced with a
+ * Registration Update.
+ *
+ * Whether the path and value are acceptable is the engine's decision: that
+ * of the running session, or between sessions that of an engine with the
+ * objects defined so far (define objects before setting their values).
+ * A remembered value the next session's engine refuses (because the object
+ * definitions changed) is logged as a warning and forgotten.
+ *
+ * @return
+ *  - AVC_OK                 set, and remembered for later sessions.
+ *  - AVC_ERR_BAD_PARAMETER  path is NULL or not an LwM2M path, or the
+ *                           engine refuses the path or the value (no such
+ *                           object, instance or resource; an executable
+ *                           resource or one the engine computes; a value
+ *                           that does not convert to the resource's type;
+ *                           NULL for a single-instance resource).
+ *                           avc_last_error() says why; nothing is
+ *                           remembered.
+ *  - AVC_ERR_OVERFLOW       path is new and AVC_VALUES_MAX paths are
+ *                           remembered already.
+ *  - AVC_ERR_FAULT          internal failure.
+ */
+#ifndef AVC_NO_PROTOTYPES
+avc_result_t avc_set_value(const char* path, const char* value);
+#endif
+
+/*
+ * Defines objects beyond the built-in Security /0, Server /1, Device /3,
+ * Connectivity Monitoring /4, Location /6 and Connectivity Statistics /7,
+ * from their description in the OMA LwM2M registry's XML format
+ * (<LWM2M><Object>...</Object></LWM2M>, LWM2M.xsd), as published for every
+ * registered object.
+ *
+ * [in] xml  the document, UTF-8; it need not be NUL-terminated. NULL
+ *           together with len 0 removes every definition made so far.
+ * [in] len  its length in bytes; documents over 1 MiB are refused.
+ *
+ * Definitions add up: each call adds the objects of its document,
+ * replacing earlier definitions with the same object ID. They apply to the
+ * next session started (le_avc_StartSession); a running session keeps the
+ * objects it started with. A single-instance object has instance 0 from
+ * the start; instances of a multiple-instance object appear when
+ * avc_set_value sets a value in them. The engine keeps the values of these
+ * objects: the host sets them with avc_set_value, the server reads and
+ * writes them. Server writes and executes are not reported through the
+ * le_avc status API (it has no status for them).
+ *
+ * @return
+ *  - AVC_OK                 defined for the next session.
+ *  - AVC_ERR_FORMAT         the document is not a well-formed registry
+ *                           document (bad XML, no <Object>, a bad ID or
+ *                           type); avc_last_error() says what. Nothing is
+ *                           defined.
+ *  - AVC_ERR_BAD_PARAMETER  xml is NULL while len is not 0, or the document
+ *                           defines a built-in object.
+ *  - AVC_ERR_FAULT          internal failure.
+ */
+#ifndef AVC_NO_PROTOTYPES
+avc_result_t avc_object_define_xml(const char* xml, size_t len);
 #endif
 
 #ifdef __cplusplus

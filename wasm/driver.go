@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/avc-agent/avc/agent"
+	"github.com/avc-agent/avc/lwm2m"
+	"github.com/avc-agent/avc/wasm/abi"
 )
 
 // maxPending bounds the events waiting for avc_poll_event. When a host
@@ -102,35 +104,59 @@ func (d *driver) push(b []byte) {
 	d.pending = append(d.pending, b)
 }
 
+// configObjectsXML is the avc_init configuration key that carries custom
+// object definitions: an array of OMA registry XML documents.
+const configObjectsXML = abi.ConfigObjectsXML
+
 // parseConfig decodes the avc_init configuration: a JSON object whose
-// values are strings or numbers (AVC_LIFETIME may be 300 or "300"); null
-// values are skipped.
-func parseConfig(b []byte) (map[string]string, error) {
+// values are strings or numbers (AVC_LIFETIME may be 300 or "300"), except
+// "objects_xml", an array of strings; null values are skipped. It returns
+// the settings and the object definition documents.
+func parseConfig(b []byte) (map[string]string, []string, error) {
 	if len(bytes.TrimSpace(b)) == 0 {
-		return map[string]string{}, nil
+		return map[string]string{}, nil, nil
 	}
 	var raw map[string]json.RawMessage
 	if err := json.Unmarshal(b, &raw); err != nil {
-		return nil, fmt.Errorf("config: want a JSON object of AVC_* names: %v", err)
+		return nil, nil, fmt.Errorf("config: want a JSON object of AVC_* names: %v", err)
 	}
 	m := make(map[string]string, len(raw))
+	var docs []string
 	for k, v := range raw {
 		v = bytes.TrimSpace(v)
 		switch {
 		case bytes.Equal(v, []byte("null")):
+		case k == configObjectsXML:
+			if err := json.Unmarshal(v, &docs); err != nil {
+				return nil, nil, fmt.Errorf("config: %s: want an array of XML documents (strings): %v", k, err)
+			}
 		case len(v) > 0 && v[0] == '"':
 			var s string
 			if err := json.Unmarshal(v, &s); err != nil {
-				return nil, fmt.Errorf("config: %s: %v", k, err)
+				return nil, nil, fmt.Errorf("config: %s: %v", k, err)
 			}
 			m[k] = s
 		case len(v) > 0 && (v[0] == '-' || (v[0] >= '0' && v[0] <= '9')):
 			m[k] = string(v)
 		default:
-			return nil, fmt.Errorf("config: %s: want a string or a number, got %s", k, v)
+			return nil, nil, fmt.Errorf("config: %s: want a string or a number, got %s", k, v)
 		}
 	}
-	return m, nil
+	return m, docs, nil
+}
+
+// parseObjects parses the objects_xml documents into object definitions,
+// in order (a later definition of an object ID replaces an earlier one).
+func parseObjects(docs []string) ([]lwm2m.ObjectDef, error) {
+	var defs []lwm2m.ObjectDef
+	for i, doc := range docs {
+		ds, err := lwm2m.ParseObjectXML([]byte(doc))
+		if err != nil {
+			return nil, fmt.Errorf("config: %s[%d]: %v", configObjectsXML, i, err)
+		}
+		defs = append(defs, ds...)
+	}
+	return defs, nil
 }
 
 // msTime converts an export's now_ms argument.

@@ -71,14 +71,16 @@ func avcInit(cfgPtr uint32, cfgLen int32, statePtr uint32, stateLen int32) (rc i
 	if err != nil {
 		return d.fail(rcBadParameter, "avc_init: state: %v", err)
 	}
-	m, err := parseConfig(cb)
+	m, docs, err := parseConfig(cb)
 	if err != nil {
 		return d.fail(rcBadInput, "avc_init: %v", err)
 	}
 	var cfg agent.Config
-	if err := cfg.ApplyMap(m); err != nil {
+	objs, objErr := parseObjects(docs)
+	cfg.Objects = objs
+	if err := cfg.ApplyMap(m); err != nil || objErr != nil {
 		// Report every problem at once, as agent.New does.
-		return d.fail(rcBadInput, "avc_init: %s", oneLine(errors.Join(err, cfg.Validate())))
+		return d.fail(rcBadInput, "avc_init: %s", oneLine(errors.Join(objErr, err, cfg.Validate())))
 	}
 	log := slog.New(newHostHandler(cfg.LogLevel))
 	cfg.Logger = log
@@ -91,7 +93,8 @@ func avcInit(cfgPtr uint32, cfgLen int32, statePtr uint32, stateLen int32) (rc i
 	return d.ok()
 }
 
-// avcCommand applies one JSON command, {"cmd":"start"}.
+// avcCommand applies one JSON command, {"cmd":"start"} or
+// {"cmd":"set","path":"/3/0/9","value":"50"}.
 //
 //go:wasmexport avc_command
 func avcCommand(p uint32, n int32, nowMs int64) (rc int32) {
@@ -114,7 +117,11 @@ func avcCommand(p uint32, n int32, nowMs int64) (rc int32) {
 	}
 	c, err := agent.ParseCommand(b)
 	if err != nil {
-		return d.fail(rcUnsupported, "avc_command: %v", err)
+		if errors.Is(err, agent.ErrUnknownCommand) {
+			return d.fail(rcUnsupported, "avc_command: %v", err)
+		}
+		// A known command with bad arguments ("set" with a bad path).
+		return d.fail(rcBadInput, "avc_command: %v", err)
 	}
 	err = d.engine.HandleCommand(msTime(nowMs), c)
 	d.flush()

@@ -39,6 +39,8 @@ func commandResult(err error) int32 {
 		return rcNotRegistered
 	case errors.Is(err, agent.ErrUnknownCommand):
 		return rcUnsupported
+	case errors.Is(err, agent.ErrBadValue):
+		return rcBadInput
 	}
 	return rcFault
 }

@@ -17,7 +17,7 @@ export declare const ResultCode: Readonly<{
   AVC_NONE: -1;
   /** The engine panicked and was discarded. */
   AVC_FAULT: -6;
-  /** Bad JSON, unknown or invalid configuration name or value. */
+  /** Bad JSON, unknown or invalid configuration name or value, bad objects_xml, a set path or value the engine refuses. */
   AVC_BAD_INPUT: -13;
   /** Already in that state (start twice, stop twice, init twice). */
   AVC_DUPLICATE: -14;
@@ -106,6 +106,34 @@ export declare function normalizeConfig(config?: Config): Record<string, string>
  */
 export declare function configFromEnv(env?: Record<string, string | undefined>): Record<string, string>;
 
+/**
+ * A value for Agent.set: stringified to its text/plain form (LwM2M Core
+ * §7.4.1) and converted by the engine to the resource's type. Strings as
+ * they are ('50', 'true', '3:0' for an object link, Unix seconds for a
+ * time), numbers (finite) and bigints in decimal, booleans 'true'/'false',
+ * a Uint8Array as base64 (opaque resources). null or undefined removes the
+ * resource instance.
+ */
+export type SetValue = string | number | bigint | boolean | Uint8Array | null | undefined;
+
+/** The avc_command form of a set (wasm/ABI.md). */
+export type SetCommand =
+  | { readonly cmd: 'set'; readonly path: string; readonly value: string }
+  | { readonly cmd: 'set'; readonly path: string; readonly type: 'none' };
+
+/**
+ * Builds the avc_command of a set, for Module.command.
+ * @param path a resource ('/3/0/9') or resource instance ('/3/0/11/1')
+ * @throws TypeError for a path that is not a string or a value of another type; RangeError for NaN or an infinity
+ */
+export declare function setCommand(path: string, value: SetValue): SetCommand;
+
+/**
+ * A custom object definition: an OMA LwM2M registry XML document
+ * (<LWM2M><Object>…</Object></LWM2M>), as a string or UTF-8 bytes.
+ */
+export type ObjectXML = string | Uint8Array;
+
 /** Kinds of AgentEvent. */
 export type EventKind =
   | 'registered'
@@ -136,7 +164,7 @@ export interface AgentEvent {
   readonly location?: string;
   /** Registration lifetime in seconds: registered, updated. */
   readonly lifetime?: number;
-  /** LwM2M path of a server operation ('/3/0'): read, write, execute. */
+  /** LwM2M path of a server operation ('/3/0'): read, write, execute; of the observation: notify. */
   readonly path?: string;
   /** CoAP response code in dotted form ('4.04') of a failure. */
   readonly code?: string;
@@ -195,16 +223,18 @@ export declare class Module {
    * avc_init: creates the engine.
    * @param config AVC_* or camelCase names
    * @param state the data of the last 'store' event; empty on first start
-   * @throws AvcError 'AVC_BAD_INPUT' (every problem in the message), 'AVC_DUPLICATE'
+   * @param objects custom object definitions (the "objects_xml" key of wasm/ABI.md)
+   * @throws AvcError 'AVC_BAD_INPUT' (every problem in the message; an objects document that does not parse), 'AVC_DUPLICATE'
+   * @throws TypeError when objects is not an array of strings and Uint8Arrays
    */
-  init(config: Config, state?: Uint8Array): void;
+  init(config: Config, state?: Uint8Array, objects?: readonly ObjectXML[]): void;
   /**
    * avc_command.
-   * @param cmd 'start', 'stop', 'update' or {cmd: ...}
+   * @param cmd 'start', 'stop', 'update', {cmd: ...}, or a set (see setCommand)
    * @param nowMs milliseconds since the epoch; default Date.now()
-   * @throws AvcError 'AVC_DUPLICATE', 'AVC_NOT_REGISTERED', 'AVC_UNSUPPORTED', 'AVC_BAD_INPUT', 'AVC_NOT_INITIALIZED'
+   * @throws AvcError 'AVC_DUPLICATE', 'AVC_NOT_REGISTERED', 'AVC_UNSUPPORTED', 'AVC_BAD_INPUT' (also a set the engine refuses), 'AVC_NOT_INITIALIZED'
    */
-  command(cmd: 'start' | 'stop' | 'update' | string | { cmd: string }, nowMs?: number): void;
+  command(cmd: 'start' | 'stop' | 'update' | string | SetCommand | { cmd: string; [arg: string]: unknown }, nowMs?: number): void;
   /**
    * avc_on_datagram: feeds one datagram received from peer.
    * @param peer the "host:port" key sockSend used for that address
@@ -230,6 +260,15 @@ export interface AgentOptions {
   wasm?: WasmSource;
   /** AVC_* or camelCase configuration; AVC_SERVER_URI and AVC_ENDPOINT are required. */
   config: Config;
+  /**
+   * Custom objects beyond the built-in /0, /1, /3, /4, /6 and /7: OMA LwM2M
+   * registry XML documents. A later definition of an object ID replaces an
+   * earlier one. A single-instance object has instance 0 from the start;
+   * instances of a multiple-instance object appear when set() puts a value
+   * in them. The server reads and writes their values; its writes and
+   * executes arrive as 'write' and 'execute' events.
+   */
+  objects?: readonly ObjectXML[];
   /** Receives the engine's log records at AVC_LOG_LEVEL and above; e.g. console. Default: discard. */
   logger?: Logger;
 }
@@ -242,7 +281,7 @@ export interface StopOptions {
 
 /** Events of an Agent. */
 export interface AgentEvents {
-  /** Every event. */
+  /** Every event, including kinds this declaration does not list. */
   event: [AgentEvent];
   registered: [AgentEvent];
   updated: [AgentEvent];
@@ -275,8 +314,9 @@ export declare class Agent extends EventEmitter<AgentEvents> {
   private constructor();
   /**
    * Loads avc.wasm, instantiates it and initializes it with the
-   * configuration and the stored state. Starts nothing.
-   * @throws AvcError 'AVC_NO_WASM', 'AVC_BAD_INPUT', 'AVC_ABI_MISMATCH'
+   * configuration, the custom objects and the stored state. Starts nothing.
+   * @throws AvcError 'AVC_NO_WASM', 'AVC_BAD_INPUT' (also an objects document that does not parse or redefines a built-in object), 'AVC_ABI_MISMATCH'
+   * @throws TypeError when objects is not an array of strings and Uint8Arrays
    */
   static create(options: AgentOptions): Promise<Agent>;
   /** The current module instance (replaced after a trap). */
@@ -295,6 +335,23 @@ export declare class Agent extends EventEmitter<AgentEvents> {
    * @throws AvcError 'AVC_NOT_REGISTERED', 'AVC_CLOSED'
    */
   update(): void;
+  /**
+   * Sets a value the device keeps up to date: the battery level ('/3/0/9'),
+   * free memory ('/3/0/10'), an error code ('/3/0/11/1'), Connectivity
+   * Monitoring ('/4/0/…'), Location ('/6/0/…'), or a resource of an object
+   * given in `objects`. Synchronous: returns once the engine has the value
+   * (observers are notified, the server reads it). Works before start()
+   * (the value is in the first Register), while started and after stop(),
+   * until close(). A value in a new instance makes the instance appear (the
+   * server learns it from a Registration Update). The agent keeps the last
+   * value of every path and sets them again in a module it re-instantiates
+   * after a trap.
+   * @param path a resource ('/3/0/9') or, for a multiple resource, a resource instance ('/3/0/11/1')
+   * @param value see SetValue; null or undefined removes the resource instance
+   * @throws AvcError 'AVC_BAD_INPUT' (a malformed path, or a path or value the engine refuses: no such object, instance or resource, an executable or computed resource, a value that does not convert, null for a single resource), 'AVC_CLOSED'
+   * @throws TypeError, RangeError for a value of another type or a number that is not finite
+   */
+  set(path: string, value: SetValue): void;
   /**
    * Applies a command ('start', 'stop', 'update') to the started agent;
    * prefer start(), stop() and update().

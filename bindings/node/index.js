@@ -89,6 +89,40 @@ export function normalizeConfig(config = {}) {
   return out;
 }
 
+/**
+ * Converts custom object definitions (OMA LwM2M registry XML documents, as
+ * strings or UTF-8 bytes) to the strings of the avc_init "objects_xml" key.
+ */
+function normalizeObjects(objects) {
+  if (objects === undefined || objects === null) return [];
+  if (!Array.isArray(objects)) throw new TypeError('objects must be an array of OMA registry XML documents (strings or Uint8Array)');
+  return objects.map((doc, i) => {
+    if (typeof doc === 'string') return doc;
+    if (doc instanceof Uint8Array) return decoder.decode(doc);
+    throw new TypeError(`objects[${i}] must be a string or a Uint8Array, not ${typeof doc}`);
+  });
+}
+
+/**
+ * The avc_command form of a set: the value in its text/plain form
+ * (LwM2M Core §7.4.1), which the engine converts to the resource's type;
+ * null or undefined removes the resource instance.
+ */
+export function setCommand(path, value) {
+  if (typeof path !== 'string') throw new TypeError(`path must be a string, not ${typeof path}`);
+  if (value === null || value === undefined) return { cmd: 'set', path, type: 'none' };
+  let text;
+  if (typeof value === 'string') text = value;
+  else if (typeof value === 'number') {
+    if (!Number.isFinite(value)) throw new RangeError(`LwM2M numbers are finite, not ${value}`);
+    text = String(value);
+  } else if (typeof value === 'bigint') text = value.toString();
+  else if (typeof value === 'boolean') text = value ? 'true' : 'false';
+  else if (value instanceof Uint8Array) text = Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString('base64'); // opaque
+  else throw new TypeError(`value must be a string, number, bigint, boolean, Uint8Array or null, not ${typeof value}`);
+  return { cmd: 'set', path, value: text };
+}
+
 /** Returns the AVC_* variables set (non-empty) in env. */
 export function configFromEnv(env = process.env) {
   const out = {};
@@ -279,16 +313,21 @@ export class Module {
    * avc_init: creates the engine.
    * @param {object} config AVC_* names (or camelCase) and values
    * @param {Uint8Array} [state] the data of the last "store" event
+   * @param {Array<string|Uint8Array>} [objects] custom object definitions,
+   *   OMA registry XML documents (the "objects_xml" key of wasm/ABI.md)
    */
-  init(config, state = new Uint8Array(0)) {
-    const cfg = encoder.encode(JSON.stringify(normalizeConfig(config)));
+  init(config, state = new Uint8Array(0), objects = []) {
+    const json = normalizeConfig(config);
+    const docs = normalizeObjects(objects);
+    if (docs.length > 0) json.objects_xml = docs;
+    const cfg = encoder.encode(JSON.stringify(json));
     const [c, s] = this.#put(cfg, state);
     this.#check('avc_init', this.#call('avc_init', c, cfg.length, s, state.length));
   }
 
   /**
    * avc_command: applies a command ('start', 'stop', 'update', or an object
-   * {cmd: 'start'}).
+   * such as {cmd: 'start'} or {cmd: 'set', path: '/3/0/9', value: '50'}).
    */
   command(cmd, nowMs = Date.now()) {
     const b = encoder.encode(JSON.stringify(typeof cmd === 'string' ? { cmd } : cmd));
@@ -418,6 +457,8 @@ function writeFileAtomic(file, data) {
 export class Agent extends EventEmitter {
   #compiled;
   #config;
+  #objects;
+  #values = new Map(); // path -> set command, given back to a module re-instantiated after a trap
   #logger;
   #stateDir;
   #state;
@@ -430,10 +471,11 @@ export class Agent extends EventEmitter {
   #stopping = false;
   #traps = [];
 
-  constructor(compiled, config, logger) {
+  constructor(compiled, config, logger, objects = []) {
     super();
     this.#compiled = compiled;
     this.#config = config;
+    this.#objects = objects;
     this.#logger = logger;
     this.#stateDir = config.AVC_STATE_DIR || '';
     this.#state = new Uint8Array(0);
@@ -445,12 +487,14 @@ export class Agent extends EventEmitter {
    * @param {object} options
    * @param {string|URL|Uint8Array|ArrayBuffer|WebAssembly.Module} [options.wasm] default: $AVC_WASM, else avc.wasm next to this file
    * @param {object} options.config AVC_* names or camelCase (serverUri, endpoint, lifetime, stateDir, logLevel, ...)
+   * @param {Array<string|Uint8Array>} [options.objects] custom objects: OMA LwM2M registry XML documents
    * @param {{debug?: Function, info?: Function, warn?: Function, error?: Function}} [options.logger] e.g. console
    * @returns {Promise<Agent>}
    */
   static async create(options = {}) {
+    const objects = normalizeObjects(options.objects);
     const compiled = await loadWasm(options.wasm);
-    const agent = new Agent(compiled, normalizeConfig(options.config), options.logger);
+    const agent = new Agent(compiled, normalizeConfig(options.config), options.logger, objects);
     if (agent.#stateDir) {
       try {
         agent.#state = new Uint8Array(fs.readFileSync(path.join(agent.#stateDir, STATE_FILE)));
@@ -479,7 +523,15 @@ export class Agent extends EventEmitter {
       storageWrite: (key, data) => this.#store(key, data),
       log: (level, record) => this.#log(level, record),
     });
-    mod.init(this.#config, this.#state);
+    mod.init(this.#config, this.#state, this.#objects);
+    for (const cmd of this.#values.values()) {
+      try {
+        mod.command(cmd);
+      } catch (err) {
+        if (err.code === 'AVC_TRAP') throw err;
+        this.#log(4, { msg: 'restore value', path: cmd.path, err: err.message });
+      }
+    }
     return mod;
   }
 
@@ -562,6 +614,31 @@ export class Agent extends EventEmitter {
    */
   update() {
     this.command('update');
+  }
+
+  /**
+   * Sets a value the device keeps up to date: the battery level ('/3/0/9'),
+   * an error code ('/3/0/11/1'), a location ('/6/0/0'), a resource of an
+   * object defined with `objects`. Synchronous; works before start(),
+   * while started and after stop() (until close()). The value is
+   * stringified to its text/plain form and converted by the engine to the
+   * resource's type: strings as they are, numbers and bigints in decimal,
+   * booleans 'true'/'false', a Uint8Array as base64 (opaque); null or
+   * undefined removes the resource instance. The agent keeps the last value
+   * of every path and sets them again in a module it re-instantiates after
+   * a trap.
+   * @throws AvcError 'AVC_BAD_INPUT' (the engine refuses the path or the value), 'AVC_CLOSED'
+   */
+  set(path, value) {
+    const cmd = setCommand(path, value);
+    if (!this.#module) throw new AvcError('AVC_CLOSED', 'agent closed');
+    this.#apply(() => {
+      this.#module.command(cmd);
+      // Remembered before the step that follows, which may trap. The last
+      // value set is given back last, however its path is spelled.
+      this.#values.delete(cmd.path);
+      this.#values.set(cmd.path, cmd);
+    });
   }
 
   /**

@@ -1,7 +1,8 @@
 /*
  * misuse.c - libavc must survive API misuse (reliability catalogue B59/B60):
  * NULL handlers, double and unknown removals, sessions without
- * configuration, stopping twice, bad avc_* arguments. Needs no server.
+ * configuration, stopping twice, bad avc_* arguments, values and object
+ * definitions the engine refuses. Needs no server.
  *
  *   cc -std=c99 -Iinclude capi/testdata/misuse.c -Lbuild -lavc -pthread -o build/misuse
  *   LD_LIBRARY_PATH=build build/misuse
@@ -37,6 +38,27 @@ static void check(int ok, const char* what)
     }
     fflush(stdout);
 }
+
+/* A custom object in the OMA registry format: multiple instances, a
+ * string, an integer and an executable resource. */
+static const char test_object_xml[] =
+    "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n"
+    "<LWM2M><Object ObjectType=\"MODefinition\">"
+    "<Name>misuse test</Name><ObjectID>3442</ObjectID><ObjectURN>urn:oma:lwm2m:oma:3442</ObjectURN>"
+    "<MultipleInstances>Multiple</MultipleInstances><Mandatory>Optional</Mandatory><Resources>"
+    "<Item ID=\"110\"><Name>String</Name><Operations>RW</Operations><MultipleInstances>Single</MultipleInstances>"
+    "<Mandatory>Mandatory</Mandatory><Type>String</Type></Item>"
+    "<Item ID=\"120\"><Name>Integer</Name><Operations>RW</Operations><MultipleInstances>Single</MultipleInstances>"
+    "<Mandatory>Optional</Mandatory><Type>Integer</Type></Item>"
+    "<Item ID=\"200\"><Name>Reset</Name><Operations>E</Operations><MultipleInstances>Single</MultipleInstances>"
+    "<Mandatory>Optional</Mandatory><Type></Type></Item>"
+    "</Resources></Object></LWM2M>";
+
+/* The same document defining the built-in Device object. */
+static const char device_object_xml[] =
+    "<LWM2M><Object><Name>Device</Name><ObjectID>3</ObjectID><MultipleInstances>Single</MultipleInstances>"
+    "<Resources><Item ID=\"0\"><Name>M</Name><Operations>R</Operations><MultipleInstances>Single</MultipleInstances>"
+    "<Type>String</Type></Item></Resources></Object></LWM2M>";
 
 static void handler(le_avc_Status_t status, int32_t total, int32_t progress, void* ctx)
 {
@@ -160,6 +182,36 @@ int main(void)
     check(avc_poll_event(&ev, 0) == AVC_ERR_TIMEOUT, "avc_poll_event on an empty queue, no wait");
     check(avc_poll_event(&ev, 50) == AVC_ERR_TIMEOUT, "avc_poll_event on an empty queue, 50 ms");
 
+    /* avc.h: values and custom objects, without a session. */
+    check(avc_set_value(NULL, "1") == AVC_ERR_BAD_PARAMETER, "avc_set_value(NULL path)");
+    check(avc_set_value("/3/x/9", "1") == AVC_ERR_BAD_PARAMETER, "avc_set_value of a malformed path");
+    check(avc_set_value("/3/0", "1") == AVC_ERR_BAD_PARAMETER, "avc_set_value of an instance path");
+    check(avc_set_value("/3/0/9", "50") == AVC_OK, "avc_set_value(/3/0/9, 50) before a session is remembered");
+    check(avc_last_error(NULL, 0) == 0, "success clears the last error");
+    check(avc_set_value("/3/0/9", "fifty") == AVC_ERR_BAD_PARAMETER, "avc_set_value of a non-integer battery level");
+    n = avc_last_error(buf, sizeof(buf));
+    check(n > 0 && strstr(buf, "/3/0/9") != NULL, "avc_last_error names the path");
+    check(avc_set_value("/3/0/4", "1") == AVC_ERR_BAD_PARAMETER, "avc_set_value of an executable resource");
+    check(avc_set_value("/3/0/9", NULL) == AVC_ERR_BAD_PARAMETER, "NULL removes only a resource instance");
+    check(avc_set_value("/3/0/11/1", "5") == AVC_OK, "avc_set_value of an error code instance");
+    check(avc_set_value("/3/0/11/1", NULL) == AVC_OK, "avc_set_value(NULL) removes it");
+    check(avc_set_value("/3442/0/110", "x") == AVC_ERR_BAD_PARAMETER, "a value of an undefined object is refused");
+    check(avc_object_define_xml(NULL, 5) == AVC_ERR_BAD_PARAMETER, "avc_object_define_xml(NULL, 5)");
+    check(avc_object_define_xml("<LWM2M><Object>", 15) == AVC_ERR_FORMAT, "avc_object_define_xml of truncated XML");
+    n = avc_last_error(buf, sizeof(buf));
+    check(n > 0 && strstr(buf, "object definition") != NULL, "avc_last_error explains the bad XML");
+    check(avc_object_define_xml("", 0) == AVC_ERR_FORMAT, "avc_object_define_xml of an empty document");
+    check(avc_object_define_xml("<html></html>", 13) == AVC_ERR_FORMAT, "avc_object_define_xml of another root element");
+    check(avc_object_define_xml(device_object_xml, strlen(device_object_xml)) == AVC_ERR_BAD_PARAMETER,
+          "avc_object_define_xml of a built-in object");
+    check(avc_object_define_xml(test_object_xml, strlen(test_object_xml)) == AVC_OK, "avc_object_define_xml of object 3442");
+    check(avc_object_define_xml(test_object_xml, strlen(test_object_xml)) == AVC_OK, "defining it again replaces it");
+    check(avc_set_value("/3442/0/110", "hello") == AVC_OK, "avc_set_value of a defined object's resource");
+    check(avc_set_value("/3442/1/120", "7") == AVC_OK, "avc_set_value in a second instance");
+    check(avc_set_value("/3442/1/120", "seven") == AVC_ERR_BAD_PARAMETER, "a non-integer for an integer resource");
+    check(avc_set_value("/3442/0/200", "1") == AVC_ERR_BAD_PARAMETER, "a value for an executable resource");
+    check(avc_set_value("/3442/0/999", "1") == AVC_ERR_BAD_PARAMETER, "a value for an undefined resource");
+
     /* An invalid server URI. */
     check(avc_config_set("AVC_SERVER_URI", "http://example.com") == AVC_OK, "any URI is stored");
     check(le_avc_StartSession() == LE_FAULT, "StartSession with an http:// URI returns LE_FAULT");
@@ -169,10 +221,16 @@ int main(void)
     check(avc_config_set("AVC_SERVER_URI", "coap://127.0.0.1:9") == AVC_OK, "set a server nobody answers");
     check(le_avc_StartSession() == LE_OK, "StartSession returns LE_OK");
     check(le_avc_StartSession() == LE_DUPLICATE, "StartSession again returns LE_DUPLICATE");
+    check(avc_set_value("/3/0/9", "51") == AVC_OK, "avc_set_value while a session runs");
+    check(avc_set_value("/3442/0/110", "while running") == AVC_OK, "avc_set_value of a custom object while a session runs");
+    check(avc_set_value("/3/0/9", "x") == AVC_ERR_BAD_PARAMETER, "the running engine refuses a bad value");
     check(le_avc_StopSession() == LE_OK, "StopSession returns LE_OK");
     check(le_avc_StopSession() == LE_DUPLICATE, "StopSession again returns LE_DUPLICATE");
     check(wait_status(LE_AVC_SESSION_STOPPED, 15000), "LE_AVC_SESSION_STOPPED arrives");
-    check(le_avc_StartSession() == LE_OK, "StartSession after a stop returns LE_OK");
+    check(avc_object_define_xml(NULL, 0) == AVC_OK, "avc_object_define_xml(NULL, 0) removes the definitions");
+    check(avc_set_value("/3442/0/110", "x") == AVC_ERR_BAD_PARAMETER, "values of removed objects are refused");
+    check(le_avc_StartSession() == LE_OK, "StartSession after a stop returns LE_OK (remembered 3442 values are dropped)");
+    check(avc_set_value("/3/0/9", "52") == AVC_OK, "avc_set_value in the second session");
     check(le_avc_StopSession() == LE_OK, "StopSession returns LE_OK");
     check(wait_status(LE_AVC_SESSION_STOPPED, 15000), "LE_AVC_SESSION_STOPPED arrives again");
 

@@ -12,6 +12,11 @@ const Version = 1
 // ImportModule is the module name of the host imports.
 const ImportModule = "avc_host"
 
+// ConfigObjectsXML is the avc_init configuration key of custom object
+// definitions: an array of OMA LwM2M registry XML documents (ABI.md
+// "avc_init"). It is not an AVC_* name: no environment variable holds it.
+const ConfigObjectsXML = "objects_xml"
+
 // MinEventLen is the smallest length avc_poll_event ever reports: shorter
 // events are padded with spaces, so that a result r with
 // -MinEventLen < r < 0 is always a result code and r <= -MinEventLen is

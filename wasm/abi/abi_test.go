@@ -31,3 +31,20 @@ func TestDocumented(t *testing.T) {
 		t.Errorf("unknown code = %q", got)
 	}
 }
+
+// TestObjectsXMLKey: the avc_init key of custom objects is documented and
+// is the one the Node binding sends.
+func TestObjectsXMLKey(t *testing.T) {
+	for f, want := range map[string]string{
+		"../ABI.md":                    `"` + abi.ConfigObjectsXML + `"`,
+		"../../bindings/node/index.js": "json." + abi.ConfigObjectsXML + " = ",
+	} {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(string(b), want) {
+			t.Errorf("%s does not contain %s", f, want)
+		}
+	}
+}

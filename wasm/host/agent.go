@@ -7,10 +7,12 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"time"
 
 	"github.com/avc-agent/avc/agent"
+	"github.com/avc-agent/avc/lwm2m"
 )
 
 // StateFile is the name of the persistent state under AVC_STATE_DIR, the
@@ -33,6 +35,7 @@ const (
 // commands go through Do.
 type Agent struct {
 	cfg      map[string]string
+	objects  [][]byte // WithObjectsXML
 	stateDir string
 	log      *slog.Logger
 	rt       *Runtime
@@ -47,6 +50,12 @@ type Agent struct {
 	mu      sync.Mutex
 	closed  bool
 	running bool
+
+	// The values set with Set or Do(CmdSet), the last per path in the
+	// order first set, so that a module instantiated after a trap gets
+	// them back.
+	valMu  sync.Mutex
+	values []agent.CmdSet
 
 	// Run's socket; only the loop goroutine and the import functions it
 	// calls use it.
@@ -63,12 +72,14 @@ type cmdReq struct {
 // instantiates it and initializes it with cfg, the AVC_* configuration
 // names and their values (as agent.Config.ApplyMap takes them). When
 // AVC_STATE_DIR is set, the state stored there by a previous run (of this
-// host or of the native driver) is loaded. Configuration problems are
-// returned as an error matching agent.ErrConfig. It starts nothing.
+// host or of the native driver) is loaded. Custom objects come from
+// WithObjectsXML. Configuration problems are returned as an error matching
+// agent.ErrConfig. It starts nothing.
 func New(ctx context.Context, wasm []byte, cfg map[string]string, opts ...Option) (*Agent, error) {
 	o := buildOptions(opts)
 	a := &Agent{
 		cfg:      cfg,
+		objects:  o.objectsXML,
 		stateDir: cfg[agent.EnvStateDir],
 		log:      o.logger,
 		rt:       o.runtime,
@@ -114,12 +125,39 @@ func (a *Agent) instantiate(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := m.Init(a.cfg, a.state); err != nil {
+	cfg, err := configJSON(a.cfg, a.objects)
+	if err != nil {
+		m.Close(ctx)
+		return fmt.Errorf("host: config: %w", err)
+	}
+	if err := m.InitJSON(cfg, a.state); err != nil {
 		m.Close(ctx)
 		return err
 	}
+	// A fresh instance after a trap: give it the values set so far.
+	a.valMu.Lock()
+	values := slices.Clone(a.values)
+	a.valMu.Unlock()
+	for _, c := range values {
+		if err := m.Command(time.Now(), c); err != nil {
+			a.log.Warn("restore value", "path", c.Path.String(), "err", err)
+		}
+	}
 	a.mod = m
 	return nil
+}
+
+// remember records a value the module accepted.
+func (a *Agent) remember(c agent.CmdSet) {
+	a.valMu.Lock()
+	defer a.valMu.Unlock()
+	for i := range a.values {
+		if a.values[i].Path == c.Path {
+			a.values[i] = c
+			return
+		}
+	}
+	a.values = append(a.values, c)
 }
 
 // Module returns the agent's current module instance (it changes after a
@@ -133,12 +171,27 @@ func (a *Agent) Module() *Module { return a.mod }
 func (a *Agent) Events() <-chan agent.Event { return a.events.C() }
 
 // Do sends a command to the running agent and returns the module's answer;
-// errors match agent.ErrDuplicate and agent.ErrNotRegistered as the native
-// driver's do. It returns agent.ErrClosed when Run is not running.
+// errors match agent.ErrDuplicate, agent.ErrNotRegistered and
+// agent.ErrBadValue as the native driver's do. It returns agent.ErrClosed
+// when Run is not running, except that an agent.CmdSet is also applied
+// before Run (the module exists from New on), so values are in place when
+// the session starts.
 func (a *Agent) Do(ctx context.Context, c agent.Command) error {
 	req := cmdReq{cmd: c, done: make(chan error, 1)}
 	a.mu.Lock()
-	running := a.running
+	running, closed := a.running, a.closed
+	if set, ok := c.(agent.CmdSet); ok && !running && !closed {
+		// Run cannot start meanwhile: it takes a.mu first.
+		defer a.mu.Unlock()
+		if err := a.mod.Command(time.Now(), set); err != nil {
+			if errors.Is(err, ErrClosed) {
+				return agent.ErrClosed // Close without Run
+			}
+			return err
+		}
+		a.remember(set)
+		return nil
+	}
 	a.mu.Unlock()
 	if !running {
 		return agent.ErrClosed
@@ -154,6 +207,24 @@ func (a *Agent) Do(ctx context.Context, c agent.Command) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+}
+
+// Set sets a value the device keeps up to date (agent.CmdSet): path is a
+// resource ("/3/0/9", the battery level) or a resource instance
+// ("/3/0/11/1"), value its text/plain form ("50"), converted by the engine
+// to the resource's type. Use Do with a zero lwm2m.Value to remove a
+// resource instance. Values of custom objects (WithObjectsXML) are set the
+// same way; a value in a new instance of a multiple-instance object makes
+// the instance appear. Set works before and during Run, and the agent gives
+// the values back to a module it re-instantiates after a trap. The error
+// matches agent.ErrBadValue for a path or value the engine refuses, and is
+// agent.ErrClosed once Run has returned.
+func (a *Agent) Set(ctx context.Context, path, value string) error {
+	p, err := lwm2m.ParsePath(path)
+	if err != nil {
+		return fmt.Errorf("host: set: %w: %w", agent.ErrBadValue, err)
+	}
+	return a.Do(ctx, agent.CmdSet{Path: p, Value: lwm2m.String(value)})
 }
 
 // Close releases the module (and the runtime unless it came from
@@ -255,6 +326,9 @@ func (a *Agent) loop(ctx context.Context, port *agent.UDPPort) error {
 			err = apply(func(m *Module) error { return m.Command(time.Now(), req.cmd) })
 			if _, ok := req.cmd.(agent.CmdStop); ok && err == nil {
 				a.stopped = true
+			}
+			if set, ok := req.cmd.(agent.CmdSet); ok && err == nil {
+				a.remember(set)
 			}
 			req.done <- err
 			err = nil

@@ -13,7 +13,8 @@
 //     value. It does no I/O of its own.
 //   - [Agent] is a driver with the shape of the native [agent.Agent]: it owns
 //     a UDP socket and a timer, persists the state under AVC_STATE_DIR and
-//     delivers events on a channel.
+//     delivers events on a channel. [Agent.Set] sets the values the device
+//     keeps up to date; [WithObjectsXML] defines custom objects.
 //
 // # Notes
 //

@@ -33,7 +33,8 @@ const ABIVersion = abi.Version
 //
 // errors.Is matches an Error against the agent package's sentinels with the
 // same meaning: [agent.ErrDuplicate], [agent.ErrNotRegistered],
-// [agent.ErrUnknownCommand], and [agent.ErrConfig] for a rejected
+// [agent.ErrUnknownCommand], [agent.ErrBadValue] for a refused command
+// argument (a "set" path or value), and [agent.ErrConfig] for a rejected
 // configuration.
 type Error struct {
 	Op   string // the export, "avc_command"
@@ -58,6 +59,8 @@ func (e *Error) Is(target error) bool {
 		return e.Code == CodeNotRegistered
 	case agent.ErrUnknownCommand:
 		return e.Code == CodeUnsupported
+	case agent.ErrBadValue:
+		return e.Code == CodeBadInput && e.Op == "avc_command"
 	case agent.ErrConfig:
 		return e.Code == CodeBadInput && e.Op == "avc_init"
 	}

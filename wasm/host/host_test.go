@@ -3,6 +3,7 @@ package host
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -23,6 +24,7 @@ import (
 	"github.com/tetratelabs/wazero/api"
 
 	"github.com/avc-agent/avc/agent"
+	"github.com/avc-agent/avc/lwm2m"
 )
 
 // testRT is the runtime every test instantiates from: avc.wasm from
@@ -517,6 +519,7 @@ type lwm2mServer struct {
 	mu     sync.Mutex
 	client *net.UDPAddr
 	log    []string              // "POST /rd ep=… lt=…"
+	bodies []string              // the payload of each request in log
 	acks   chan *message.Message // responses to our requests
 	mid    uint16
 }
@@ -569,6 +572,7 @@ func (s *lwm2mServer) serve() {
 		s.mu.Lock()
 		s.client = addr
 		s.log = append(s.log, req)
+		s.bodies = append(s.bodies, string(m.Payload))
 		s.mu.Unlock()
 		s.conn.WriteToUDP(encodeMsg(resp), addr)
 	}
@@ -837,5 +841,236 @@ func TestCompilerWithCache(t *testing.T) {
 	}
 	if err := m.Command(t0, agent.CmdStart{}); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// objectXML is the registry description of test object 3442.
+func objectXML(t *testing.T) []byte {
+	t.Helper()
+	b, err := os.ReadFile("../../lwm2m/testdata/3442-test.xml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func TestInitObjectsXML(t *testing.T) {
+	xml := objectXML(t)
+	withObjects := func(v any) []byte {
+		m := map[string]any{}
+		for k, s := range goodConfig() {
+			m[k] = s
+		}
+		m["objects_xml"] = v
+		b, err := json.Marshal(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	bad := []struct {
+		name string
+		cfg  []byte
+	}{
+		{"not an array", withObjects(string(xml))},
+		{"not strings", withObjects([]int{1})},
+		{"bad XML", withObjects([]string{"<LWM2M>"})},
+		{"second document bad", withObjects([]string{string(xml), "<html/>"})},
+		{"built-in object", withObjects([]string{strings.Replace(string(xml), "<ObjectID>3442<", "<ObjectID>3<", 1)})},
+	}
+	for _, tt := range bad {
+		t.Run(tt.name, func(t *testing.T) {
+			m := newModule(t, nil)
+			err := m.InitJSON(tt.cfg, nil)
+			e := wantCode(t, err, CodeBadInput)
+			if !errors.Is(err, agent.ErrConfig) || e.Msg == "" {
+				t.Errorf("err = %v, want agent.ErrConfig with a message", err)
+			}
+		})
+	}
+	// null is skipped; an empty array defines nothing.
+	for _, v := range []any{nil, []string{}} {
+		if err := newModule(t, nil).InitJSON(withObjects(v), nil); err != nil {
+			t.Errorf("objects_xml %v: %v", v, err)
+		}
+	}
+
+	m := newModule(t, nil)
+	if err := m.InitJSON(withObjects([]string{string(xml)}), nil); err != nil {
+		t.Fatal(err)
+	}
+	steps := []struct {
+		name string
+		cmd  string
+		want Code
+	}{
+		{"string", `{"cmd":"set","path":"/3442/0/110","value":"hello"}`, CodeOK},
+		{"integer", `{"cmd":"set","path":"/3442/0/120","value":"42"}`, CodeOK},
+		{"instance", `{"cmd":"set","path":"/3442/0/180/1","value":"-1"}`, CodeOK},
+		{"remove instance", `{"cmd":"set","path":"/3442/0/180/1","type":"none"}`, CodeOK},
+		{"battery", `{"cmd":"set","path":"/3/0/9","value":"50"}`, CodeOK},
+		{"bad integer", `{"cmd":"set","path":"/3442/0/120","value":"x"}`, CodeBadInput},
+		{"executable", `{"cmd":"set","path":"/3442/0/200","value":"1"}`, CodeBadInput},
+		{"undefined object", `{"cmd":"set","path":"/3443/0/1","value":"1"}`, CodeBadInput},
+		{"remove single", `{"cmd":"set","path":"/3442/0/110","type":"none"}`, CodeBadInput},
+		{"bad path", `{"cmd":"set","path":"/3442/x","value":"1"}`, CodeBadInput},
+		{"number value", `{"cmd":"set","path":"/3/0/9","value":50}`, CodeBadInput},
+	}
+	for _, s := range steps {
+		err := m.CommandJSON(t0, []byte(s.cmd))
+		if s.want == CodeOK {
+			if err != nil {
+				t.Errorf("%s: %v", s.name, err)
+			}
+			continue
+		}
+		e := wantCode(t, err, s.want)
+		if e.Msg == "" || !errors.Is(err, agent.ErrBadValue) {
+			t.Errorf("%s: err = %v, want agent.ErrBadValue with a message", s.name, err)
+		}
+	}
+	// Module.Command encodes typed values in their text form.
+	for _, v := range []lwm2m.Value{lwm2m.Int(7), lwm2m.Float(2.5), lwm2m.Bool(true), lwm2m.Opaque([]byte{1, 2}), lwm2m.Link(3, 0)} {
+		p := map[lwm2m.Type]lwm2m.Path{
+			lwm2m.TypeInteger: lwm2m.P(3442, 0, 120), lwm2m.TypeFloat: lwm2m.P(3442, 0, 130),
+			lwm2m.TypeBoolean: lwm2m.P(3442, 0, 140), lwm2m.TypeOpaque: lwm2m.P(3442, 0, 150),
+			lwm2m.TypeObjlnk: lwm2m.P(3442, 0, 170),
+		}[v.Type]
+		if err := m.Command(t0, agent.CmdSet{Path: p, Value: v}); err != nil {
+			t.Errorf("Command(set %s %v) = %v", p, v, err)
+		}
+	}
+	if err := m.Command(t0, agent.CmdSet{Path: lwm2m.P(3442, 0, 180, 4)}); err != nil {
+		t.Errorf("Command(remove) = %v", err)
+	}
+}
+
+// readValue has srv GET path from the client as text/plain and returns
+// the answer.
+func (s *lwm2mServer) readValue(t *testing.T, path string) *message.Message {
+	t.Helper()
+	for {
+		select {
+		case <-s.acks: // drop stale answers
+			continue
+		default:
+		}
+		break
+	}
+	s.request(codes.GET, path, nil, message.Option{ID: message.Accept, Value: []byte{}})
+	select {
+	case ack := <-s.acks:
+		return ack
+	case <-time.After(10 * time.Second):
+		t.Fatalf("GET %s not answered", path)
+		return nil
+	}
+}
+
+func TestAgentObjectsAndSet(t *testing.T) {
+	srv := newLwM2MServer(t)
+	cfg := map[string]string{
+		agent.EnvServerURI: srv.uri(),
+		agent.EnvEndpoint:  "wasm-objects",
+	}
+	if _, err := New(context.Background(), nil, cfg, WithRuntime(testRT), WithObjectsXML([]byte("<LWM2M>"))); !errors.Is(err, agent.ErrConfig) {
+		t.Fatalf("New with bad XML = %v, want agent.ErrConfig", err)
+	}
+	a, err := New(context.Background(), nil, cfg, WithRuntime(testRT), WithObjectsXML(objectXML(t)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	// Before Run: applied to the module, in place when the session starts.
+	if err := a.Set(ctx, "/3442/0/110", "before"); err != nil {
+		t.Fatalf("Set before Run = %v", err)
+	}
+	if err := a.Set(ctx, "/3442/0/120", "x"); !errors.Is(err, agent.ErrBadValue) {
+		t.Errorf("Set of a bad integer = %v, want agent.ErrBadValue", err)
+	}
+	if err := a.Set(ctx, "/3442/zero", "x"); !errors.Is(err, agent.ErrBadValue) {
+		t.Errorf("Set of a bad path = %v, want agent.ErrBadValue", err)
+	}
+	runErr := make(chan error, 1)
+	go func() { runErr <- a.Run(ctx) }()
+	evs := a.Events()
+	nextEvent(t, evs, agent.EventRegistered)
+
+	check := func(path, want string) {
+		t.Helper()
+		ack := srv.readValue(t, path)
+		if ack.Code != codes.Content || string(ack.Payload) != want {
+			t.Errorf("GET %s = %v %q, want 2.05 %q", path, ack.Code, ack.Payload, want)
+		}
+	}
+	check("/3442/0/110", "before")
+	if err := a.Set(ctx, "/3442/0/110", "during"); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Set(ctx, "/3/0/9", "42"); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Do(ctx, agent.CmdSet{Path: lwm2m.P(3442, 0, 130), Value: lwm2m.Float(21.5)}); err != nil {
+		t.Fatal(err)
+	}
+	check("/3442/0/110", "during")
+	check("/3/0/9", "42")
+	check("/3442/0/130", "21.5")
+	if err := a.Set(ctx, "/3442/0/200", "1"); !errors.Is(err, agent.ErrBadValue) {
+		t.Errorf("Set of an executable resource = %v, want agent.ErrBadValue", err)
+	}
+
+	// After a trap the fresh instance gets the values back.
+	a.Module().mod.Close(context.Background())
+	if err := a.Do(ctx, agent.CmdUpdate{}); !errors.Is(err, agent.ErrNotRegistered) {
+		t.Errorf("Do(update) after the trap = %v, want ErrNotRegistered", err)
+	}
+	nextEvent(t, evs, agent.EventRegistered)
+	check("/3442/0/110", "during")
+	check("/3/0/9", "42")
+
+	cancel()
+	nextEvent(t, evs, agent.EventDeregistered)
+	if err := <-runErr; err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Set(context.Background(), "/3/0/9", "1"); !errors.Is(err, agent.ErrClosed) {
+		t.Errorf("Set after Run = %v, want agent.ErrClosed", err)
+	}
+	// The value set before Run created instance 0: the Register lists it.
+	srv.mu.Lock()
+	reg, body := srv.log[0], srv.bodies[0]
+	srv.mu.Unlock()
+	if !strings.HasPrefix(reg, "POST /rd ") || !strings.Contains(body, "</3442/0>") {
+		t.Errorf("first request %q with payload %q, want a Register listing </3442/0>", reg, body)
+	}
+}
+
+func TestCommandJSON(t *testing.T) {
+	cmds := []agent.Command{
+		agent.CmdStart{}, agent.CmdStop{}, agent.CmdUpdate{},
+		agent.CmdSet{Path: lwm2m.P(3, 0, 9), Value: lwm2m.String("50")},
+		agent.CmdSet{Path: lwm2m.P(3442, 0, 130), Value: lwm2m.Float(-2.5)},
+		agent.CmdSet{Path: lwm2m.P(3, 0, 11, 1)},
+		agent.CmdSend{Paths: []lwm2m.Path{lwm2m.P(3, 0, 9), lwm2m.P(6, 0)}},
+	}
+	want := []agent.Command{
+		cmds[0], cmds[1], cmds[2], cmds[3],
+		agent.CmdSet{Path: lwm2m.P(3442, 0, 130), Value: lwm2m.String("-2.5")},
+		cmds[5], cmds[6],
+	}
+	for i, c := range cmds {
+		b, err := commandJSON(c)
+		if err != nil {
+			t.Fatalf("%#v: %v", c, err)
+		}
+		got, err := agent.ParseCommand(b)
+		if err != nil {
+			t.Fatalf("ParseCommand(%s): %v", b, err)
+		}
+		if fmt.Sprintf("%#v", got) != fmt.Sprintf("%#v", want[i]) {
+			t.Errorf("%s parses as %#v, want %#v", b, got, want[i])
+		}
 	}
 }

@@ -15,6 +15,8 @@ import (
 	"github.com/tetratelabs/wazero/api"
 
 	"github.com/avc-agent/avc/agent"
+	"github.com/avc-agent/avc/lwm2m"
+	"github.com/avc-agent/avc/lwm2m/text"
 	"github.com/avc-agent/avc/wasm/abi"
 )
 
@@ -114,12 +116,62 @@ func (m *Module) InitJSON(cfg, state []byte) error {
 	return m.result(fnInit, r, err)
 }
 
-// Command calls avc_command with {"cmd": agent.CommandName(c)}. The error
-// matches agent.ErrDuplicate and agent.ErrNotRegistered as the native
-// engine's does.
+// Command calls avc_command with the JSON form of c: {"cmd": "start"}; for
+// an agent.CmdSet {"cmd":"set","path":…,"value":…} with the value in its
+// text/plain form ("type":"none" for a zero Value); for an agent.CmdSend
+// {"cmd":"send","paths":[…]}. The error matches
+// agent.ErrDuplicate, agent.ErrNotRegistered and agent.ErrBadValue as the
+// native engine's does.
 func (m *Module) Command(now time.Time, c agent.Command) error {
-	b, _ := json.Marshal(map[string]string{"cmd": agent.CommandName(c)})
+	b, err := commandJSON(c)
+	if err != nil {
+		return err
+	}
 	return m.CommandJSON(now, b)
+}
+
+// commandJSON is the avc_command form of c (agent.ParseCommand's input).
+func commandJSON(c agent.Command) ([]byte, error) {
+	if send, ok := c.(agent.CmdSend); ok {
+		paths := make([]string, len(send.Paths))
+		for i, p := range send.Paths {
+			paths[i] = p.String()
+		}
+		return json.Marshal(map[string]any{"cmd": "send", "paths": paths})
+	}
+	set, ok := c.(agent.CmdSet)
+	if !ok {
+		return json.Marshal(map[string]string{"cmd": agent.CommandName(c)})
+	}
+	w := map[string]string{"cmd": "set", "path": set.Path.String()}
+	if set.Value.Type == lwm2m.TypeNone {
+		w["type"] = "none"
+	} else {
+		v, err := text.Encode(set.Value)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %s: %w", agent.ErrBadValue, set.Path, err)
+		}
+		w["value"] = string(v)
+	}
+	return json.Marshal(w)
+}
+
+// configJSON is the avc_init configuration: the AVC_* settings, and the
+// custom object definitions under "objects_xml" when there are any.
+func configJSON(cfg map[string]string, objectsXML [][]byte) ([]byte, error) {
+	if len(objectsXML) == 0 {
+		return json.Marshal(cfg)
+	}
+	m := make(map[string]any, len(cfg)+1)
+	for k, v := range cfg {
+		m[k] = v
+	}
+	docs := make([]string, len(objectsXML))
+	for i, d := range objectsXML {
+		docs[i] = string(d)
+	}
+	m[abi.ConfigObjectsXML] = docs
+	return json.Marshal(m)
 }
 
 // CommandJSON calls avc_command with a raw JSON command.

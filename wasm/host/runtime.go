@@ -1,6 +1,7 @@
 package host
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"fmt"
@@ -23,6 +24,7 @@ type options struct {
 	logger      *slog.Logger
 	runtime     *Runtime
 	stderr      io.Writer
+	objectsXML  [][]byte
 }
 
 // WithCompilationCacheDir keeps wazero's compiled machine code in dir, so
@@ -49,6 +51,21 @@ func WithLogger(l *slog.Logger) Option {
 // wasm bytes of its own (which may then be nil). The Agent does not close r.
 func WithRuntime(r *Runtime) Option {
 	return func(o *options) { o.runtime = r }
+}
+
+// WithObjectsXML makes New define custom objects from documents in the OMA
+// LwM2M registry's XML format (<LWM2M><Object>…</Object></LWM2M>), passed
+// to the module as the "objects_xml" key of the avc_init configuration
+// (wasm/ABI.md). Several options and documents add up; a later definition
+// of an object ID replaces an earlier one. A document the module cannot
+// parse makes New fail with an error matching agent.ErrConfig. NewRuntime
+// ignores this option.
+func WithObjectsXML(docs ...[]byte) Option {
+	return func(o *options) {
+		for _, d := range docs {
+			o.objectsXML = append(o.objectsXML, bytes.Clone(d))
+		}
+	}
 }
 
 // WithStderr copies what modules write to stderr (Go's report of a fatal

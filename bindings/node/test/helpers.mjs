@@ -71,17 +71,21 @@ export const CON = 0;
 export const ACK = 2;
 export const RST = 3;
 export const code = (c, d) => (c << 5) | d;
+const OBSERVE = 6;
 const URI_PATH = 11;
 const URI_QUERY = 15;
 const LOCATION_PATH = 8;
 const CONTENT_FORMAT = 12;
+const ACCEPT = 17;
 
 const methods = { 1: 'GET', 2: 'POST', 3: 'PUT', 4: 'DELETE' };
 
 /**
  * A minimal LwM2M server: Register → 2.01 Location-Path rd/x, Update of
- * /rd/x → 2.04, De-register → 2.02. `requests` logs "POST /rd ep=…&lt=…";
- * `acks` receives the client's answers to request().
+ * /rd/x → 2.04, De-register → 2.02. `requests` logs "POST /rd ep=…&lt=…"
+ * and `bodies` the payload of each; `acks` receives the client's answers
+ * to request() (call() awaits one), `notifications` the Observe
+ * notifications it sends (confirmable ones are acknowledged).
  */
 export async function startServer() {
   const socket = dgram.createSocket('udp4');
@@ -89,7 +93,9 @@ export async function startServer() {
   const server = {
     uri: `coap://127.0.0.1:${socket.address().port}`,
     requests: [],
+    bodies: [],
     acks: [],
+    notifications: [],
     client: null,
     mid: 0x3000,
     closed: false,
@@ -97,12 +103,31 @@ export async function startServer() {
       if (!server.closed) socket.close();
       server.closed = true;
     },
-    /** Sends a confirmable request to the client. */
-    request(method, uriPath, payload, { contentFormat } = {}) {
+    /**
+     * Sends a confirmable request to the client and returns its message ID.
+     * `accept` (a content format) and `observe` (0 registers) add options.
+     */
+    request(method, uriPath, payload, { contentFormat, accept, observe, token = Buffer.from([9, 8, 7, 6]) } = {}) {
+      const uint = (n) => (n ? Buffer.from([n]) : Buffer.alloc(0));
       const options = uriPath.split('/').filter(Boolean).map((s) => ({ num: URI_PATH, value: Buffer.from(s) }));
-      if (contentFormat !== undefined) options.push({ num: CONTENT_FORMAT, value: contentFormat ? Buffer.from([contentFormat]) : Buffer.alloc(0) });
-      const m = encodeCoap({ type: CON, code: method, mid: ++server.mid, token: Buffer.from([9, 8, 7, 6]), options, payload: Buffer.from(payload) });
+      if (contentFormat !== undefined) options.push({ num: CONTENT_FORMAT, value: uint(contentFormat) });
+      if (accept !== undefined) options.push({ num: ACCEPT, value: uint(accept) });
+      if (observe !== undefined) options.push({ num: OBSERVE, value: uint(observe) });
+      const mid = ++server.mid;
+      const m = encodeCoap({ type: CON, code: method, mid, token, options, payload: Buffer.from(payload ?? '') });
       socket.send(m, server.client.port, server.client.address);
+      return mid;
+    },
+    /** request(), then resolves with the client's answer (failing after ms). */
+    async call(method, uriPath, payload, opts = {}, ms = 10_000) {
+      const mid = server.request(method, uriPath, payload, opts);
+      const deadline = Date.now() + ms;
+      for (;;) {
+        const ack = server.acks.find((m) => m.mid === mid);
+        if (ack) return ack;
+        if (Date.now() > deadline) throw new Error(`no answer to ${uriPath} within ${ms} ms`);
+        await new Promise((resolve) => setTimeout(resolve, 5));
+      }
     },
   };
   socket.on('message', (buf, rinfo) => {
@@ -116,10 +141,17 @@ export async function startServer() {
       server.acks.push(m);
       return;
     }
+    if (m.code >> 5 >= 2) {
+      // A response outside an ACK: an Observe notification.
+      server.notifications.push(m);
+      if (m.type === CON) socket.send(encodeCoap({ type: ACK, code: 0, mid: m.mid }), rinfo.port, rinfo.address);
+      return;
+    }
     const p = '/' + m.options.filter((o) => o.num === URI_PATH).map((o) => o.value.toString()).join('/');
     const q = m.options.filter((o) => o.num === URI_QUERY).map((o) => o.value.toString()).join('&');
     server.client = rinfo;
     server.requests.push(`${methods[m.code] ?? m.code} ${p}${q ? ' ' + q : ''}`);
+    server.bodies.push(m.payload.toString());
     const resp = { type: ACK, mid: m.mid, token: m.token, options: [] };
     if (m.code === 2 && p === '/rd') {
       resp.code = code(2, 1);

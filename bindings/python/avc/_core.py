@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import atexit
+import base64
 import ctypes
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -20,6 +22,7 @@ __all__ = [
     "StatusHandlerHandle",
     "add_status_handler",
     "configure",
+    "define_objects_xml",
     "enable_polling",
     "get_config",
     "last_error",
@@ -27,6 +30,7 @@ __all__ = [
     "remove_status_handler",
     "result_text",
     "set_config",
+    "set_value",
     "start_session",
     "stop_session",
     "version",
@@ -155,6 +159,102 @@ def get_config(name: str) -> str:
             continue
         _check(rc)
         return buf.value.decode("utf-8", "replace")
+
+
+# ---- values and custom objects ------------------------------------------------
+
+#: What :func:`set_value` accepts.
+Value = str | int | float | bool | bytes | bytearray | memoryview | None
+
+
+def _c_text(s: str, what: str) -> bytes:
+    if not isinstance(s, str):
+        raise TypeError(f"{what} must be a str, not {type(s).__name__}")
+    if "\0" in s:
+        raise ValueError(f"{what} must not contain NUL characters")
+    return s.encode("utf-8")
+
+
+def _value_text(value: Value) -> bytes | None:
+    """The text/plain form (LwM2M Core §7.4.1) libavc takes, or None to remove."""
+    if value is None:
+        return None
+    if isinstance(value, bool):  # before int: bool is an int
+        return b"true" if value else b"false"
+    if isinstance(value, int):
+        return str(value).encode()
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError(f"LwM2M floats are finite, not {value!r}")
+        return repr(value).encode()
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return base64.b64encode(bytes(value))  # opaque resources take base64
+    if isinstance(value, str):
+        return _c_text(value, "value")
+    raise TypeError(f"values are str, int, float, bool, bytes or None, not {type(value).__name__}")
+
+
+def set_value(path: str, value: Value) -> None:
+    """Sets a value the device keeps up to date (``avc_set_value``).
+
+    Args:
+        path: the LwM2M path of a resource (``"/3/0/9"``, the battery
+            level) or of an instance of a multiple resource
+            (``"/3/0/11/1"``, an error code).
+        value: converted to the resource's type by the engine: an int,
+            float or bool; a str in the text/plain form ("50", "true",
+            "3:0" for an object link, Unix seconds for a time); bytes for
+            an opaque resource; None removes the resource instance.
+
+    Values may be set at any time, with or without a session: libavc
+    remembers the last value of every path and gives them all to every
+    session it starts; a running session gets the new value at once.
+    Define custom objects (:func:`define_objects_xml`) before setting their
+    values.
+
+    Raises:
+        BadParameterError: the path is malformed, or the engine refuses the
+            path or the value (no such object, instance or resource; an
+            executable or computed resource; a value that does not convert;
+            None for a single resource). The message says why.
+        AvcOverflowError: AVC_VALUES_MAX (1024) paths are remembered already.
+        TypeError, ValueError: a value of another type, a NUL in a string,
+            a float that is not finite.
+    """
+    _check(_lib.avc_set_value(_c_text(path, "path"), _value_text(value)))
+
+
+def define_objects_xml(xml: str | bytes | bytearray | None) -> None:
+    """Defines custom objects from OMA LwM2M registry XML (``avc_object_define_xml``).
+
+    Args:
+        xml: a document in the registry's format,
+            ``<LWM2M><Object>…</Object></LWM2M>`` (str, or bytes as read
+            from the file). None removes every definition made so far.
+
+    The objects apply to the next session started; each call adds its
+    objects, replacing earlier definitions with the same object ID. Their
+    values are set with :func:`set_value`; instances of a
+    multiple-instance object appear with their first value.
+
+    Raises:
+        FormatError: not a well-formed registry document (or over 1 MiB).
+        BadParameterError: the document defines a built-in object (0, 1,
+            3, 4, 6, 7).
+        TypeError: xml is of another type.
+    """
+    if xml is None:
+        _check(_lib.avc_object_define_xml(None, 0))
+        return
+    if isinstance(xml, str):
+        data = xml.encode("utf-8")
+    elif isinstance(xml, (bytes, bytearray)):
+        data = bytes(xml)
+    else:
+        raise TypeError(f"xml must be str or bytes, not {type(xml).__name__}")
+    # An empty document is still a document (refused as such), not NULL.
+    buf = ctypes.create_string_buffer(data, len(data) or 1)
+    _check(_lib.avc_object_define_xml(buf, len(data)))
 
 
 # ---- status handlers --------------------------------------------------------

@@ -83,6 +83,8 @@ SIGNATURES: dict[str, tuple[list[Any], Any]] = {
     "avc_set_log_handler": ([LOG_FN, _c_void_p], _c_int),
     "avc_events_enable_poll": ([_c_int], _c_int),
     "avc_poll_event": ([ctypes.POINTER(AvcEvent), _c_int], _c_int),
+    "avc_set_value": ([_c_char_p, _c_char_p], _c_int),
+    "avc_object_define_xml": ([_c_char_p, _c_size_t], _c_int),
 }
 
 

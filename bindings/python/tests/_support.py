@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import queue
 import re
@@ -62,16 +63,25 @@ def free_udp_port() -> int:
         return port
 
 
-class Server:
-    """``avc server`` on a free UDP port of 127.0.0.1, without the HTTP API."""
+def free_tcp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
 
-    def __init__(self) -> None:
+
+class Server:
+    """``avc server`` on a free UDP port of 127.0.0.1; with ``http=True``
+    also its HTTP JSON API on a free TCP port (see :meth:`api`)."""
+
+    def __init__(self, http: bool = False) -> None:
         self.port = free_udp_port()
         self.uri = f"coap://127.0.0.1:{self.port}"
+        self.http = f"127.0.0.1:{free_tcp_port()}" if http else ""
         self.lines: queue.Queue[str] = queue.Queue()
         self.log: list[str] = []
         self.proc = subprocess.Popen(
-            [str(avc_cli()), "server", "-coap", f"127.0.0.1:{self.port}", "-http", ""],
+            [str(avc_cli()), "server", "-coap", f"127.0.0.1:{self.port}", "-http", self.http],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
@@ -102,6 +112,23 @@ class Server:
                 return False
             if text in line:
                 return True
+
+    def api(self, path: str, timeout: float = 10.0) -> tuple[int, object]:
+        """GETs ``/api/...`` of the HTTP API; returns (HTTP status, decoded JSON body)."""
+        import urllib.error
+        import urllib.request
+
+        if not self.http:
+            raise AssertionError("the server was started without http=True")
+        try:
+            with urllib.request.urlopen(f"http://{self.http}{path}", timeout=timeout) as r:
+                return r.status, json.loads(r.read() or b"null")
+        except urllib.error.HTTPError as e:
+            body = e.read()
+            try:
+                return e.code, json.loads(body or b"null")
+            except ValueError:
+                return e.code, body.decode("utf-8", "replace")
 
     def close(self) -> None:
         if self.proc.poll() is None:
