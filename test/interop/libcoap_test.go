@@ -373,7 +373,7 @@ func TestLibcoap(t *testing.T) {
 		}
 		// Observe for 3 s; coap-client then cancels with a GET Observe:1.
 		// (This -B 10 overrides run's -B 5: the last one counts.)
-		r = lc.run(t, "/3/0/9", "-s", "3", "-B", "10")
+		r = lc.run(t, "/3/0/9", "-s", "5", "-B", "10")
 		rs := r.Responses()
 		if len(rs) == 0 || rs[0].Type != "ACK" || rs[0].Code != "2.05" {
 			t.Fatalf("Observe /3/0/9: first response is not an ACK 2.05\n%s", r.Output)
@@ -388,7 +388,7 @@ func TestLibcoap(t *testing.T) {
 			prev = n
 		}
 		if notifies := len(rs) - 1; notifies < 2 {
-			t.Errorf("%d notifications in 3 s with pmax=1, want at least 2\n%s", notifies, r.Output)
+			t.Errorf("%d notifications in 5 s with pmax=1, want at least 2\n%s", notifies, r.Output)
 		}
 		if !strings.HasPrefix(string(r.Payload), "100") {
 			t.Errorf("observed payload %q, want battery level 100...", r.Payload)
