@@ -132,3 +132,28 @@ func (p Path) String() string {
 	}
 	return "/" + strings.Join(p.Segments(), "/")
 }
+
+// Compare orders paths like Less: -1 when p sorts before q, 1 after, 0
+// when they are equal.
+func (p Path) Compare(q Path) int {
+	switch {
+	case p.Less(q):
+		return -1
+	case q.Less(p):
+		return 1
+	}
+	return 0
+}
+
+// Check rejects a path longer than 4 or holding the reserved ID 65535.
+func (p Path) Check() error {
+	if p.Len < 0 || p.Len > 4 {
+		return fmt.Errorf("%w: length %d", ErrBadPath, p.Len)
+	}
+	for _, id := range p.IDs[:p.Len] {
+		if id > MaxID {
+			return fmt.Errorf("%w: %s: id %d is reserved", ErrBadPath, p, id)
+		}
+	}
+	return nil
+}

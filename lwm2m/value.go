@@ -171,3 +171,18 @@ type Record struct {
 	Path  Path
 	Value Value
 }
+
+// CheckSorted rejects, in records sorted by path, a path given twice and a
+// resource given both as a single value and as resource instances.
+func CheckSorted(rs []Record) error {
+	for i := 1; i < len(rs); i++ {
+		prev, p := rs[i-1].Path, rs[i].Path
+		if prev == p {
+			return fmt.Errorf("duplicate path %s", p)
+		}
+		if prev.Len == 3 && prev.Contains(p) {
+			return fmt.Errorf("%s is both a single and a multiple resource", prev)
+		}
+	}
+	return nil
+}

@@ -113,11 +113,11 @@ func Encode(base lwm2m.Path, recs []lwm2m.Record) ([]byte, error) {
 // prepare checks records for encoding under base and returns them sorted
 // by path.
 func prepare(base lwm2m.Path, recs []lwm2m.Record) ([]lwm2m.Record, error) {
-	if err := checkBase(base); err != nil {
+	if err := base.Check(); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrEncode, err)
 	}
 	rs := slices.Clone(recs)
-	slices.SortStableFunc(rs, func(a, b lwm2m.Record) int { return cmpPath(a.Path, b.Path) })
+	slices.SortStableFunc(rs, func(a, b lwm2m.Record) int { return a.Path.Compare(b.Path) })
 	for _, r := range rs {
 		if r.Path.Len != 3 && r.Path.Len != 4 {
 			return nil, fmt.Errorf("%w: %s: not a resource or resource instance", ErrEncode, r.Path)
@@ -125,11 +125,11 @@ func prepare(base lwm2m.Path, recs []lwm2m.Record) ([]lwm2m.Record, error) {
 		if !base.Contains(r.Path) {
 			return nil, fmt.Errorf("%w: %s: not under %s", ErrEncode, r.Path, base)
 		}
-		if err := checkIDs(r.Path); err != nil {
+		if err := r.Path.Check(); err != nil {
 			return nil, fmt.Errorf("%w: %w", ErrEncode, err)
 		}
 	}
-	if err := checkUnique(rs); err != nil {
+	if err := lwm2m.CheckSorted(rs); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrEncode, err)
 	}
 	return rs, nil
@@ -166,7 +166,7 @@ func Decode(base lwm2m.Path, b []byte, typeOf func(lwm2m.Path) lwm2m.Type) ([]lw
 	if len(b) > MaxSize {
 		return nil, fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, len(b), MaxSize)
 	}
-	if err := checkBase(base); err != nil {
+	if err := base.Check(); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrFormat, err)
 	}
 	if err := decErr; err != nil {
@@ -182,8 +182,8 @@ func Decode(base lwm2m.Path, b []byte, typeOf func(lwm2m.Path) lwm2m.Type) ([]lw
 	if err := d.walk(lwm2m.Path{}, top); err != nil {
 		return nil, err
 	}
-	slices.SortStableFunc(d.recs, func(a, b lwm2m.Record) int { return cmpPath(a.Path, b.Path) })
-	if err := checkUnique(d.recs); err != nil {
+	slices.SortStableFunc(d.recs, func(a, b lwm2m.Record) int { return a.Path.Compare(b.Path) })
+	if err := lwm2m.CheckSorted(d.recs); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrFormat, err)
 	}
 	return d.recs, nil
@@ -331,51 +331,4 @@ func describe(x any) string {
 		return "a tag"
 	}
 	return fmt.Sprintf("%T", x)
-}
-
-// checkBase rejects base paths longer than 4 or with the reserved ID 65535.
-func checkBase(base lwm2m.Path) error {
-	if base.Len < 0 || base.Len > 4 {
-		return fmt.Errorf("base path of length %d", base.Len)
-	}
-	if err := checkIDs(base); err != nil {
-		return fmt.Errorf("base path: %w", err)
-	}
-	return nil
-}
-
-// checkIDs rejects paths with the reserved ID 65535.
-func checkIDs(p lwm2m.Path) error {
-	for _, id := range p.IDs[:p.Len] {
-		if id > lwm2m.MaxID {
-			return fmt.Errorf("%s: id %d is reserved", p, id)
-		}
-	}
-	return nil
-}
-
-// checkUnique rejects duplicate paths in sorted records, and resources
-// given both a value and resource instances.
-func checkUnique(rs []lwm2m.Record) error {
-	for i := 1; i < len(rs); i++ {
-		prev, p := rs[i-1].Path, rs[i].Path
-		if prev == p {
-			return fmt.Errorf("duplicate path %s", p)
-		}
-		if prev.Len == 3 && prev.Contains(p) {
-			return fmt.Errorf("%s is both a single and a multiple resource", prev)
-		}
-	}
-	return nil
-}
-
-// cmpPath orders paths like [lwm2m.Path.Less].
-func cmpPath(a, b lwm2m.Path) int {
-	switch {
-	case a.Less(b):
-		return -1
-	case b.Less(a):
-		return 1
-	}
-	return 0
 }

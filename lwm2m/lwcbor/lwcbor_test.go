@@ -319,7 +319,7 @@ func TestDecodeError(t *testing.T) {
 		{name: "trailing bytes", in: "a0 00"},
 		{name: "truncated", in: "a1 03 a1 00"},
 		{name: "over 64 KiB", in: "a1 83 03 00 01 5a 00010000" + strings.Repeat("00", lwcbor.MaxSize), tooBig: true},
-		{name: "reserved base id", base: lwm2m.P(65535), in: "a0"},
+		{name: "reserved base id", base: lwm2m.P(65535), in: "a0", path: true},
 		// B29: nesting, indefinite lengths, declared lengths.
 		{name: "nesting 10000 deep", in: strings.Repeat("a1 00", 10000) + "00"},
 		{name: "nesting 9 deep", in: strings.Repeat("a1 00", 8) + "81 00"},

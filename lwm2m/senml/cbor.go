@@ -234,7 +234,7 @@ func DecodeCBOR(base lwm2m.Path, b []byte, typeOf func(lwm2m.Path) lwm2m.Type) (
 	if len(b) > MaxSize {
 		return nil, fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, len(b), MaxSize)
 	}
-	if err := checkBase(base); err != nil {
+	if err := base.Check(); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrFormat, err)
 	}
 	if err := cborDecErr; err != nil {
@@ -266,8 +266,8 @@ func DecodeCBOR(base lwm2m.Path, b []byte, typeOf func(lwm2m.Path) lwm2m.Type) (
 		}
 		recs = append(recs, r.rec)
 	}
-	slices.SortStableFunc(recs, func(a, b lwm2m.Record) int { return cmpPath(a.Path, b.Path) })
-	if err := checkUnique(recs); err != nil {
+	slices.SortStableFunc(recs, func(a, b lwm2m.Record) int { return a.Path.Compare(b.Path) })
+	if err := lwm2m.CheckSorted(recs); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrFormat, err)
 	}
 	return recs, nil

@@ -166,7 +166,7 @@ func DecodeJSON(base lwm2m.Path, b []byte, typeOf func(lwm2m.Path) lwm2m.Type) (
 	if len(b) > MaxSize {
 		return nil, fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, len(b), MaxSize)
 	}
-	if err := checkBase(base); err != nil {
+	if err := base.Check(); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrFormat, err)
 	}
 	// RFC 8259 §8.1: "JSON text exchanged between systems that are not
@@ -204,8 +204,8 @@ func DecodeJSON(base lwm2m.Path, b []byte, typeOf func(lwm2m.Path) lwm2m.Type) (
 	if _, err := dec.Token(); err != io.EOF {
 		return nil, fmt.Errorf("%w: data after the array", ErrFormat)
 	}
-	slices.SortStableFunc(recs, func(a, b lwm2m.Record) int { return cmpPath(a.Path, b.Path) })
-	if err := checkUnique(recs); err != nil {
+	slices.SortStableFunc(recs, func(a, b lwm2m.Record) int { return a.Path.Compare(b.Path) })
+	if err := lwm2m.CheckSorted(recs); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrFormat, err)
 	}
 	return recs, nil

@@ -333,7 +333,7 @@ func TestDecodeJSONError(t *testing.T) {
 		{name: "object path", in: `[{"n":"/3","v":1}]`},
 		{name: "base name persists into bad path", in: `[{"bn":"/3/0/2/","n":"0","v":1},{"n":"0/1","v":1}]`, path: true},
 		{name: "not under base", base: lwm2m.P(3, 0), in: `[{"n":"/3/1/1","v":1}]`},
-		{name: "reserved base id", base: lwm2m.P(65535), in: `[]`},
+		{name: "reserved base id", base: lwm2m.P(65535), in: `[]`, path: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -31,11 +31,11 @@ var ErrEncode = errors.New("senml: cannot encode")
 // prepare checks records for encoding under base and returns them sorted by
 // path, with the base name that the first record carries ("" for none).
 func prepare(base lwm2m.Path, recs []lwm2m.Record) ([]lwm2m.Record, string, error) {
-	if err := checkBase(base); err != nil {
+	if err := base.Check(); err != nil {
 		return nil, "", fmt.Errorf("%w: %w", ErrEncode, err)
 	}
 	rs := slices.Clone(recs)
-	slices.SortStableFunc(rs, func(a, b lwm2m.Record) int { return cmpPath(a.Path, b.Path) })
+	slices.SortStableFunc(rs, func(a, b lwm2m.Record) int { return a.Path.Compare(b.Path) })
 	for _, r := range rs {
 		if r.Path.Len != 3 && r.Path.Len != 4 {
 			return nil, "", fmt.Errorf("%w: %s: not a resource or resource instance", ErrEncode, r.Path)
@@ -43,11 +43,11 @@ func prepare(base lwm2m.Path, recs []lwm2m.Record) ([]lwm2m.Record, string, erro
 		if !base.Contains(r.Path) {
 			return nil, "", fmt.Errorf("%w: %s: not under %s", ErrEncode, r.Path, base)
 		}
-		if err := checkIDs(r.Path); err != nil {
+		if err := r.Path.Check(); err != nil {
 			return nil, "", fmt.Errorf("%w: %w", ErrEncode, err)
 		}
 	}
-	if err := checkUnique(rs); err != nil {
+	if err := lwm2m.CheckSorted(rs); err != nil {
 		return nil, "", fmt.Errorf("%w: %w", ErrEncode, err)
 	}
 	bn := ""
@@ -163,51 +163,4 @@ func parseID(s string) (uint16, error) {
 	}
 	n, err := strconv.ParseUint(s, 10, 16)
 	return uint16(n), err
-}
-
-// checkBase rejects base paths with the reserved ID 65535.
-func checkBase(base lwm2m.Path) error {
-	if base.Len < 0 || base.Len > 4 {
-		return fmt.Errorf("base path of length %d", base.Len)
-	}
-	if err := checkIDs(base); err != nil {
-		return fmt.Errorf("base path: %w", err)
-	}
-	return nil
-}
-
-// checkIDs rejects paths with the reserved ID 65535.
-func checkIDs(p lwm2m.Path) error {
-	for _, id := range p.IDs[:p.Len] {
-		if id > lwm2m.MaxID {
-			return fmt.Errorf("%s: id %d is reserved", p, id)
-		}
-	}
-	return nil
-}
-
-// checkUnique rejects duplicate paths in sorted records, and resources
-// given both a value and resource instances.
-func checkUnique(rs []lwm2m.Record) error {
-	for i := 1; i < len(rs); i++ {
-		prev, p := rs[i-1].Path, rs[i].Path
-		if prev == p {
-			return fmt.Errorf("duplicate path %s", p)
-		}
-		if prev.Len == 3 && prev.Contains(p) {
-			return fmt.Errorf("%s is both a single and a multiple resource", prev)
-		}
-	}
-	return nil
-}
-
-// cmpPath orders paths like [lwm2m.Path.Less].
-func cmpPath(a, b lwm2m.Path) int {
-	switch {
-	case a.Less(b):
-		return -1
-	case b.Less(a):
-		return 1
-	}
-	return 0
 }

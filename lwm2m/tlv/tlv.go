@@ -65,7 +65,7 @@ func Encode(base lwm2m.Path, recs []lwm2m.Record) ([]byte, error) {
 		return nil, fmt.Errorf("%w: %w", ErrEncode, err)
 	}
 	rs := slices.Clone(recs)
-	slices.SortStableFunc(rs, func(a, b lwm2m.Record) int { return cmpPath(a.Path, b.Path) })
+	slices.SortStableFunc(rs, func(a, b lwm2m.Record) int { return a.Path.Compare(b.Path) })
 	for i, r := range rs {
 		if r.Path.Len != 3 && r.Path.Len != 4 {
 			return nil, fmt.Errorf("%w: %s: not a resource or resource instance", ErrEncode, r.Path)
@@ -400,7 +400,7 @@ func Decode(base lwm2m.Path, b []byte, typeOf func(lwm2m.Path) lwm2m.Type) ([]lw
 	if err != nil {
 		return nil, err
 	}
-	slices.SortFunc(d.recs, func(a, b lwm2m.Record) int { return cmpPath(a.Path, b.Path) })
+	slices.SortFunc(d.recs, func(a, b lwm2m.Record) int { return a.Path.Compare(b.Path) })
 	return d.recs, nil
 }
 
@@ -606,15 +606,4 @@ func (s idSet) add(id uint16) bool {
 	}
 	s[id] = struct{}{}
 	return true
-}
-
-// cmpPath orders paths like [lwm2m.Path.Less].
-func cmpPath(a, b lwm2m.Path) int {
-	switch {
-	case a.Less(b):
-		return -1
-	case b.Less(a):
-		return 1
-	}
-	return 0
 }
