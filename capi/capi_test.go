@@ -333,3 +333,48 @@ func TestValuesAgainstServer(t *testing.T) {
 }
 
 func linksString(ci server.ClientInfo) string { return string(linkformat.Format(ci.Links)) }
+
+func TestSend(t *testing.T) {
+	mustCode(t, send(nil), rcBadParameter)
+	mustCode(t, send([]string{"/3/0/9"}), rcNotPermitted)
+	mustCode(t, send([]string{"/3/x"}), rcBadParameter)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	srv := server.New(server.Config{CoAPAddr: "127.0.0.1:0"})
+	if err := srv.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	events, unsub := srv.Subscribe()
+	defer unsub()
+
+	pollEnable(true)
+	defer pollEnable(false)
+	const ep = "capi-send"
+	mustCode(t, configSet(agent.EnvServerURI, "coap://"+srv.CoAPAddr().String()), rcOK)
+	mustCode(t, configSet(agent.EnvEndpoint, ep), rcOK)
+	mustCode(t, setValue("/3/0/9", "64", false), rcOK)
+	mustCode(t, startSession(), rcOK)
+	takeStatus(t, statusSessionStarted)
+	mustCode(t, send([]string{"/0/0"}), rcBadParameter)
+	mustCode(t, send([]string{"/3/0/9"}), rcOK)
+	timeout := time.After(10 * time.Second)
+	for got := false; !got; {
+		select {
+		case ev := <-events:
+			if ev.Kind != server.EventSend || ev.Endpoint != ep {
+				continue
+			}
+			if len(ev.Records) != 1 || ev.Records[0].Path != lwm2m.P(3, 0, 9) || ev.Records[0].Value.String() != "64" {
+				t.Fatalf("send records = %v, want /3/0/9 = 64", ev.Records)
+			}
+			got = true
+		case <-timeout:
+			t.Fatal("no send event")
+		}
+	}
+	mustCode(t, stopSession(), rcOK)
+	takeStatus(t, statusSessionStopped)
+	mustCode(t, send([]string{"/3/0/9"}), rcNotPermitted)
+}

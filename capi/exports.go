@@ -204,6 +204,25 @@ func avc_set_value(path, value *C.char) (rc C.avc_result_t) {
 	return C.avc_result_t(result(setValue(C.GoString(path), v, value == nil)))
 }
 
+//export avc_send
+func avc_send(paths **C.char, count C.size_t) (rc C.avc_result_t) {
+	defer guard("avc_send", &rc, C.AVC_ERR_FAULT)
+	switch {
+	case paths == nil:
+		return C.avc_result_t(result(errorf(rcBadParameter, "avc_send: paths must not be NULL")))
+	case count == 0 || count > maxSendPaths:
+		return C.avc_result_t(result(errorf(rcBadParameter, "avc_send: count %d is out of range (1..%d)", uint64(count), maxSendPaths)))
+	}
+	strs := make([]string, 0, int(count))
+	for i, p := range unsafe.Slice(paths, int(count)) {
+		if p == nil {
+			return C.avc_result_t(result(errorf(rcBadParameter, "avc_send: paths[%d] is NULL", i)))
+		}
+		strs = append(strs, C.GoString(p))
+	}
+	return C.avc_result_t(result(send(strs)))
+}
+
 // maxObjectXMLLen bounds what avc_object_define_xml copies; the parser
 // itself refuses documents over 1 MiB with AVC_ERR_FORMAT.
 const maxObjectXMLLen = 64 << 20

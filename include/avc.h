@@ -370,6 +370,38 @@ avc_result_t avc_set_value(const char* path, const char* value);
 avc_result_t avc_object_define_xml(const char* xml, size_t len);
 #endif
 
+/* ------------------------------------------------------------------------
+ * Send
+ * ------------------------------------------------------------------------ */
+
+/*
+ * Reports the current values at paths to the server with the LwM2M Send
+ * operation (Core TS 1.1 §6.4.3: POST /dp, SenML-CBOR, dated with the time
+ * of the call), e.g. the battery level "/3/0/9" set with avc_set_value.
+ * Needs a started session (le_avc_StartSession): while it is not
+ * registered yet the values are read now, queued and sent after the
+ * registration. The le_avc status API has no status for the server's
+ * answer; it is logged.
+ *
+ * [in] paths  count LwM2M paths of objects, instances or resources
+ *             ("/3/0/9"); neither the array nor an element may be NULL.
+ *             The Security object /0 is not reported.
+ * [in] count  how many, 1 to 1024.
+ *
+ * @return
+ *  - AVC_OK                 the values are read and sent, or queued.
+ *  - AVC_ERR_NOT_PERMITTED  no session is started (or it has ended), or
+ *                           the server has muted Send (/1/0/23).
+ *  - AVC_ERR_BAD_PARAMETER  paths or an element is NULL, count is out of
+ *                           range, or the engine refuses a path (not an
+ *                           LwM2M path, nothing to read there);
+ *                           avc_last_error() says why. Nothing is sent.
+ *  - AVC_ERR_FAULT          internal failure.
+ */
+#ifndef AVC_NO_PROTOTYPES
+avc_result_t avc_send(const char* const* paths, size_t count);
+#endif
+
 #ifdef __cplusplus
 }
 #endif

@@ -353,6 +353,17 @@ export declare class Agent extends EventEmitter<AgentEvents> {
    */
   set(path: string, value: SetValue): void;
   /**
+   * Reports the current values at paths to the server with the LwM2M Send
+   * operation (POST /dp, SenML-CBOR, dated now). Needs start(): while the
+   * agent is not registered yet, the values are read now, queued and sent
+   * after the registration. The server's answer arrives as a 'sent' event
+   * (its path is the first path reported) or a 'send_failed' event.
+   * @param paths LwM2M paths of objects, instances or resources, e.g. ['/3/0/9'] (the battery level given to set())
+   * @throws AvcError 'AVC_BAD_INPUT' (no paths, a malformed path, or one the engine cannot read, e.g. the Security object /0), 'AVC_CLOSED' (not started, or closed)
+   * @throws TypeError when paths is not an array of strings
+   */
+  send(paths: readonly string[]): void;
+  /**
    * Applies a command ('start', 'stop', 'update') to the started agent;
    * prefer start(), stop() and update().
    * @throws AvcError 'AVC_DUPLICATE', 'AVC_NOT_REGISTERED', 'AVC_UNSUPPORTED', 'AVC_CLOSED'

@@ -642,6 +642,24 @@ export class Agent extends EventEmitter {
   }
 
   /**
+   * Reports the current values at paths to the server with the LwM2M Send
+   * operation (POST /dp, SenML-CBOR). Needs start(): while not registered
+   * yet, the values are read now, queued and sent after the registration.
+   * The server's answer arrives as a 'sent' event (path: the first path) or
+   * a 'send_failed' event.
+   * @param {string[]} paths LwM2M paths of objects, instances or resources, e.g. ['/3/0/9']
+   * @throws AvcError 'AVC_BAD_INPUT' (no paths, a malformed path, one the engine cannot read), 'AVC_CLOSED' (not started)
+   * @throws TypeError when paths is not an array of strings
+   */
+  send(paths) {
+    if (!Array.isArray(paths) || paths.some((p) => typeof p !== 'string')) {
+      throw new TypeError('paths must be an array of strings');
+    }
+    if (!this.#socket) throw new AvcError('AVC_CLOSED', 'agent not started');
+    this.#apply(() => this.#module.command({ cmd: 'send', paths: [...paths] }));
+  }
+
+  /**
    * Applies a command ('start', 'stop', 'update') to the running agent.
    * Prefer start(), stop() and update().
    */

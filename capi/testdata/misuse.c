@@ -196,6 +196,16 @@ int main(void)
     check(avc_set_value("/3/0/11/1", "5") == AVC_OK, "avc_set_value of an error code instance");
     check(avc_set_value("/3/0/11/1", NULL) == AVC_OK, "avc_set_value(NULL) removes it");
     check(avc_set_value("/3442/0/110", "x") == AVC_ERR_BAD_PARAMETER, "a value of an undefined object is refused");
+    {
+        const char* battery[] = {"/3/0/9"};
+        const char* holes[] = {"/3/0/9", NULL};
+        check(avc_send(NULL, 1) == AVC_ERR_BAD_PARAMETER, "avc_send(NULL paths)");
+        check(avc_send(battery, 0) == AVC_ERR_BAD_PARAMETER, "avc_send of no paths");
+        check(avc_send(holes, 2) == AVC_ERR_BAD_PARAMETER, "avc_send with a NULL path");
+        check(avc_send(battery, 1) == AVC_ERR_NOT_PERMITTED, "avc_send without a session");
+        n = avc_last_error(buf, sizeof(buf));
+        check(n > 0 && strstr(buf, "session") != NULL, "avc_last_error says there is no session");
+    }
     check(avc_object_define_xml(NULL, 5) == AVC_ERR_BAD_PARAMETER, "avc_object_define_xml(NULL, 5)");
     check(avc_object_define_xml("<LWM2M><Object>", 15) == AVC_ERR_FORMAT, "avc_object_define_xml of truncated XML");
     n = avc_last_error(buf, sizeof(buf));
@@ -224,6 +234,14 @@ int main(void)
     check(avc_set_value("/3/0/9", "51") == AVC_OK, "avc_set_value while a session runs");
     check(avc_set_value("/3442/0/110", "while running") == AVC_OK, "avc_set_value of a custom object while a session runs");
     check(avc_set_value("/3/0/9", "x") == AVC_ERR_BAD_PARAMETER, "the running engine refuses a bad value");
+    {
+        const char* battery[] = {"/3/0/9"};
+        const char* bad[] = {"/3/x"};
+        const char* security[] = {"/0/0"};
+        check(avc_send(battery, 1) == AVC_OK, "avc_send while a session runs is queued");
+        check(avc_send(bad, 1) == AVC_ERR_BAD_PARAMETER, "avc_send of a malformed path");
+        check(avc_send(security, 1) == AVC_ERR_BAD_PARAMETER, "avc_send of the Security object");
+    }
     check(le_avc_StopSession() == LE_OK, "StopSession returns LE_OK");
     check(le_avc_StopSession() == LE_DUPLICATE, "StopSession again returns LE_DUPLICATE");
     check(wait_status(LE_AVC_SESSION_STOPPED, 15000), "LE_AVC_SESSION_STOPPED arrives");

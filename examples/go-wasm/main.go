@@ -1,7 +1,9 @@
 // Command go-wasm registers this machine to an LwM2M server with the avc
 // WebAssembly agent running on wazero, prints one line per event and
 // de-registers on SIGINT/SIGTERM. It is the Go twin of
-// examples/node/register.mjs.
+// examples/node/register.mjs. Once registered, it reports the battery level
+// (/3/0/9) once with the LwM2M Send operation and prints "sent: /3/0/9"
+// when the server acknowledges it.
 //
 //	make wasm
 //	AVC_SERVER_URI=coap://127.0.0.1:5683 AVC_ENDPOINT=go-wasm-demo go run ./examples/go-wasm
@@ -67,8 +69,21 @@ func run() error {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
+		sent := false
 		for ev := range a.Events() {
 			fmt.Println(line(ev))
+			switch {
+			case ev.Kind == agent.EventRegistered && !sent:
+				sent = true
+				// Not from this loop: Send waits for Run's answer.
+				go func() {
+					if err := a.Send(ctx, "/3/0/9"); err != nil {
+						fmt.Fprintln(os.Stderr, "go-wasm: send /3/0/9:", err)
+					}
+				}()
+			case ev.Kind == agent.EventSent:
+				fmt.Println("sent: " + ev.Path)
+			}
 		}
 	}()
 	err = a.Run(ctx)

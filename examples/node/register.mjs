@@ -8,7 +8,9 @@
 // Configuration comes from the AVC_* environment (AVC_SERVER_URI,
 // AVC_ENDPOINT, AVC_LIFETIME, AVC_STATE_DIR, AVC_LOG_LEVEL, ...); avc.wasm
 // from $AVC_WASM or build/avc.wasm. Log records go to stderr, events to
-// stdout. Exit status: 0 after "deregistered", 1 when de-registration timed
+// stdout. Once registered, it reports the battery level (/3/0/9) once with
+// the LwM2M Send operation and prints "sent: /3/0/9" when the server
+// acknowledges it. Exit status: 0 after "deregistered", 1 when de-registration timed
 // out, 2 on a configuration or start-up error.
 
 import os from 'node:os';
@@ -31,6 +33,15 @@ let agent;
 try {
   agent = await Agent.create({ wasm, config, logger });
   agent.on('event', (ev) => console.log(line(ev)));
+  agent.once('registered', () => {
+    try {
+      agent.send(['/3/0/9']);
+    } catch (err) {
+      console.error(`register: send /3/0/9: ${err.message}`);
+    }
+  });
+  agent.on('sent', (ev) => console.log(`sent: ${ev.path}`));
+  agent.on('send_failed', (ev) => console.error(`register: send failed: ${ev.error ?? ev.code ?? ''}`));
   agent.on('error', (err) => {
     console.error(`register: ${err.message}`);
     process.exit(2);

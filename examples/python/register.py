@@ -8,8 +8,10 @@ until SIGINT or SIGTERM, then de-register.
         PYTHONPATH=bindings/python python3 examples/python/register.py
 
 Configuration comes from the AVC_* environment variables (AVC_SERVER_URI is
-required). Prints one line per status, e.g. "status: SESSION_STARTED (13)",
-and exits 0 after a clean stop, 1 when the session cannot be started or does
+required). Prints one line per status, e.g. "status: SESSION_STARTED (13)".
+Once registered, it reports the battery level (/3/0/9) once with the LwM2M
+Send operation and prints "send requested: /3/0/9" (the server's answer is
+not a status; libavc logs it). Exits 0 after a clean stop, 1 when the session cannot be started or does
 not stop within 15 s.
 """
 
@@ -28,11 +30,13 @@ except ImportError:  # run from a checkout without PYTHONPATH
     import avc
 
 STOP_TIMEOUT_S = 15.0
+BATTERY_LEVEL = "/3/0/9"
 
 
 def main() -> int:
     quit_requested = threading.Event()
     stopped = threading.Event()
+    registered = threading.Event()
 
     def on_signal(_signum: int, _frame: FrameType | None) -> None:
         quit_requested.set()
@@ -43,6 +47,8 @@ def main() -> int:
     def on_status(status: avc.Status | int, _total: int, _progress: int) -> None:
         name = status.name if isinstance(status, avc.Status) else "UNKNOWN"
         print(f"status: {name} ({int(status)})", flush=True)
+        if status == avc.Status.SESSION_STARTED:
+            registered.set()  # send from the main thread, not libavc's dispatcher
         if status == avc.Status.SESSION_STOPPED:
             stopped.set()
 
@@ -54,8 +60,15 @@ def main() -> int:
             print(f"register.py: cannot start the session: {e}", file=sys.stderr)
             return 1
 
-        while not quit_requested.wait(0.5):
-            pass
+        sent = False
+        while not quit_requested.wait(0.1):
+            if registered.is_set() and not sent:
+                sent = True
+                try:
+                    avc.send([BATTERY_LEVEL])
+                    print(f"send requested: {BATTERY_LEVEL}", flush=True)
+                except avc.AvcError as e:
+                    print(f"register.py: send {BATTERY_LEVEL}: {e}", file=sys.stderr)
 
         try:
             avc.stop_session()

@@ -54,7 +54,13 @@ type embedding struct {
 	// started and stopped are markers the embedding prints for the
 	// session events (empty for in-process embeddings, checked by events).
 	started, stopped string
-	start            func(t *testing.T, env map[string]string) running
+	// sends: once registered, the embedding reports the battery level
+	// /3/0/9 with the LwM2M Send operation (the c example is written
+	// against le_avc only and does not); sent is the line it prints then
+	// (empty for in-process embeddings).
+	sends bool
+	sent  string
+	start func(t *testing.T, env map[string]string) running
 }
 
 func TestScenarioEveryEmbedding(t *testing.T) {
@@ -69,6 +75,7 @@ func TestScenarioEveryEmbedding(t *testing.T) {
 // the agent sends a Registration Update with the new lifetime → the server
 // writes pmax=1 on /3/0/9, observes it and gets a notification, cancels →
 // executes /1/0/8 → another update → the agent stops and de-registers.
+// An embedding that sends reports /3/0/9 = 100 right after registering.
 func scenario(t *testing.T, e embedding) {
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
@@ -108,6 +115,16 @@ func scenario(t *testing.T, e embedding) {
 	}
 	if !hasLink(reg, "/3/0") || !hasLink(reg, "/1/0") || hasLink(reg, "/0/0") {
 		t.Errorf("registration objects = %v; want /1/0 and /3/0 without /0/0", reg.Links)
+	}
+
+	if e.sends {
+		sent, err := server.WaitEvent(ctx, events, ep, server.EventSend)
+		if err != nil {
+			t.Fatalf("no send after the registration: %v", err)
+		}
+		if len(sent.Records) != 1 || sent.Records[0].Path != lwm2m.P(3, 0, 9) || sent.Records[0].Value.String() != "100" {
+			t.Errorf("send records = %v; want /3/0/9 = 100", sent.Records)
+		}
 	}
 
 	resp, err := srv.Read(ctx, ep, lwm2m.P(3, 0), lwm2m.FormatTLV)
@@ -171,7 +188,7 @@ func scenario(t *testing.T, e embedding) {
 		t.Fatalf("no de-registration: %v", err)
 	}
 	out := r.output()
-	for _, m := range []string{e.started, e.stopped} {
+	for _, m := range []string{e.started, e.stopped, e.sent} {
 		if m != "" && !strings.Contains(out, m) {
 			t.Errorf("output lacks %q", m)
 		}
@@ -189,12 +206,12 @@ func hasLink(ev server.Event, target string) bool {
 
 func embeddings() []embedding {
 	return []embedding{
-		{name: "go", start: startNative},
-		{name: "go-example", started: "event: registered", stopped: "event: deregistered", start: startGoExample},
+		{name: "go", sends: true, start: startNative},
+		{name: "go-example", started: "event: registered", stopped: "event: deregistered", sends: true, sent: "sent: /3/0/9", start: startGoExample},
 		{name: "c", started: "LE_AVC_SESSION_STARTED", stopped: "LE_AVC_SESSION_STOPPED", start: startC},
-		{name: "python", started: "SESSION_STARTED", stopped: "SESSION_STOPPED", start: startPython},
-		{name: "wazero", start: startWazero},
-		{name: "node", started: "registered", stopped: "deregistered", start: startNode},
+		{name: "python", started: "SESSION_STARTED", stopped: "SESSION_STOPPED", sends: true, sent: "send requested: /3/0/9", start: startPython},
+		{name: "wazero", sends: true, start: startWazero},
+		{name: "node", started: "registered", stopped: "deregistered", sends: true, sent: "sent: /3/0/9", start: startNode},
 	}
 }
 
@@ -208,6 +225,13 @@ func (l *eventLog) add(ev agent.Event) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	fmt.Fprintf(&l.buf, "%s %s %s\n", ev.Kind, ev.Location, ev.Path)
+}
+
+// note adds a line that is not an event.
+func (l *eventLog) note(line string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	fmt.Fprintln(&l.buf, line)
 }
 
 func (l *eventLog) String() string {
@@ -225,7 +249,9 @@ func startNative(t *testing.T, env map[string]string) running {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return runInProcess(a.Run, a.Events())
+	return runInProcess(a.Run, a.Events(), func(ctx context.Context) error {
+		return a.Do(ctx, agent.CmdSend{Paths: []lwm2m.Path{lwm2m.P(3, 0, 9)}})
+	})
 }
 
 func startWazero(t *testing.T, env map[string]string) running {
@@ -237,18 +263,32 @@ func startWazero(t *testing.T, env map[string]string) running {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return runInProcess(a.Run, a.Events())
+	return runInProcess(a.Run, a.Events(), func(ctx context.Context) error {
+		return a.Send(ctx, "/3/0/9")
+	})
 }
 
-func runInProcess(run func(context.Context) error, events <-chan agent.Event) running {
+// runInProcess runs an in-process agent; on its first registered event it
+// calls send (from another goroutine: it waits for run) and logs a failure
+// as a "send: <error>" line.
+func runInProcess(run func(context.Context) error, events <-chan agent.Event, send func(context.Context) error) running {
 	ctx, cancel := context.WithCancel(context.Background())
 	log := &eventLog{}
 	done := make(chan error, 1)
 	go func() { done <- run(ctx) }()
 	drained := make(chan struct{})
 	go func() {
+		sent := false
 		for ev := range events {
 			log.add(ev)
+			if ev.Kind == agent.EventRegistered && !sent {
+				sent = true
+				go func() {
+					if err := send(ctx); err != nil {
+						log.note("send: " + err.Error())
+					}
+				}()
+			}
 		}
 		close(drained)
 	}()

@@ -227,6 +227,26 @@ func (a *Agent) Set(ctx context.Context, path, value string) error {
 	return a.Do(ctx, agent.CmdSet{Path: p, Value: lwm2m.String(value)})
 }
 
+// Send reports the current values at paths ("/3/0/9", the battery level)
+// to the server with the LwM2M Send operation (agent.CmdSend): while the
+// client is not registered yet the values are read now, queued and sent
+// after the registration. The server's answer arrives as an
+// agent.EventSent (Path: the first path) or agent.EventSendFailed. It needs
+// Run: before and after it the error is agent.ErrClosed. The error matches
+// agent.ErrBadValue for no paths, a malformed path or one the engine
+// cannot read.
+func (a *Agent) Send(ctx context.Context, paths ...string) error {
+	ps := make([]lwm2m.Path, 0, len(paths))
+	for _, s := range paths {
+		p, err := lwm2m.ParsePath(s)
+		if err != nil {
+			return fmt.Errorf("host: send: %w: %w", agent.ErrBadValue, err)
+		}
+		ps = append(ps, p)
+	}
+	return a.Do(ctx, agent.CmdSend{Paths: ps})
+}
+
 // Close releases the module (and the runtime unless it came from
 // WithRuntime). Run closes the agent when it returns; Close is for an agent
 // that never ran. It is safe to call twice.

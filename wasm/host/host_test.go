@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -564,6 +565,8 @@ func (s *lwm2mServer) serve() {
 			resp.Options = resp.Options.Add(message.Option{ID: message.LocationPath, Value: []byte("x")})
 		case m.Code == codes.POST && pathOf(m) == "/rd/x":
 			resp.Code = codes.Changed
+		case m.Code == codes.POST && pathOf(m) == "/dp":
+			resp.Code = codes.Changed // Send
 		case m.Code == codes.DELETE && pathOf(m) == "/rd/x":
 			resp.Code = codes.Deleted
 		default:
@@ -1072,5 +1075,51 @@ func TestCommandJSON(t *testing.T) {
 		if fmt.Sprintf("%#v", got) != fmt.Sprintf("%#v", want[i]) {
 			t.Errorf("%s parses as %#v, want %#v", b, got, want[i])
 		}
+	}
+}
+
+func TestAgentSend(t *testing.T) {
+	srv := newLwM2MServer(t)
+	cfg := map[string]string{
+		agent.EnvServerURI: srv.uri(),
+		agent.EnvEndpoint:  "wasm-send",
+	}
+	a, err := New(context.Background(), nil, cfg, WithRuntime(testRT))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	if err := a.Send(ctx, "/3/0/9"); !errors.Is(err, agent.ErrClosed) {
+		t.Errorf("Send before Run = %v, want agent.ErrClosed", err)
+	}
+	if err := a.Set(ctx, "/3/0/9", "73"); err != nil {
+		t.Fatal(err)
+	}
+	runErr := make(chan error, 1)
+	go func() { runErr <- a.Run(ctx) }()
+	evs := a.Events()
+	nextEvent(t, evs, agent.EventRegistered)
+	for _, bad := range [][]string{nil, {"/3/x"}, {"/0/0"}} {
+		if err := a.Send(ctx, bad...); !errors.Is(err, agent.ErrBadValue) {
+			t.Errorf("Send(%q) = %v, want agent.ErrBadValue", bad, err)
+		}
+	}
+	if err := a.Send(ctx, "/3/0/9"); err != nil {
+		t.Fatal(err)
+	}
+	if ev := nextEvent(t, evs, agent.EventSent); ev.Path != "/3/0/9" {
+		t.Errorf("sent event path = %q, want /3/0/9", ev.Path)
+	}
+	srv.mu.Lock()
+	sawDP := slices.ContainsFunc(srv.log, func(r string) bool { return strings.HasPrefix(r, "POST /dp") })
+	srv.mu.Unlock()
+	if !sawDP {
+		t.Error("no POST /dp reached the server")
+	}
+	cancel()
+	nextEvent(t, evs, agent.EventDeregistered)
+	if err := <-runErr; err != nil {
+		t.Fatal(err)
 	}
 }

@@ -82,7 +82,7 @@ const methods = { 1: 'GET', 2: 'POST', 3: 'PUT', 4: 'DELETE' };
 
 /**
  * A minimal LwM2M server: Register → 2.01 Location-Path rd/x, Update of
- * /rd/x → 2.04, De-register → 2.02. `requests` logs "POST /rd ep=…&lt=…"
+ * /rd/x → 2.04, De-register → 2.02, Send (POST /dp) → 2.04. `requests` logs "POST /rd ep=…&lt=…"
  * and `bodies` the payload of each; `acks` receives the client's answers
  * to request() (call() awaits one), `notifications` the Observe
  * notifications it sends (confirmable ones are acknowledged).
@@ -158,6 +158,8 @@ export async function startServer() {
       resp.options = [{ num: LOCATION_PATH, value: 'rd' }, { num: LOCATION_PATH, value: 'x' }];
     } else if (m.code === 2 && p === '/rd/x') {
       resp.code = code(2, 4);
+    } else if (m.code === 2 && p === '/dp') {
+      resp.code = code(2, 4); // Send (LwM2M 1.1 §6.4.3)
     } else if (m.code === 4 && p === '/rd/x') {
       resp.code = code(2, 2);
     } else {

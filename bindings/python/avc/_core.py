@@ -9,7 +9,7 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from . import _ffi
@@ -30,6 +30,7 @@ __all__ = [
     "remove_status_handler",
     "result_text",
     "set_config",
+    "send",
     "set_value",
     "start_session",
     "stop_session",
@@ -255,6 +256,32 @@ def define_objects_xml(xml: str | bytes | bytearray | None) -> None:
     # An empty document is still a document (refused as such), not NULL.
     buf = ctypes.create_string_buffer(data, len(data) or 1)
     _check(_lib.avc_object_define_xml(buf, len(data)))
+
+
+def send(paths: Sequence[str]) -> None:
+    """Reports the current values at paths with the LwM2M Send operation (``avc_send``).
+
+    Args:
+        paths: LwM2M paths of objects, instances or resources, e.g.
+            ``["/3/0/9"]`` (the battery level set with :func:`set_value`);
+            1 to 1024 of them. A single str is refused (pass a list).
+
+    Needs a started session: while it is not registered yet, the values
+    are read now, queued and sent after the registration. The server's
+    answer is not reported as a status (libavc logs it).
+
+    Raises:
+        NotPermittedError: no session is started, or the server muted Send.
+        BadParameterError: no paths, a malformed path, or one the engine
+            cannot read (e.g. the Security object). The message says why.
+        TypeError, ValueError: paths is a str or holds a non-str, a NUL in
+            a path.
+    """
+    if isinstance(paths, (str, bytes)):
+        raise TypeError("paths must be a sequence of str, not a single str")
+    encoded = [_c_text(p, "path") for p in paths]
+    arr = (ctypes.c_char_p * max(len(encoded), 1))(*encoded)
+    _check(_lib.avc_send(arr, len(encoded)))
 
 
 # ---- status handlers --------------------------------------------------------

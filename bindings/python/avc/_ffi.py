@@ -85,6 +85,7 @@ SIGNATURES: dict[str, tuple[list[Any], Any]] = {
     "avc_poll_event": ([ctypes.POINTER(AvcEvent), _c_int], _c_int),
     "avc_set_value": ([_c_char_p, _c_char_p], _c_int),
     "avc_object_define_xml": ([_c_char_p, _c_size_t], _c_int),
+    "avc_send": ([ctypes.POINTER(_c_char_p), _c_size_t], _c_int),
 }
 
 

@@ -101,6 +101,25 @@ class ValueMisuseTest(unittest.TestCase):
             avc.set_value("/3442/0/110", "x")
 
 
+class SendMisuseTest(unittest.TestCase):
+    def test_without_a_session(self) -> None:
+        with self.assertRaises(avc.NotPermittedError) as cm:
+            avc.send(["/3/0/9"])
+        self.assertEqual(cm.exception.result, avc.Result.NOT_PERMITTED)
+        self.assertIn("session", cm.exception.message)
+
+    def test_bad_arguments(self) -> None:
+        with self.assertRaises(TypeError):
+            avc.send("/3/0/9")  # type: ignore[arg-type]
+        with self.assertRaises(TypeError):
+            avc.send([9])  # type: ignore[list-item]
+        with self.assertRaises(ValueError):
+            avc.send(["/3/0/9\0"])
+        for paths in ([], ["/3/x/9"]):
+            with self.subTest(paths=paths), self.assertRaises(avc.BadParameterError):
+                avc.send(paths)
+
+
 class ValueServerTest(unittest.TestCase):
     server: Server
 
@@ -163,6 +182,24 @@ class ValueServerTest(unittest.TestCase):
         with avc.Session() as s:
             s.wait_for(avc.Status.SESSION_STARTED, timeout=TIMEOUT)
             self.read("/3442/0/110", "changed")
+
+
+
+
+class SendServerTest(unittest.TestCase):
+    def test_send_after_registration(self) -> None:
+        with Server() as server:
+            avc.configure(server_uri=server.uri, endpoint="py-send-" + uuid.uuid4().hex[:8], lifetime=300)
+            avc.set_value("/3/0/9", 42)
+            try:
+                with avc.Session() as s:
+                    s.wait_for(avc.Status.SESSION_STARTED, timeout=TIMEOUT)
+                    with self.assertRaises(avc.BadParameterError):
+                        avc.send(["/0/0"])  # the Security object is not reported
+                    avc.send(["/3/0/9"])
+                    self.assertTrue(server.wait_log("msg=send", TIMEOUT), "the server logged no send")
+            finally:
+                stop_quietly()
 
 
 if __name__ == "__main__":
