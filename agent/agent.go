@@ -28,7 +28,17 @@ type Agent struct {
 	mu      sync.Mutex
 	running bool
 	ran     bool
-	port    *UDPPort // while Run is running
+	port    port // while Run is running
+}
+
+// port is the socket half the Agent loop drives: a [UDPPort] for coap, a
+// [SecurePort] for coaps.
+type port interface {
+	Recv() <-chan Datagram
+	Send(peer string, b []byte) error
+	Err() error
+	LocalAddr() net.Addr
+	Close() error
 }
 
 type cmdReq struct {
@@ -54,6 +64,7 @@ func New(cfg Config) (*Agent, error) {
 	if cfg.Device.MemoryTotal == 0 {
 		cfg.Device.MemoryFree, cfg.Device.MemoryTotal = systemMemory()
 	}
+	cfg.dtls = true // Run opens a SecurePort for coaps
 	e, err := NewEngine(cfg, state)
 	if err != nil {
 		return nil, err
@@ -98,8 +109,10 @@ const deregisterTimeout = 10 * time.Second
 
 // Run starts a session, serves the server until ctx is cancelled, then
 // de-registers (waiting at most 10 s for the server's answer) and returns.
-// It returns an error only when the socket cannot be opened or fails. An
-// agent runs once.
+// It returns an error only when the socket cannot be opened or fails. For
+// a coaps server Run first runs the DTLS-PSK handshake (at most
+// DTLSHandshakeTimeout) and returns its error when it fails; it does not
+// retry and never falls back to plaintext. An agent runs once.
 func (a *Agent) Run(ctx context.Context) error {
 	a.mu.Lock()
 	if a.ran {
@@ -115,7 +128,13 @@ func (a *Agent) Run(ctx context.Context) error {
 		a.events.Close()
 	}()
 
-	port, err := ListenUDP(a.engine.Peer())
+	var port port
+	var err error
+	if a.engine.server.scheme == "coaps" {
+		port, err = OpenSecure(ctx, a.engine.Peer(), a.cfg.PSKIdentity, a.cfg.PSKKey)
+	} else {
+		port, err = ListenUDP(a.engine.Peer())
+	}
 	if err != nil {
 		return err
 	}
@@ -137,7 +156,7 @@ func (a *Agent) LocalAddr() net.Addr {
 	return a.port.LocalAddr()
 }
 
-func (a *Agent) loop(ctx context.Context, port *UDPPort) error {
+func (a *Agent) loop(ctx context.Context, port port) error {
 	e := a.engine
 	if err := e.HandleCommand(time.Now(), CmdStart{}); err != nil {
 		return err
@@ -182,7 +201,7 @@ func (a *Agent) loop(ctx context.Context, port *UDPPort) error {
 }
 
 // flush sends queued datagrams, saves state and forwards events.
-func (a *Agent) flush(port *UDPPort) {
+func (a *Agent) flush(port port) {
 	e := a.engine
 	for {
 		d, ok := e.PollTransmit()

@@ -57,7 +57,9 @@ type DeviceInfo struct {
 // field is usable except ServerURI and Endpoint, which are required.
 type Config struct {
 	// ServerURI is the LwM2M server, "coap://host[:port]" (port 5683 when
-	// omitted). AVC_SERVER_URI.
+	// omitted) or "coaps://host[:port]" (DTLS with a pre-shared key, port
+	// 5684 when omitted; needs PSKIdentity and PSKKey, and only the native
+	// driver, [New], supports it so far). AVC_SERVER_URI.
 	ServerURI string
 	// Endpoint is the client endpoint name sent at registration.
 	// AVC_ENDPOINT. ConfigFromEnv defaults it to "avc-" + the host name.
@@ -108,6 +110,10 @@ type Config struct {
 	// Rand is the source of message IDs and tokens; nil means crypto/rand.
 	// Tests pass a seeded source to replay a run.
 	Rand io.Reader
+
+	// dtls is set by New, the one driver that can speak DTLS: without it a
+	// coaps URI is refused rather than served in plaintext.
+	dtls bool
 }
 
 // ErrConfig is wrapped by every configuration error.
@@ -226,8 +232,12 @@ func (c *Config) Validate() error {
 	var errs []error
 	if c.ServerURI == "" {
 		errs = append(errs, fmt.Errorf("%w: %s is required", ErrConfig, EnvServerURI))
-	} else if _, err := parseServerURI(c.ServerURI); err != nil {
+	} else if srv, err := parseServerURI(c.ServerURI); err != nil {
 		errs = append(errs, err)
+	} else if srv.scheme == "coaps" {
+		if c.PSKIdentity == "" || len(c.PSKKey) == 0 {
+			errs = append(errs, fmt.Errorf("%w: %s=%q: coaps needs %s and %s; certificates are not supported yet", ErrConfig, EnvServerURI, c.ServerURI, EnvPSKIdentity, EnvPSKKey))
+		}
 	}
 	if c.Endpoint == "" {
 		errs = append(errs, fmt.Errorf("%w: %s is required", ErrConfig, EnvEndpoint))
@@ -278,7 +288,7 @@ func (c *Config) ssid() uint16 {
 
 // ServerPeer returns the peer key ("host:port") under which an engine
 // configured with uri addresses the server's datagrams: the URI's host
-// (IPv6 in brackets) and port, 5683 by default. Drivers use it to resolve
+// (IPv6 in brackets) and port, 5683 by default (5684 for coaps). Drivers use it to resolve
 // the server before the engine sends anything.
 func ServerPeer(uri string) (string, error) {
 	a, err := parseServerURI(uri)
@@ -301,9 +311,9 @@ func parseServerURI(s string) (serverAddr, error) {
 	case "coap":
 		port = "5683"
 	case "coaps":
-		return serverAddr{}, fmt.Errorf("%w: %s=%q: coaps (DTLS) is not supported yet", ErrConfig, EnvServerURI, s)
+		port = "5684"
 	default:
-		return serverAddr{}, fmt.Errorf("%w: %s=%q: want coap://host[:port]", ErrConfig, EnvServerURI, s)
+		return serverAddr{}, fmt.Errorf("%w: %s=%q: want coap://host[:port] or coaps://host[:port]", ErrConfig, EnvServerURI, s)
 	}
 	if u.Hostname() == "" {
 		return serverAddr{}, fmt.Errorf("%w: %s=%q: no host", ErrConfig, EnvServerURI, s)

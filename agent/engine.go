@@ -75,6 +75,11 @@ func NewEngine(cfg Config, state []byte) (*Engine, error) {
 		return nil, err
 	}
 	srv, _ := parseServerURI(cfg.ServerURI)
+	if srv.scheme == "coaps" && !cfg.dtls {
+		// Only the native driver carries DTLS so far; any other driver
+		// would talk plaintext to a coaps server.
+		return nil, fmt.Errorf("%w: %s=%q: coaps is supported only by the native agent (agent.New) so far", ErrConfig, EnvServerURI, cfg.ServerURI)
+	}
 	e := &Engine{cfg: cfg, server: srv, log: cfg.Logger, rand: cfg.Rand}
 	if e.log == nil {
 		e.log = slog.New(slog.DiscardHandler)

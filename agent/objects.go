@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"sort"
@@ -160,13 +161,20 @@ func newObjectTree(e *Engine) *objectTree {
 	c := &e.cfg
 	ssid := int64(c.ssid())
 
+	// Security mode 3 (NoSec) for coap, 0 (PSK) for coaps with the
+	// identity in /0/0/3 and the key in the write-only /0/0/5. A DM server
+	// never reads /0 (4.01).
+	mode, identity, key := int64(3), []byte(nil), []byte(nil)
+	if e.server.scheme == "coaps" {
+		mode, identity, key = 0, []byte(c.PSKIdentity), bytes.Clone(c.PSKKey)
+	}
 	t.add(&object{def: securityDef, insts: map[uint16]*instance{0: {id: 0, vals: map[uint16]map[uint16]lwm2m.Value{
 		0:  single(lwm2m.String(c.ServerURI)),
 		1:  single(lwm2m.Bool(false)),
-		2:  single(lwm2m.Int(3)), // NoSec
-		3:  single(lwm2m.Opaque(nil)),
+		2:  single(lwm2m.Int(mode)),
+		3:  single(lwm2m.Opaque(identity)),
 		4:  single(lwm2m.Opaque(nil)),
-		5:  single(lwm2m.Opaque(nil)),
+		5:  single(lwm2m.Opaque(key)),
 		10: single(lwm2m.Int(ssid)),
 	}}}})
 

@@ -498,6 +498,11 @@ func (s *Server) target(ep string) (*registration, *udpclient.Conn, string, erro
 	if conn != nil && conn.Context().Err() == nil {
 		return reg, conn, root, nil
 	}
+	if conn != nil && isDTLS(conn) {
+		// Never replace a DTLS session by plaintext; the client must
+		// handshake again.
+		return nil, nil, "", fmt.Errorf("server: DTLS session with %q closed", ep)
+	}
 	// go-coap closes idle connections; get a new one for the same peer.
 	ua, ok := addr.(*net.UDPAddr)
 	if !ok || coap == nil {

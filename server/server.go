@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	dtlsserver "github.com/plgd-dev/go-coap/v3/dtls/server"
 	coapnet "github.com/plgd-dev/go-coap/v3/net"
 	"github.com/plgd-dev/go-coap/v3/options"
 	"github.com/plgd-dev/go-coap/v3/udp"
@@ -41,6 +42,14 @@ type Config struct {
 	// CoAPAddr is the UDP address for CoAP ("host:port"). Empty means
 	// DefaultCoAPAddr; port 0 picks a free port (see Server.CoAPAddr).
 	CoAPAddr string
+	// CoAPSAddr is the UDP address for CoAP over DTLS ("coaps",
+	// pre-shared keys only; cipher suites TLS_PSK_WITH_AES_128_CCM_8 and
+	// TLS_PSK_WITH_AES_128_GCM_SHA256). Empty means no coaps listener;
+	// port 0 picks a free port (see Server.CoAPSAddr). Needs PSK.
+	CoAPSAddr string
+	// PSK returns the pre-shared key for a client's PSK identity, or an
+	// error to refuse the handshake. Used only with CoAPSAddr.
+	PSK func(identity []byte) ([]byte, error)
 	// HTTPAddr is the TCP address of the HTTP JSON API. Empty means no
 	// HTTP listener; Server.Handler still serves the API.
 	HTTPAddr string
@@ -77,7 +86,8 @@ type Config struct {
 //
 // # Notes
 //
-//   - No security: plain CoAP only (NoSec mode), no DTLS.
+//   - Security: plain CoAP (NoSec), and DTLS with pre-shared keys when
+//     Config.CoAPSAddr is set; no certificates or raw public keys.
 //   - No bootstrap interface, no Create, Delete or Send.
 //   - Queue mode (binding "Q") is recorded, but requests are sent at once.
 //
@@ -96,6 +106,8 @@ type Server struct {
 
 	coap    *udpserver.Server
 	udpConn *coapnet.UDPConn
+	dtls    *dtlsserver.Server // when Config.CoAPSAddr is set
+	dtlsLn  *coapnet.DTLSListener
 	httpSrv *http.Server
 	httpLn  net.Listener
 	wg      sync.WaitGroup
@@ -168,6 +180,16 @@ func (s *Server) Start(ctx context.Context) error {
 		}
 	}
 
+	if s.cfg.CoAPSAddr != "" {
+		if err := s.startDTLS(); err != nil {
+			pc.Close()
+			if ln != nil {
+				ln.Close()
+			}
+			return err
+		}
+	}
+
 	s.udpConn = coapnet.NewUDPConn("udp", pc.(*net.UDPConn), coapnet.WithErrors(s.coapError))
 	s.coap = udp.NewServer(
 		options.WithMux(s.coapHandler()),
@@ -199,6 +221,9 @@ func (s *Server) Start(ctx context.Context) error {
 	}
 	s.state = stateStarted
 	attrs := []any{"coap", pc.LocalAddr().String()}
+	if s.dtlsLn != nil {
+		attrs = append(attrs, "coaps", s.dtlsLn.Addr().String())
+	}
 	if ln != nil {
 		attrs = append(attrs, "http", ln.Addr().String())
 	}
@@ -261,6 +286,7 @@ func (s *Server) Close() error {
 		// Stop closes the socket only once Serve has taken it; close it
 		// here too in case Serve has not run yet.
 		_ = s.udpConn.Close()
+		s.stopDTLS()
 		if s.httpSrv != nil {
 			if err := s.httpSrv.Close(); err != nil {
 				errs = append(errs, fmt.Errorf("server: close http: %w", err))

@@ -1,0 +1,142 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/pion/dtls/v3"
+)
+
+// DTLSHandshakeTimeout bounds the DTLS handshake of OpenSecure.
+const DTLSHandshakeTimeout = 30 * time.Second
+
+// pskCipherSuites are the cipher suites offered for DTLS-PSK: the one
+// LwM2M mandates (RFC 7925) and a widely deployed alternative.
+var pskCipherSuites = []dtls.CipherSuiteID{
+	dtls.TLS_PSK_WITH_AES_128_CCM_8,
+	dtls.TLS_PSK_WITH_AES_128_GCM_SHA256,
+}
+
+// SecurePort is the DTLS counterpart of [UDPPort]: one UDP socket carrying
+// one DTLS-PSK session (pion/dtls) to the server. Send encrypts, Recv
+// delivers decrypted datagrams tagged with the server's peer key, so the
+// engine sees plaintext CoAP as over UDPPort. Only the server is a peer.
+type SecurePort struct {
+	server string // peer key
+	pc     *net.UDPConn
+	conn   *dtls.Conn
+	rx     chan Datagram
+	quit   chan struct{}
+
+	mu   sync.Mutex
+	err  error
+	once sync.Once
+}
+
+// OpenSecure resolves server (a peer key), opens a UDP socket (on loopback
+// when the server is on loopback) and runs the DTLS-PSK handshake, bounded
+// by ctx and DTLSHandshakeTimeout. No server name (SNI) is sent. A failed
+// handshake closes everything and returns the error; nothing is ever sent
+// in plaintext.
+func OpenSecure(ctx context.Context, server, identity string, key []byte) (*SecurePort, error) {
+	if identity == "" || len(key) == 0 {
+		return nil, fmt.Errorf("%w: DTLS needs a PSK identity and key", ErrConfig)
+	}
+	addr, err := net.ResolveUDPAddr("udp", server)
+	if err != nil {
+		return nil, fmt.Errorf("agent: resolve server %s: %w", server, err)
+	}
+	var local *net.UDPAddr
+	if addr.IP.IsLoopback() {
+		local = &net.UDPAddr{IP: addr.IP}
+	}
+	pc, err := net.ListenUDP("udp", local)
+	if err != nil {
+		return nil, fmt.Errorf("agent: open socket: %w", err)
+	}
+	psk := append([]byte(nil), key...)
+	conn, err := dtls.ClientWithOptions(pc, addr,
+		dtls.WithPSK(func([]byte) ([]byte, error) { return psk, nil }),
+		dtls.WithPSKIdentityHint([]byte(identity)),
+		dtls.WithCipherSuites(pskCipherSuites...),
+	)
+	if err != nil {
+		pc.Close()
+		return nil, fmt.Errorf("agent: dtls: %w", err)
+	}
+	hctx, cancel := context.WithTimeout(ctx, DTLSHandshakeTimeout)
+	defer cancel()
+	if err := conn.HandshakeContext(hctx); err != nil {
+		conn.Close()
+		pc.Close()
+		return nil, fmt.Errorf("agent: dtls handshake with %s: %w", server, err)
+	}
+	p := &SecurePort{server: server, pc: pc, conn: conn, rx: make(chan Datagram, 16), quit: make(chan struct{})}
+	go p.read()
+	return p, nil
+}
+
+// Recv returns the channel of decrypted datagrams. It is closed when the
+// session fails or is closed; Err says why.
+func (p *SecurePort) Recv() <-chan Datagram { return p.rx }
+
+// LocalAddr returns the address the socket is bound to.
+func (p *SecurePort) LocalAddr() net.Addr { return p.pc.LocalAddr() }
+
+// Err returns the error that closed Recv's channel, if any.
+func (p *SecurePort) Err() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.err
+}
+
+// Send encrypts b and sends it to the server; peer must be the server.
+func (p *SecurePort) Send(peer string, b []byte) error {
+	if peer != p.server {
+		return fmt.Errorf("agent: dtls: no session with %s", peer)
+	}
+	if _, err := p.conn.Write(b); err != nil {
+		return fmt.Errorf("agent: send to %s: %w", peer, err)
+	}
+	return nil
+}
+
+// Close ends the session (sending close_notify) and closes the socket.
+func (p *SecurePort) Close() error {
+	var err error
+	p.once.Do(func() {
+		close(p.quit)
+		err = p.conn.Close()
+		_ = p.pc.Close()
+	})
+	return err
+}
+
+func (p *SecurePort) read() {
+	defer close(p.rx)
+	buf := make([]byte, maxDatagram)
+	for {
+		n, err := p.conn.Read(buf)
+		if err != nil {
+			select {
+			case <-p.quit:
+			default:
+				if !errors.Is(err, net.ErrClosed) {
+					p.mu.Lock()
+					p.err = err
+					p.mu.Unlock()
+				}
+			}
+			return
+		}
+		select {
+		case p.rx <- Datagram{Peer: p.server, Data: append([]byte(nil), buf[:n]...)}:
+		case <-p.quit:
+			return
+		}
+	}
+}
