@@ -55,6 +55,9 @@ type Sim struct {
 	rng   *rand.Rand
 	queue []delivery
 	seq   int
+	// front, when set, receives the datagrams sent to the server in place
+	// of Server (see BlockServer).
+	front func([]byte)
 }
 
 type delivery struct {
@@ -137,9 +140,12 @@ func (s *Sim) RunUntil(limit time.Time, cond func() bool) bool {
 		for len(s.queue) > 0 && !s.queue[0].at.After(s.Now) {
 			d := s.queue[0]
 			s.queue = s.queue[1:]
-			if d.toAgent {
+			switch {
+			case d.toAgent:
 				s.Engine.HandleDatagram(s.Now, ServerPeer, d.data)
-			} else {
+			case s.front != nil:
+				s.front(d.data)
+			default:
 				s.Server.receive(d.data)
 			}
 			s.drain()
@@ -473,71 +479,25 @@ type BlockServer struct {
 	finals   map[uint16][]byte // the reassembled request, by the final block's message ID
 }
 
-// BlockServer returns a Block1 front for the simulated server.
+// BlockServer puts a Block1 front before the simulated server: from now on
+// the datagrams sent to the server go through it.
 func (s *Sim) BlockServer() *BlockServer {
-	return &BlockServer{sim: s, bodies: make(map[string][]byte), answered: make(map[uint16][]byte), finals: make(map[uint16][]byte)}
+	b := &BlockServer{sim: s, bodies: make(map[string][]byte), answered: make(map[uint16][]byte), finals: make(map[uint16][]byte)}
+	s.front = b.receive
+	return b
 }
 
-// RunFor is Sim.RunFor through the front.
-func (b *BlockServer) RunFor(d time.Duration) { b.RunUntil(b.sim.Now.Add(d), nil) }
+// RunFor is Sim.RunFor; the front is in place from BlockServer on.
+func (b *BlockServer) RunFor(d time.Duration) { b.sim.RunFor(d) }
 
-// WaitEvent is Sim.WaitEvent through the front.
+// WaitEvent is Sim.WaitEvent.
 func (b *BlockServer) WaitEvent(kind agent.EventKind, timeout time.Duration) (agent.Event, bool) {
-	s := b.sim
-	start := len(s.Events)
-	var found agent.Event
-	ok := b.RunUntil(s.Now.Add(timeout), func() bool {
-		for _, ev := range s.Events[start:] {
-			if ev.Kind == kind {
-				found = ev
-				return true
-			}
-		}
-		return false
-	})
-	return found, ok
+	return b.sim.WaitEvent(kind, timeout)
 }
 
-// RunUntil is Sim.RunUntil with the datagrams to the server going through
-// the front.
+// RunUntil is Sim.RunUntil.
 func (b *BlockServer) RunUntil(limit time.Time, cond func() bool) bool {
-	s := b.sim
-	for {
-		next := s.Engine.Step(s.Now)
-		s.drain()
-		if cond != nil && cond() {
-			return true
-		}
-		at := limit
-		if !next.IsZero() && next.Before(at) {
-			at = next
-		}
-		if len(s.queue) > 0 && s.queue[0].at.Before(at) {
-			at = s.queue[0].at
-		}
-		if at.After(limit) || (at.Equal(limit) && len(s.queue) == 0 && (next.IsZero() || next.After(limit))) {
-			s.Now = limit
-			s.Engine.Step(s.Now)
-			s.drain()
-			return cond != nil && cond()
-		}
-		if at.After(s.Now) {
-			s.Now = at
-		}
-		for len(s.queue) > 0 && !s.queue[0].at.After(s.Now) {
-			d := s.queue[0]
-			s.queue = s.queue[1:]
-			if d.toAgent {
-				s.Engine.HandleDatagram(s.Now, ServerPeer, d.data)
-			} else {
-				b.receive(d.data)
-			}
-			s.drain()
-			if cond != nil && cond() {
-				return true
-			}
-		}
-	}
+	return b.sim.RunUntil(limit, cond)
 }
 
 func (b *BlockServer) receive(data []byte) {
