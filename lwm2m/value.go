@@ -1,6 +1,7 @@
 package lwm2m
 
 import (
+	"bytes"
 	"fmt"
 	"math"
 	"strconv"
@@ -185,4 +186,29 @@ func CheckSorted(rs []Record) error {
 		}
 	}
 	return nil
+}
+
+// Equal reports whether v and w are the same value of the same type:
+// floats compare by their bits (so NaN equals the same NaN, and 0 differs
+// from -0), opaque values by content.
+func (v Value) Equal(w Value) bool {
+	if v.Type == TypeFloat || w.Type == TypeFloat {
+		return v.Type == w.Type && math.Float64bits(v.Float) == math.Float64bits(w.Float)
+	}
+	return v.Type == w.Type && v.Int == w.Int && v.Uint == w.Uint && v.Bool == w.Bool &&
+		v.Str == w.Str && bytes.Equal(v.Bytes, w.Bytes) && v.Objlnk == w.Objlnk
+}
+
+// RecordsEqual reports whether a and b hold the same paths with Equal
+// values, in the same order.
+func RecordsEqual(a, b []Record) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i].Path != b[i].Path || !a[i].Value.Equal(b[i].Value) {
+			return false
+		}
+	}
+	return true
 }

@@ -12,6 +12,11 @@ import (
 	"github.com/avc-agent/avc/lwm2m/cborval"
 )
 
+// Shared fixtures (lwm2m/internal/codectest) and comparisons.
+var (
+	equalValues = lwm2m.Value.Equal
+)
+
 // unhex decodes hex with optional spaces.
 func unhex(t testing.TB, s string) []byte {
 	t.Helper()
@@ -20,16 +25,6 @@ func unhex(t testing.TB, s string) []byte {
 		t.Fatalf("bad test hex %q: %v", s, err)
 	}
 	return b
-}
-
-// equalValues compares values exactly, floats by their bits and opaque
-// values by content.
-func equalValues(a, b lwm2m.Value) bool {
-	if a.Type == lwm2m.TypeFloat || b.Type == lwm2m.TypeFloat {
-		return a.Type == b.Type && math.Float64bits(a.Float) == math.Float64bits(b.Float)
-	}
-	return a.Type == b.Type && a.Int == b.Int && a.Uint == b.Uint && a.Bool == b.Bool &&
-		a.Str == b.Str && bytes.Equal(a.Bytes, b.Bytes) && a.Objlnk == b.Objlnk
 }
 
 func timeValue(sec int64) lwm2m.Value { return lwm2m.Value{Type: lwm2m.TypeTime, Int: sec} }

@@ -10,7 +10,17 @@ import (
 	"testing"
 
 	"github.com/avc-agent/avc/lwm2m"
+	"github.com/avc-agent/avc/lwm2m/internal/codectest"
 	"github.com/avc-agent/avc/lwm2m/lwcbor"
+)
+
+// Shared fixtures (lwm2m/internal/codectest) and comparisons.
+var (
+	deviceRecords = codectest.DeviceRecords
+	deviceTypes   = codectest.DeviceTypes
+	rec           = codectest.Rec
+	equalValues   = lwm2m.Value.Equal
+	equalRecords  = lwm2m.RecordsEqual
 )
 
 // unhex decodes hex with optional spaces.
@@ -21,19 +31,6 @@ func unhex(t testing.TB, s string) []byte {
 		t.Fatalf("bad test hex %q: %v", s, err)
 	}
 	return b
-}
-
-// deviceTypes returns the types of the Device object (/3) resources.
-func deviceTypes(p lwm2m.Path) lwm2m.Type {
-	switch p.Res() {
-	case 0, 1, 2, 3, 14, 15, 16:
-		return lwm2m.TypeString
-	case 6, 7, 8, 9, 10, 11, 21:
-		return lwm2m.TypeInteger
-	case 13:
-		return lwm2m.TypeTime
-	}
-	return lwm2m.TypeNone
 }
 
 // testTypes gives every resource ID a type: the ID modulo the number of
@@ -64,115 +61,6 @@ const deviceHex = "a1 03 a1 00 ad" +
 	"0d c1 1a5182428f" +
 	"0e 66 2b30323a3030" +
 	"10 61 55"
-
-func deviceRecords() []lwm2m.Record {
-	return []lwm2m.Record{
-		{Path: lwm2m.P(3, 0, 0), Value: lwm2m.String("Open Mobile Alliance")},
-		{Path: lwm2m.P(3, 0, 1), Value: lwm2m.String("Lightweight M2M Client")},
-		{Path: lwm2m.P(3, 0, 2), Value: lwm2m.String("345000123")},
-		{Path: lwm2m.P(3, 0, 3), Value: lwm2m.String("1.0")},
-		{Path: lwm2m.P(3, 0, 6, 0), Value: lwm2m.Int(1)},
-		{Path: lwm2m.P(3, 0, 6, 1), Value: lwm2m.Int(5)},
-		{Path: lwm2m.P(3, 0, 7, 0), Value: lwm2m.Int(3800)},
-		{Path: lwm2m.P(3, 0, 7, 1), Value: lwm2m.Int(5000)},
-		{Path: lwm2m.P(3, 0, 8, 0), Value: lwm2m.Int(125)},
-		{Path: lwm2m.P(3, 0, 8, 1), Value: lwm2m.Int(900)},
-		{Path: lwm2m.P(3, 0, 9), Value: lwm2m.Int(100)},
-		{Path: lwm2m.P(3, 0, 10), Value: lwm2m.Int(15)},
-		{Path: lwm2m.P(3, 0, 11, 0), Value: lwm2m.Int(0)},
-		{Path: lwm2m.P(3, 0, 13), Value: lwm2m.Value{Type: lwm2m.TypeTime, Int: 1367491215}},
-		{Path: lwm2m.P(3, 0, 14), Value: lwm2m.String("+02:00")},
-		{Path: lwm2m.P(3, 0, 16), Value: lwm2m.String("U")},
-	}
-}
-
-// equalValues compares values exactly, floats by their bits and opaque
-// values by content.
-func equalValues(a, b lwm2m.Value) bool {
-	if a.Type == lwm2m.TypeFloat || b.Type == lwm2m.TypeFloat {
-		return a.Type == b.Type && math.Float64bits(a.Float) == math.Float64bits(b.Float)
-	}
-	return a.Type == b.Type && a.Int == b.Int && a.Uint == b.Uint && a.Bool == b.Bool &&
-		a.Str == b.Str && bytes.Equal(a.Bytes, b.Bytes) && a.Objlnk == b.Objlnk
-}
-
-func equalRecords(a, b []lwm2m.Record) bool {
-	return slices.EqualFunc(a, b, func(x, y lwm2m.Record) bool {
-		return x.Path == y.Path && equalValues(x.Value, y.Value)
-	})
-}
-
-func rec(p lwm2m.Path, v lwm2m.Value) lwm2m.Record { return lwm2m.Record{Path: p, Value: v} }
-
-func TestEncode(t *testing.T) {
-	tests := []struct {
-		name string
-		base lwm2m.Path
-		recs []lwm2m.Record
-		want string
-	}{
-		{name: "spec device instance", base: lwm2m.P(3, 0), recs: deviceRecords(), want: deviceHex},
-		{name: "device at root", base: lwm2m.P(), recs: deviceRecords(), want: deviceHex},
-		{name: "no records", base: lwm2m.P(3, 0), want: "a0"},
-		{
-			// {1: {0: {1: 86400}}, 3: {0: {9: 100}}}
-			name: "root",
-			base: lwm2m.P(),
-			recs: []lwm2m.Record{rec(lwm2m.P(3, 0, 9), lwm2m.Int(100)), rec(lwm2m.P(1, 0, 1), lwm2m.Uint(86400))},
-			want: "a2 01 a1 00 a1 01 1a00015180 03 a1 00 a1 09 1864",
-		},
-		{
-			// {3: {0: {6: {1: 5}}}}: paths start at the object for
-			// every base.
-			name: "resource instance",
-			base: lwm2m.P(3, 0, 6, 1),
-			recs: []lwm2m.Record{rec(lwm2m.P(3, 0, 6, 1), lwm2m.Int(5))},
-			want: "a1 03 a1 00 a1 06 a1 01 05",
-		},
-		{
-			// {9: {1: {1: "hé", 2: {0: -1, 65534: 9223372036854775807},
-			//  3: 18446744073709551615, 4: 1.5_1, 5: true, 6: h'00ff',
-			//  7: 1(1700000000), 8: "3:0", 9: "</3>", 14: 22.4_3}}}
-			name: "every type",
-			base: lwm2m.P(9, 1),
-			recs: []lwm2m.Record{
-				rec(lwm2m.P(9, 1, 1), lwm2m.String("h\u00e9")),
-				rec(lwm2m.P(9, 1, 2, 0), lwm2m.Int(-1)),
-				rec(lwm2m.P(9, 1, 2, 65534), lwm2m.Int(math.MaxInt64)),
-				rec(lwm2m.P(9, 1, 3), lwm2m.Uint(math.MaxUint64)),
-				rec(lwm2m.P(9, 1, 4), lwm2m.Float(1.5)),
-				rec(lwm2m.P(9, 1, 14), lwm2m.Float(22.4)),
-				rec(lwm2m.P(9, 1, 5), lwm2m.Bool(true)),
-				rec(lwm2m.P(9, 1, 6), lwm2m.Opaque([]byte{0, 0xff})),
-				rec(lwm2m.P(9, 1, 7), lwm2m.Value{Type: lwm2m.TypeTime, Int: 1700000000}),
-				rec(lwm2m.P(9, 1, 8), lwm2m.Link(3, 0)),
-				rec(lwm2m.P(9, 1, 9), lwm2m.Value{Type: lwm2m.TypeCoreLink, Str: "</3>"}),
-			},
-			want: "a1 09 a1 01 aa" +
-				"01 63 68c3a9" +
-				"02 a2 00 20 19fffe 1b7fffffffffffffff" +
-				"03 1bffffffffffffffff" +
-				"04 f93e00" +
-				"05 f5" +
-				"06 42 00ff" +
-				"07 c1 1a6553f100" +
-				"08 63 333a30" +
-				"09 64 3c2f333e" +
-				"0e fb4036666666666666",
-		},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			got, err := lwcbor.Encode(tt.base, tt.recs)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if want := unhex(t, tt.want); !bytes.Equal(got, want) {
-				t.Errorf("Encode =\n%x\nwant\n%x", got, want)
-			}
-		})
-	}
-}
 
 func TestEncodeError(t *testing.T) {
 	tests := []struct {

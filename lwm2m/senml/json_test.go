@@ -9,21 +9,18 @@ import (
 	"testing"
 
 	"github.com/avc-agent/avc/lwm2m"
+	"github.com/avc-agent/avc/lwm2m/internal/codectest"
 	"github.com/avc-agent/avc/lwm2m/senml"
 )
 
-// deviceTypes returns the types of the Device object (/3) resources.
-func deviceTypes(p lwm2m.Path) lwm2m.Type {
-	switch p.Res() {
-	case 0, 1, 2, 3, 14, 15, 16:
-		return lwm2m.TypeString
-	case 6, 7, 8, 9, 10, 11, 21:
-		return lwm2m.TypeInteger
-	case 13:
-		return lwm2m.TypeTime
-	}
-	return lwm2m.TypeNone
-}
+// Shared fixtures (lwm2m/internal/codectest) and comparisons.
+var (
+	deviceRecords = codectest.DeviceRecords
+	deviceTypes   = codectest.DeviceTypes
+	rec           = codectest.Rec
+	equalValues   = lwm2m.Value.Equal
+	equalRecords  = lwm2m.RecordsEqual
+)
 
 // testTypes gives every resource ID a type: the ID modulo the number of
 // types, so that resource 0 is unknown, 1 a string, 2 an integer and so on
@@ -50,100 +47,6 @@ const deviceJSON = `[{"bn":"/3/0/","n":"0","vs":"Open Mobile Alliance"},` +
 	`{"n":"13","v":1367491215},` +
 	`{"n":"14","vs":"+02:00"},` +
 	`{"n":"16","vs":"U"}]`
-
-func deviceRecords() []lwm2m.Record {
-	return []lwm2m.Record{
-		{Path: lwm2m.P(3, 0, 0), Value: lwm2m.String("Open Mobile Alliance")},
-		{Path: lwm2m.P(3, 0, 1), Value: lwm2m.String("Lightweight M2M Client")},
-		{Path: lwm2m.P(3, 0, 2), Value: lwm2m.String("345000123")},
-		{Path: lwm2m.P(3, 0, 3), Value: lwm2m.String("1.0")},
-		{Path: lwm2m.P(3, 0, 6, 0), Value: lwm2m.Int(1)},
-		{Path: lwm2m.P(3, 0, 6, 1), Value: lwm2m.Int(5)},
-		{Path: lwm2m.P(3, 0, 7, 0), Value: lwm2m.Int(3800)},
-		{Path: lwm2m.P(3, 0, 7, 1), Value: lwm2m.Int(5000)},
-		{Path: lwm2m.P(3, 0, 8, 0), Value: lwm2m.Int(125)},
-		{Path: lwm2m.P(3, 0, 8, 1), Value: lwm2m.Int(900)},
-		{Path: lwm2m.P(3, 0, 9), Value: lwm2m.Int(100)},
-		{Path: lwm2m.P(3, 0, 10), Value: lwm2m.Int(15)},
-		{Path: lwm2m.P(3, 0, 11, 0), Value: lwm2m.Int(0)},
-		{Path: lwm2m.P(3, 0, 13), Value: lwm2m.Value{Type: lwm2m.TypeTime, Int: 1367491215}},
-		{Path: lwm2m.P(3, 0, 14), Value: lwm2m.String("+02:00")},
-		{Path: lwm2m.P(3, 0, 16), Value: lwm2m.String("U")},
-	}
-}
-
-// equalValues compares values exactly, floats by their bits and opaque
-// values by content.
-func equalValues(a, b lwm2m.Value) bool {
-	if a.Type == lwm2m.TypeFloat || b.Type == lwm2m.TypeFloat {
-		return a.Type == b.Type && math.Float64bits(a.Float) == math.Float64bits(b.Float)
-	}
-	return a.Type == b.Type && a.Int == b.Int && a.Uint == b.Uint && a.Bool == b.Bool &&
-		a.Str == b.Str && bytes.Equal(a.Bytes, b.Bytes) && a.Objlnk == b.Objlnk
-}
-
-func equalRecords(a, b []lwm2m.Record) bool {
-	return slices.EqualFunc(a, b, func(x, y lwm2m.Record) bool {
-		return x.Path == y.Path && equalValues(x.Value, y.Value)
-	})
-}
-
-func rec(p lwm2m.Path, v lwm2m.Value) lwm2m.Record { return lwm2m.Record{Path: p, Value: v} }
-
-func TestEncodeJSON(t *testing.T) {
-	tests := []struct {
-		name string
-		base lwm2m.Path
-		recs []lwm2m.Record
-		want string
-	}{
-		{name: "spec device instance", base: lwm2m.P(3, 0), recs: deviceRecords(), want: deviceJSON},
-		{name: "no records", base: lwm2m.P(3, 0), want: `[]`},
-		{
-			name: "root",
-			base: lwm2m.P(),
-			recs: []lwm2m.Record{rec(lwm2m.P(3, 0, 9), lwm2m.Int(100)), rec(lwm2m.P(1, 0, 1), lwm2m.Uint(86400))},
-			want: `[{"n":"/1/0/1","v":86400},{"n":"/3/0/9","v":100}]`, // absolute names at the root
-		},
-		{
-			name: "object",
-			base: lwm2m.P(3),
-			recs: []lwm2m.Record{rec(lwm2m.P(3, 0, 6, 1), lwm2m.Int(5)), rec(lwm2m.P(3, 1, 9), lwm2m.Int(100))},
-			want: `[{"bn":"/3/","n":"0/6/1","v":5},{"n":"1/9","v":100}]`,
-		},
-		{
-			name: "resource",
-			base: lwm2m.P(3, 0, 6),
-			recs: []lwm2m.Record{rec(lwm2m.P(3, 0, 6, 1), lwm2m.Int(5)), rec(lwm2m.P(3, 0, 6, 0), lwm2m.Int(1))},
-			want: `[{"n":"/3/0/6/0","v":1},{"n":"/3/0/6/1","v":5}]`,
-		},
-		{name: "resource instance", base: lwm2m.P(3, 0, 6, 1), recs: []lwm2m.Record{rec(lwm2m.P(3, 0, 6, 1), lwm2m.Int(5))}, want: `[{"n":"/3/0/6/1","v":5}]`},
-		{name: "integral float", base: lwm2m.P(1, 0, 4), recs: []lwm2m.Record{rec(lwm2m.P(1, 0, 4), lwm2m.Float(3))}, want: `[{"n":"/1/0/4","v":3.0}]`},
-		{name: "negative zero", base: lwm2m.P(1, 0, 4), recs: []lwm2m.Record{rec(lwm2m.P(1, 0, 4), lwm2m.Float(math.Copysign(0, -1)))}, want: `[{"n":"/1/0/4","v":-0.0}]`},
-		{name: "float exponent", base: lwm2m.P(1, 0, 4), recs: []lwm2m.Record{rec(lwm2m.P(1, 0, 4), lwm2m.Float(1e21))}, want: `[{"n":"/1/0/4","v":1e+21}]`},
-		{name: "float fraction", base: lwm2m.P(1, 0, 4), recs: []lwm2m.Record{rec(lwm2m.P(1, 0, 4), lwm2m.Float(-0.1))}, want: `[{"n":"/1/0/4","v":-0.1}]`},
-		{name: "unsigned", base: lwm2m.P(1, 0, 3), recs: []lwm2m.Record{rec(lwm2m.P(1, 0, 3), lwm2m.Uint(math.MaxUint64))}, want: `[{"n":"/1/0/3","v":18446744073709551615}]`},
-		{name: "integer", base: lwm2m.P(1, 0, 2), recs: []lwm2m.Record{rec(lwm2m.P(1, 0, 2), lwm2m.Int(math.MinInt64))}, want: `[{"n":"/1/0/2","v":-9223372036854775808}]`},
-		{name: "time", base: lwm2m.P(1, 0, 7), recs: []lwm2m.Record{rec(lwm2m.P(1, 0, 7), lwm2m.Value{Type: lwm2m.TypeTime, Int: 1700000000})}, want: `[{"n":"/1/0/7","v":1700000000}]`},
-		{name: "boolean", base: lwm2m.P(1, 0, 5), recs: []lwm2m.Record{rec(lwm2m.P(1, 0, 5), lwm2m.Bool(true))}, want: `[{"n":"/1/0/5","vb":true}]`},
-		{name: "opaque", base: lwm2m.P(1, 0, 6), recs: []lwm2m.Record{rec(lwm2m.P(1, 0, 6), lwm2m.Opaque([]byte{0xFB, 0xFF}))}, want: `[{"n":"/1/0/6","vd":"-_8"}]`},
-		{name: "empty opaque", base: lwm2m.P(1, 0, 6), recs: []lwm2m.Record{rec(lwm2m.P(1, 0, 6), lwm2m.Opaque(nil))}, want: `[{"n":"/1/0/6","vd":""}]`},
-		{name: "objlnk", base: lwm2m.P(1, 0, 8), recs: []lwm2m.Record{rec(lwm2m.P(1, 0, 8), lwm2m.Link(3, 65535))}, want: `[{"n":"/1/0/8","vlo":"3:65535"}]`},
-		{name: "string escapes", base: lwm2m.P(1, 0, 1), recs: []lwm2m.Record{rec(lwm2m.P(1, 0, 1), lwm2m.String("a\"b\\c\n\r\t\x01\x7fé"))}, want: `[{"n":"/1/0/1","vs":"a\"b\\c\n\r\t\u0001\u007fé"}]`},
-		{name: "corelnk", base: lwm2m.P(1, 0, 9), recs: []lwm2m.Record{rec(lwm2m.P(1, 0, 9), lwm2m.Value{Type: lwm2m.TypeCoreLink, Str: `</3/0>;rt="x"&`})}, want: `[{"n":"/1/0/9","vs":"</3/0>;rt=\"x\"&"}]`},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			got, err := senml.EncodeJSON(tt.base, tt.recs)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if string(got) != tt.want {
-				t.Errorf("EncodeJSON =\n%s\nwant\n%s", got, tt.want)
-			}
-		})
-	}
-}
 
 func TestEncodeJSONError(t *testing.T) {
 	tests := []struct {

@@ -11,15 +11,10 @@ import (
 	"github.com/avc-agent/avc/lwm2m/text"
 )
 
-// equalValues compares values exactly, floats by their bits and opaque
-// values by content.
-func equalValues(a, b lwm2m.Value) bool {
-	if a.Type == lwm2m.TypeFloat || b.Type == lwm2m.TypeFloat {
-		return a.Type == b.Type && math.Float64bits(a.Float) == math.Float64bits(b.Float)
-	}
-	return a.Type == b.Type && a.Int == b.Int && a.Uint == b.Uint && a.Bool == b.Bool &&
-		a.Str == b.Str && bytes.Equal(a.Bytes, b.Bytes) && a.Objlnk == b.Objlnk
-}
+// Shared fixtures (lwm2m/internal/codectest) and comparisons.
+var (
+	equalValues = lwm2m.Value.Equal
+)
 
 func TestEncode(t *testing.T) {
 	tests := []struct {

@@ -10,22 +10,17 @@ import (
 	"testing"
 
 	"github.com/avc-agent/avc/lwm2m"
+	"github.com/avc-agent/avc/lwm2m/internal/codectest"
 	"github.com/avc-agent/avc/lwm2m/tlv"
 )
 
-// deviceTypes returns the types of the Device object (/3) resources used
-// by the specification's example.
-func deviceTypes(p lwm2m.Path) lwm2m.Type {
-	switch p.Res() {
-	case 0, 1, 2, 3, 14, 15, 16:
-		return lwm2m.TypeString
-	case 6, 7, 8, 9, 10, 11, 21:
-		return lwm2m.TypeInteger
-	case 13:
-		return lwm2m.TypeTime
-	}
-	return lwm2m.TypeNone
-}
+// Shared fixtures (lwm2m/internal/codectest) and comparisons.
+var (
+	deviceRecords = codectest.DeviceRecords
+	deviceTypes   = codectest.DeviceTypes
+	equalValues   = lwm2m.Value.Equal
+	equalRecords  = lwm2m.RecordsEqual
+)
 
 // testTypes gives every resource ID a type: the ID modulo the number of
 // types, so that resource 0 is unknown (opaque), 1 a string, 2 an integer
@@ -59,43 +54,6 @@ const deviceHex = "" +
 	"C4 0D 51 82 42 8F" +
 	"C6 0E 2B 30 32 3A 30 30" +
 	"C1 10 55"
-
-func deviceRecords() []lwm2m.Record {
-	return []lwm2m.Record{
-		{Path: lwm2m.P(3, 0, 0), Value: lwm2m.String("Open Mobile Alliance")},
-		{Path: lwm2m.P(3, 0, 1), Value: lwm2m.String("Lightweight M2M Client")},
-		{Path: lwm2m.P(3, 0, 2), Value: lwm2m.String("345000123")},
-		{Path: lwm2m.P(3, 0, 3), Value: lwm2m.String("1.0")},
-		{Path: lwm2m.P(3, 0, 6, 0), Value: lwm2m.Int(1)},
-		{Path: lwm2m.P(3, 0, 6, 1), Value: lwm2m.Int(5)},
-		{Path: lwm2m.P(3, 0, 7, 0), Value: lwm2m.Int(3800)},
-		{Path: lwm2m.P(3, 0, 7, 1), Value: lwm2m.Int(5000)},
-		{Path: lwm2m.P(3, 0, 8, 0), Value: lwm2m.Int(125)},
-		{Path: lwm2m.P(3, 0, 8, 1), Value: lwm2m.Int(900)},
-		{Path: lwm2m.P(3, 0, 9), Value: lwm2m.Int(100)},
-		{Path: lwm2m.P(3, 0, 10), Value: lwm2m.Int(15)},
-		{Path: lwm2m.P(3, 0, 11, 0), Value: lwm2m.Int(0)},
-		{Path: lwm2m.P(3, 0, 13), Value: lwm2m.Value{Type: lwm2m.TypeTime, Int: 0x5182428F}},
-		{Path: lwm2m.P(3, 0, 14), Value: lwm2m.String("+02:00")},
-		{Path: lwm2m.P(3, 0, 16), Value: lwm2m.String("U")},
-	}
-}
-
-// equalValues compares values exactly, floats by their bits and opaque
-// values by content.
-func equalValues(a, b lwm2m.Value) bool {
-	if a.Type == lwm2m.TypeFloat || b.Type == lwm2m.TypeFloat {
-		return a.Type == b.Type && math.Float64bits(a.Float) == math.Float64bits(b.Float)
-	}
-	return a.Type == b.Type && a.Int == b.Int && a.Uint == b.Uint && a.Bool == b.Bool &&
-		a.Str == b.Str && bytes.Equal(a.Bytes, b.Bytes) && a.Objlnk == b.Objlnk
-}
-
-func equalRecords(a, b []lwm2m.Record) bool {
-	return slices.EqualFunc(a, b, func(x, y lwm2m.Record) bool {
-		return x.Path == y.Path && equalValues(x.Value, y.Value)
-	})
-}
 
 func TestEncode(t *testing.T) {
 	tests := []struct {
