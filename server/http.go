@@ -194,10 +194,8 @@ func (s *Server) apiWrite(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var body writeBody
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBody))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&body); err != nil {
-		s.apiError(w, badInput("bad body: %w", err))
+	if err := decodeBody(w, r, &body); err != nil {
+		s.apiError(w, err)
 		return
 	}
 	format, recs, err := body.records(p)
@@ -408,10 +406,8 @@ func (s *Server) apiWriteAttributes(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var body attributesJSON
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBody))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&body); err != nil {
-		s.apiError(w, badInput("bad body: %w", err))
+	if err := decodeBody(w, r, &body); err != nil {
+		s.apiError(w, err)
 		return
 	}
 	attrs := Attributes{
@@ -612,4 +608,15 @@ func (s *Server) apiCancel(w http.ResponseWriter, r *http.Request) {
 		out.Code = codeString(resp.Code)
 	}
 	s.writeJSON(w, http.StatusOK, out)
+}
+
+// decodeBody decodes a JSON request body of at most maxBody bytes into v,
+// refusing unknown fields.
+func decodeBody(w http.ResponseWriter, r *http.Request, v any) error {
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBody))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return badInput("bad body: %w", err)
+	}
+	return nil
 }
