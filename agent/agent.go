@@ -24,6 +24,8 @@ type Agent struct {
 	log    *slog.Logger
 	cmds   chan cmdReq
 	events *EventQueue
+	state  []byte // the engine's last stored state, for restarts
+	fetch  *fetcher
 
 	mu      sync.Mutex
 	running bool
@@ -64,7 +66,11 @@ func New(cfg Config) (*Agent, error) {
 	if cfg.Device.MemoryTotal == 0 {
 		cfg.Device.MemoryFree, cfg.Device.MemoryTotal = systemMemory()
 	}
-	cfg.dtls = true // Run opens a SecurePort for coaps
+	cfg.dtls = true      // Run opens a SecurePort for coaps
+	cfg.httpFetch = true // the loop runs FetchRequests (fetch.go)
+	if cfg.Firmware.Handler == nil && cfg.StateDir != "" {
+		cfg.Firmware.Handler = &FileFirmware{Dir: filepath.Join(cfg.StateDir, "firmware"), InstallCmd: cfg.FirmwareInstallCmd, Logger: cfg.Logger}
+	}
 	e, err := NewEngine(cfg, state)
 	if err != nil {
 		return nil, err
@@ -73,7 +79,7 @@ func New(cfg Config) (*Agent, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Agent{cfg: cfg, engine: e, log: log, cmds: make(chan cmdReq), events: NewEventQueue()}, nil
+	return &Agent{cfg: cfg, engine: e, log: log, cmds: make(chan cmdReq), events: NewEventQueue(), state: state, fetch: newFetcher()}, nil
 }
 
 // Events returns the channel of engine events. It is closed once Run has
@@ -157,8 +163,8 @@ func (a *Agent) LocalAddr() net.Addr {
 }
 
 func (a *Agent) loop(ctx context.Context, port port) error {
-	e := a.engine
-	if err := e.HandleCommand(time.Now(), CmdStart{}); err != nil {
+	defer a.fetch.stop()
+	if err := a.engine.HandleCommand(time.Now(), CmdStart{}); err != nil {
 		return err
 	}
 	timer := time.NewTimer(time.Hour)
@@ -167,8 +173,24 @@ func (a *Agent) loop(ctx context.Context, port port) error {
 	var stopDeadline <-chan time.Time
 	done := ctx.Done()
 	for {
+		e := a.engine
 		next := e.Step(time.Now())
-		a.flush(port)
+		if a.flush(ctx, port) {
+			// A firmware install asked for a restart: a new engine from
+			// the stored state, as after a reboot (the session is not
+			// de-registered; the new engine registers again).
+			a.log.Info("restarting the engine")
+			a.fetch.stop()
+			ne, err := NewEngine(a.cfg, a.state)
+			if err != nil {
+				return fmt.Errorf("agent: restart: %w", err)
+			}
+			a.engine = ne
+			if err := ne.HandleCommand(time.Now(), CmdStart{}); err != nil {
+				return err
+			}
+			continue
+		}
 		if stopping && !e.reg.busy() {
 			return nil
 		}
@@ -185,6 +207,8 @@ func (a *Agent) loop(ctx context.Context, port port) error {
 			e.HandleDatagram(time.Now(), d.Peer, d.Data)
 		case req := <-a.cmds:
 			req.done <- e.HandleCommand(time.Now(), req.cmd)
+		case m := <-a.fetch.msgs:
+			m.done <- e.deliverFetch(time.Now(), m)
 		case <-timer.C:
 		case <-done:
 			done = nil
@@ -200,9 +224,17 @@ func (a *Agent) loop(ctx context.Context, port port) error {
 	}
 }
 
-// flush sends queued datagrams, saves state and forwards events.
-func (a *Agent) flush(port port) {
+// flush sends queued datagrams, starts fetches, saves state and forwards
+// events. It reports whether the engine asked for a restart.
+func (a *Agent) flush(ctx context.Context, port port) (restart bool) {
 	e := a.engine
+	for {
+		f, ok := e.PollFetch()
+		if !ok {
+			break
+		}
+		a.fetch.run(ctx, f)
+	}
 	for {
 		d, ok := e.PollTransmit()
 		if !ok {
@@ -218,14 +250,21 @@ func (a *Agent) flush(port port) {
 		if !ok {
 			break
 		}
-		if ev.Kind == EventStore && a.cfg.StateDir != "" {
-			if err := WriteFileAtomic(filepath.Join(a.cfg.StateDir, StateFile), ev.Data, 0o600); err != nil {
-				a.log.Error("save state", "err", err)
+		if ev.Kind == EventStore {
+			a.state = ev.Data
+			if a.cfg.StateDir != "" {
+				if err := WriteFileAtomic(filepath.Join(a.cfg.StateDir, StateFile), ev.Data, 0o600); err != nil {
+					a.log.Error("save state", "err", err)
+				}
 			}
+		}
+		if ev.Kind == EventRestart {
+			restart = true
 		}
 		evs = append(evs, ev)
 	}
 	a.events.Push(evs...)
+	return restart
 }
 
 // systemMemory returns available and total memory in KiB from

@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"crypto/ed25519"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -13,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/avc-agent/avc/fwpkg"
 	"github.com/avc-agent/avc/lwm2m"
 )
 
@@ -27,10 +29,16 @@ const (
 	EnvPSKIdentity  = "AVC_PSK_IDENTITY"
 	EnvPSKKey       = "AVC_PSK_KEY"
 	EnvBootstrapURI = "AVC_BOOTSTRAP_URI"
+	// Firmware update settings (Object 5).
+	EnvFWVersion     = "AVC_FW_VERSION"           // running firmware version, /3/0/3
+	EnvFWInstallCmd  = "AVC_FW_INSTALL_CMD"       // command run with the image path to install it
+	EnvFWTrustedKeys = "AVC_FW_TRUSTED_KEYS"      // ed25519 public keys (hex or base64), comma-separated
+	EnvFWRequireSig  = "AVC_FW_REQUIRE_SIGNATURE" // "true": refuse unsigned packages
 )
 
 // ConfigNames lists the configuration names in a stable order.
-var ConfigNames = []string{EnvServerURI, EnvEndpoint, EnvLifetime, EnvStateDir, EnvLogLevel, EnvPSKIdentity, EnvPSKKey, EnvBootstrapURI}
+var ConfigNames = []string{EnvServerURI, EnvEndpoint, EnvLifetime, EnvStateDir, EnvLogLevel, EnvPSKIdentity, EnvPSKKey, EnvBootstrapURI,
+	EnvFWVersion, EnvFWInstallCmd, EnvFWTrustedKeys, EnvFWRequireSig}
 
 // DefaultLifetime is the registration lifetime used when none is configured
 // (LwM2M's own default for /1/x/1 is 86400 s).
@@ -105,6 +113,13 @@ type Config struct {
 	// QueueWindow is how long a queue-mode client (Binding "UQ") stays
 	// reachable after each exchange; zero means MaxTransmitWait (93 s).
 	QueueWindow time.Duration
+	// Firmware configures firmware update (Object 5); the object exists
+	// when Firmware.Handler is set. The native driver, New, defaults the
+	// handler to a FileFirmware under StateDir.
+	Firmware FirmwareConfig
+	// FirmwareInstallCmd is the command FileFirmware runs to install an
+	// image (its path is the one argument). AVC_FW_INSTALL_CMD.
+	FirmwareInstallCmd string
 	// Logger receives the engine's structured log; nil discards.
 	Logger *slog.Logger
 	// Rand is the source of message IDs and tokens; nil means crypto/rand.
@@ -114,6 +129,9 @@ type Config struct {
 	// dtls is set by New, the one driver that can speak DTLS: without it a
 	// coaps URI is refused rather than served in plaintext.
 	dtls bool
+	// httpFetch is set by drivers that serve FetchRequests (HTTP(S)
+	// pulls); /5/0/8 then lists HTTP and HTTPS.
+	httpFetch bool
 }
 
 // ErrConfig is wrapped by every configuration error.
@@ -152,6 +170,32 @@ func (c *Config) Set(name, value string) error {
 		c.PSKKey = k
 	case EnvBootstrapURI:
 		c.BootstrapURI = value
+	case EnvFWVersion:
+		if len(value) > 255 {
+			return bad("want at most 255 bytes")
+		}
+		c.Device.FirmwareVersion = value
+	case EnvFWInstallCmd:
+		c.FirmwareInstallCmd = value
+	case EnvFWTrustedKeys:
+		var keys []ed25519.PublicKey
+		for _, s := range strings.Split(value, ",") {
+			if s = strings.TrimSpace(s); s == "" {
+				continue
+			}
+			k, err := fwpkg.ParsePublicKey(s)
+			if err != nil {
+				return bad("want ed25519 public keys, hex or base64, comma-separated")
+			}
+			keys = append(keys, k)
+		}
+		c.Firmware.TrustedKeys = keys
+	case EnvFWRequireSig:
+		b, err := strconv.ParseBool(value)
+		if err != nil {
+			return bad("want true or false")
+		}
+		c.Firmware.RequireSignature = b
 	default:
 		return fmt.Errorf("%w: unknown setting %q", ErrConfig, name)
 	}
@@ -181,6 +225,18 @@ func (c *Config) Get(name string) (string, error) {
 		return "", nil
 	case EnvBootstrapURI:
 		return c.BootstrapURI, nil
+	case EnvFWVersion:
+		return c.Device.FirmwareVersion, nil
+	case EnvFWInstallCmd:
+		return c.FirmwareInstallCmd, nil
+	case EnvFWTrustedKeys:
+		var ks []string
+		for _, k := range c.Firmware.TrustedKeys {
+			ks = append(ks, hex.EncodeToString(k))
+		}
+		return strings.Join(ks, ","), nil
+	case EnvFWRequireSig:
+		return strconv.FormatBool(c.Firmware.RequireSignature), nil
 	}
 	return "", fmt.Errorf("%w: unknown setting %q", ErrConfig, name)
 }

@@ -52,7 +52,11 @@ type Engine struct {
 	objs *objectTree
 	obs  *observer
 	snd  *sender
+	fw   *firmware // nil without Config.Firmware.Handler
 	st   persistent
+
+	fetches  []FetchRequest // for the driver (PollFetch)
+	fetchSeq uint64
 
 	out    []Datagram
 	events []Event
@@ -105,6 +109,7 @@ func NewEngine(cfg Config, state []byte) (*Engine, error) {
 			return nil, err
 		}
 	}
+	e.fw = newFirmware(e)
 	e.objs = newObjectTree(e)
 	e.reg = newRegistration(e)
 	e.obs = newObserver(e)
@@ -129,8 +134,10 @@ func (e *Engine) HandleDatagram(now time.Time, peer string, b []byte) {
 		return
 	}
 	if peer != e.server.peer {
-		e.logDebug("drop datagram from unknown peer", "peer", peer)
-		return
+		if e.fw == nil || e.fw.pull == nil || peer != e.fw.pull.peer || isRequest(m.Code) {
+			e.logDebug("drop datagram from unknown peer", "peer", peer)
+			return
+		}
 	}
 	e.tr.handle(now, peer, m)
 	e.obs.fire(now)
@@ -149,6 +156,9 @@ func (e *Engine) HandleCommand(now time.Time, c Command) error {
 	}()
 	switch c := c.(type) {
 	case CmdStart:
+		if e.fw != nil {
+			e.fw.boot(now)
+		}
 		return e.reg.start(now)
 	case CmdStop:
 		return e.reg.stop(now)
@@ -179,6 +189,10 @@ func (e *Engine) Step(now time.Time) time.Time {
 	sent := e.sent
 	e.tr.fire(now)
 	e.reg.fire(now)
+	if e.fw != nil {
+		e.fw.boot(now)
+		e.fw.fire(now)
+	}
 	e.obs.fire(now)
 	if e.sent != sent {
 		e.activity(now)
@@ -189,7 +203,11 @@ func (e *Engine) Step(now time.Time) time.Time {
 	if e.queueMode() && !e.asleep && e.reg.state == regRegistered {
 		awake = e.awakeUntil
 	}
-	for _, t := range []time.Time{e.reg.next(), e.obs.next(), awake} {
+	var fwNext time.Time
+	if e.fw != nil {
+		fwNext = e.fw.next()
+	}
+	for _, t := range []time.Time{e.reg.next(), e.obs.next(), awake, fwNext} {
 		if !t.IsZero() && (next.IsZero() || t.Before(next)) {
 			next = t
 		}
@@ -298,6 +316,10 @@ func (e *Engine) logDebug(msg string, args ...any) {
 func (e *Engine) logInfo(msg string, args ...any) {
 	e.log.Log(context.Background(), slog.LevelInfo, msg, args...)
 }
+func (e *Engine) logError(msg string, args ...any) {
+	e.log.Error(msg, args...)
+}
+
 func (e *Engine) logWarn(msg string, args ...any) {
 	e.log.Log(context.Background(), slog.LevelWarn, msg, args...)
 }

@@ -53,6 +53,13 @@ const (
 	// state, which the host stores atomically and passes back to NewEngine
 	// after a restart.
 	EventStore
+	// EventFirmware: the firmware update (Object 5) changed state or made
+	// progress; Firmware holds the status.
+	EventFirmware
+	// EventRestart: the engine must be restarted from its stored state, as
+	// after a reboot: a firmware install (or a revert) needs it. A driver
+	// that cannot restart the process makes a new engine.
+	EventRestart
 )
 
 var eventNames = map[EventKind]string{
@@ -73,6 +80,8 @@ var eventNames = map[EventKind]string{
 	EventCreate:             "create",
 	EventDelete:             "delete",
 	EventStore:              "store",
+	EventFirmware:           "firmware",
+	EventRestart:            "restart",
 }
 
 // String returns the kind's snake_case name.
@@ -121,6 +130,8 @@ type Event struct {
 	// Data is the payload of EventStore (the persistent state) or the
 	// arguments of EventExecute.
 	Data []byte `json:"data,omitempty"`
+	// Firmware is the status of EventFirmware.
+	Firmware *FirmwareStatus `json:"firmware,omitempty"`
 }
 
 // MarshalJSON is json.Marshal of the event; it exists so that drivers

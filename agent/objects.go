@@ -221,6 +221,10 @@ func newObjectTree(e *Engine) *objectTree {
 	t.add(&object{def: deviceDef, insts: map[uint16]*instance{0: {id: 0, vals: dev}},
 		dynamic: func(now time.Time, _, res uint16) (map[uint16]lwm2m.Value, bool) {
 			switch res {
+			case 3:
+				if e.fw != nil {
+					return single(lwm2m.String(e.fw.running())), true
+				}
 			case 13:
 				return single(lwm2m.Value{Type: lwm2m.TypeTime, Int: now.Unix() + e.st.ClockSkew}), true
 			case 14:
@@ -234,6 +238,9 @@ func newObjectTree(e *Engine) *objectTree {
 		exec:  e.execDevice,
 	})
 	t.addExtraObjects()
+	if e.fw != nil {
+		t.add(e.fw.object())
+	}
 	for i := range c.Objects {
 		t.addCustom(&c.Objects[i])
 	}
@@ -243,7 +250,7 @@ func newObjectTree(e *Engine) *objectTree {
 // builtinObject reports whether the engine implements object id itself.
 func builtinObject(id uint16) bool {
 	switch id {
-	case 0, 1, 3, 4, 6, 7:
+	case 0, 1, 3, 4, 5, 6, 7:
 		return true
 	}
 	return false

@@ -93,6 +93,7 @@ type observation struct {
 	inFlight bool     // a confirmable notification awaits its ACK
 	dirty    bool     // changed since the last notification
 	stored   [][]byte // notifications held while a queue-mode client is offline
+	forced   [][]byte // firmware transitions waiting for the CON in flight
 }
 
 // maxStored bounds the notifications stored per observation while offline;
@@ -304,6 +305,71 @@ func (ob *observer) crossed(a attrs, o *observation, cur float64) bool {
 }
 
 func (ob *observer) send(now time.Time, o *observation, payload []byte) {
+	ob.sendAs(now, o, payload, false)
+}
+
+// sendCON sends a notification as CON whatever the CON interval says.
+func (ob *observer) sendCON(now time.Time, o *observation, payload []byte) {
+	ob.sendAs(now, o, payload, true)
+}
+
+// transition notifies every observation covering one of paths at once, as
+// CON, bypassing pmin: firmware state changes are never coalesced or
+// dropped. A transition that comes while a CON notification is in flight
+// waits for its acknowledgement, in order.
+func (ob *observer) transition(now time.Time, paths ...lwm2m.Path) {
+	keys := make([]string, 0, len(ob.obs))
+	for k := range ob.obs {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		o := ob.obs[k]
+		if !o.covers(paths) {
+			continue
+		}
+		recs, errResp := ob.current(now, o)
+		if errResp != nil {
+			continue
+		}
+		payload, err := ob.e.encodeRecords(o.path, o.format, recs)
+		if err != nil || bytes.Equal(payload, o.payload) && len(o.forced) == 0 {
+			continue
+		}
+		if ob.e.queueMode() && (ob.e.asleep || ob.e.reg.state != regRegistered) {
+			o.stored = append(o.stored, payload)
+			o.payload, o.sent, o.dirty = payload, now, false
+			if ob.e.reg.state == regRegistered {
+				ob.e.reg.update(now)
+			}
+			continue
+		}
+		if o.inFlight {
+			o.forced = append(o.forced, payload)
+			o.payload, o.dirty = payload, false
+			continue
+		}
+		ob.sendCON(now, o, payload)
+	}
+}
+
+// covers reports whether the observation includes one of paths.
+func (o *observation) covers(paths []lwm2m.Path) bool {
+	roots := o.paths
+	if len(roots) == 0 {
+		roots = []lwm2m.Path{o.path}
+	}
+	for _, r := range roots {
+		for _, p := range paths {
+			if r.Contains(p) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func (ob *observer) sendAs(now time.Time, o *observation, payload []byte, forceCON bool) {
 	o.seq = (o.seq + 1) & 0xFFFFFF
 	m := &message.Message{Code: codes.Content, Token: o.token, Options: make(message.Options, 0, 2), Payload: payload}
 	m.Options = addUint(m.Options, message.Observe, o.seq)
@@ -312,7 +378,7 @@ func (ob *observer) send(now time.Time, o *observation, payload []byte) {
 	if iv == 0 {
 		iv = DefaultNotifyCONInterval
 	}
-	con := iv < 0 || now.Sub(o.conAt) >= iv
+	con := forceCON || iv < 0 || now.Sub(o.conAt) >= iv
 	o.payload, o.sent, o.dirty = payload, now, false
 	o.num, o.hasNum = ob.numeric(now, o.path)
 	token := string(o.token)
@@ -325,6 +391,12 @@ func (ob *observer) send(now time.Time, o *observation, payload []byte) {
 			return
 		}
 		o.inFlight = false
+		if ack != nil && len(o.forced) > 0 {
+			next := o.forced[0]
+			o.forced = o.forced[1:]
+			ob.sendCON(now, o, next)
+			return
+		}
 		if ack == nil {
 			// Unacknowledged or reset: the observer is gone (RFC 7641 §4.5).
 			ob.e.logDebug("observation dropped: notification not acknowledged", "path", o.path.String())

@@ -194,6 +194,9 @@ func (r *registration) register(now time.Time) {
 		r.scheduleUpdate(now)
 		r.e.logInfo("registered", "server_uri", r.e.cfg.ServerURI, "location", r.location, "lifetime", lt)
 		r.e.emit(Event{Kind: EventRegistered, Location: r.location, Lifetime: lt})
+		if r.e.fw != nil {
+			r.e.fw.registered(now)
+		}
 		r.e.snd.flush(now)
 		r.afterExchange(now)
 	})

@@ -381,7 +381,9 @@ func (e *Engine) checkWrites(now time.Time, recs []lwm2m.Record) ([]pendingWrite
 		}
 		r.Value = v
 		if o.write != nil {
-			if err := o.write(now, in.id, d.id, v, false); err != nil && !errors.Is(err, errNoHook) {
+			if err := o.write(now, in.id, d.id, v, false); errors.Is(err, errRefused) {
+				return nil, reply(codes.MethodNotAllowed)
+			} else if err != nil && !errors.Is(err, errNoHook) {
 				return nil, reply(codes.BadRequest)
 			}
 		}
@@ -438,7 +440,9 @@ func (e *Engine) execute(now time.Time, p lwm2m.Path, args []byte) *message.Mess
 		return reply(codes.BadRequest)
 	}
 	if o.exec != nil {
-		if err := o.exec(now, in.id, d.id, args); err != nil {
+		if err := o.exec(now, in.id, d.id, args); errors.Is(err, errRefused) {
+			return reply(codes.MethodNotAllowed)
+		} else if err != nil {
 			return reply(codes.BadRequest)
 		}
 	}

@@ -22,6 +22,8 @@ type persistent struct {
 	// a server-written lifetime survives restarts until the operator
 	// configures a different one.
 	ConfLifetime uint32 `json:"conf_lifetime"`
+	// FW is the Firmware Update object's state (firmware.go).
+	FW fwPersist `json:"fw"`
 }
 
 func defaultPersistent(c *Config) persistent {
@@ -31,6 +33,7 @@ func defaultPersistent(c *Config) persistent {
 		Binding:      c.binding(),
 		UTCOffset:    orDefault(c.Device.UTCOffset, "+00:00"),
 		Timezone:     orDefault(c.Device.Timezone, "UTC"),
+		FW:           fwPersist{Severity: 1, Total: -1},
 	}
 }
 
@@ -67,6 +70,11 @@ func loadPersistent(b []byte) (persistent, error) {
 	}
 	if p.Lifetime == 0 || (p.Binding != "U" && p.Binding != "UQ") {
 		return persistent{}, fmt.Errorf("%w: out-of-range values", errBadState)
+	}
+	if !p.FW.valid() {
+		// A firmware record that cannot be right (B57) is dropped alone:
+		// Idle with Result 8, the rest of the state kept.
+		p.FW = fwPersist{State: FirmwareIdle, Result: ResultFailed, Severity: 1}
 	}
 	return p, nil
 }

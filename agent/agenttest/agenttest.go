@@ -36,6 +36,7 @@ type Faults struct {
 type Sent struct {
 	At      time.Time
 	ToAgent bool
+	Peer    string // the other end: ServerPeer or a peer added with AddPeer
 	Raw     []byte
 	Msg     *message.Message // nil when Raw is not a valid CoAP message
 }
@@ -58,12 +59,17 @@ type Sim struct {
 	// front, when set, receives the datagrams sent to the server in place
 	// of Server (see BlockServer).
 	front func([]byte)
+	// peers are further hosts the engine talks to (AddPeer).
+	peers map[string]func([]byte)
+	cfg   agent.Config
+	state []byte // the last EventStore data
 }
 
 type delivery struct {
 	at      time.Time
 	seq     int
 	toAgent bool
+	peer    string
 	data    []byte
 }
 
@@ -87,7 +93,7 @@ func New(cfg agent.Config, state []byte, seed uint64, f Faults) (*Sim, error) {
 	if f.Latency == 0 {
 		f.Latency = 10 * time.Millisecond
 	}
-	s := &Sim{Now: Epoch, Engine: e, Faults: f, Seed: seed, rng: rng}
+	s := &Sim{Now: Epoch, Engine: e, Faults: f, Seed: seed, rng: rng, peers: make(map[string]func([]byte)), cfg: cfg, state: state}
 	s.Server = &Server{sim: s, Location: []string{"rd", "a1"}, responses: make(map[string]*message.Message), mid: uint16(rng.Uint32())}
 	return s, nil
 }
@@ -142,7 +148,11 @@ func (s *Sim) RunUntil(limit time.Time, cond func() bool) bool {
 			s.queue = s.queue[1:]
 			switch {
 			case d.toAgent:
-				s.Engine.HandleDatagram(s.Now, ServerPeer, d.data)
+				s.Engine.HandleDatagram(s.Now, d.peer, d.data)
+			case d.peer != ServerPeer:
+				if h, ok := s.peers[d.peer]; ok {
+					h(d.data)
+				}
 			case s.front != nil:
 				s.front(d.data)
 			default:
@@ -191,24 +201,73 @@ func (s *Sim) drain() {
 		if !ok {
 			break
 		}
-		if d.Peer != ServerPeer {
+		if _, ok := s.peers[d.Peer]; d.Peer != ServerPeer && !ok {
 			panic(fmt.Sprintf("agenttest: datagram to unexpected peer %q", d.Peer))
 		}
-		s.send(false, d.Data)
+		s.sendPeer(d.Peer, false, d.Data)
 	}
 	for {
 		ev, ok := s.Engine.PollEvent()
 		if !ok {
 			break
 		}
+		if ev.Kind == agent.EventStore {
+			s.state = ev.Data
+		}
 		s.Events = append(s.Events, ev)
 	}
 }
 
-// send puts a datagram on the wire, applying faults.
-func (s *Sim) send(toAgent bool, b []byte) {
+// AddPeer makes the simulated network deliver the datagrams the engine
+// sends to peer ("host:port") to handle; SendFrom answers.
+func (s *Sim) AddPeer(peer string, handle func(data []byte)) { s.peers[peer] = handle }
+
+// SendFrom puts a datagram from peer towards the engine on the wire.
+func (s *Sim) SendFrom(peer string, b []byte) { s.sendPeer(peer, true, b) }
+
+// State returns the engine's last stored state (EventStore data).
+func (s *Sim) State() []byte { return s.state }
+
+// Restart replaces the engine by a new one made from the last stored
+// state, as after a reboot or a crash: datagrams in flight to the old
+// engine are lost, and the new one is started (CmdStart). cfg, when not
+// nil, changes the configuration; the faults and peers stay.
+func (s *Sim) Restart(cfg *agent.Config) error {
+	if cfg != nil {
+		c := *cfg
+		if c.ServerURI == "" {
+			c.ServerURI = ServerURI
+		}
+		if c.Endpoint == "" {
+			c.Endpoint = s.cfg.Endpoint
+		}
+		if c.Rand == nil {
+			c.Rand = s.cfg.Rand
+		}
+		s.cfg = c
+	}
+	e, err := agent.NewEngine(s.cfg, s.state)
+	if err != nil {
+		return err
+	}
+	kept := s.queue[:0]
+	for _, d := range s.queue {
+		if !d.toAgent {
+			kept = append(kept, d)
+		}
+	}
+	s.queue = kept
+	s.Engine = e
+	return s.Do(agent.CmdStart{})
+}
+
+// send puts a datagram between the engine and the server on the wire.
+func (s *Sim) send(toAgent bool, b []byte) { s.sendPeer(ServerPeer, toAgent, b) }
+
+// sendPeer puts a datagram on the wire, applying faults.
+func (s *Sim) sendPeer(peer string, toAgent bool, b []byte) {
 	m, _ := decodeMsg(b)
-	s.Wire = append(s.Wire, Sent{At: s.Now, ToAgent: toAgent, Raw: append([]byte(nil), b...), Msg: m})
+	s.Wire = append(s.Wire, Sent{At: s.Now, ToAgent: toAgent, Peer: peer, Raw: append([]byte(nil), b...), Msg: m})
 	if s.rng.Float64() < s.Faults.Loss {
 		return
 	}
@@ -222,7 +281,7 @@ func (s *Sim) send(toAgent bool, b []byte) {
 			delay += time.Duration(s.rng.Int64N(int64(3 * s.Faults.Latency)))
 		}
 		s.seq++
-		s.queue = append(s.queue, delivery{at: s.Now.Add(delay), seq: s.seq, toAgent: toAgent, data: append([]byte(nil), b...)})
+		s.queue = append(s.queue, delivery{at: s.Now.Add(delay), seq: s.seq, toAgent: toAgent, peer: peer, data: append([]byte(nil), b...)})
 	}
 	sort.Slice(s.queue, func(i, j int) bool {
 		if !s.queue[i].at.Equal(s.queue[j].at) {

@@ -30,6 +30,9 @@ func main() {
 		if errors.Is(err, flag.ErrHelp) {
 			os.Exit(2)
 		}
+		if errors.Is(err, errExit) {
+			os.Exit(1) // the subcommand has said why
+		}
 		fmt.Fprintln(os.Stderr, "avc:", err)
 		os.Exit(1)
 	}
@@ -40,7 +43,10 @@ const usage = `usage: avc <command> [flags]
 commands:
   run       run the agent; configuration from AVC_* variables, overridden by flags
   server    run the embedded LwM2M server
-  demo      start a server and an agent, show a registration and a read, then exit
+  demo      start a server and an agent, show a registration, a read and a
+            firmware update, then exit
+  pack      build a firmware package (signed with -key)
+  keygen    create an ed25519 signing key for packages
   version   print the version
 `
 
@@ -56,6 +62,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return serverMain(ctx, args[1:])
 	case "demo":
 		return demo(ctx, stdout, stderr)
+	case "pack":
+		return exitErr(packCmd(args[1:], stdout, stderr))
+	case "keygen":
+		return exitErr(keygenCmd(args[1:], stdout, stderr))
 	case "version":
 		fmt.Fprintln(stdout, "avc", agent.Version)
 		return nil
@@ -66,6 +76,21 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fmt.Fprint(stderr, usage)
 	return fmt.Errorf("unknown command %q", args[0])
 }
+
+// exitErr turns a subcommand's exit status into run's error: 2 is a usage
+// error (already reported), any other non-zero status a failure.
+func exitErr(code int) error {
+	switch code {
+	case 0:
+		return nil
+	case 2:
+		return flag.ErrHelp
+	}
+	return errExit
+}
+
+// errExit is a failure the subcommand has already reported.
+var errExit = errors.New("failed")
 
 // runAgent runs the native agent until ctx is cancelled.
 func runAgent(ctx context.Context, args []string, stdout, stderr io.Writer) error {

@@ -1,0 +1,129 @@
+//go:build !wasip1 && !js
+
+package agent
+
+import (
+	"context"
+	"errors"
+	"sync"
+
+	"github.com/avc-agent/avc/internal/httpfetch"
+)
+
+// The native driver's half of HTTP(S) pulls: it runs each FetchRequest
+// with httpfetch in a goroutine and hands the answer to the loop, which
+// feeds the engine. The engine decides everything else (offsets,
+// validators, restarts, Update Results); this file only moves bytes and
+// names the error.
+
+// fetcher runs the fetches of one Agent.
+type fetcher struct {
+	msgs chan fetchMsg
+	mu   sync.Mutex
+	live map[uint64]context.CancelFunc
+	wg   sync.WaitGroup
+}
+
+func newFetcher() *fetcher {
+	return &fetcher{msgs: make(chan fetchMsg), live: make(map[uint64]context.CancelFunc)}
+}
+
+// run starts or cancels the fetch r.
+func (f *fetcher) run(ctx context.Context, r FetchRequest) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if r.Cancel {
+		if cancel, ok := f.live[r.ID]; ok {
+			cancel()
+			delete(f.live, r.ID)
+		}
+		return
+	}
+	fctx, cancel := context.WithCancel(ctx)
+	f.live[r.ID] = cancel
+	f.wg.Add(1)
+	go func() {
+		defer f.wg.Done()
+		defer func() {
+			f.mu.Lock()
+			delete(f.live, r.ID)
+			f.mu.Unlock()
+			cancel()
+		}()
+		sink := &fetchSink{f: f, id: r.ID, ctx: fctx}
+		err := httpfetch.Get(fctx, httpfetch.Request{
+			URL: r.URL, Offset: r.Offset, Validator: r.Validator, MaxSize: r.MaxSize,
+			ConnectTimeout: r.ConnectTimeout, LowSpeedLimit: r.LowSpeedLimit, LowSpeedTime: r.LowSpeedTime,
+		}, sink)
+		if fctx.Err() != nil || sink.refused {
+			return // cancelled, or the engine already acted
+		}
+		end := fetchEnd(err)
+		sink.send(fetchMsg{end: &end})
+	}()
+}
+
+// stop cancels every fetch and waits for the goroutines.
+func (f *fetcher) stop() {
+	f.mu.Lock()
+	for id, cancel := range f.live {
+		cancel()
+		delete(f.live, id)
+	}
+	f.mu.Unlock()
+	f.wg.Wait()
+}
+
+// fetchEnd names the outcome of httpfetch.Get for the engine.
+func fetchEnd(err error) FetchEnd {
+	if err == nil {
+		return FetchEnd{}
+	}
+	end := FetchEnd{Err: err.Error(), Result: ResultConnectionLost}
+	var se *httpfetch.StatusError
+	switch {
+	case errors.As(err, &se):
+		end.Result, end.HTTPStatus = ResultInvalidURI, se.Code
+	case errors.Is(err, httpfetch.ErrUnsupportedScheme):
+		end.Result = ResultUnsupportedProtocol
+	case errors.Is(err, httpfetch.ErrInvalidURI), errors.Is(err, httpfetch.ErrRedirect):
+		end.Result = ResultInvalidURI
+	case errors.Is(err, httpfetch.ErrTooLarge):
+		end.Result = ResultNotEnoughSpace
+	}
+	return end
+}
+
+type fetchSink struct {
+	f       *fetcher
+	id      uint64
+	ctx     context.Context
+	refused bool
+}
+
+func (s *fetchSink) send(m fetchMsg) error {
+	m.id = s.id
+	m.done = make(chan error, 1)
+	select {
+	case s.f.msgs <- m:
+	case <-s.ctx.Done():
+		return s.ctx.Err()
+	}
+	select {
+	case err := <-m.done:
+		if err != nil {
+			s.refused = true
+		}
+		return err
+	case <-s.ctx.Done():
+		return s.ctx.Err()
+	}
+}
+
+// Start implements httpfetch.Sink.
+func (s *fetchSink) Start(r httpfetch.Response) error {
+	return s.send(fetchMsg{start: &FetchStart{Offset: r.Offset, Total: r.Total, Validator: r.Validator}})
+}
+
+// Write implements httpfetch.Sink.
+func (s *fetchSink) Write(p []byte) error { return s.send(fetchMsg{data: p}) }

@@ -1,0 +1,854 @@
+package agent
+
+import (
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/avc-agent/avc/fwpkg"
+	"github.com/avc-agent/avc/lwm2m"
+)
+
+// FirmwareState is the State resource /5/0/3 (Core TS 1.1 E.6).
+type FirmwareState int
+
+// Firmware states.
+const (
+	FirmwareIdle        FirmwareState = 0 // before a download or after an update
+	FirmwareDownloading FirmwareState = 1
+	FirmwareDownloaded  FirmwareState = 2
+	FirmwareUpdating    FirmwareState = 3
+)
+
+// String returns the state's name as in the object definition.
+func (s FirmwareState) String() string {
+	switch s {
+	case FirmwareIdle:
+		return "idle"
+	case FirmwareDownloading:
+		return "downloading"
+	case FirmwareDownloaded:
+		return "downloaded"
+	case FirmwareUpdating:
+		return "updating"
+	}
+	return "state(" + strconv.Itoa(int(s)) + ")"
+}
+
+// UpdateResult is the Update Result resource /5/0/5.
+type UpdateResult int
+
+// Update results (object 5 v1.1; the same numbers as Anjay's
+// anjay_fw_update_result_t).
+const (
+	ResultInitial             UpdateResult = 0
+	ResultSuccess             UpdateResult = 1
+	ResultNotEnoughSpace      UpdateResult = 2
+	ResultOutOfMemory         UpdateResult = 3
+	ResultConnectionLost      UpdateResult = 4
+	ResultIntegrityFailure    UpdateResult = 5
+	ResultUnsupportedPackage  UpdateResult = 6
+	ResultInvalidURI          UpdateResult = 7
+	ResultFailed              UpdateResult = 8
+	ResultUnsupportedProtocol UpdateResult = 9
+	ResultCancelled           UpdateResult = 10
+	ResultDeferred            UpdateResult = 11
+)
+
+var resultNames = [...]string{"initial", "success", "not enough space", "out of memory",
+	"connection lost", "integrity failure", "unsupported package type", "invalid URI",
+	"update failed", "unsupported protocol", "update cancelled", "update deferred"}
+
+// String returns the result's meaning ("integrity failure").
+func (r UpdateResult) String() string {
+	if r >= 0 && int(r) < len(resultNames) {
+		return resultNames[r]
+	}
+	return "result(" + strconv.Itoa(int(r)) + ")"
+}
+
+// Errors a FirmwareHandler returns to choose the Update Result; any other
+// error takes the default result of the call (see FirmwareHandler).
+var (
+	ErrFirmwareNoSpace     = errors.New("agent: firmware: not enough space")     // Result 2
+	ErrFirmwareNoMemory    = errors.New("agent: firmware: out of memory")        // Result 3
+	ErrFirmwareIntegrity   = errors.New("agent: firmware: integrity failure")    // Result 5
+	ErrFirmwareUnsupported = errors.New("agent: firmware: unsupported package")  // Result 6
+	ErrFirmwareDeferred    = errors.New("agent: firmware: update deferred")      // Result 11
+	ErrFirmwareFailed      = errors.New("agent: firmware: update failed")        // Result 8
+	errFirmwareOpen        = errors.New("agent: firmware: cannot resume stream") // internal
+)
+
+// FirmwarePackage describes a downloaded package to install.
+type FirmwarePackage struct {
+	URI     string // where it came from; empty for a push
+	Name    string // from the package manifest, when it has one
+	Version string
+	Size    int64  // image bytes stored
+	SHA256  string // hex, of the image
+}
+
+// FirmwareHandler stores and installs firmware images. It is modelled on
+// Anjay's anjay_fw_update_handlers_t; the engine calls it from its own
+// goroutine (never concurrently) and treats it as storage: every call is
+// expected to finish quickly, except PerformUpgrade, which may reboot.
+//
+// The engine verifies packages itself (length, SHA-256, signed manifest),
+// hashing while it writes, and hands the handler image bytes only.
+type FirmwareHandler interface {
+	// StreamOpen prepares to store an image. offset is 0 for a new
+	// download; a resumed download passes the image bytes the engine has
+	// checkpointed: the handler keeps exactly that many bytes and appends
+	// after them, or returns an error when it holds fewer (the engine then
+	// starts over from 0). uri is the Package URI (empty for a push).
+	// Default result on error: 2 (not enough space).
+	StreamOpen(uri string, offset int64) error
+	// StreamWrite appends image bytes. p is reused after the call.
+	// Default result on error: 2 (not enough space).
+	StreamWrite(p []byte) error
+	// StreamFinish completes the stored image. Default result: 5.
+	StreamFinish() error
+	// Reset discards a partial or complete image.
+	Reset()
+	// PerformUpgrade installs the stored image. nil means the install is
+	// under way and the device restarts into the new image (the engine
+	// persists State 3 first and reports the outcome after the restart,
+	// asking Booted). ErrFirmwareDeferred keeps the image (Result 11).
+	// Default result on error: 8 (State back to Downloaded).
+	PerformUpgrade(pkg FirmwarePackage) error
+	// Booted is asked once after a restart with an update in progress:
+	// it returns the version now running and whether pkg is installed.
+	Booted(pkg FirmwarePackage) (running string, installed bool)
+}
+
+// FirmwareSyncer is implemented by handlers whose writes need a flush to
+// be durable. The engine calls Sync before every checkpoint it persists,
+// so that a stored offset never runs ahead of the stored bytes.
+type FirmwareSyncer interface {
+	Sync() error
+}
+
+// FirmwareCommitter is implemented by handlers that boot a new image on
+// trial (A/B slots, MCUboot's test swap). With commit-after-proof the
+// engine commits the image only once it has registered with the server
+// from the new image; if that does not happen within FirmwareConfig's
+// ProofTimeout it reverts and reports Result 8.
+type FirmwareCommitter interface {
+	Commit() error
+	Revert() error
+}
+
+// FirmwareConfig configures firmware update (Object 5).
+type FirmwareConfig struct {
+	// Handler stores and installs images; nil disables Object 5.
+	Handler FirmwareHandler
+	// TrustedKeys are ed25519 keys allowed to sign package manifests.
+	TrustedKeys []ed25519.PublicKey
+	// RequireSignature refuses unsigned packages and bare images
+	// (Result 5), failing closed.
+	RequireSignature bool
+	// AllowDowngrade accepts packages older than the running firmware.
+	AllowDowngrade bool
+	// Hardware is the device's compatible string checked against the
+	// manifest's (Result 6 on a mismatch).
+	Hardware string
+	// MaxSize is the largest image the storage takes (Result 2 beyond).
+	MaxSize int64
+	// ConnectTimeout fails a pull whose first response does not arrive in
+	// time (Result 4); zero means 300 s.
+	ConnectTimeout time.Duration
+	// LowSpeedLimit and LowSpeedTime fail a pull that stays below
+	// LowSpeedLimit bytes/s for LowSpeedTime (Result 4); zero means 100
+	// B/s and 1000 s.
+	LowSpeedLimit int64
+	LowSpeedTime  time.Duration
+	// CommitAfterProof holds the commit of a new image until the agent
+	// has registered from it (FirmwareCommitter); ProofTimeout (zero: 10
+	// minutes) bounds the wait.
+	CommitAfterProof bool
+	ProofTimeout     time.Duration
+}
+
+func (c *FirmwareConfig) connectTimeout() time.Duration {
+	if c.ConnectTimeout > 0 {
+		return c.ConnectTimeout
+	}
+	return 300 * time.Second
+}
+
+func (c *FirmwareConfig) lowSpeed() (int64, time.Duration) {
+	l, t := c.LowSpeedLimit, c.LowSpeedTime
+	if l <= 0 {
+		l = 100
+	}
+	if t <= 0 {
+		t = 1000 * time.Second
+	}
+	return l, t
+}
+
+func (c *FirmwareConfig) proofTimeout() time.Duration {
+	if c.ProofTimeout > 0 {
+		return c.ProofTimeout
+	}
+	return 10 * time.Minute
+}
+
+// FirmwareStatus is the progress of a firmware update, carried by
+// EventFirmware.
+type FirmwareStatus struct {
+	State      FirmwareState `json:"state"`
+	Result     UpdateResult  `json:"result"`
+	Bytes      int64         `json:"bytes"`                 // package bytes received
+	Total      int64         `json:"total"`                 // package size, -1 unknown
+	HTTPStatus int           `json:"http_status,omitempty"` // of a failed HTTP pull
+	Version    string        `json:"version,omitempty"`     // package version
+}
+
+// Checkpoint policy (issue: every 64 KiB or 30 s).
+const (
+	fwCheckpointBytes = 64 << 10
+	fwCheckpointEvery = 30 * time.Second
+	// maxPackageURI bounds /5/0/1 (0..255 in the object definition).
+	maxPackageURI = 255
+	// fwMaxRestarts breaks a loop of resumes that keep failing (B57).
+	fwMaxRestarts = 8
+)
+
+// fwPersist is the firmware part of the persistent state.
+type fwPersist struct {
+	State      FirmwareState `json:"state"`
+	Result     UpdateResult  `json:"result"`
+	URI        string        `json:"uri,omitempty"`
+	Push       bool          `json:"push,omitempty"`
+	Offset     int64         `json:"offset,omitempty"`    // package bytes checkpointed
+	Validator  string        `json:"validator,omitempty"` // ETag / Last-Modified
+	Total      int64         `json:"total,omitempty"`
+	Verifier   []byte        `json:"verifier,omitempty"` // fwpkg.Verifier at Offset
+	Name       string        `json:"name,omitempty"`
+	Version    string        `json:"version,omitempty"`
+	Size       int64         `json:"size,omitempty"`
+	SHA256     string        `json:"sha256,omitempty"`
+	Severity   int64         `json:"severity"`
+	MaxDefer   int64         `json:"max_defer,omitempty"`
+	LastChange int64         `json:"last_change,omitempty"`
+	HTTPStatus int           `json:"http_status,omitempty"`
+	Running    string        `json:"running,omitempty"` // installed version after a successful update
+	Restarts   int           `json:"restarts,omitempty"`
+	// Proof: a new image runs on trial until the agent registers from it.
+	Proof      bool  `json:"proof,omitempty"`
+	ProofUntil int64 `json:"proof_until,omitempty"`
+}
+
+var firmwareDef = &objDef{id: 5, name: "Firmware Update", version: "1.1", res: []resDef{
+	{0, "Package", lwm2m.TypeOpaque, opW, false},
+	{1, "Package URI", lwm2m.TypeString, opRW, false},
+	{2, "Update", lwm2m.TypeNone, opE, false},
+	{3, "State", lwm2m.TypeInteger, opR, false},
+	{5, "Update Result", lwm2m.TypeInteger, opR, false},
+	{6, "PkgName", lwm2m.TypeString, opR, false},
+	{7, "PkgVersion", lwm2m.TypeString, opR, false},
+	{8, "Firmware Update Protocol Support", lwm2m.TypeInteger, opR, true},
+	{9, "Firmware Update Delivery Method", lwm2m.TypeInteger, opR, false},
+	{10, "Cancel", lwm2m.TypeNone, opE, false},
+	{11, "Severity", lwm2m.TypeInteger, opRW, false},
+	{12, "Last State Change Time", lwm2m.TypeTime, opR, false},
+	{13, "Maximum Defer Period", lwm2m.TypeUnsigned, opRW, false},
+}}
+
+// Protocols of /5/0/8.
+const (
+	protoCoAP  = 0
+	protoCoAPS = 1
+	protoHTTP  = 2
+	protoHTTPS = 3
+)
+
+// firmware is the engine's Firmware Update object and download engine.
+type firmware struct {
+	e   *Engine
+	cfg *FirmwareConfig
+	h   FirmwareHandler
+
+	ver      *fwpkg.Verifier
+	off      int64     // package bytes stored (st.Offset is the last checkpoint)
+	bytes    int64     // package bytes received in this attempt (progress)
+	lastCkpt int64     // Offset at the last checkpoint
+	ckptAt   time.Time // time of the last checkpoint
+	pull     *fwPull   // the pull in progress
+	push     *fwPush   // the push in progress
+	install  time.Time // when to call PerformUpgrade (zero: not pending)
+	booted   bool      // the after-restart check ran
+	reported FirmwareStatus
+}
+
+func (e *Engine) fwState() *fwPersist { return &e.st.FW }
+
+func newFirmware(e *Engine) *firmware {
+	c := &e.cfg.Firmware
+	if c.Handler == nil {
+		return nil
+	}
+	fw := &firmware{e: e, cfg: c, h: c.Handler}
+	return fw
+}
+
+// protocols lists what /5/0/8 reports: CoAP always; HTTP(S) when the
+// driver fetches over HTTP.
+func (fw *firmware) protocols() []int64 {
+	p := []int64{protoCoAP}
+	if fw.e.cfg.httpFetch {
+		p = append(p, protoHTTP, protoHTTPS)
+	}
+	return p
+}
+
+func (fw *firmware) object() *object {
+	st := fw.e.fwState()
+	return &object{def: firmwareDef, insts: map[uint16]*instance{0: {id: 0, vals: map[uint16]map[uint16]lwm2m.Value{}}},
+		dynamic: func(now time.Time, _, res uint16) (map[uint16]lwm2m.Value, bool) {
+			switch res {
+			case 1:
+				return single(lwm2m.String(st.URI)), true
+			case 3:
+				return single(lwm2m.Int(int64(st.State))), true
+			case 5:
+				return single(lwm2m.Int(int64(st.Result))), true
+			case 6:
+				return single(lwm2m.String(st.Name)), true
+			case 7:
+				return single(lwm2m.String(st.Version)), true
+			case 8:
+				m := map[uint16]lwm2m.Value{}
+				for i, p := range fw.protocols() {
+					m[uint16(i)] = lwm2m.Int(p)
+				}
+				return m, true
+			case 9:
+				return single(lwm2m.Int(2)), true // pull and push
+			case 11:
+				return single(lwm2m.Int(st.Severity)), true
+			case 12:
+				return single(lwm2m.Value{Type: lwm2m.TypeTime, Int: st.LastChange}), true
+			case 13:
+				return single(lwm2m.Value{Type: lwm2m.TypeUnsigned, Int: st.MaxDefer}), true
+			}
+			return nil, false
+		},
+		write: fw.write,
+		exec:  fw.exec,
+	}
+}
+
+// write handles writes to /5/0/1, /5/0/11 and /5/0/13 (a Package write,
+// /5/0/0, arrives through push, block by block).
+func (fw *firmware) write(now time.Time, _, res uint16, v lwm2m.Value, apply bool) error {
+	st := fw.e.fwState()
+	switch res {
+	case 0:
+		// A whole (not block-wise) Package write that reached the
+		// generic write path: only the NULL package (reset) gets here.
+		if len(v.Bytes) != 0 {
+			return errInvalid
+		}
+		if st.State == FirmwareUpdating {
+			return errRefused
+		}
+		if apply {
+			fw.reset(now, ResultInitial)
+		}
+		return nil
+	case 1:
+		if st.State == FirmwareUpdating {
+			return errRefused
+		}
+		if v.Str != "" && st.State != FirmwareIdle {
+			// Not a trigger in this state: rejected, nothing changes.
+			return errRefused
+		}
+		if len(v.Str) > maxPackageURI {
+			return errInvalid
+		}
+		if apply {
+			if v.Str == "" {
+				fw.reset(now, ResultInitial)
+				return nil
+			}
+			fw.startPull(now, v.Str)
+		}
+		return nil
+	case 11:
+		if v.Int < 0 || v.Int > 2 {
+			return errInvalid
+		}
+		if apply {
+			st.Severity = v.Int
+			fw.e.store()
+		}
+		return nil
+	case 13:
+		if v.Int < 0 || v.Int > 1<<32-1 {
+			return errInvalid
+		}
+		if apply {
+			st.MaxDefer = v.Int
+			fw.e.store()
+		}
+		return nil
+	}
+	return errNoHook
+}
+
+// errRefused is an operation not allowed in the current state (4.05).
+var errRefused = errors.New("agent: not allowed in this state")
+
+func (fw *firmware) exec(now time.Time, _, res uint16, _ []byte) error {
+	st := fw.e.fwState()
+	switch res {
+	case 2:
+		if st.State != FirmwareDownloaded {
+			return errRefused
+		}
+		// Answer first; the install starts from Step.
+		fw.install = now
+		return nil
+	case 10:
+		if st.State != FirmwareDownloading && st.State != FirmwareDownloaded {
+			return errRefused
+		}
+		fw.reset(now, ResultCancelled)
+		return nil
+	}
+	return nil
+}
+
+// setState moves the state machine, persists it and notifies observers
+// of every transition (never coalesced).
+func (fw *firmware) setState(now time.Time, s FirmwareState, r UpdateResult) {
+	st := fw.e.fwState()
+	changed := st.State != s || st.Result != r
+	if st.State != s {
+		st.LastChange = now.Unix()
+	}
+	st.State, st.Result = s, r
+	fw.e.store()
+	if changed {
+		fw.e.logInfo("firmware", "state", s.String(), "result", r.String())
+		fw.e.obs.transition(now, lwm2m.P(5, 0, 3), lwm2m.P(5, 0, 5))
+	}
+	fw.report(true)
+}
+
+// report emits EventFirmware when the status changed (always when force).
+func (fw *firmware) report(force bool) {
+	st := fw.e.fwState()
+	s := FirmwareStatus{State: st.State, Result: st.Result, Bytes: fw.bytes, Total: st.Total, HTTPStatus: st.HTTPStatus, Version: st.Version}
+	if s.Total == 0 && st.State != FirmwareDownloading {
+		s.Total = -1
+	}
+	if !force && s == fw.reported {
+		return
+	}
+	fw.reported = s
+	fw.e.emit(Event{Kind: EventFirmware, Path: "/5/0", Firmware: &s})
+}
+
+// reset ends any transfer, discards the image and goes Idle with r.
+func (fw *firmware) reset(now time.Time, r UpdateResult) {
+	fw.stopTransfers(now)
+	fw.h.Reset()
+	st := fw.e.fwState()
+	keepRunning, keepSev, keepDefer, status := st.Running, st.Severity, st.MaxDefer, st.HTTPStatus
+	*st = fwPersist{State: st.State, Result: st.Result, LastChange: st.LastChange, Running: keepRunning, Severity: keepSev, MaxDefer: keepDefer}
+	if r != ResultInitial && r != ResultCancelled {
+		st.HTTPStatus = status
+	}
+	fw.ver, fw.off, fw.bytes, fw.install = nil, 0, 0, time.Time{}
+	fw.setState(now, FirmwareIdle, r)
+}
+
+// fail ends a download with r (Idle).
+func (fw *firmware) fail(now time.Time, r UpdateResult, why error) {
+	fw.e.logWarn("firmware download failed", "result", r.String(), "err", why)
+	fw.reset(now, r)
+}
+
+func (fw *firmware) stopTransfers(now time.Time) {
+	if fw.pull != nil {
+		fw.pull.stop(now)
+		fw.pull = nil
+	}
+	fw.push = nil
+}
+
+// policy is the verification policy for a new package.
+func (fw *firmware) policy() fwpkg.Policy {
+	return fwpkg.Policy{
+		TrustedKeys:      fw.cfg.TrustedKeys,
+		RequireSignature: fw.cfg.RequireSignature,
+		AllowRaw:         !fw.cfg.RequireSignature,
+		CurrentVersion:   fw.running(),
+		AllowDowngrade:   fw.cfg.AllowDowngrade,
+		Hardware:         fw.cfg.Hardware,
+		MaxSize:          fw.cfg.MaxSize,
+	}
+}
+
+// running is the firmware version now running (/3/0/3).
+func (fw *firmware) running() string {
+	if v := fw.e.fwState().Running; v != "" {
+		return v
+	}
+	return orDefault(fw.e.cfg.Device.FirmwareVersion, "0.0.0")
+}
+
+// begin starts a new transfer: Result 0, State Downloading, a fresh
+// verifier and stream.
+func (fw *firmware) begin(now time.Time, uri string, push bool) error {
+	st := fw.e.fwState()
+	fw.h.Reset()
+	*st = fwPersist{State: st.State, Result: st.Result, LastChange: st.LastChange, Running: st.Running, Severity: st.Severity, MaxDefer: st.MaxDefer, URI: uri, Push: push, Total: -1}
+	fw.ver = fwpkg.NewVerifier(fw.policy())
+	fw.off, fw.bytes, fw.lastCkpt, fw.ckptAt = 0, 0, 0, now
+	if err := fw.h.StreamOpen(uri, 0); err != nil {
+		return err
+	}
+	fw.setState(now, FirmwareDownloading, ResultInitial)
+	return nil
+}
+
+// restartStream drops what was stored and starts the image over (the
+// server's representation changed, or a resume was impossible).
+func (fw *firmware) restartStream(now time.Time) error {
+	st := fw.e.fwState()
+	st.Restarts++
+	if st.Restarts > fwMaxRestarts {
+		return fmt.Errorf("%w: restarted %d times", ErrFirmwareFailed, st.Restarts)
+	}
+	fw.h.Reset()
+	fw.ver = fwpkg.NewVerifier(fw.policy())
+	st.Offset, st.Verifier, st.Validator, st.Total = 0, nil, "", -1
+	fw.off, fw.bytes, fw.lastCkpt, fw.ckptAt = 0, 0, 0, now
+	fw.e.store()
+	return fw.h.StreamOpen(st.URI, 0)
+}
+
+// data takes the next package bytes at the current offset. It returns
+// the Update Result to fail with, or ResultInitial.
+func (fw *firmware) data(now time.Time, p []byte) (UpdateResult, error) {
+	st := fw.e.fwState()
+	img, err := fw.ver.Write(p)
+	if err != nil {
+		if _, ok := fw.ver.Manifest(); !ok && fw.cfg.RequireSignature {
+			// Not even a package header where a signed one is required:
+			// fail closed, as an integrity failure.
+			return ResultIntegrityFailure, err
+		}
+		return verifyResult(err), err
+	}
+	if len(img) > 0 {
+		if err := fw.h.StreamWrite(img); err != nil {
+			return handlerResult(err, ResultNotEnoughSpace), err
+		}
+	}
+	fw.off += int64(len(p))
+	fw.bytes += int64(len(p))
+	if m, ok := fw.ver.Manifest(); ok && st.Version == "" {
+		st.Name, st.Version = m.Name, m.Version
+	}
+	if fw.off-fw.lastCkpt >= fwCheckpointBytes || now.Sub(fw.ckptAt) >= fwCheckpointEvery {
+		if err := fw.checkpoint(now); err != nil {
+			return handlerResult(err, ResultNotEnoughSpace), err
+		}
+	}
+	fw.report(false)
+	return ResultInitial, nil
+}
+
+// checkpoint persists the download position after syncing the storage,
+// so the stored offset never runs ahead of the stored bytes.
+func (fw *firmware) checkpoint(now time.Time) error {
+	st := fw.e.fwState()
+	if s, ok := fw.h.(FirmwareSyncer); ok {
+		if err := s.Sync(); err != nil {
+			return fmt.Errorf("sync firmware storage: %w", err)
+		}
+	}
+	vb, err := fw.ver.MarshalBinary()
+	if err != nil {
+		return fmt.Errorf("save verifier: %w", err)
+	}
+	st.Verifier, st.Offset = vb, fw.off
+	fw.lastCkpt, fw.ckptAt = fw.off, now
+	fw.e.store()
+	return nil
+}
+
+// complete verifies the finished package and moves to Downloaded.
+func (fw *firmware) complete(now time.Time) {
+	st := fw.e.fwState()
+	if err := fw.ver.Finish(); err != nil {
+		fw.fail(now, verifyResult(err), err)
+		return
+	}
+	if err := fw.h.StreamFinish(); err != nil {
+		fw.fail(now, handlerResult(err, ResultIntegrityFailure), err)
+		return
+	}
+	sum := fw.ver.ImageSHA256()
+	st.SHA256 = fmt.Sprintf("%x", sum[:])
+	st.Size = fw.ver.ImageOffset()
+	if m, ok := fw.ver.Manifest(); ok {
+		st.Name, st.Version = m.Name, m.Version
+	}
+	st.Verifier, st.Restarts, st.Offset = nil, 0, fw.off
+	if st.Total < 0 {
+		st.Total = fw.off
+	}
+	fw.ver = nil
+	fw.pull, fw.push = nil, nil
+	fw.e.logInfo("firmware downloaded", "bytes", fw.off, "version", st.Version, "sha256", st.SHA256)
+	fw.setState(now, FirmwareDownloaded, ResultInitial)
+}
+
+func (fw *firmware) pkg() FirmwarePackage {
+	st := fw.e.fwState()
+	return FirmwarePackage{URI: st.URI, Name: st.Name, Version: st.Version, Size: st.Size, SHA256: st.SHA256}
+}
+
+// fire runs the firmware timers: a pending install, the pull's timers,
+// the commit-after-proof deadline.
+func (fw *firmware) fire(now time.Time) {
+	st := fw.e.fwState()
+	if !fw.install.IsZero() && !now.Before(fw.install) {
+		fw.install = time.Time{}
+		fw.performUpgrade(now)
+	}
+	if fw.pull != nil {
+		fw.pull.fire(now)
+	}
+	if st.Proof && now.Unix() >= st.ProofUntil {
+		fw.revert(now, "no registration from the new image")
+	}
+}
+
+func (fw *firmware) next() time.Time {
+	var next time.Time
+	take := func(t time.Time) {
+		if !t.IsZero() && (next.IsZero() || t.Before(next)) {
+			next = t
+		}
+	}
+	take(fw.install)
+	if fw.pull != nil {
+		take(fw.pull.next())
+	}
+	if st := fw.e.fwState(); st.Proof {
+		take(time.Unix(st.ProofUntil, 0))
+	}
+	return next
+}
+
+func (fw *firmware) performUpgrade(now time.Time) {
+	st := fw.e.fwState()
+	if st.State != FirmwareDownloaded {
+		return
+	}
+	fw.setState(now, FirmwareUpdating, ResultInitial)
+	err := fw.h.PerformUpgrade(fw.pkg())
+	switch {
+	case err == nil:
+		// The device restarts into the new image; the outcome is
+		// reported after the restart (Booted).
+		fw.e.emit(Event{Kind: EventRestart, Path: "/5/0/2"})
+	case errors.Is(err, ErrFirmwareDeferred):
+		fw.setState(now, FirmwareDownloaded, ResultDeferred)
+	case errors.Is(err, ErrFirmwareIntegrity):
+		fw.e.logWarn("firmware install refused the image", "err", err)
+		fw.reset(now, ResultIntegrityFailure)
+	default:
+		fw.e.logWarn("firmware install failed", "err", err)
+		fw.setState(now, handlerResultState(err), handlerResult(err, ResultFailed))
+	}
+}
+
+// handlerResultState is where a failed install leaves the state machine:
+// Downloaded (the image is kept) unless the image itself is bad.
+func handlerResultState(err error) FirmwareState {
+	if errors.Is(err, ErrFirmwareUnsupported) {
+		return FirmwareIdle
+	}
+	return FirmwareDownloaded
+}
+
+// boot runs once after the engine starts: it resumes an interrupted
+// download, or reports the outcome of an install.
+func (fw *firmware) boot(now time.Time) {
+	if fw.booted {
+		return
+	}
+	fw.booted = true
+	st := fw.e.fwState()
+	switch st.State {
+	case FirmwareUpdating:
+		running, ok := fw.h.Booted(fw.pkg())
+		switch {
+		case ok && fw.cfg.CommitAfterProof:
+			if _, can := fw.h.(FirmwareCommitter); can {
+				st.Running, st.Proof = running, true
+				st.ProofUntil = now.Add(fw.cfg.proofTimeout()).Unix()
+				fw.e.store()
+				return // reported once registered (proven) or reverted
+			}
+			fallthrough
+		case ok:
+			st.Running = running
+			fw.e.logInfo("firmware updated", "version", running)
+			fw.finishInstall(now, ResultSuccess)
+		default:
+			fw.e.logWarn("firmware update did not take", "running", running, "wanted", st.Version)
+			fw.finishInstall(now, ResultFailed)
+		}
+	case FirmwareDownloading:
+		if st.Push {
+			// A push cannot resume: the server restarts it.
+			fw.fail(now, ResultConnectionLost, errors.New("push interrupted by a restart"))
+			return
+		}
+		fw.resumePull(now)
+	case FirmwareDownloaded:
+		// Kept across restarts (LwM2M 1.0 App. E): Downloaded with the
+		// result from before.
+	}
+}
+
+// finishInstall reports an install's outcome: State Idle with Result 1
+// on success; on failure the image is kept (Downloaded, Result 8).
+func (fw *firmware) finishInstall(now time.Time, r UpdateResult) {
+	st := fw.e.fwState()
+	st.Proof, st.ProofUntil = false, 0
+	if r == ResultSuccess {
+		fw.h.Reset()
+		name, ver, running := st.Name, st.Version, st.Running
+		*st = fwPersist{State: st.State, Result: st.Result, LastChange: st.LastChange, Running: running, Severity: st.Severity, MaxDefer: st.MaxDefer, Name: name, Version: ver}
+		fw.setState(now, FirmwareIdle, ResultSuccess)
+		return
+	}
+	fw.setState(now, FirmwareDownloaded, r)
+}
+
+// registered is called after every successful Register: it commits an
+// image on trial (commit-after-proof).
+func (fw *firmware) registered(now time.Time) {
+	st := fw.e.fwState()
+	if !st.Proof {
+		return
+	}
+	c := fw.h.(FirmwareCommitter)
+	if err := c.Commit(); err != nil {
+		fw.revert(now, "commit: "+err.Error())
+		return
+	}
+	fw.finishInstall(now, ResultSuccess)
+}
+
+func (fw *firmware) revert(now time.Time, why string) {
+	st := fw.e.fwState()
+	fw.e.logWarn("firmware reverted", "why", why)
+	st.Proof, st.Running = false, ""
+	if c, ok := fw.h.(FirmwareCommitter); ok {
+		if err := c.Revert(); err != nil {
+			fw.e.logError("firmware revert", "err", err)
+		}
+	}
+	fw.finishInstall(now, ResultFailed)
+	fw.e.emit(Event{Kind: EventRestart, Path: "/5/0/2"})
+}
+
+// verifyResult maps a verification error to its Update Result.
+func verifyResult(err error) UpdateResult {
+	switch {
+	case errors.Is(err, fwpkg.ErrTooLarge):
+		return ResultNotEnoughSpace
+	case errors.Is(err, fwpkg.ErrUnsupported):
+		return ResultUnsupportedPackage
+	}
+	return ResultIntegrityFailure
+}
+
+// handlerResult maps a handler error to its Update Result, def when the
+// handler did not say.
+func handlerResult(err error, def UpdateResult) UpdateResult {
+	for _, m := range []struct {
+		err error
+		r   UpdateResult
+	}{
+		{ErrFirmwareNoSpace, ResultNotEnoughSpace},
+		{ErrFirmwareNoMemory, ResultOutOfMemory},
+		{ErrFirmwareIntegrity, ResultIntegrityFailure},
+		{ErrFirmwareUnsupported, ResultUnsupportedPackage},
+		{ErrFirmwareDeferred, ResultDeferred},
+		{ErrFirmwareFailed, ResultFailed},
+	} {
+		if errors.Is(err, m.err) {
+			return m.r
+		}
+	}
+	return def
+}
+
+// checkPackageURI validates a Package URI: Result 7 for one that does not
+// parse, 9 for a scheme the agent cannot fetch.
+func (fw *firmware) checkPackageURI(s string) (*url.URL, UpdateResult) {
+	u, err := url.Parse(s)
+	if err != nil || u.Opaque != "" || u.User != nil || u.Host == "" || strings.ContainsAny(s, " \t\r\n\x00") {
+		if err == nil && u.Scheme != "" && !fw.scheme(u.Scheme) {
+			return nil, ResultUnsupportedProtocol
+		}
+		return nil, ResultInvalidURI
+	}
+	if !fw.scheme(u.Scheme) {
+		return nil, ResultUnsupportedProtocol
+	}
+	if p := u.Port(); p != "" {
+		n, err := strconv.Atoi(p)
+		if err != nil || n <= 0 || n > 65535 {
+			return nil, ResultInvalidURI
+		}
+	}
+	if h := u.Hostname(); h == "" || len(h) > 255 {
+		return nil, ResultInvalidURI
+	}
+	return u, ResultInitial
+}
+
+func (fw *firmware) scheme(s string) bool {
+	switch strings.ToLower(s) {
+	case "coap":
+		return true
+	case "http", "https":
+		return fw.e.cfg.httpFetch
+	}
+	return false
+}
+
+// valid reports whether a stored firmware record is consistent.
+func (p *fwPersist) valid() bool {
+	switch {
+	case p.State < FirmwareIdle || p.State > FirmwareUpdating:
+		return false
+	case p.Result < ResultInitial || p.Result > ResultDeferred:
+		return false
+	case p.Offset < 0 || p.Size < 0 || p.Severity < 0 || p.Severity > 2:
+		return false
+	case p.State == FirmwareDownloading && !p.Push && p.URI == "":
+		return false
+	case (p.State == FirmwareDownloaded || p.State == FirmwareUpdating) && p.SHA256 == "":
+		return false
+	}
+	return len(p.URI) <= maxPackageURI
+}
