@@ -1,0 +1,114 @@
+//go:build integration
+
+package interop_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/avc-agent/avc/agent"
+	"github.com/avc-agent/avc/fwpkg"
+	"github.com/avc-agent/avc/lwm2m"
+	"github.com/avc-agent/avc/server"
+)
+
+// TestFirmwarePullFromLibcoap pulls a 1 MiB package from libcoap's example
+// server (coap-server-notls with dynamic resources: the package is PUT
+// first, block-wise, then served with Block2, ETag and Size2), verifies it
+// and installs it.
+func TestFirmwarePullFromLibcoap(t *testing.T) {
+	client := lookCoapClient(t)
+	srvBin, err := exec.LookPath("coap-server-notls")
+	if err != nil {
+		t.Fatalf("coap-server-notls is not installed (%v); run `make deps`", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+
+	img := make([]byte, 1<<20)
+	r := rand.New(rand.NewPCG(3, 4))
+	for i := range img {
+		img[i] = byte(r.Uint32())
+	}
+	var pkg bytes.Buffer
+	if _, err := fwpkg.Build(&pkg, fwpkg.Manifest{Name: "fw", Version: "2.0.0"}, bytes.NewReader(img), nil); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	file := filepath.Join(dir, "fw.avc")
+	if err := os.WriteFile(file, pkg.Bytes(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	port := strconv.Itoa(freeUDPPort(t))
+	fs := exec.CommandContext(ctx, srvBin, "-A", "127.0.0.1", "-p", port, "-d", "10")
+	var fsOut bytes.Buffer
+	fs.Stdout, fs.Stderr = &fsOut, &fsOut
+	if err := fs.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { fs.Process.Kill(); fs.Wait() }()
+	uri := "coap://127.0.0.1:" + port + "/fw.avc"
+	var put []byte
+	for try := 0; try < 20; try++ { // until the server listens
+		put, err = exec.CommandContext(ctx, client, "-m", "put", "-b", "1024", "-B", "30", "-f", file, uri).CombinedOutput()
+		if err == nil {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if err != nil {
+		t.Fatalf("upload to coap-server-notls: %v\n%s", err, put)
+	}
+
+	srv := server.New(server.Config{CoAPAddr: "127.0.0.1:0"})
+	if err := srv.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	events, unsubscribe := srv.Subscribe()
+	defer unsubscribe()
+	ep := "fw-libcoap"
+	cfg := agent.Config{ServerURI: "coap://" + srv.CoAPAddr().String(), Endpoint: ep, StateDir: t.TempDir(), Device: agent.DeviceInfo{FirmwareVersion: "1.0.0"}}
+	a, err := agent.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	actx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- a.Run(actx) }()
+	defer func() { stop(); <-done }()
+	if _, err := server.WaitEvent(ctx, events, ep, server.EventRegistered); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := srv.Write(ctx, ep, lwm2m.P(5, 0, 1), lwm2m.FormatText, []lwm2m.Record{{Path: lwm2m.P(5, 0, 1), Value: lwm2m.String(uri)}}); err != nil {
+		t.Fatal(err)
+	}
+	var last agent.FirmwareStatus
+	for ev := range a.Events() {
+		if ev.Kind != agent.EventFirmware {
+			continue
+		}
+		last = *ev.Firmware
+		if last.State == agent.FirmwareDownloaded || (last.State == agent.FirmwareIdle && last.Result != agent.ResultInitial) {
+			break
+		}
+	}
+	if last.State != agent.FirmwareDownloaded {
+		t.Fatalf("pull from coap-server-notls ended in state %v, result %v\n%s", last.State, last.Result, fsOut.String())
+	}
+	stored, err := os.ReadFile(filepath.Join(cfg.StateDir, "firmware", "image.bin"))
+	if err != nil || sha256.Sum256(stored) != sha256.Sum256(img) {
+		t.Fatalf("stored image differs (%d bytes, %v)", len(stored), err)
+	}
+	if last.Total != int64(pkg.Len()) || last.Version != "2.0.0" {
+		t.Errorf("status total %d version %q; want %d (Size2) and 2.0.0", last.Total, last.Version, pkg.Len())
+	}
+}
