@@ -14,7 +14,10 @@ FUZZ_TARGETS := ./agent:FuzzHandleDatagram ./lwm2m/tlv:FuzzDecode \
 	./lwm2m/senml:FuzzDecodeJSON ./lwm2m/linkformat:FuzzParse ./lwm2m/text:FuzzDecode \
 	./server:FuzzParseJSONValue ./agent:FuzzParseExecArgs \
 	./lwm2m/senml:FuzzDecodeCBOR ./lwm2m/lwcbor:FuzzDecode ./lwm2m/cborval:FuzzDecode \
-	./lwm2m:FuzzParseObjectXML ./agent:FuzzBlockOption ./lwm2m/senml:FuzzDecodePathsJSON
+	./lwm2m:FuzzParseObjectXML ./agent:FuzzBlockOption ./lwm2m/senml:FuzzDecodePathsJSON \
+	./fwpkg:FuzzVerifier ./fwpkg:FuzzUnmarshal ./fwpkg:FuzzParseManifest ./fwpkg:FuzzCompareVersions \
+	./internal/httpfetch:FuzzParseContentRange ./internal/httpfetch:FuzzValidateURL \
+	./agent:FuzzFirmwareDatagram
 FUZZ_TIME    ?= 3s
 
 .PHONY: all build lib wasm cli headers demo test deps vet unit fuzz-short fuzz \

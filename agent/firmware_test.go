@@ -561,3 +561,36 @@ func TestFirmwareStoredStateCorrupt(t *testing.T) {
 		}
 	}
 }
+
+// FuzzFirmwareDatagram feeds arbitrary datagrams to an engine pulling a
+// package, as if from the file server, and arbitrary Package writes from
+// the LwM2M server: nothing panics, the state machine stays legal, and a
+// Downloaded state always holds a verified image.
+func FuzzFirmwareDatagram(f *testing.F) {
+	img := image(3000, 30)
+	var buf bytes.Buffer
+	if _, err := fwpkg.Build(&buf, fwpkg.Manifest{Version: "2.0.0"}, bytes.NewReader(img), nil); err != nil {
+		f.Fatal(err)
+	}
+	p := buf.Bytes()
+	f.Add([]byte{0x60, 0x45, 0, 1, 0xff, 'x'}, []byte("x"))
+	f.Add([]byte{0x68, 0x45, 0, 1, 1, 2, 3, 4, 5, 6, 7, 8, 0xd1, 0x0a, 0x06, 0xff, 'y'}, p[:1024])
+	f.Add([]byte{}, p)
+	f.Fuzz(func(t *testing.T, dgram, push []byte) {
+		s := newFwSim(t, 1, agenttest.Faults{}, nil)
+		s.files.Files["a.bin"] = p
+		s.write(t, "/5/0/1", s.files.URI("a.bin"))
+		s.RunFor(50 * time.Millisecond)
+		s.SendFrom(agenttest.FilePeer, dgram)
+		s.RunFor(time.Second)
+		s.Server.Request(codes.PUT, "/5/0/0", push, agenttest.Uint(message.ContentFormat, 42), agenttest.Block(message.Block1, 0, len(push) == 1024, 6))
+		s.RunFor(time.Hour)
+		st := s.status()
+		if !legal(st.State, st.Result) {
+			t.Fatalf("illegal state %v result %v", st.State, st.Result)
+		}
+		if st.State == agent.FirmwareDownloaded && !s.flash.Equal(img) && !bytes.Equal(s.flash.Data, push) {
+			t.Fatalf("Downloaded with %d bytes that are neither image", len(s.flash.Data))
+		}
+	})
+}

@@ -127,18 +127,21 @@ func (s *Sim) RunUntil(limit time.Time, cond func() bool) bool {
 		if cond != nil && cond() {
 			return true
 		}
-		at := limit
-		if !next.IsZero() && next.Before(at) {
-			at = next
-		}
-		if len(s.queue) > 0 && s.queue[0].at.Before(at) {
-			at = s.queue[0].at
-		}
-		if at.After(limit) || (at.Equal(limit) && len(s.queue) == 0 && (next.IsZero() || next.After(limit))) {
+		timerDue := !next.IsZero() && !next.After(limit)
+		deliveryDue := len(s.queue) > 0 && !s.queue[0].at.After(limit)
+		if !timerDue && !deliveryDue {
+			// Nothing happens before limit (traffic may go on after it).
 			s.Now = limit
 			s.Engine.Step(s.Now)
 			s.drain()
 			return cond != nil && cond()
+		}
+		at := limit
+		if timerDue && next.Before(at) {
+			at = next
+		}
+		if deliveryDue && s.queue[0].at.Before(at) {
+			at = s.queue[0].at
 		}
 		if at.After(s.Now) {
 			s.Now = at
