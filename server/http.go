@@ -37,6 +37,13 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /api/clients/{ep}/observations", s.apiObservations)
 	mux.HandleFunc("GET /api/clients/{ep}/observations/{id}/events", s.apiEvents)
 	mux.HandleFunc("DELETE /api/clients/{ep}/observations/{id}", s.apiCancel)
+	mux.HandleFunc("GET /fw/{name}", s.httpFirmware)
+	mux.HandleFunc("GET /api/firmware", s.apiFirmwareList)
+	mux.HandleFunc("PUT /api/firmware/{name}", s.apiFirmwarePut)
+	mux.HandleFunc("POST /api/clients/{ep}/fota", s.apiStartFOTA)
+	mux.HandleFunc("GET /api/clients/{ep}/fota/{id}", s.apiFOTAStatus)
+	mux.HandleFunc("GET /api/clients/{ep}/fota/{id}/events", s.apiFOTAEvents)
+	mux.HandleFunc("DELETE /api/clients/{ep}/fota/{id}", s.apiCancelFOTA)
 	return mux
 }
 

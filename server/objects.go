@@ -3,8 +3,9 @@ package server
 import "github.com/avc-agent/avc/lwm2m"
 
 // Resource types of the standard objects the server talks about, from the
-// OMA LwM2M registry: Security (LwM2M Core TS 1.1 §E.1), Server (§E.2) and
-// Device (§E.4). Executable resources are TypeNone.
+// OMA LwM2M registry: Security (LwM2M Core TS 1.1 §E.1), Server (§E.2),
+// Device (§E.4) and Firmware Update (§E.6). Executable resources are
+// TypeNone.
 var objectTypes = map[uint16]map[uint16]lwm2m.Type{
 	0: { // Security
 		0:  lwm2m.TypeString,  // LwM2M Server URI
@@ -50,6 +51,17 @@ var objectTypes = map[uint16]map[uint16]lwm2m.Type{
 		19: lwm2m.TypeString,  // Software Version
 		20: lwm2m.TypeInteger, // Battery Status
 		21: lwm2m.TypeInteger, // Memory Total
+	},
+	5: { // Firmware Update
+		0: lwm2m.TypeOpaque,  // Package
+		1: lwm2m.TypeString,  // Package URI
+		2: lwm2m.TypeNone,    // Update (executable)
+		3: lwm2m.TypeInteger, // State
+		5: lwm2m.TypeInteger, // Update Result
+		6: lwm2m.TypeString,  // PkgName
+		7: lwm2m.TypeString,  // PkgVersion
+		8: lwm2m.TypeInteger, // Firmware Update Protocol Support (multiple)
+		9: lwm2m.TypeInteger, // Firmware Update Delivery Method
 	},
 }
 

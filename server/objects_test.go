@@ -26,7 +26,12 @@ func TestTypeOf(t *testing.T) {
 		{"device current time", lwm2m.P(3, 0, 13), lwm2m.TypeTime},
 		{"device memory total", lwm2m.P(3, 0, 21), lwm2m.TypeInteger},
 		{"unknown resource", lwm2m.P(3, 0, 99), lwm2m.TypeNone},
-		{"unknown object", lwm2m.P(5, 0, 1), lwm2m.TypeNone},
+		{"firmware package", lwm2m.P(5, 0, 0), lwm2m.TypeOpaque},
+		{"firmware package uri", lwm2m.P(5, 0, 1), lwm2m.TypeString},
+		{"firmware update", lwm2m.P(5, 0, 2), lwm2m.TypeNone},
+		{"firmware state", lwm2m.P(5, 0, 3), lwm2m.TypeInteger},
+		{"firmware update result", lwm2m.P(5, 0, 5), lwm2m.TypeInteger},
+		{"unknown object", lwm2m.P(7, 0, 1), lwm2m.TypeNone},
 		{"instance", lwm2m.P(3, 0), lwm2m.TypeNone},
 	}
 	for _, tt := range tests {

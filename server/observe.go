@@ -282,12 +282,20 @@ func (s *Server) endObservations(reg *registration, err error) {
 // processMessage is go-coap's ProcessReceivedMessage hook: it sees every
 // message from a client before go-coap matches it to a request, takes the
 // notifications of live observations, and rejects those of unknown
-// observations with RST. Everything else, and the notifications after
-// delivery, goes on to go-coap (which sends the empty ACK a confirmable
-// notification needs).
+// observations with RST. It also serves GET /fw/<name> and takes the
+// answers to the block-wise firmware pushes, both of which must bypass
+// go-coap's own block-wise layer (see firmware.go and fota.go). Everything
+// else, and the notifications after delivery, goes on to go-coap (which
+// sends the empty ACK a confirmable notification needs).
 func (s *Server) processMessage(m *pool.Message, cc *udpclient.Conn, next config.HandlerFunc[*udpclient.Conn]) {
 	if !isResponse(m.Code()) {
+		if s.serveFirmwareCoAP(m, cc) {
+			return
+		}
 		cc.ProcessReceivedMessageWithHandler(m, next)
+		return
+	}
+	if s.fotas.takeResponse(m, cc) {
 		return
 	}
 	s.mu.Lock()

@@ -31,6 +31,9 @@ const (
 	// DefaultEventBuffer is the capacity of each subscriber's channel when
 	// Config.EventBuffer is zero.
 	DefaultEventBuffer = 64
+	// DefaultFirmwareMaxSize bounds an uploaded firmware image when
+	// Config.FirmwareMaxSize is zero: 256 MiB.
+	DefaultFirmwareMaxSize = 256 << 20
 )
 
 // ErrClosed is returned by Start on a server that was closed.
@@ -66,6 +69,19 @@ type Config struct {
 	// EventBuffer is the capacity of each Subscribe channel and of each
 	// Observation's notification channel. Zero means DefaultEventBuffer.
 	EventBuffer int
+	// FirmwareDir is the directory of the firmware images the server
+	// serves at /fw/<name> over CoAP, CoAPS and HTTP, lists and accepts
+	// uploads into over the HTTP API, and sends in firmware updates (see
+	// StartFOTA). Empty means no firmware service.
+	FirmwareDir string
+	// FirmwareMaxSize bounds an image uploaded over the HTTP API, in
+	// bytes. Zero means DefaultFirmwareMaxSize.
+	FirmwareMaxSize int64
+	// FirmwareHost is the host name or IP address devices use to reach the
+	// server, for the firmware URIs it writes to /5/0/1 and lists. Empty
+	// means the host of the listen address, or, when that is unspecified
+	// (0.0.0.0, ::), the local address that routes to the device.
+	FirmwareHost string
 }
 
 // Server is avc's embedded LwM2M 1.1 server: a registration interface on
@@ -113,6 +129,8 @@ type Server struct {
 	wg      sync.WaitGroup
 
 	events eventHub
+	fw     firmwareStore // the images in Config.FirmwareDir
+	fotas  fotaTable     // firmware updates, and their block-wise transfers
 }
 
 const (
@@ -137,6 +155,9 @@ func New(cfg Config) *Server {
 	if cfg.EventBuffer <= 0 {
 		cfg.EventBuffer = DefaultEventBuffer
 	}
+	if cfg.FirmwareMaxSize <= 0 {
+		cfg.FirmwareMaxSize = DefaultFirmwareMaxSize
+	}
 	log := cfg.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -150,6 +171,8 @@ func New(cfg Config) *Server {
 		apiObs: make(map[string]*Observation),
 	}
 	s.events.init(log, cfg.EventBuffer)
+	s.fw.init(cfg.FirmwareDir)
+	s.fotas.init()
 	return s
 }
 
@@ -279,6 +302,7 @@ func (s *Server) Close() error {
 	clear(s.byEP)
 	clear(s.byID)
 	s.mu.Unlock()
+	s.fotas.stop() // ends the firmware updates, which end no later than their requests
 
 	var errs []error
 	if started {

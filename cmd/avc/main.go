@@ -45,6 +45,7 @@ commands:
   server    run the embedded LwM2M server
   demo      start a server and an agent, show a registration, a read and a
             firmware update, then exit
+  fota      update a client's firmware through a running avc server's HTTP API
   pack      build a firmware package (signed with -key)
   keygen    create an ed25519 signing key for packages
   version   print the version
@@ -62,6 +63,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return serverMain(ctx, args[1:])
 	case "demo":
 		return demo(ctx, stdout, stderr)
+	case "fota":
+		return fotaMain(ctx, args[1:], stdout, stderr)
 	case "pack":
 		return exitErr(packCmd(args[1:], stdout, stderr))
 	case "keygen":
@@ -141,6 +144,12 @@ func printEvent(w io.Writer, ev agent.Event) {
 	}
 	if ev.Err != "" {
 		line += fmt.Sprintf(" error=%q", ev.Err)
+	}
+	if f := ev.Firmware; f != nil {
+		line += fmt.Sprintf(" state=%s result=%d (%s)", f.State, f.Result, f.Result)
+		if f.Version != "" {
+			line += " version=" + f.Version
+		}
 	}
 	fmt.Fprintln(w, line)
 }

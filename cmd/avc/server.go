@@ -17,6 +17,7 @@ import (
 //
 //	-coap addr       UDP address for CoAP (default 127.0.0.1:5683)
 //	-http addr       address of the HTTP JSON API, "" for none (default 127.0.0.1:8080)
+//	-firmware-dir d  directory of firmware images served at /fw/<name>, "" for none
 //	-log-level lvl   debug, info, warn or error (default $AVC_LOG_LEVEL, else info)
 //
 // It logs to stderr with slog's text handler. -h returns flag.ErrHelp after
@@ -25,6 +26,7 @@ func serverMain(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("avc server", flag.ContinueOnError)
 	coapAddr := fs.String("coap", server.DefaultCoAPAddr, "UDP `address` for CoAP")
 	httpAddr := fs.String("http", "127.0.0.1:8080", "`address` of the HTTP JSON API (\"\" for none)")
+	firmwareDir := fs.String("firmware-dir", "", "`directory` of firmware images, served at /fw/<name> over CoAP and HTTP (\"\" for none)")
 	defLevel := os.Getenv("AVC_LOG_LEVEL")
 	if defLevel == "" {
 		defLevel = "info"
@@ -47,9 +49,10 @@ func serverMain(ctx context.Context, args []string) error {
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 
 	s := server.New(server.Config{
-		CoAPAddr: *coapAddr,
-		HTTPAddr: *httpAddr,
-		Logger:   log,
+		CoAPAddr:    *coapAddr,
+		HTTPAddr:    *httpAddr,
+		FirmwareDir: *firmwareDir,
+		Logger:      log,
 	})
 	if err := s.Start(ctx); err != nil {
 		return err
