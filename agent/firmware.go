@@ -373,9 +373,6 @@ func (fw *firmware) write(now time.Time, _, res uint16, v lwm2m.Value, apply boo
 			// Not a trigger in this state: rejected, nothing changes.
 			return errRefused
 		}
-		if len(v.Str) > maxPackageURI {
-			return errInvalid
-		}
 		if apply {
 			if v.Str == "" {
 				fw.reset(now, ResultInitial)
@@ -807,6 +804,11 @@ func handlerResult(err error, def UpdateResult) UpdateResult {
 // checkPackageURI validates a Package URI: Result 7 for one that does not
 // parse, 9 for a scheme the agent cannot fetch.
 func (fw *firmware) checkPackageURI(s string) (*url.URL, UpdateResult) {
+	if len(s) > maxPackageURI {
+		// Longer than /5/0/1 may be (0..255, B35): taken, and reported
+		// as an invalid URI.
+		return nil, ResultInvalidURI
+	}
 	u, err := url.Parse(s)
 	if err != nil || u.Opaque != "" || u.User != nil || u.Host == "" || strings.ContainsAny(s, " \t\r\n\x00") {
 		if err == nil && u.Scheme != "" && !fw.scheme(u.Scheme) {

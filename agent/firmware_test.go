@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -35,6 +36,16 @@ func pkg(t testing.TB, img []byte, version string, key ed25519.PrivateKey) []byt
 	t.Helper()
 	var buf bytes.Buffer
 	if _, err := fwpkg.Build(&buf, fwpkg.Manifest{Name: "fw", Version: version}, bytes.NewReader(img), key); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+// pkgFor builds a signed package of img with manifest m.
+func pkgFor(t testing.TB, img []byte, m fwpkg.Manifest) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	if _, err := fwpkg.Build(&buf, m, bytes.NewReader(img), testKey); err != nil {
 		t.Fatal(err)
 	}
 	return buf.Bytes()
@@ -361,6 +372,16 @@ func TestFirmwareBadInputs(t *testing.T) {
 		{name: "rollback", file: pkg(t, img, "0.9.0", testKey), want: agent.ResultUnsupportedPackage},
 		{name: "too large", file: good, mod: func(c *agent.FirmwareConfig) { c.MaxSize = 1000 }, want: agent.ResultNotEnoughSpace},
 		{name: "flash full", file: good, mod: nil, want: agent.ResultNotEnoughSpace},
+		{name: "host of 256 characters", uri: "coap://" + strings.Repeat("h", 256) + "/x", want: agent.ResultInvalidURI},
+		{name: "1000 path segments", uri: "coap://h" + strings.Repeat("/a", 1000), want: agent.ResultInvalidURI},
+		{name: "URI of 1000 bytes", uri: "coap://h/" + strings.Repeat("x", 1000), want: agent.ResultInvalidURI},
+		{name: "coaps without a credential", uri: "coaps://h/x", want: agent.ResultUnsupportedProtocol},
+		{name: "coap+tcp", uri: "coap+tcp://h/x", want: agent.ResultUnsupportedProtocol},
+		{name: "signature required, no key configured", file: good, mod: func(c *agent.FirmwareConfig) { c.RequireSignature, c.TrustedKeys = true, nil }, want: agent.ResultIntegrityFailure},
+		{name: "wrong hardware", file: pkgFor(t, img, fwpkg.Manifest{Version: "2.0.0", Hardware: "board-b"}), mod: func(c *agent.FirmwareConfig) { c.Hardware = "board-a" }, want: agent.ResultUnsupportedPackage},
+		{name: "zero-length file", file: []byte{}, want: agent.ResultIntegrityFailure},
+		{name: "header only", file: good[:len(good)-len(img)], want: agent.ResultIntegrityFailure},
+		{name: "service unavailable for good", file: good, server: func(f *agenttest.FileServer) { f.Code = codes.ServiceUnavailable }, want: agent.ResultConnectionLost},
 	}
 	for i, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
