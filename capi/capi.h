@@ -32,4 +32,76 @@ static inline void avc_call_log_(avc_log_fn fn, uintptr_t user, int level, const
     fn((void*)user, level, msg);
 }
 
+/* Firmware handler calls (avc_fw_handlers_t). h is a copy of the host's
+ * struct; the package strings are C copies made for the call. */
+static inline int avc_call_fw_stream_open_(const avc_fw_handlers_t* h, uintptr_t user,
+                                           const char* uri, int64_t offset)
+{
+    return h->stream_open((void*)user, uri, offset);
+}
+
+static inline int avc_call_fw_stream_write_(const avc_fw_handlers_t* h, uintptr_t user,
+                                            const void* data, size_t length)
+{
+    return h->stream_write((void*)user, data, length);
+}
+
+static inline int avc_call_fw_stream_finish_(const avc_fw_handlers_t* h, uintptr_t user)
+{
+    return h->stream_finish((void*)user);
+}
+
+static inline void avc_call_fw_reset_(const avc_fw_handlers_t* h, uintptr_t user)
+{
+    h->reset((void*)user);
+}
+
+static inline int avc_call_fw_sync_(const avc_fw_handlers_t* h, uintptr_t user)
+{
+    return h->sync((void*)user);
+}
+
+static inline int avc_call_fw_perform_upgrade_(const avc_fw_handlers_t* h, uintptr_t user,
+                                               const char* uri, const char* name,
+                                               const char* version, const char* sha256,
+                                               int64_t size)
+{
+    avc_fw_package_t pkg;
+    pkg.uri = uri;
+    pkg.name = name;
+    pkg.version = version;
+    pkg.sha256 = sha256;
+    pkg.size = size;
+    return h->perform_upgrade((void*)user, &pkg);
+}
+
+static inline int avc_call_fw_booted_(const avc_fw_handlers_t* h, uintptr_t user,
+                                      const char* uri, const char* name,
+                                      const char* version, const char* sha256,
+                                      int64_t size, char* running, size_t running_len)
+{
+    avc_fw_package_t pkg;
+    pkg.uri = uri;
+    pkg.name = name;
+    pkg.version = version;
+    pkg.sha256 = sha256;
+    pkg.size = size;
+    return h->booted((void*)user, &pkg, running, running_len);
+}
+
+/* Calls an avc_fw_status_fn; the status is built here, on the C stack. */
+static inline void avc_call_fw_status_(avc_fw_status_fn fn, uintptr_t ctx, int state,
+                                       int result, int64_t bytes, int64_t total,
+                                       int http_status, const char* version)
+{
+    avc_fw_status_t st;
+    st.state = state;
+    st.result = result;
+    st.bytes = bytes;
+    st.total = total;
+    st.http_status = http_status;
+    st.version = version;
+    fn((void*)ctx, &st);
+}
+
 #endif /* AVC_CAPI_PRIVATE_H */

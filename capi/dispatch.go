@@ -13,14 +13,18 @@ import (
 	"runtime"
 	"slices"
 	"sync"
+
+	"github.com/avc-agent/avc/agent"
 )
 
-// statusEvent is one le_avc status report.
+// statusEvent is one le_avc status report, or (fw set) a firmware status
+// for the avc_fw_status_fn.
 type statusEvent struct {
 	status   int32 // le_avc_Status_t
 	total    int32 // totalNumBytes, -1 unknown
 	progress int32 // percent, -1 unknown
 	message  string
+	fw       *agent.FirmwareStatus
 }
 
 type statusHandler struct {
@@ -78,6 +82,11 @@ func dispatchLoop(ready chan<- struct{}) {
 			ev := disp.queue[0]
 			disp.queue[0] = statusEvent{}
 			disp.queue = disp.queue[1:]
+			if ev.fw != nil {
+				disp.mu.Unlock()
+				deliverFirmwareSafely(ev.fw)
+				continue
+			}
 			refs := slices.Sorted(maps.Keys(disp.handlers))
 			disp.mu.Unlock()
 			for _, ref := range refs {
@@ -110,9 +119,25 @@ func deliver(ref uintptr, ev statusEvent) {
 	C.avc_call_status_(h.fn, C.int32_t(ev.status), C.int32_t(ev.total), C.int32_t(ev.progress), h.ctx)
 }
 
+// deliverFirmwareSafely is deliverFirmware with a recovered panic.
+func deliverFirmwareSafely(st *agent.FirmwareStatus) {
+	defer func() {
+		if r := recover(); r != nil {
+			logger.Error("recovered panic in dispatcher", "panic", fmt.Sprint(r))
+		}
+	}()
+	deliverFirmware(st)
+}
+
 // emitStatus reports a status to every handler (asynchronously, on the
 // dispatcher thread) and to the poll queue.
 func emitStatus(ev statusEvent) {
+	enqueue(ev)
+	pollPush(ev)
+}
+
+// enqueue hands ev to the dispatcher thread.
+func enqueue(ev statusEvent) {
 	startDispatcher()
 	disp.mu.Lock()
 	disp.queue = append(disp.queue, ev)
@@ -121,7 +146,15 @@ func emitStatus(ev statusEvent) {
 	case disp.wake <- struct{}{}:
 	default:
 	}
-	pollPush(ev)
+}
+
+// onDispatcher reports whether the calling C thread is the dispatcher's
+// (a call from inside a handler).
+func onDispatcher() bool {
+	self := C.pthread_self()
+	disp.mu.Lock()
+	defer disp.mu.Unlock()
+	return disp.started && C.pthread_equal(self, disp.thread) != 0
 }
 
 // addStatusHandler registers fn and returns its reference (never 0).
@@ -140,9 +173,12 @@ func addStatusHandler(fn C.le_avc_StatusHandlerFunc_t, ctx C.uintptr_t) uintptr 
 }
 
 // removeStatusHandler unregisters ref. Unless it is called on the
-// dispatcher thread (from inside a handler), it waits for a call of that
-// handler in progress to return. It reports whether ref was registered.
+// dispatcher thread (from inside a handler) or from a firmware handler
+// (whose session loop a status handler may be waiting for), it waits for a
+// call of that handler in progress to return. It reports whether ref was
+// registered.
 func removeStatusHandler(ref uintptr) bool {
+	inFw := inFirmwareHandler()
 	self := C.pthread_self()
 	disp.mu.Lock()
 	defer disp.mu.Unlock()
@@ -151,7 +187,7 @@ func removeStatusHandler(ref uintptr) bool {
 	}
 	delete(disp.handlers, ref)
 	onDispatcher := disp.started && C.pthread_equal(self, disp.thread) != 0
-	for !onDispatcher && disp.calling == ref {
+	for !onDispatcher && !inFw && disp.calling == ref {
 		disp.idle.Wait()
 	}
 	return true

@@ -8,6 +8,7 @@ package main
 import "C"
 
 import (
+	"strings"
 	"time"
 	"unsafe"
 
@@ -240,4 +241,41 @@ func avc_object_define_xml(xml *C.char, n C.size_t) (rc C.avc_result_t) {
 	}
 	b := C.GoBytes(unsafe.Pointer(xml), C.int(n))
 	return C.avc_result_t(result(defineObjects(b, false)))
+}
+
+// ---- avc.h: firmware update ----
+
+//export avc_fw_install
+func avc_fw_install(h *C.avc_fw_handlers_t, user C.uintptr_t) (rc C.avc_result_t) {
+	defer guard("avc_fw_install", &rc, C.AVC_ERR_FAULT)
+	if h == nil {
+		return C.avc_result_t(result(errorf(rcBadParameter, "avc_fw_install: handlers is NULL")))
+	}
+	if missing := fwMissing(h); len(missing) > 0 {
+		return C.avc_result_t(result(errorf(rcBadParameter, "avc_fw_install: mandatory callbacks are NULL: %s", strings.Join(missing, ", "))))
+	}
+	return C.avc_result_t(result(installFirmware("avc_fw_install", newCFirmware(h, user))))
+}
+
+//export avc_fw_uninstall
+func avc_fw_uninstall() (rc C.avc_result_t) {
+	defer guard("avc_fw_uninstall", &rc, C.AVC_ERR_FAULT)
+	return C.avc_result_t(result(installFirmware("avc_fw_uninstall", nil)))
+}
+
+//export avc_fw_set_trusted_key
+func avc_fw_set_trusted_key(key *C.char) (rc C.avc_result_t) {
+	defer guard("avc_fw_set_trusted_key", &rc, C.AVC_ERR_FAULT)
+	var k string
+	if key != nil {
+		k = C.GoString(key)
+	}
+	return C.avc_result_t(result(setTrustedKey(k)))
+}
+
+//export avc_fw_set_status_handler
+func avc_fw_set_status_handler(fn C.avc_fw_status_fn, ctx C.uintptr_t) (rc C.avc_result_t) {
+	defer guard("avc_fw_set_status_handler", &rc, C.AVC_ERR_FAULT)
+	setFirmwareStatusHandler(fn, ctx)
+	return C.avc_result_t(result(nil))
 }

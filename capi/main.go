@@ -26,6 +26,10 @@
 //     and the exports declare ABI-identical types instead.
 //   - No internal lock is held while C code (a handler or the log callback)
 //     runs.
+//   - Firmware handlers (avc_fw_install, firmware.go) are storage: the
+//     session's agent calls them synchronously from its loop goroutine.
+//     Exports that would wait for that loop (avc_set_value, avc_send,
+//     avc_fw_install) refuse to run inside a handler instead of deadlocking.
 package main
 
 /*

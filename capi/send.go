@@ -20,6 +20,9 @@ const attachWait = 5 * time.Second
 // send implements avc_send: it asks the running session's agent to report
 // the current values at paths with the LwM2M Send operation.
 func send(paths []string) error {
+	if inFirmwareHandler() {
+		return errInFirmwareHandler("avc_send")
+	}
 	if len(paths) == 0 {
 		return errorf(rcBadParameter, "avc_send: no paths")
 	}

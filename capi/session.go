@@ -34,10 +34,11 @@ var core struct {
 	mu      sync.Mutex
 	inited  bool
 	cfg     agent.Config
-	envErrs map[string]string // setting name -> why its environment value was refused
-	objects []lwm2m.ObjectDef // avc_object_define_xml, for the next session
-	sess    *session          // started and not stopped
-	last    *session          // most recently created, possibly still stopping
+	envErrs map[string]string     // setting name -> why its environment value was refused
+	objects []lwm2m.ObjectDef     // avc_object_define_xml, for the next session
+	fw      agent.FirmwareHandler // avc_fw_install, for the next session; nil: the agent's default
+	sess    *session              // started and not stopped
+	last    *session              // most recently created, possibly still stopping
 }
 
 // session is one StartSession..StopSession span, run by one agent.Agent.
@@ -166,6 +167,9 @@ func startSession() error {
 	}
 	cfg := core.cfg
 	cfg.Objects = core.objects
+	if core.fw != nil {
+		cfg.Firmware.Handler = core.fw
+	}
 	if len(problems) > 0 {
 		core.mu.Unlock()
 		err := errorf(rcFault, "le_avc_StartSession: bad configuration: %s", strings.Join(problems, "; "))
@@ -265,6 +269,9 @@ func (s *session) run(a *agent.Agent) {
 	for ev := range a.Events() {
 		if status, msg, ok := statusOf(ev); ok {
 			emit(status, msg)
+		}
+		if ev.Kind == agent.EventFirmware && ev.Firmware != nil {
+			emitFirmware(*ev.Firmware)
 		}
 	}
 	err := <-errc

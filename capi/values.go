@@ -46,6 +46,11 @@ type liveAgent struct {
 
 // setValue implements avc_set_value. remove is true for a NULL value.
 func setValue(path, value string, remove bool) error {
+	if inFirmwareHandler() {
+		// The session's loop is running the handler: waiting for it
+		// would never end.
+		return errInFirmwareHandler("avc_set_value")
+	}
 	p, err := lwm2m.ParsePath(path)
 	if err != nil {
 		return errorf(rcBadParameter, "avc_set_value: %v", err)

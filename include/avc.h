@@ -1,7 +1,8 @@
 /*
  * avc.h - libavc's own C API: configuration, errors, logging, an opt-in
  * event queue for hosts that would rather poll than be called back, the
- * resource values the host keeps up to date and custom objects.
+ * resource values the host keeps up to date, custom objects, and the
+ * firmware storage callbacks of firmware update (Object 5).
  *
  * The Legato personality (legato.h, interfaces.h / le_avc.h) is the main
  * API; this header adds what Legato has no place for. Every name starts
@@ -111,7 +112,14 @@ const char* avc_version(void);
  * [in] name   one of AVC_SERVER_URI ("coap://host[:port]"), AVC_ENDPOINT,
  *             AVC_LIFETIME (seconds), AVC_STATE_DIR, AVC_LOG_LEVEL (debug,
  *             info, warn, error), AVC_PSK_IDENTITY, AVC_PSK_KEY (hex),
- *             AVC_BOOTSTRAP_URI. Must not be NULL.
+ *             AVC_BOOTSTRAP_URI, or a firmware update setting:
+ *             AVC_FW_VERSION (the running firmware version, /3/0/3),
+ *             AVC_FW_TRUSTED_KEYS (Ed25519 public keys allowed to sign
+ *             packages, hex or base64, comma-separated; see also
+ *             avc_fw_set_trusted_key), AVC_FW_REQUIRE_SIGNATURE ("true":
+ *             refuse unsigned packages), AVC_FW_INSTALL_CMD (the install
+ *             command of the default file handler; see avc_fw_install).
+ *             Must not be NULL.
  * [in] value  the value in the same text form as the environment variable;
  *             "" restores the default. Must not be NULL.
  *
@@ -329,6 +337,8 @@ avc_result_t avc_poll_event(avc_event_t* ev, int timeout_ms);
  *                           remembered.
  *  - AVC_ERR_OVERFLOW       path is new and AVC_VALUES_MAX paths are
  *                           remembered already.
+ *  - AVC_ERR_NOT_PERMITTED  called from a firmware handler (see
+ *                           avc_fw_handlers_t); nothing is remembered.
  *  - AVC_ERR_FAULT          internal failure.
  */
 #ifndef AVC_NO_PROTOTYPES
@@ -390,8 +400,9 @@ avc_result_t avc_object_define_xml(const char* xml, size_t len);
  *
  * @return
  *  - AVC_OK                 the values are read and sent, or queued.
- *  - AVC_ERR_NOT_PERMITTED  no session is started (or it has ended), or
- *                           the server has muted Send (/1/0/23).
+ *  - AVC_ERR_NOT_PERMITTED  no session is started (or it has ended), the
+ *                           server has muted Send (/1/0/23), or called
+ *                           from a firmware handler.
  *  - AVC_ERR_BAD_PARAMETER  paths or an element is NULL, count is out of
  *                           range, or the engine refuses a path (not an
  *                           LwM2M path, nothing to read there);
@@ -401,6 +412,316 @@ avc_result_t avc_object_define_xml(const char* xml, size_t len);
 #ifndef AVC_NO_PROTOTYPES
 avc_result_t avc_send(const char* const* paths, size_t count);
 #endif
+
+/* ------------------------------------------------------------------------
+ * Firmware update (LwM2M Object 5)
+ * ------------------------------------------------------------------------
+ *
+ * The host stores and installs firmware images through a struct of
+ * callbacks modelled on Anjay's anjay_fw_update_handlers_t; libavc runs the
+ * rest of Object 5: the pull (coap, http, https Package URI) or push
+ * (block-wise write of /5/0/0) download, the verification of the package
+ * (length, SHA-256, signed manifest), checkpoints for resuming, the state
+ * machine, and the report after the install. Handlers are handed image
+ * bytes only, already verified as they stream.
+ *
+ * An update runs: stream_open, stream_write... (sync before every
+ * checkpoint), stream_finish; State is then Downloaded (2). On the server's
+ * Update (/5/0/2), State becomes Updating (3) and perform_upgrade is
+ * called. When it returns 0 the device is expected to restart into the new
+ * image; libavc restarts its engine (as after a reboot: a real reboot
+ * works too when AVC_STATE_DIR keeps the state) and asks booted whether
+ * the package is installed: State goes back to Idle (0) with Update Result
+ * 1 (success), or to Downloaded with Result 8 (failed).
+ *
+ * Threads and locks: handlers run on a libavc thread of the session, one
+ * call at a time, never under a libavc lock. They are storage calls and
+ * are expected to return quickly (perform_upgrade may also never return,
+ * when it reboots the device). A handler may call any avc_* or le_avc_*
+ * function except avc_set_value, avc_send (both return
+ * AVC_ERR_NOT_PERMITTED there: they wait for the session, which is busy
+ * calling the handler) and avc_fw_install / avc_fw_uninstall (the same).
+ * Called from a handler, le_avc_RemoveStatusEventHandler and
+ * avc_fw_set_status_handler do not wait for a status callback in progress.
+ */
+
+/* Values of State, /5/0/3 (LwM2M Core TS 1.1 §E.6). */
+typedef enum
+{
+    AVC_FW_STATE_IDLE = 0,          /* Before a download or after an update. */
+    AVC_FW_STATE_DOWNLOADING = 1,
+    AVC_FW_STATE_DOWNLOADED = 2,
+    AVC_FW_STATE_UPDATING = 3
+}
+avc_fw_state_t;
+
+/* Values of Update Result, /5/0/5 (object 5 version 1.1; the numbers of
+ * Anjay's anjay_fw_update_result_t). */
+typedef enum
+{
+    AVC_FW_RESULT_INITIAL = 0,                  /* Reset when a download or update starts. */
+    AVC_FW_RESULT_SUCCESS = 1,                  /* Firmware updated successfully. */
+    AVC_FW_RESULT_NOT_ENOUGH_SPACE = 2,         /* Not enough storage for the package. */
+    AVC_FW_RESULT_OUT_OF_MEMORY = 3,            /* Out of RAM during the download. */
+    AVC_FW_RESULT_CONNECTION_LOST = 4,          /* Connection lost during the download. */
+    AVC_FW_RESULT_INTEGRITY_FAILURE = 5,        /* The package failed verification. */
+    AVC_FW_RESULT_UNSUPPORTED_PACKAGE_TYPE = 6, /* Not a package this device takes. */
+    AVC_FW_RESULT_INVALID_URI = 7,
+    AVC_FW_RESULT_FAILED = 8,                   /* The update failed. */
+    AVC_FW_RESULT_UNSUPPORTED_PROTOCOL = 9,     /* A Package URI scheme libavc cannot fetch. */
+    AVC_FW_RESULT_UPDATE_CANCELLED = 10,        /* Cancelled by the server (/5/0/10). */
+    AVC_FW_RESULT_DEFERRED = 11                 /* The install was deferred by the handler. */
+}
+avc_fw_result_t;
+
+/*
+ * Failures a handler returns to choose the Update Result (Anjay's
+ * ANJAY_FW_UPDATE_ERR_* values: the negated result). Any other non-zero
+ * value is a failure with the default result of the call that returned
+ * it (documented with each callback).
+ */
+typedef enum
+{
+    AVC_FW_ERR_NOT_ENOUGH_SPACE = -2,           /* Result 2. */
+    AVC_FW_ERR_OUT_OF_MEMORY = -3,              /* Result 3. */
+    AVC_FW_ERR_INTEGRITY_FAILURE = -5,          /* Result 5; from perform_upgrade the
+                                                   image is discarded (State Idle). */
+    AVC_FW_ERR_UNSUPPORTED_PACKAGE_TYPE = -6,   /* Result 6; from perform_upgrade the
+                                                   image is discarded (State Idle). */
+    AVC_FW_ERR_DEFERRED = -11                   /* From perform_upgrade: keep the image,
+                                                   State Downloaded, Result 11. */
+}
+avc_fw_error_t;
+
+/* Size of the running_version buffer passed to booted, including the NUL
+ * (the Firmware Version resource /3/0/3 holds at most 255 bytes). */
+#define AVC_FW_VERSION_MAX 256
+
+/*
+ * A downloaded package, passed to perform_upgrade and booted. Every
+ * pointer is valid during the call only; strings are never NULL ("" when
+ * unknown). Name and version come from the package manifest ("" for a
+ * bare image without one).
+ */
+typedef struct avc_fw_package
+{
+    const char* uri;        /* The Package URI it came from; "" for a push. */
+    const char* name;       /* PkgName, /5/0/6. */
+    const char* version;    /* PkgVersion, /5/0/7. */
+    const char* sha256;     /* SHA-256 of the image bytes, 64 lower-case hex digits. */
+    int64_t size;           /* Image bytes stored. */
+}
+avc_fw_package_t;
+
+/*
+ * The firmware storage callbacks. Every callback gets the user pointer
+ * given to avc_fw_install as its first argument. Unless a callback says
+ * otherwise it returns 0 on success, an avc_fw_error_t to choose the
+ * Update Result, or any other non-zero value for its default result.
+ */
+typedef struct avc_fw_handlers
+{
+    /*
+     * Prepares to store an image.
+     *
+     * [in] package_uri  the Package URI of a pull; "" for a push (Anjay
+     *                   passes NULL there). Valid during the call only.
+     * [in] offset       0 for a new download. A download resumed after a
+     *                   restart passes the image bytes libavc has
+     *                   checkpointed: keep exactly that many bytes and
+     *                   append after them, or fail when fewer are stored
+     *                   (libavc then starts over from 0).
+     *
+     * Mandatory. Default result on failure: 2 (not enough space).
+     */
+    int (*stream_open)(void* user, const char* package_uri, int64_t offset);
+
+    /*
+     * Appends image bytes.
+     *
+     * [in] data    length bytes, valid during the call only.
+     * [in] length  at least 1.
+     *
+     * Mandatory. Default result on failure: 2 (not enough space).
+     */
+    int (*stream_write)(void* user, const void* data, size_t length);
+
+    /*
+     * Completes the stored image (flush, close). Mandatory. Default result
+     * on failure: 5 (integrity failure).
+     */
+    int (*stream_finish)(void* user);
+
+    /*
+     * Discards a partial or complete image; also called before each new
+     * download and after a successful update. Mandatory; it cannot fail.
+     */
+    void (*reset)(void* user);
+
+    /*
+     * Installs the stored image. Returning 0 means the install is under
+     * way and the device restarts into the new image: libavc has stored
+     * State 3 first, restarts its engine when this returns, and reports
+     * the outcome after asking booted. AVC_FW_ERR_DEFERRED keeps the image
+     * for a later Update (Result 11).
+     *
+     * [in] pkg  the package; valid during the call only.
+     *
+     * Mandatory. Default result on failure: 8 (update failed), the image
+     * kept (State Downloaded).
+     */
+    int (*perform_upgrade)(void* user, const avc_fw_package_t* pkg);
+
+    /*
+     * Asked once after a restart with an update in progress (State 3):
+     * is pkg now installed?
+     *
+     * [in]  pkg              the package perform_upgrade installed; valid
+     *                        during the call only.
+     * [out] running_version  receives the version now running,
+     *                        NUL-terminated (libavc reports it in /3/0/3
+     *                        on success). Zeroed before the call.
+     * [in]  running_len      its size: AVC_FW_VERSION_MAX.
+     *
+     * Mandatory. Returns 1 when pkg is installed (Result 1, State Idle), 0
+     * when it is not (Result 8, State Downloaded); any other value counts
+     * as 0 and is logged.
+     */
+    int (*booted)(void* user, const avc_fw_package_t* pkg, char* running_version, size_t running_len);
+
+    /*
+     * Makes the bytes written so far durable. Called before every download
+     * checkpoint libavc stores (every 64 KiB or 30 s), so a stored resume
+     * offset never runs ahead of the stored bytes. Optional (NULL: nothing
+     * to flush). Default result on failure: 2 (not enough space).
+     */
+    int (*sync)(void* user);
+
+    /*
+     * Optional; accepted for Anjay compatibility but not called: PkgName
+     * and PkgVersion (/5/0/6, /5/0/7) come from the package manifest.
+     */
+    const char* (*get_name)(void* user);
+    const char* (*get_version)(void* user);
+}
+avc_fw_handlers_t;
+
+/*
+ * Installs the firmware storage callbacks for the sessions started from
+ * now on: Object 5 is then served with them. Without a call to this, a
+ * session has Object 5 only when AVC_STATE_DIR is set, with libavc's
+ * default handler (image files under AVC_STATE_DIR/firmware, installed by
+ * running AVC_FW_INSTALL_CMD with the image path).
+ *
+ * [in] handlers  the callbacks; the struct is copied, it may be freed
+ *                after return. Must not be NULL; stream_open,
+ *                stream_write, stream_finish, reset, perform_upgrade and
+ *                booted must not be NULL.
+ * [in] user      passed to every callback; never dereferenced. The caller
+ *                keeps ownership and keeps it valid until the handlers are
+ *                replaced or uninstalled.
+ *
+ * Call it before le_avc_StartSession (after a reboot too: the first
+ * session after a restart with an update in progress asks booted). If a
+ * stopped session is still ending, this waits for it (at most 15 s), so
+ * that when it returns AVC_OK the previous handlers are no longer called
+ * and no call to them is running.
+ *
+ * @return
+ *  - AVC_OK                 installed for the next session.
+ *  - AVC_ERR_BAD_PARAMETER  handlers is NULL, or a mandatory callback is
+ *                           NULL (avc_last_error() names it). Nothing
+ *                           changes.
+ *  - AVC_ERR_NOT_PERMITTED  a session is started (le_avc_StartSession
+ *                           without le_avc_StopSession), or called from a
+ *                           firmware handler. Nothing changes.
+ *  - AVC_ERR_TIMEOUT        a stopped session did not end within 15 s.
+ *                           Nothing changes.
+ *  - AVC_ERR_FAULT          internal failure.
+ */
+#ifndef AVC_NO_PROTOTYPES
+avc_result_t avc_fw_install(const avc_fw_handlers_t* handlers, void* user);
+#endif
+
+/*
+ * Removes the handlers installed with avc_fw_install: sessions started
+ * from now on use the default (see avc_fw_install). Without installed
+ * handlers it does nothing and returns AVC_OK.
+ *
+ * @return AVC_OK (the previous handlers are no longer called and no call
+ *         to them is running), or AVC_ERR_NOT_PERMITTED, AVC_ERR_TIMEOUT,
+ *         AVC_ERR_FAULT as for avc_fw_install.
+ */
+#ifndef AVC_NO_PROTOTYPES
+avc_result_t avc_fw_uninstall(void);
+#endif
+
+/*
+ * Trusts one Ed25519 public key to sign firmware packages, replacing the
+ * keys configured before: the same as avc_config_set("AVC_FW_TRUSTED_KEYS",
+ * key). Several keys are set with avc_config_set, comma-separated. Applies
+ * to the next session started.
+ *
+ * [in] key  the 32-byte public key in hex (as `avc keygen` prints it) or
+ *           base64. NULL or "" removes every trusted key.
+ *
+ * @return
+ *  - AVC_OK            stored.
+ *  - AVC_ERR_FORMAT    key is not one Ed25519 public key in hex or base64.
+ *  - AVC_ERR_FAULT     internal failure.
+ */
+#ifndef AVC_NO_PROTOTYPES
+avc_result_t avc_fw_set_trusted_key(const char* key);
+#endif
+
+/* The progress of a firmware update, passed to an avc_fw_status_fn. */
+typedef struct avc_fw_status
+{
+    int state;              /* An avc_fw_state_t. */
+    int result;             /* An avc_fw_result_t. */
+    int64_t bytes;          /* Package bytes received in this download. */
+    int64_t total;          /* Package size; -1 when unknown. */
+    int http_status;        /* HTTP status of a failed HTTP(S) pull, else 0. */
+    const char* version;    /* Package version, "" when unknown; never NULL. */
+}
+avc_fw_status_t;
+
+/*
+ * Receives a firmware update status.
+ *
+ * [in] ctx  the context pointer given to avc_fw_set_status_handler.
+ * [in] st   the status; it and st->version are valid during the call only.
+ *
+ * Called on every state change and on download progress, in order, on
+ * libavc's dispatcher thread (the thread that runs le_avc status
+ * handlers, in order with them), never under a libavc lock. It may call
+ * any avc_* or le_avc_* function.
+ */
+typedef void (*avc_fw_status_fn)(void* ctx, const avc_fw_status_t* st);
+
+/*
+ * Sets the callback that receives firmware update statuses, replacing the
+ * previous one. fn == NULL removes it.
+ *
+ * [in] fn   the callback, or NULL.
+ * [in] ctx  passed to every call of fn; never dereferenced. The caller
+ *           keeps ownership and keeps it valid until fn is replaced.
+ *
+ * When this returns, the previous callback is no longer called and no
+ * call to it is running, except when called from that callback itself
+ * (the running call finishes) or from a firmware handler (it does not
+ * wait).
+ *
+ * @return AVC_OK, or AVC_ERR_FAULT on internal failure.
+ */
+#ifndef AVC_NO_PROTOTYPES
+avc_result_t avc_fw_set_status_handler(avc_fw_status_fn fn, void* ctx);
+#endif
+
+/* Anjay-style short names of the firmware types; the same types. */
+typedef struct avc_fw_handlers avc_fw_handlers;
+typedef struct avc_fw_package avc_fw_package;
+typedef struct avc_fw_status avc_fw_status;
 
 #ifdef __cplusplus
 }

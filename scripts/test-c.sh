@@ -1,11 +1,20 @@
 #!/usr/bin/env bash
 # C checks of `make test`: every public header compiles alone as strict C99
-# and as C++; the misuse program runs against libavc.so; the static
-# library links.
+# and as C++; the misuse programs run against libavc.so (the firmware one
+# also under AddressSanitizer); the static library links; a C firmware
+# handler performs a full firmware update against `avc server`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
+server_pid=
+cleanup() {
+	if [ -n "$server_pid" ]; then
+		kill "$server_pid" 2>/dev/null || true
+		wait "$server_pid" 2>/dev/null || true
+	fi
+	rm -rf "$tmp"
+}
+trap cleanup EXIT
 
 flags=(-Wall -Wextra -Werror -pedantic -Iinclude)
 for h in include/*.h; do
@@ -30,3 +39,46 @@ env -u AVC_SERVER_URI LD_LIBRARY_PATH=build "$tmp/misuse"
 
 # Concurrent use from several threads: no crash, no deadlock.
 env -u AVC_SERVER_URI LD_LIBRARY_PATH=build timeout 150 "$tmp/stress"
+
+# Firmware API misuse, also under AddressSanitizer (the Go heap is not
+# scanned by LeakSanitizer, so leak detection is off).
+env -u AVC_SERVER_URI LD_LIBRARY_PATH=build "$tmp/fwmisuse"
+cc -std=c99 "${flags[@]}" -fsanitize=address -fno-omit-frame-pointer -g -o "$tmp/fwmisuse-asan" \
+	capi/testdata/fwmisuse.c -Lbuild -lavc -lpthread
+env -u AVC_SERVER_URI LD_LIBRARY_PATH=build ASAN_OPTIONS=detect_leaks=0 "$tmp/fwmisuse-asan" >/dev/null
+echo "fwmisuse: passed under AddressSanitizer"
+
+# A full firmware update: capi/testdata/fota.c's RAM-flash handler against
+# `avc server` (built here; make test-c builds only the library) with a
+# signed package, pulled over CoAP from the server's firmware directory,
+# then (the AddressSanitizer build) over HTTP from the program itself.
+${GO:-go} build -o "$tmp/avc" ./cmd/avc
+mkdir "$tmp/images"
+"$tmp/avc" keygen -out "$tmp/fw.key" >"$tmp/fw.pub"
+head -c 200000 /dev/urandom >"$tmp/fw.img"
+"$tmp/avc" pack -in "$tmp/fw.img" -out "$tmp/images/fw.avc" -name c-fota -version 2.0.0 -key "$tmp/fw.key" >/dev/null
+"$tmp/avc" server -coap 127.0.0.1:0 -http 127.0.0.1:0 -firmware-dir "$tmp/images" 2>"$tmp/server.log" &
+server_pid=$!
+coap= http=
+for _ in $(seq 100); do
+	line=$(grep -m1 'server listening' "$tmp/server.log" || true)
+	if [ -n "$line" ]; then
+		coap=$(sed -n 's/.* coap=\([0-9.:]*\).*/\1/p' <<<"$line")
+		http=$(sed -n 's/.* http=\([0-9.:]*\).*/\1/p' <<<"$line")
+		break
+	fi
+	sleep 0.1
+done
+if [ -z "$coap" ] || [ -z "$http" ]; then
+	echo "avc server did not start:"; cat "$tmp/server.log"; exit 1
+fi
+cc -std=c99 "${flags[@]}" -fsanitize=address -fno-omit-frame-pointer -g -o "$tmp/fota-asan" \
+	capi/testdata/fota.c -Lbuild -lavc -lpthread
+for run in "fota coap://$coap/fw/fw.avc" "fota-asan"; do
+	read -r prog uri <<<"$run"
+	env -u AVC_SERVER_URI LD_LIBRARY_PATH=build ASAN_OPTIONS=detect_leaks=0 timeout 150 \
+		"$tmp/$prog" "coap://$coap" "$http" "$tmp/fw.img" "$tmp/images/fw.avc" "$(cat "$tmp/fw.pub")" 2.0.0 $uri \
+		>"$tmp/$prog.out" ||
+		{ cat "$tmp/$prog.out"; echo "$prog failed; server log:"; cat "$tmp/server.log"; exit 1; }
+	echo "$prog (${uri:-http from the program}): $(tail -1 "$tmp/$prog.out")"
+done

@@ -19,6 +19,9 @@ snake_case forms: ``server_uri``), from the environment or
 - Status handlers run on libavc's dispatcher thread, not the caller's.
   Exceptions they raise are logged on the "avc" logger, never propagated.
 - libavc's own log lines go to ``logging.getLogger("avc")``.
+- Firmware update (Object 5): subclass :class:`FirmwareHandler` for the
+  device's storage and :func:`install_firmware_handler` before the session
+  starts; :func:`set_firmware_status_handler` reports progress.
 - Do not fork after importing (use multiprocessing's "spawn" start method):
   the Go runtime inside libavc does not survive fork.
 """
@@ -45,8 +48,18 @@ from ._core import (
     stop_session,
     version,
 )
-from ._enums import LogLevel, Result, Status
+from ._enums import FirmwareState, LogLevel, Result, Status, UpdateResult
 from ._ffi import LibraryNotFoundError, library_path
+from ._firmware import (
+    FirmwareHandler,
+    FirmwarePackage,
+    FirmwareStatus,
+    FirmwareStatusHandler,
+    install_firmware_handler,
+    set_firmware_status_handler,
+    set_firmware_trusted_key,
+    uninstall_firmware_handler,
+)
 from ._session import Session
 from .errors import (
     AvcError,
@@ -56,6 +69,12 @@ from .errors import (
     BusyError,
     DuplicateError,
     FaultError,
+    FirmwareDeferred,
+    FirmwareError,
+    FirmwareIntegrityFailure,
+    FirmwareNoMemory,
+    FirmwareNoSpace,
+    FirmwareUnsupportedPackage,
     FormatError,
     NotFoundError,
     NotPermittedError,
@@ -71,6 +90,17 @@ __all__ = [
     "DuplicateError",
     "Event",
     "FaultError",
+    "FirmwareDeferred",
+    "FirmwareError",
+    "FirmwareHandler",
+    "FirmwareIntegrityFailure",
+    "FirmwareNoMemory",
+    "FirmwareNoSpace",
+    "FirmwarePackage",
+    "FirmwareState",
+    "FirmwareStatus",
+    "FirmwareStatusHandler",
+    "FirmwareUnsupportedPackage",
     "FormatError",
     "LibraryNotFoundError",
     "LogLevel",
@@ -82,11 +112,13 @@ __all__ = [
     "StatusHandler",
     "StatusHandlerHandle",
     "UnsupportedError",
+    "UpdateResult",
     "add_status_handler",
     "configure",
     "define_objects_xml",
     "enable_polling",
     "get_config",
+    "install_firmware_handler",
     "last_error",
     "library_path",
     "poll_event",
@@ -94,8 +126,11 @@ __all__ = [
     "result_text",
     "send",
     "set_config",
+    "set_firmware_status_handler",
+    "set_firmware_trusted_key",
     "set_value",
     "start_session",
     "stop_session",
+    "uninstall_firmware_handler",
     "version",
 ]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from enum import IntEnum
 
-__all__ = ["LogLevel", "Result", "Status"]
+__all__ = ["FirmwareState", "LogLevel", "Result", "Status", "UpdateResult"]
 
 
 class Result(IntEnum):
@@ -78,3 +78,36 @@ class LogLevel(IntEnum):
     INFO = 0
     WARN = 4
     ERROR = 8
+
+
+class FirmwareState(IntEnum):
+    """``avc_fw_state_t``: State of firmware update, /5/0/3 (LwM2M Core TS 1.1 §E.6).
+
+    Members are named without the ``AVC_FW_STATE_`` prefix.
+    """
+
+    IDLE = 0
+    DOWNLOADING = 1
+    DOWNLOADED = 2
+    UPDATING = 3
+
+
+class UpdateResult(IntEnum):
+    """``avc_fw_result_t``: Update Result, /5/0/5 (object 5 version 1.1).
+
+    Members are named without the ``AVC_FW_RESULT_`` prefix; the values are
+    Anjay's ``anjay_fw_update_result_t``.
+    """
+
+    INITIAL = 0
+    SUCCESS = 1
+    NOT_ENOUGH_SPACE = 2
+    OUT_OF_MEMORY = 3
+    CONNECTION_LOST = 4
+    INTEGRITY_FAILURE = 5
+    UNSUPPORTED_PACKAGE_TYPE = 6
+    INVALID_URI = 7
+    FAILED = 8
+    UNSUPPORTED_PROTOCOL = 9
+    UPDATE_CANCELLED = 10
+    DEFERRED = 11

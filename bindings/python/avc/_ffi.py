@@ -24,9 +24,21 @@ from typing import Any
 
 __all__ = [
     "EVENT_MESSAGE_MAX",
+    "FW_BOOTED_FN",
+    "FW_PERFORM_UPGRADE_FN",
+    "FW_RESET_FN",
+    "FW_STATUS_FN",
+    "FW_STREAM_FINISH_FN",
+    "FW_STREAM_OPEN_FN",
+    "FW_STREAM_WRITE_FN",
+    "FW_SYNC_FN",
+    "FW_VERSION_MAX",
     "LOG_FN",
     "STATUS_HANDLER_FN",
     "AvcEvent",
+    "AvcFwHandlers",
+    "AvcFwPackage",
+    "AvcFwStatus",
     "LibraryNotFoundError",
     "lib",
     "library_path",
@@ -48,6 +60,67 @@ class AvcEvent(ctypes.Structure):
         ("message", ctypes.c_char * EVENT_MESSAGE_MAX),
     ]
 
+
+#: ``AVC_FW_VERSION_MAX``: size of booted()'s running_version buffer.
+FW_VERSION_MAX = 256
+
+
+class AvcFwPackage(ctypes.Structure):
+    """``avc_fw_package_t`` (avc.h); valid during a callback only."""
+
+    _fields_ = [
+        ("uri", ctypes.c_char_p),
+        ("name", ctypes.c_char_p),
+        ("version", ctypes.c_char_p),
+        ("sha256", ctypes.c_char_p),
+        ("size", ctypes.c_int64),
+    ]
+
+
+class AvcFwStatus(ctypes.Structure):
+    """``avc_fw_status_t`` (avc.h); valid during a callback only."""
+
+    _fields_ = [
+        ("state", ctypes.c_int),
+        ("result", ctypes.c_int),
+        ("bytes", ctypes.c_int64),
+        ("total", ctypes.c_int64),
+        ("http_status", ctypes.c_int),
+        ("version", ctypes.c_char_p),
+    ]
+
+
+#: The callbacks of ``avc_fw_handlers_t``; every one takes the user pointer first.
+FW_STREAM_OPEN_FN = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_char_p, ctypes.c_int64)
+FW_STREAM_WRITE_FN = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t)
+FW_STREAM_FINISH_FN = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p)
+FW_RESET_FN = ctypes.CFUNCTYPE(None, ctypes.c_void_p)
+FW_PERFORM_UPGRADE_FN = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.POINTER(AvcFwPackage))
+FW_BOOTED_FN = ctypes.CFUNCTYPE(
+    ctypes.c_int, ctypes.c_void_p, ctypes.POINTER(AvcFwPackage), ctypes.c_void_p, ctypes.c_size_t
+)
+FW_SYNC_FN = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p)
+
+
+class AvcFwHandlers(ctypes.Structure):
+    """``avc_fw_handlers_t`` (avc.h). get_name and get_version are never set
+    from Python (libavc does not call them)."""
+
+    _fields_ = [
+        ("stream_open", FW_STREAM_OPEN_FN),
+        ("stream_write", FW_STREAM_WRITE_FN),
+        ("stream_finish", FW_STREAM_FINISH_FN),
+        ("reset", FW_RESET_FN),
+        ("perform_upgrade", FW_PERFORM_UPGRADE_FN),
+        ("booted", FW_BOOTED_FN),
+        ("sync", FW_SYNC_FN),
+        ("get_name", ctypes.c_void_p),
+        ("get_version", ctypes.c_void_p),
+    ]
+
+
+#: ``avc_fw_status_fn``: (ctx, status).
+FW_STATUS_FN = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.POINTER(AvcFwStatus))
 
 #: ``le_avc_StatusHandlerFunc_t``: (status, totalNumBytes, progress, contextPtr).
 STATUS_HANDLER_FN = ctypes.CFUNCTYPE(None, ctypes.c_int, ctypes.c_int32, ctypes.c_int32, ctypes.c_void_p)
@@ -86,6 +159,10 @@ SIGNATURES: dict[str, tuple[list[Any], Any]] = {
     "avc_set_value": ([_c_char_p, _c_char_p], _c_int),
     "avc_object_define_xml": ([_c_char_p, _c_size_t], _c_int),
     "avc_send": ([ctypes.POINTER(_c_char_p), _c_size_t], _c_int),
+    "avc_fw_install": ([ctypes.POINTER(AvcFwHandlers), _c_void_p], _c_int),
+    "avc_fw_uninstall": ([], _c_int),
+    "avc_fw_set_trusted_key": ([_c_char_p], _c_int),
+    "avc_fw_set_status_handler": ([FW_STATUS_FN, _c_void_p], _c_int),
 }
 
 

@@ -7,10 +7,16 @@ catch narrowly (``except avc.DuplicateError``).
 
 from __future__ import annotations
 
-from ._enums import Result
+from ._enums import Result, UpdateResult
 
 __all__ = [
     "AvcError",
+    "FirmwareDeferred",
+    "FirmwareError",
+    "FirmwareIntegrityFailure",
+    "FirmwareNoMemory",
+    "FirmwareNoSpace",
+    "FirmwareUnsupportedPackage",
     "AvcOverflowError",
     "AvcTimeoutError",
     "BadParameterError",
@@ -100,6 +106,62 @@ _CLASSES: dict[int, type[AvcError]] = {
     Result.BUSY: BusyError,
     Result.UNSUPPORTED: UnsupportedError,
 }
+
+
+class FirmwareError(Exception):
+    """Raised by a :class:`avc.FirmwareHandler` method to fail the call.
+
+    libavc gets a negative return code: ``code`` (the negated Update Result
+    of the subclasses below), or -1 for FirmwareError itself and for any
+    other exception, which means the default result of the call (see
+    :class:`avc.FirmwareHandler`). The subclasses mirror Anjay's
+    ``ANJAY_FW_UPDATE_ERR_*`` values (avc.h's ``avc_fw_error_t``).
+
+    Attributes:
+        code: the C return code.
+        result: the Update Result it asks for, or None for the default.
+    """
+
+    code: int = -1
+    result: UpdateResult | None = None
+
+
+class FirmwareNoSpace(FirmwareError):
+    """``AVC_FW_ERR_NOT_ENOUGH_SPACE`` (-2): Update Result 2."""
+
+    code = -2
+    result = UpdateResult.NOT_ENOUGH_SPACE
+
+
+class FirmwareNoMemory(FirmwareError):
+    """``AVC_FW_ERR_OUT_OF_MEMORY`` (-3): Update Result 3."""
+
+    code = -3
+    result = UpdateResult.OUT_OF_MEMORY
+
+
+class FirmwareIntegrityFailure(FirmwareError):
+    """``AVC_FW_ERR_INTEGRITY_FAILURE`` (-5): Update Result 5; from
+    perform_upgrade the image is discarded."""
+
+    code = -5
+    result = UpdateResult.INTEGRITY_FAILURE
+
+
+class FirmwareUnsupportedPackage(FirmwareError):
+    """``AVC_FW_ERR_UNSUPPORTED_PACKAGE_TYPE`` (-6): Update Result 6; from
+    perform_upgrade the image is discarded."""
+
+    code = -6
+    result = UpdateResult.UNSUPPORTED_PACKAGE_TYPE
+
+
+class FirmwareDeferred(FirmwareError):
+    """``AVC_FW_ERR_DEFERRED`` (-11), from perform_upgrade: keep the image
+    for a later Update (Update Result 11)."""
+
+    code = -11
+    result = UpdateResult.DEFERRED
 
 
 def error_for(result: int, message: str = "") -> AvcError:

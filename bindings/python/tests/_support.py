@@ -72,16 +72,18 @@ def free_tcp_port() -> int:
 
 class Server:
     """``avc server`` on a free UDP port of 127.0.0.1; with ``http=True``
-    also its HTTP JSON API on a free TCP port (see :meth:`api`)."""
+    also its HTTP JSON API on a free TCP port (see :meth:`api`); with
+    ``firmware_dir`` serving the firmware images of that directory."""
 
-    def __init__(self, http: bool = False) -> None:
+    def __init__(self, http: bool = False, firmware_dir: str | Path | None = None) -> None:
         self.port = free_udp_port()
         self.uri = f"coap://127.0.0.1:{self.port}"
         self.http = f"127.0.0.1:{free_tcp_port()}" if http else ""
         self.lines: queue.Queue[str] = queue.Queue()
         self.log: list[str] = []
+        fw = ["-firmware-dir", str(firmware_dir)] if firmware_dir is not None else []
         self.proc = subprocess.Popen(
-            [str(avc_cli()), "server", "-coap", f"127.0.0.1:{self.port}", "-http", self.http],
+            [str(avc_cli()), "server", "-coap", f"127.0.0.1:{self.port}", "-http", self.http, *fw],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
@@ -129,6 +131,27 @@ class Server:
                 return e.code, json.loads(body or b"null")
             except ValueError:
                 return e.code, body.decode("utf-8", "replace")
+
+    def call(self, method: str, path: str, body: object = None, timeout: float = 10.0) -> tuple[int, object]:
+        """Sends ``method path`` to the HTTP API with body as JSON (None: no
+        body); returns (HTTP status, decoded JSON body)."""
+        import urllib.error
+        import urllib.request
+
+        if not self.http:
+            raise AssertionError("the server was started without http=True")
+        data = b"" if body is None else json.dumps(body).encode()
+        req = urllib.request.Request(f"http://{self.http}{path}", data=data, method=method)
+        req.add_header("Content-Type", "application/json")
+        try:
+            with urllib.request.urlopen(req, timeout=timeout) as r:
+                return r.status, json.loads(r.read() or b"null")
+        except urllib.error.HTTPError as e:
+            raw = e.read()
+            try:
+                return e.code, json.loads(raw or b"null")
+            except ValueError:
+                return e.code, raw.decode("utf-8", "replace")
 
     def close(self) -> None:
         if self.proc.poll() is None:
