@@ -92,7 +92,13 @@ func (p *UDPPort) resolve(peer string) (*net.UDPAddr, error) {
 		return nil, err
 	}
 	p.addrs[peer] = addr
-	p.peers[addr.String()] = peer
+	if _, taken := p.peers[addr.String()]; !taken {
+		// The first key for an address keeps it: the server's, resolved
+		// when the port opens. A Package URI naming the same address
+		// differently ("localhost" for "127.0.0.1") must not turn the
+		// server's datagrams into a stranger's.
+		p.peers[addr.String()] = peer
+	}
 	return addr, nil
 }
 
