@@ -12,8 +12,14 @@
 // reads a clock (time comes from the now_ms arguments), opens a socket or a
 // file, starts a goroutine or blocks. Datagrams go out through the
 // avc_host.sock_send import, log records through avc_host.log and the
-// persistent state through avc_host.storage_write; events are polled with
-// avc_poll_event.
+// persistent state through avc_host.storage_write; with firmware update
+// enabled, images go to the host through the avc_host.fw_* imports
+// (firmware.go). Events are polled with avc_poll_event.
+//
+// Beyond marshalling, the driver does one thing the engine asks of every
+// driver: on agent.EventRestart (after a firmware install) it makes a new
+// engine from the last stored state, gives it the values the host set and
+// starts it, as after a reboot.
 //
 // # Notes
 //

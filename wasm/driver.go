@@ -32,6 +32,14 @@ type driver struct {
 	pending [][]byte // encoded events for avc_poll_event, oldest first
 	dropped int      // events dropped since the last warning
 	lastErr string
+
+	// What a restart (agent.EventRestart) needs to make the engine again,
+	// as after a reboot: the configuration of avc_init, the last stored
+	// state, and the values the host set (the last per path, in the order
+	// first set), which a rebooted device would set again.
+	cfg   agent.Config
+	state []byte
+	sets  []agent.CmdSet
 }
 
 var d = driver{log: slog.New(slog.DiscardHandler)}
@@ -61,16 +69,41 @@ func (d *driver) guard(op string, rc *int32) {
 	*rc = d.fail(rcFault, "%s: panic: %v (engine discarded; call avc_init again)", op, r)
 }
 
+// maxRestarts bounds the restarts one call may make: an engine that asks
+// for a restart again right after starting would otherwise loop.
+const maxRestarts = 3
+
 // flush hands the engine's output to the host: first the events (the
 // persistent state goes to storage_write before any datagram that may
-// acknowledge the change leaves), then the datagrams.
-func (d *driver) flush() {
+// acknowledge the change leaves), then the datagrams. When the engine
+// asked for a restart (a firmware install), it then makes a new engine
+// from the last stored state and flushes that one too.
+func (d *driver) flush(now time.Time) {
+	for i := 0; d.drain(); i++ {
+		if i == maxRestarts {
+			d.log.Error("engine keeps asking for a restart; not restarting", "restarts", i)
+			return
+		}
+		d.restart(now)
+		if d.engine == nil {
+			return
+		}
+	}
+}
+
+// drain moves the engine's events and datagrams to the host and reports
+// whether the engine asked for a restart.
+func (d *driver) drain() (restart bool) {
 	e := d.engine
 	for ev, ok := e.PollEvent(); ok; ev, ok = e.PollEvent() {
-		if ev.Kind == agent.EventStore {
+		switch ev.Kind {
+		case agent.EventStore:
+			d.state = ev.Data
 			if rc := storageWrite(stateKey, ev.Data); rc != 0 {
 				d.log.Warn("storage write failed", "key", stateKey, "rc", rc)
 			}
+		case agent.EventRestart:
+			restart = true
 		}
 		b, err := json.Marshal(ev)
 		if err != nil {
@@ -89,6 +122,59 @@ func (d *driver) flush() {
 		d.log.Warn("events dropped; the host is not polling", "count", d.dropped)
 		d.dropped = 0
 	}
+	return restart
+}
+
+// restart replaces the engine with a new one made from the last stored
+// state, as after a reboot: it gets the values the host set, and starts
+// when the old one was started. The old session is not de-registered; the
+// new engine registers again. Making it cannot fail with the same
+// configuration and a state the engine wrote; if it does all the same, the
+// engine is discarded as after a panic.
+func (d *driver) restart(now time.Time) {
+	started := d.engine.Started()
+	e, err := agent.NewEngine(d.cfg, bytes.Clone(d.state))
+	if err != nil {
+		d.engine = nil
+		d.log.Error("restart failed; engine discarded", "err", err)
+		return
+	}
+	d.engine = e
+	d.log.Info("engine restarted", "start", started)
+	for _, c := range d.sets {
+		if err := e.HandleCommand(now, c); err != nil {
+			d.log.Warn("restore value", "path", c.Path.String(), "err", err)
+		}
+	}
+	if started {
+		if err := e.HandleCommand(now, agent.CmdStart{}); err != nil {
+			d.log.Warn("start after restart", "err", err)
+		}
+	}
+}
+
+// remember records a value the engine accepted, for restarts.
+func (d *driver) remember(c agent.CmdSet) {
+	for i := range d.sets {
+		if d.sets[i].Path == c.Path {
+			d.sets[i] = c
+			return
+		}
+	}
+	d.sets = append(d.sets, c)
+}
+
+// step runs the engine's timers and returns its next deadline, that of
+// the new engine when the timers led to a restart.
+func (d *driver) step(now time.Time) time.Time {
+	for {
+		e := d.engine
+		t := e.Step(now)
+		d.flush(now)
+		if d.engine == e || d.engine == nil {
+			return t
+		}
+	}
 }
 
 // push queues one encoded event, padded to minEventLen.
@@ -104,45 +190,59 @@ func (d *driver) push(b []byte) {
 	d.pending = append(d.pending, b)
 }
 
-// configObjectsXML is the avc_init configuration key that carries custom
-// object definitions: an array of OMA registry XML documents.
-const configObjectsXML = abi.ConfigObjectsXML
+// configObjectsXML and configFirmware are the avc_init configuration keys
+// that are not AVC_* names: custom object definitions (an array of OMA
+// registry XML documents) and the switch of firmware update (a boolean).
+const (
+	configObjectsXML = abi.ConfigObjectsXML
+	configFirmware   = abi.ConfigFirmware
+)
+
+// moduleConfig is the decoded avc_init configuration.
+type moduleConfig struct {
+	settings map[string]string // AVC_* names
+	docs     []string          // objects_xml
+	firmware bool              // firmware
+}
 
 // parseConfig decodes the avc_init configuration: a JSON object whose
 // values are strings or numbers (AVC_LIFETIME may be 300 or "300"), except
-// "objects_xml", an array of strings; null values are skipped. It returns
-// the settings and the object definition documents.
-func parseConfig(b []byte) (map[string]string, []string, error) {
+// "objects_xml", an array of strings, and "firmware", a boolean; null
+// values are skipped.
+func parseConfig(b []byte) (moduleConfig, error) {
+	mc := moduleConfig{settings: map[string]string{}}
 	if len(bytes.TrimSpace(b)) == 0 {
-		return map[string]string{}, nil, nil
+		return mc, nil
 	}
 	var raw map[string]json.RawMessage
 	if err := json.Unmarshal(b, &raw); err != nil {
-		return nil, nil, fmt.Errorf("config: want a JSON object of AVC_* names: %v", err)
+		return mc, fmt.Errorf("config: want a JSON object of AVC_* names: %v", err)
 	}
-	m := make(map[string]string, len(raw))
-	var docs []string
 	for k, v := range raw {
 		v = bytes.TrimSpace(v)
 		switch {
 		case bytes.Equal(v, []byte("null")):
 		case k == configObjectsXML:
-			if err := json.Unmarshal(v, &docs); err != nil {
-				return nil, nil, fmt.Errorf("config: %s: want an array of XML documents (strings): %v", k, err)
+			if err := json.Unmarshal(v, &mc.docs); err != nil {
+				return mc, fmt.Errorf("config: %s: want an array of XML documents (strings): %v", k, err)
+			}
+		case k == configFirmware:
+			if err := json.Unmarshal(v, &mc.firmware); err != nil {
+				return mc, fmt.Errorf("config: %s: want true or false, got %s", k, v)
 			}
 		case len(v) > 0 && v[0] == '"':
 			var s string
 			if err := json.Unmarshal(v, &s); err != nil {
-				return nil, nil, fmt.Errorf("config: %s: %v", k, err)
+				return mc, fmt.Errorf("config: %s: %v", k, err)
 			}
-			m[k] = s
+			mc.settings[k] = s
 		case len(v) > 0 && (v[0] == '-' || (v[0] >= '0' && v[0] <= '9')):
-			m[k] = string(v)
+			mc.settings[k] = string(v)
 		default:
-			return nil, nil, fmt.Errorf("config: %s: want a string or a number, got %s", k, v)
+			return mc, fmt.Errorf("config: %s: want a string or a number, got %s", k, v)
 		}
 	}
-	return m, docs, nil
+	return mc, nil
 }
 
 // parseObjects parses the objects_xml documents into object definitions,

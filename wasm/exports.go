@@ -8,6 +8,7 @@ import (
 	"errors"
 	"log/slog"
 	"strings"
+	"time"
 
 	"github.com/avc-agent/avc/agent"
 )
@@ -71,14 +72,20 @@ func avcInit(cfgPtr uint32, cfgLen int32, statePtr uint32, stateLen int32) (rc i
 	if err != nil {
 		return d.fail(rcBadParameter, "avc_init: state: %v", err)
 	}
-	m, docs, err := parseConfig(cb)
+	mc, err := parseConfig(cb)
 	if err != nil {
 		return d.fail(rcBadInput, "avc_init: %v", err)
 	}
 	var cfg agent.Config
-	objs, objErr := parseObjects(docs)
+	objs, objErr := parseObjects(mc.docs)
 	cfg.Objects = objs
-	if err := cfg.ApplyMap(m); err != nil || objErr != nil {
+	if mc.firmware {
+		// Object 5, stored and installed by the host (firmware.go). The
+		// engine pulls over CoAP only: HTTP(S) fetches are not part of
+		// the ABI, so /5/0/8 lists CoAP alone.
+		cfg.Firmware.Handler = hostFirmware{}
+	}
+	if err := cfg.ApplyMap(mc.settings); err != nil || objErr != nil {
 		// Report every problem at once, as agent.New does.
 		return d.fail(rcBadInput, "avc_init: %s", oneLine(errors.Join(objErr, err, cfg.Validate())))
 	}
@@ -89,7 +96,8 @@ func avcInit(cfgPtr uint32, cfgLen int32, statePtr uint32, stateLen int32) (rc i
 		return d.fail(rcBadInput, "avc_init: %s", oneLine(err))
 	}
 	d.engine, d.log = e, log
-	d.flush()
+	d.cfg, d.state, d.sets = cfg, bytes.Clone(sb), nil
+	d.flush(time.Time{}) // nothing here can ask for a restart
 	return d.ok()
 }
 
@@ -123,8 +131,12 @@ func avcCommand(p uint32, n int32, nowMs int64) (rc int32) {
 		// A known command with bad arguments ("set" with a bad path).
 		return d.fail(rcBadInput, "avc_command: %v", err)
 	}
-	err = d.engine.HandleCommand(msTime(nowMs), c)
-	d.flush()
+	now := msTime(nowMs)
+	err = d.engine.HandleCommand(now, c)
+	if set, ok := c.(agent.CmdSet); ok && err == nil {
+		d.remember(set)
+	}
+	d.flush(now)
 	if rc := commandResult(err); rc != rcOK {
 		return d.fail(rc, "avc_command %s: %v", *w.Cmd, err)
 	}
@@ -148,8 +160,9 @@ func avcOnDatagram(peerPtr uint32, peerLen int32, dataPtr uint32, dataLen int32,
 		return d.fail(rcBadParameter, "avc_on_datagram: data: %v", err)
 	}
 	// The engine copies what it keeps; data may be reused after return.
-	d.engine.HandleDatagram(msTime(nowMs), string(peer), data)
-	d.flush()
+	now := msTime(nowMs)
+	d.engine.HandleDatagram(now, string(peer), data)
+	d.flush(now)
 	return d.ok()
 }
 
@@ -168,8 +181,7 @@ func avcStep(nowMs int64) (next int64) {
 		rc = d.fail(rcNotInitialized, "avc_step: not initialized")
 		return 0
 	}
-	t := d.engine.Step(msTime(nowMs))
-	d.flush()
+	t := d.step(msTime(nowMs))
 	d.ok()
 	return deadlineMs(t)
 }

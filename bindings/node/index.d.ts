@@ -4,7 +4,7 @@
 import { EventEmitter } from 'node:events';
 
 /** The avc.wasm ABI version this package implements (wasm/ABI.md). */
-export declare const ABI_VERSION: 1;
+export declare const ABI_VERSION: 2;
 
 /** Name of the persistent state file under AVC_STATE_DIR (the native driver's too). */
 export declare const STATE_FILE: 'agent-state.json';
@@ -31,6 +31,27 @@ export declare const ResultCode: Readonly<{
   AVC_NOT_REGISTERED: -25;
 }>;
 
+/**
+ * Failures of the firmware imports (wasm/ABI.md "Firmware imports"), the
+ * names and values of libavc's avc_fw_error_t. A FirmwareHandler method
+ * picks one by throwing an error whose `code` is its name, e.g.
+ * `throw new AvcError('AVC_FW_ERR_NOT_ENOUGH_SPACE', 'flash full')`.
+ */
+export declare const FirmwareCode: Readonly<{
+  /** The method's default Update Result (what any other error means). */
+  AVC_FW_ERR_OTHER: -1;
+  /** Update Result 2: not enough flash memory. node:fs's ENOSPC counts as this. */
+  AVC_FW_ERR_NOT_ENOUGH_SPACE: -2;
+  /** Update Result 3: out of RAM. node:fs's ENOMEM counts as this. */
+  AVC_FW_ERR_OUT_OF_MEMORY: -3;
+  /** Update Result 5: integrity check failure; from upgrade the image is discarded. */
+  AVC_FW_ERR_INTEGRITY_FAILURE: -5;
+  /** Update Result 6: unsupported package type; from upgrade the image is discarded. */
+  AVC_FW_ERR_UNSUPPORTED_PACKAGE_TYPE: -6;
+  /** Update Result 11 (upgrade): deferred, the image is kept for a later Update. */
+  AVC_FW_ERR_DEFERRED: -11;
+}>;
+
 /** The configuration names every avc embedding understands. */
 export declare const CONFIG_NAMES: readonly string[];
 
@@ -47,6 +68,8 @@ export type AvcErrorCode =
   | 'AVC_CLOSED'
   /** The server's host name cannot be resolved. */
   | 'AVC_RESOLVE'
+  /** Thrown by a FirmwareHandler method to choose the Update Result. */
+  | keyof typeof FirmwareCode
   | `AVC_${number}`;
 
 /** An avc failure; `code` says which (see AvcErrorCode). */
@@ -82,6 +105,14 @@ export interface Config {
   AVC_PSK_KEY?: string;
   /** LwM2M bootstrap server URI. */
   AVC_BOOTSTRAP_URI?: string;
+  /** The firmware version running, /3/0/3 (default '0.0.0'); packages older than it are refused. */
+  AVC_FW_VERSION?: string;
+  /** Accepted for uniformity; the module ignores it (the firmware handler installs). */
+  AVC_FW_INSTALL_CMD?: string;
+  /** Ed25519 public keys (hex or base64, comma-separated) trusted to sign firmware packages. */
+  AVC_FW_TRUSTED_KEYS?: string;
+  /** 'true': refuse unsigned packages and raw images (Update Result 5). */
+  AVC_FW_REQUIRE_SIGNATURE?: string | boolean;
   serverUri?: string;
   endpoint?: string;
   lifetime?: string | number;
@@ -90,7 +121,11 @@ export interface Config {
   pskIdentity?: string;
   pskKey?: string | Uint8Array;
   bootstrapUri?: string;
-  [name: string]: string | number | Uint8Array | undefined | null;
+  fwVersion?: string;
+  fwInstallCmd?: string;
+  fwTrustedKeys?: string;
+  fwRequireSignature?: string | boolean;
+  [name: string]: string | number | boolean | Uint8Array | undefined | null;
 }
 
 /**
@@ -152,7 +187,26 @@ export type EventKind =
   | 'wake'
   | 'create'
   | 'delete'
-  | 'store';
+  | 'store'
+  | 'firmware'
+  | 'restart';
+
+/**
+ * The progress of a firmware update (LwM2M Object 5), carried by
+ * 'firmware' events.
+ */
+export interface FirmwareStatus {
+  /** State /5/0/3: 0 idle, 1 downloading, 2 downloaded, 3 updating. */
+  readonly state: 0 | 1 | 2 | 3;
+  /** Update Result /5/0/5: 0 initial, 1 success, 2 not enough space, 3 out of memory, 4 connection lost, 5 integrity failure, 6 unsupported package, 7 invalid URI, 8 update failed, 9 unsupported protocol, 10 cancelled, 11 deferred. */
+  readonly result: number;
+  /** Package bytes received in this attempt. */
+  readonly bytes: number;
+  /** The package size, -1 when unknown. */
+  readonly total: number;
+  /** The package's version, once its manifest has been read. */
+  readonly version?: string;
+}
 
 /** An event of the agent, the JSON form of agent.Event. Only the fields that matter for `kind` are set. */
 export interface AgentEvent {
@@ -172,6 +226,70 @@ export interface AgentEvent {
   readonly error?: string;
   /** The new persistent state (store) or Execute arguments. */
   readonly data?: Uint8Array;
+  /** The firmware update's progress: firmware. */
+  readonly firmware?: FirmwareStatus;
+}
+
+/** A firmware package to install, as FirmwareHandler.upgrade and booted receive it. */
+export interface FirmwarePackage {
+  /** The Package URI it was pulled from; '' for a push. */
+  readonly uri: string;
+  /** From the package manifest; '' for a raw image. */
+  readonly name: string;
+  /** From the package manifest; '' for a raw image. */
+  readonly version: string;
+  /** Bytes of the image the handler stored. */
+  readonly size: number;
+  /** SHA-256 of the image, 64 lowercase hex digits. */
+  readonly sha256: string;
+}
+
+/**
+ * Stores and installs firmware images for Object 5: the `firmware` option.
+ * The module downloads the package (CoAP pull, or a push from the server),
+ * verifies it (signature, version, size, SHA-256) and hands the handler
+ * image bytes only. It mirrors the Go agent.FirmwareHandler and Anjay's
+ * anjay_fw_update_handlers_t.
+ *
+ * Every method is **synchronous** (it runs inside a wasm import, which
+ * cannot wait; a returned promise counts as a failure) and must not call
+ * the agent. A method fails by throwing; an error whose `code` is a
+ * FirmwareCode name ('AVC_FW_ERR_NOT_ENOUGH_SPACE', ...) chooses the Update Result,
+ * anything else takes the method's default result.
+ */
+export interface FirmwareHandler {
+  /**
+   * Prepares to store an image. offset is 0 for a new download; a resumed
+   * download passes the image bytes already checkpointed: keep exactly
+   * that many and append after them, or throw when fewer are stored (the
+   * download then starts over). Default result on failure: 2.
+   */
+  open(uri: string, offset: number): void;
+  /** Appends image bytes (a copy: keep it). Default result on failure: 2. */
+  write(bytes: Uint8Array): void;
+  /** The image is complete. Default result on failure: 5. */
+  finish(): void;
+  /** Discards a partial or complete image. */
+  reset(): void;
+  /**
+   * Installs the stored image (check it against pkg.size and pkg.sha256).
+   * Returning means the install is under way: the module restarts its
+   * engine as after a reboot (a 'restart' event) and asks booted().
+   * Throw AVC_FW_ERR_DEFERRED to keep the image for later (Result 11).
+   * Default result on failure: 8, the image kept.
+   */
+  upgrade(pkg: FirmwarePackage): void;
+  /**
+   * Asked once after the restart that follows upgrade(): the version now
+   * running (reported as /3/0/3) and whether pkg is installed (Update
+   * Result 1) or not (Result 8).
+   */
+  booted(pkg: FirmwarePackage): { running: string; installed: boolean };
+  /**
+   * Makes the bytes written so far durable; called before every download
+   * checkpoint the module persists. Optional. Default result on failure: 2.
+   */
+  sync?(): void;
 }
 
 /** A console-like logger; each method receives the message and the record's attributes. */
@@ -195,6 +313,8 @@ export interface ModuleOptions {
   storageWrite?(key: string, data: Uint8Array): void;
   /** log: one engine record; level is slog's (-4 debug, 0 info, 4 warn, 8 error). */
   log?(level: number, record: { msg: string; [attr: string]: unknown }): void;
+  /** fw_open … fw_sync: the firmware handler; init() then enables firmware update. */
+  firmware?: FirmwareHandler;
 }
 
 /**
@@ -207,6 +327,7 @@ export declare class Module {
   /**
    * Loads, compiles and instantiates avc.wasm and checks its ABI version.
    * @throws AvcError 'AVC_NO_WASM', 'AVC_ABI_MISMATCH'
+   * @throws TypeError when firmware is given but lacks a method
    */
   static create(options?: ModuleOptions): Promise<Module>;
   /** Like create() with an already compiled module. */
@@ -220,7 +341,8 @@ export declare class Module {
   /** avc_abi_version(). */
   abiVersion(): number;
   /**
-   * avc_init: creates the engine.
+   * avc_init: creates the engine; with a `firmware` handler it enables
+   * firmware update ("firmware": true).
    * @param config AVC_* or camelCase names
    * @param state the data of the last 'store' event; empty on first start
    * @param objects custom object definitions (the "objects_xml" key of wasm/ABI.md)
@@ -271,6 +393,18 @@ export interface AgentOptions {
   objects?: readonly ObjectXML[];
   /** Receives the engine's log records at AVC_LOG_LEVEL and above; e.g. console. Default: discard. */
   logger?: Logger;
+  /**
+   * Firmware update (LwM2M Object 5): the handler that stores and installs
+   * images. The server writes a coap:// Package URI to /5/0/1 (any host,
+   * not only the LwM2M server; HTTP is not supported in wasm, so /5/0/8
+   * lists CoAP only) or pushes the package to /5/0/0; progress arrives as
+   * 'firmware' events. On Update /5/0/2 the module calls upgrade(), then
+   * restarts its engine from the stored state (a 'restart' event),
+   * registers again and reports the result booted() gives. AVC_FW_VERSION,
+   * AVC_FW_TRUSTED_KEYS and AVC_FW_REQUIRE_SIGNATURE apply. Without it
+   * there is no Object 5.
+   */
+  firmware?: FirmwareHandler;
 }
 
 /** Options of Agent.stop. */
@@ -300,6 +434,10 @@ export interface AgentEvents {
   create: [AgentEvent];
   delete: [AgentEvent];
   store: [AgentEvent];
+  /** The firmware update changed state or made progress (ev.firmware). */
+  firmware: [AgentEvent];
+  /** The module restarted its engine after a firmware install (path '/5/0/2'); nothing to do. */
+  restart: [AgentEvent];
   /** The socket failed or the module kept trapping; the agent is closed. Emitted only when listened to (otherwise logged). */
   error: [AvcError];
 }
@@ -316,7 +454,7 @@ export declare class Agent extends EventEmitter<AgentEvents> {
    * Loads avc.wasm, instantiates it and initializes it with the
    * configuration, the custom objects and the stored state. Starts nothing.
    * @throws AvcError 'AVC_NO_WASM', 'AVC_BAD_INPUT' (also an objects document that does not parse or redefines a built-in object), 'AVC_ABI_MISMATCH'
-   * @throws TypeError when objects is not an array of strings and Uint8Arrays
+   * @throws TypeError when objects is not an array of strings and Uint8Arrays, or firmware lacks a method
    */
   static create(options: AgentOptions): Promise<Agent>;
   /** The current module instance (replaced after a trap). */

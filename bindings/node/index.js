@@ -14,7 +14,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 /** The avc.wasm ABI version this package implements (wasm/ABI.md). */
-export const ABI_VERSION = 1;
+export const ABI_VERSION = 2;
 
 /** Name of the persistent state file under AVC_STATE_DIR (same as the native driver's). */
 export const STATE_FILE = 'agent-state.json';
@@ -34,10 +34,30 @@ export const ResultCode = Object.freeze({
 
 const codeNames = new Map(Object.entries(ResultCode).map(([k, v]) => [v, k]));
 
+/**
+ * Failures of the firmware imports (wasm/ABI.md "Firmware imports"), the
+ * names and values of libavc's avc_fw_error_t: each but AVC_FW_ERR_OTHER
+ * names Update Result -value. A firmware handler method picks one by
+ * throwing an error whose `code` is its name.
+ */
+export const FirmwareCode = Object.freeze({
+  AVC_FW_ERR_OTHER: -1,
+  AVC_FW_ERR_NOT_ENOUGH_SPACE: -2,
+  AVC_FW_ERR_OUT_OF_MEMORY: -3,
+  AVC_FW_ERR_INTEGRITY_FAILURE: -5,
+  AVC_FW_ERR_UNSUPPORTED_PACKAGE_TYPE: -6,
+  AVC_FW_ERR_DEFERRED: -11,
+});
+
+// The firmware handler methods a `firmware` option must have (sync is
+// optional).
+const FIRMWARE_METHODS = ['open', 'write', 'finish', 'reset', 'upgrade', 'booted'];
+
 /** Configuration names every avc embedding understands. */
 export const CONFIG_NAMES = Object.freeze([
   'AVC_SERVER_URI', 'AVC_ENDPOINT', 'AVC_LIFETIME', 'AVC_STATE_DIR',
   'AVC_LOG_LEVEL', 'AVC_PSK_IDENTITY', 'AVC_PSK_KEY', 'AVC_BOOTSTRAP_URI',
+  'AVC_FW_VERSION', 'AVC_FW_INSTALL_CMD', 'AVC_FW_TRUSTED_KEYS', 'AVC_FW_REQUIRE_SIGNATURE',
 ]);
 
 // Events are at least this long, so avc_poll_event results <= -MIN_EVENT_LEN
@@ -123,6 +143,46 @@ export function setCommand(path, value) {
   return { cmd: 'set', path, value: text };
 }
 
+/** Checks a `firmware` option: null/undefined, or a handler object. */
+function checkFirmware(firmware) {
+  if (firmware === undefined || firmware === null) return null;
+  if (typeof firmware !== 'object' && typeof firmware !== 'function') {
+    throw new TypeError('firmware must be a handler object with open, write, finish, reset, upgrade and booted methods');
+  }
+  for (const name of FIRMWARE_METHODS) {
+    if (typeof firmware[name] !== 'function') throw new TypeError(`firmware.${name} must be a function`);
+  }
+  if (firmware.sync !== undefined && typeof firmware.sync !== 'function') throw new TypeError('firmware.sync must be a function');
+  return firmware;
+}
+
+// firmwareResult is the import result for what a handler method threw: the
+// FirmwareCode its `code` names (ENOSPC and ENOMEM from node:fs count as
+// AVC_FW_ERR_NOT_ENOUGH_SPACE and AVC_FW_ERR_OUT_OF_MEMORY), else
+// AVC_FW_ERR_OTHER, which takes the call's default Update Result.
+function firmwareResult(err) {
+  const code = err?.code;
+  if (code === 'ENOSPC') return FirmwareCode.AVC_FW_ERR_NOT_ENOUGH_SPACE;
+  if (code === 'ENOMEM') return FirmwareCode.AVC_FW_ERR_OUT_OF_MEMORY;
+  return typeof code === 'string' && Object.hasOwn(FirmwareCode, code) ? FirmwareCode[code] : FirmwareCode.AVC_FW_ERR_OTHER;
+}
+
+// callFirmware runs a handler method for an import: 0, or the result of
+// what it threw. Handlers are synchronous (imports cannot wait): a
+// returned promise is a failure.
+function callFirmware(fn) {
+  try {
+    const r = fn();
+    if (r && typeof r.then === 'function') {
+      r.then(null, () => {});
+      return FirmwareCode.AVC_FW_ERR_OTHER;
+    }
+    return 0;
+  } catch (err) {
+    return firmwareResult(err);
+  }
+}
+
 /** Returns the AVC_* variables set (non-empty) in env. */
 export function configFromEnv(env = process.env) {
   const out = {};
@@ -184,6 +244,7 @@ export class Module {
    * @param {(peer: string, data: Uint8Array) => void} [options.sockSend]
    * @param {(key: string, data: Uint8Array) => void} [options.storageWrite]
    * @param {(level: number, record: object) => void} [options.log]
+   * @param {object} [options.firmware] firmware handler (see Agent.create)
    */
   static async create(options = {}) {
     const compiled = await loadWasm(options.wasm);
@@ -200,10 +261,15 @@ export class Module {
    * module is already compiled, so this is cheap).
    */
   static instantiateSync(compiled, options = {}) {
-    const imports = { sockSend: options.sockSend, storageWrite: options.storageWrite, log: options.log };
+    const firmware = checkFirmware(options.firmware);
+    const imports = { sockSend: options.sockSend, storageWrite: options.storageWrite, log: options.log, firmware };
     const wasi = new WASI({ version: 'preview1', args: [], env: {}, returnOnExit: true });
     let mod;
     const view = (ptr, len) => new Uint8Array(mod.#exports.memory.buffer, ptr, len);
+    const text = (ptr, len) => decoder.decode(view(ptr, len));
+    // Without a handler the firmware imports are stubs; the module only
+    // calls them when init() enabled firmware, which needs a handler.
+    const fw = (fn) => (firmware ? callFirmware(fn) : FirmwareCode.AVC_FW_ERR_OTHER);
     const avcHost = {
       // Imports never throw: failures become result codes (wasm/ABI.md).
       sock_send(peerPtr, peerLen, dataPtr, dataLen) {
@@ -237,6 +303,39 @@ export class Module {
         } catch {
           return ResultCode.AVC_FAULT;
         }
+      },
+      // The firmware imports (wasm/ABI.md "Firmware imports").
+      fw_open(uriPtr, uriLen, offset) {
+        return fw(() => firmware.open(text(uriPtr, uriLen), Number(offset)));
+      },
+      fw_write(dataPtr, dataLen) {
+        return fw(() => firmware.write(view(dataPtr, dataLen).slice()));
+      },
+      fw_finish() {
+        return fw(() => firmware.finish());
+      },
+      fw_reset() {
+        fw(() => firmware.reset());
+      },
+      fw_sync() {
+        return fw(() => firmware.sync?.());
+      },
+      fw_upgrade(pkgPtr, pkgLen) {
+        return fw(() => firmware.upgrade(JSON.parse(text(pkgPtr, pkgLen))));
+      },
+      fw_booted(pkgPtr, pkgLen, outPtr, outCap) {
+        let installed = false;
+        const rc = fw(() => {
+          const r = firmware.booted(JSON.parse(text(pkgPtr, pkgLen)));
+          if (r && typeof r.then === 'function') {
+            r.then(null, () => {});
+            throw new Error('firmware.booted must be synchronous');
+          }
+          const running = encoder.encode(String(r?.running ?? '')).subarray(0, outCap);
+          view(outPtr, running.length).set(running);
+          installed = r?.installed === true;
+        });
+        return rc === 0 && installed ? 1 : rc;
       },
     };
     const instance = new WebAssembly.Instance(compiled, {
@@ -310,7 +409,8 @@ export class Module {
   }
 
   /**
-   * avc_init: creates the engine.
+   * avc_init: creates the engine; with a firmware handler (create's
+   * `firmware` option) it enables firmware update ("firmware": true).
    * @param {object} config AVC_* names (or camelCase) and values
    * @param {Uint8Array} [state] the data of the last "store" event
    * @param {Array<string|Uint8Array>} [objects] custom object definitions,
@@ -320,6 +420,7 @@ export class Module {
     const json = normalizeConfig(config);
     const docs = normalizeObjects(objects);
     if (docs.length > 0) json.objects_xml = docs;
+    if (this.#imports.firmware) json.firmware = true;
     const cfg = encoder.encode(JSON.stringify(json));
     const [c, s] = this.#put(cfg, state);
     this.#check('avc_init', this.#call('avc_init', c, cfg.length, s, state.length));
@@ -451,13 +552,17 @@ function writeFileAtomic(file, data) {
  *
  * Events: 'event' (every event), and one per kind: 'registered', 'updated',
  * 'deregistered', 'registration_failed', 'read', 'write', 'execute',
- * 'reboot', 'factory_reset', 'notify', 'sent', 'send_failed', 'sleep', 'wake', 'create', 'delete', 'store'. 'error' (an AvcError) when the socket
- * fails or the module keeps trapping; the agent is closed then.
+ * 'reboot', 'factory_reset', 'notify', 'sent', 'send_failed', 'sleep',
+ * 'wake', 'create', 'delete', 'store', 'firmware' (with the `firmware`
+ * option), 'restart' (the module restarted its engine after a firmware
+ * install). 'error' (an AvcError) when the socket fails or the module
+ * keeps trapping; the agent is closed then.
  */
 export class Agent extends EventEmitter {
   #compiled;
   #config;
   #objects;
+  #firmware;
   #values = new Map(); // path -> set command, given back to a module re-instantiated after a trap
   #logger;
   #stateDir;
@@ -471,11 +576,12 @@ export class Agent extends EventEmitter {
   #stopping = false;
   #traps = [];
 
-  constructor(compiled, config, logger, objects = []) {
+  constructor(compiled, config, logger, objects = [], firmware = null) {
     super();
     this.#compiled = compiled;
     this.#config = config;
     this.#objects = objects;
+    this.#firmware = firmware;
     this.#logger = logger;
     this.#stateDir = config.AVC_STATE_DIR || '';
     this.#state = new Uint8Array(0);
@@ -489,12 +595,17 @@ export class Agent extends EventEmitter {
    * @param {object} options.config AVC_* names or camelCase (serverUri, endpoint, lifetime, stateDir, logLevel, ...)
    * @param {Array<string|Uint8Array>} [options.objects] custom objects: OMA LwM2M registry XML documents
    * @param {{debug?: Function, info?: Function, warn?: Function, error?: Function}} [options.logger] e.g. console
+   * @param {object} [options.firmware] firmware update (Object 5): a handler
+   *   object with synchronous methods open(uri, offset), write(bytes),
+   *   finish(), reset(), upgrade(pkg), booted(pkg) -> {running, installed}
+   *   and optionally sync(); see index.d.ts FirmwareHandler
    * @returns {Promise<Agent>}
    */
   static async create(options = {}) {
     const objects = normalizeObjects(options.objects);
+    const firmware = checkFirmware(options.firmware);
     const compiled = await loadWasm(options.wasm);
-    const agent = new Agent(compiled, normalizeConfig(options.config), options.logger, objects);
+    const agent = new Agent(compiled, normalizeConfig(options.config), options.logger, objects, firmware);
     if (agent.#stateDir) {
       try {
         agent.#state = new Uint8Array(fs.readFileSync(path.join(agent.#stateDir, STATE_FILE)));
@@ -522,6 +633,7 @@ export class Agent extends EventEmitter {
       sockSend: (peer, data) => this.#send(peer, data),
       storageWrite: (key, data) => this.#store(key, data),
       log: (level, record) => this.#log(level, record),
+      firmware: this.#firmware,
     });
     mod.init(this.#config, this.#state, this.#objects);
     for (const cmd of this.#values.values()) {

@@ -3,8 +3,9 @@ package abi
 import "fmt"
 
 // Version is the value of the avc_abi_version export; see ABI.md
-// "Versioning".
-const Version = 1
+// "Versioning". Version 2 added the firmware imports (fw_open …
+// fw_sync), which every host must provide.
+const Version = 2
 
 // ImportModule is the module name of the host imports.
 const ImportModule = "avc_host"
@@ -13,6 +14,11 @@ const ImportModule = "avc_host"
 // definitions: an array of OMA LwM2M registry XML documents (ABI.md
 // "avc_init"). It is not an AVC_* name: no environment variable holds it.
 const ConfigObjectsXML = "objects_xml"
+
+// ConfigFirmware is the avc_init configuration key that enables firmware
+// update (Object 5) through the firmware imports: a JSON boolean (ABI.md
+// "avc_init"). Without it the module never calls those imports.
+const ConfigFirmware = "firmware"
 
 // MinEventLen is the smallest length avc_poll_event ever reports: shorter
 // events are padded with spaces, so that a result r with
@@ -55,4 +61,39 @@ func (c Code) String() string {
 		return n
 	}
 	return fmt.Sprintf("AVC_%d", int32(c))
+}
+
+// FirmwareCode is a failure result of the firmware imports (ABI.md
+// "Firmware imports"); 0 is success. A code other than FwOther names
+// Update Result -code (/5/0/5), with the names and values of libavc's
+// avc_fw_error_t (include/avc.h) and Anjay's ANJAY_FW_UPDATE_ERR_*. Any
+// other negative value, FwOther for one, is a failure that takes the
+// call's default result.
+type FirmwareCode int32
+
+// Firmware import failures.
+const (
+	FwOther                  FirmwareCode = -1  // AVC_FW_ERR_OTHER: the call's default result
+	FwNotEnoughSpace         FirmwareCode = -2  // AVC_FW_ERR_NOT_ENOUGH_SPACE: Result 2
+	FwOutOfMemory            FirmwareCode = -3  // AVC_FW_ERR_OUT_OF_MEMORY: Result 3
+	FwIntegrityFailure       FirmwareCode = -5  // AVC_FW_ERR_INTEGRITY_FAILURE: Result 5
+	FwUnsupportedPackageType FirmwareCode = -6  // AVC_FW_ERR_UNSUPPORTED_PACKAGE_TYPE: Result 6
+	FwDeferred               FirmwareCode = -11 // AVC_FW_ERR_DEFERRED: Result 11 (fw_upgrade)
+)
+
+var fwNames = map[FirmwareCode]string{
+	FwOther:                  "AVC_FW_ERR_OTHER",
+	FwNotEnoughSpace:         "AVC_FW_ERR_NOT_ENOUGH_SPACE",
+	FwOutOfMemory:            "AVC_FW_ERR_OUT_OF_MEMORY",
+	FwIntegrityFailure:       "AVC_FW_ERR_INTEGRITY_FAILURE",
+	FwUnsupportedPackageType: "AVC_FW_ERR_UNSUPPORTED_PACKAGE_TYPE",
+	FwDeferred:               "AVC_FW_ERR_DEFERRED",
+}
+
+// String returns the code's C name, "AVC_FW_ERR_NOT_ENOUGH_SPACE".
+func (c FirmwareCode) String() string {
+	if n, ok := fwNames[c]; ok {
+		return n
+	}
+	return fmt.Sprintf("AVC_FW_ERR_%d", int32(c))
 }

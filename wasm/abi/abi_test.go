@@ -1,6 +1,7 @@
 package abi_test
 
 import (
+	"fmt"
 	"os"
 	"strings"
 	"testing"
@@ -32,12 +33,76 @@ func TestDocumented(t *testing.T) {
 	}
 }
 
+// TestFirmwareCodesDocumented: every firmware import result, with its
+// value, is in ABI.md's table, in the Node binding and, with the same
+// name and value, in libavc's avc_fw_error_t; -r names Update Result r.
+func TestFirmwareCodesDocumented(t *testing.T) {
+	doc, err := os.ReadFile("../ABI.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	node, err := os.ReadFile("../../bindings/node/index.js")
+	if err != nil {
+		t.Fatal(err)
+	}
+	header, err := os.ReadFile("../../include/avc.h")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		code   abi.FirmwareCode
+		result int // the Update Result it names; 0 for none
+	}{
+		{abi.FwOther, 0}, {abi.FwNotEnoughSpace, 2}, {abi.FwOutOfMemory, 3}, {abi.FwIntegrityFailure, 5},
+		{abi.FwUnsupportedPackageType, 6}, {abi.FwDeferred, 11},
+	}
+	for _, tt := range tests {
+		t.Run(tt.code.String(), func(t *testing.T) {
+			row := fmt.Sprintf("| `%s` | %d |", tt.code, int32(tt.code))
+			if !strings.Contains(string(doc), row) {
+				t.Errorf("ABI.md has no row %q", row)
+			}
+			if js := fmt.Sprintf("%s: %d,", tt.code, int32(tt.code)); !strings.Contains(string(node), js) {
+				t.Errorf("bindings/node/index.js has no %q", js)
+			}
+			if c := fmt.Sprintf("%s = %d", tt.code, int32(tt.code)); tt.code != abi.FwOther && !strings.Contains(string(header), c) {
+				t.Errorf("include/avc.h has no %q", c)
+			}
+			if tt.result != 0 && int(-tt.code) != tt.result {
+				t.Errorf("%s = %d does not name Update Result %d", tt.code, tt.code, tt.result)
+			}
+		})
+	}
+	if got := abi.FirmwareCode(-4).String(); got != "AVC_FW_ERR_-4" {
+		t.Errorf("unknown firmware code = %q", got)
+	}
+}
+
 // TestObjectsXMLKey: the avc_init key of custom objects is documented and
 // is the one the Node binding sends.
 func TestObjectsXMLKey(t *testing.T) {
 	for f, want := range map[string]string{
 		"../ABI.md":                    `"` + abi.ConfigObjectsXML + `"`,
 		"../../bindings/node/index.js": "json." + abi.ConfigObjectsXML + " = ",
+	} {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(string(b), want) {
+			t.Errorf("%s does not contain %s", f, want)
+		}
+	}
+}
+
+// TestFirmwareKey: the avc_init key that enables firmware update is
+// documented and is the one the Node binding sends; the version the
+// binding implements is this package's.
+func TestFirmwareKey(t *testing.T) {
+	for f, want := range map[string]string{
+		"../ABI.md":                      `"` + abi.ConfigFirmware + `": true`,
+		"../../bindings/node/index.js":   "json." + abi.ConfigFirmware + " = true",
+		"../../bindings/node/index.d.ts": fmt.Sprintf("ABI_VERSION: %d", abi.Version),
 	} {
 		b, err := os.ReadFile(f)
 		if err != nil {

@@ -35,7 +35,8 @@ const (
 // commands go through Do.
 type Agent struct {
 	cfg      map[string]string
-	objects  [][]byte // WithObjectsXML
+	objects  [][]byte              // WithObjectsXML
+	firmware agent.FirmwareHandler // WithFirmware
 	stateDir string
 	log      *slog.Logger
 	rt       *Runtime
@@ -73,13 +74,15 @@ type cmdReq struct {
 // names and their values (as agent.Config.ApplyMap takes them). When
 // AVC_STATE_DIR is set, the state stored there by a previous run (of this
 // host or of the native driver) is loaded. Custom objects come from
-// WithObjectsXML. Configuration problems are returned as an error matching
-// agent.ErrConfig. It starts nothing.
+// WithObjectsXML, firmware update from WithFirmware. Configuration
+// problems are returned as an error matching agent.ErrConfig. It starts
+// nothing.
 func New(ctx context.Context, wasm []byte, cfg map[string]string, opts ...Option) (*Agent, error) {
 	o := buildOptions(opts)
 	a := &Agent{
 		cfg:      cfg,
 		objects:  o.objectsXML,
+		firmware: o.firmware,
 		stateDir: cfg[agent.EnvStateDir],
 		log:      o.logger,
 		rt:       o.runtime,
@@ -121,11 +124,12 @@ func (a *Agent) instantiate(ctx context.Context) error {
 				h.Handle(context.Background(), r)
 			}
 		},
+		Firmware: a.firmware,
 	})
 	if err != nil {
 		return err
 	}
-	cfg, err := configJSON(a.cfg, a.objects)
+	cfg, err := configJSON(a.cfg, a.objects, a.firmware != nil)
 	if err != nil {
 		m.Close(ctx)
 		return fmt.Errorf("host: config: %w", err)

@@ -14,7 +14,9 @@
 //   - [Agent] is a driver with the shape of the native [agent.Agent]: it owns
 //     a UDP socket and a timer, persists the state under AVC_STATE_DIR and
 //     delivers events on a channel. [Agent.Set] sets the values the device
-//     keeps up to date; [WithObjectsXML] defines custom objects.
+//     keeps up to date; [WithObjectsXML] defines custom objects;
+//     [WithFirmware] adds firmware update (Object 5) over an
+//     [agent.FirmwareHandler] of the host.
 //
 // # Notes
 //
@@ -25,6 +27,10 @@
 //   - After a trap the instance is discarded and every later call returns an
 //     error matching [ErrTrapped]; the Agent then instantiates a fresh module
 //     from the last stored state and starts again.
+//   - Every Module provides the firmware imports of ABI version 2; they
+//     reach [Imports.Firmware] and the module calls them only when that is
+//     set. A firmware install restarts the engine inside the module (an
+//     [agent.EventRestart] is reported); the host does nothing for it.
 //   - Modules get real randomness (crypto/rand) and the system clocks; the
 //     engine itself only sees the times passed to the exports.
 package host

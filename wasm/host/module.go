@@ -45,7 +45,8 @@ const minEventLen = abi.MinEventLen
 
 // Imports receives a module's avc_host import calls (wasm/ABI.md
 // "Imports"). A nil field is a no-op: SockSend drops the datagram,
-// StorageWrite stores nothing (and reports success), Log discards.
+// StorageWrite stores nothing (and reports success), Log discards, and
+// without Firmware the module has no Firmware Update object.
 //
 // # Notes
 //
@@ -62,6 +63,16 @@ type Imports struct {
 	StorageWrite func(key string, data []byte) error
 	// Log receives one engine log record; its time is the time of the call.
 	Log func(r slog.Record)
+	// Firmware stores and installs firmware images (Object 5) for the
+	// firmware imports fw_open … fw_sync. When it is set, Init enables
+	// firmware update in the module ("firmware": true); Sync is called
+	// when it implements agent.FirmwareSyncer. Its calls follow the
+	// agent.FirmwareHandler contract, on the goroutine calling the
+	// Module. Errors matching agent.ErrFirmwareNoSpace, NoMemory,
+	// Integrity, Unsupported and Deferred choose the Update Result, as
+	// with the native engine; any other error (ErrFirmwareFailed too)
+	// takes the call's default result.
+	Firmware agent.FirmwareHandler
 }
 
 // Module is one instance of avc.wasm. Its methods map one to one onto the
@@ -95,16 +106,18 @@ func (m *Module) ABIVersion() (int32, error) {
 }
 
 // Init calls avc_init with cfg (AVC_* names and their string values) and
-// the last stored state (nil on first start).
+// the last stored state (nil on first start). With Imports.Firmware set it
+// also enables firmware update ("firmware": true).
 func (m *Module) Init(cfg map[string]string, state []byte) error {
-	b, err := json.Marshal(cfg)
+	b, err := configJSON(cfg, nil, m.imports.Firmware != nil)
 	if err != nil {
 		return fmt.Errorf("host: config: %w", err)
 	}
 	return m.InitJSON(b, state)
 }
 
-// InitJSON is Init with the configuration already in its JSON form.
+// InitJSON is Init with the configuration already in its JSON form, which
+// it passes as it is: include "firmware": true to enable firmware update.
 func (m *Module) InitJSON(cfg, state []byte) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -156,21 +169,24 @@ func commandJSON(c agent.Command) ([]byte, error) {
 	return json.Marshal(w)
 }
 
-// configJSON is the avc_init configuration: the AVC_* settings, and the
-// custom object definitions under "objects_xml" when there are any.
-func configJSON(cfg map[string]string, objectsXML [][]byte) ([]byte, error) {
-	if len(objectsXML) == 0 {
-		return json.Marshal(cfg)
-	}
-	m := make(map[string]any, len(cfg)+1)
+// configJSON is the avc_init configuration: the AVC_* settings, the
+// custom object definitions under "objects_xml" when there are any, and
+// "firmware": true when firmware is set.
+func configJSON(cfg map[string]string, objectsXML [][]byte, firmware bool) ([]byte, error) {
+	m := make(map[string]any, len(cfg)+2)
 	for k, v := range cfg {
 		m[k] = v
 	}
-	docs := make([]string, len(objectsXML))
-	for i, d := range objectsXML {
-		docs[i] = string(d)
+	if len(objectsXML) > 0 {
+		docs := make([]string, len(objectsXML))
+		for i, d := range objectsXML {
+			docs[i] = string(d)
+		}
+		m[abi.ConfigObjectsXML] = docs
 	}
-	m[abi.ConfigObjectsXML] = docs
+	if firmware {
+		m[abi.ConfigFirmware] = true
+	}
 	return json.Marshal(m)
 }
 
@@ -438,6 +454,7 @@ func instantiateImports(ctx context.Context, rt wazero.Runtime) error {
 		WithGoModuleFunction(api.GoModuleFunc(storageWrite), []api.ValueType{i32, i32, i32, i32}, []api.ValueType{i32}).
 		WithParameterNames("key_ptr", "key_len", "data_ptr", "data_len").WithResultNames("rc").
 		Export("storage_write")
+	defineFirmwareImports(b)
 	_, err := b.Instantiate(ctx)
 	return err
 }

@@ -13,6 +13,8 @@ import (
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
 	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
+
+	"github.com/avc-agent/avc/agent"
 )
 
 // Option configures NewRuntime and New.
@@ -25,6 +27,7 @@ type options struct {
 	runtime     *Runtime
 	stderr      io.Writer
 	objectsXML  [][]byte
+	firmware    agent.FirmwareHandler
 }
 
 // WithCompilationCacheDir keeps wazero's compiled machine code in dir, so
@@ -66,6 +69,30 @@ func WithObjectsXML(docs ...[]byte) Option {
 			o.objectsXML = append(o.objectsXML, bytes.Clone(d))
 		}
 	}
+}
+
+// WithFirmware gives New's agent a Firmware Update object (LwM2M Object 5)
+// whose images h stores and installs, through the module's firmware
+// imports (wasm/ABI.md "Firmware imports"). The server writes a coap://
+// Package URI and the module pulls the package block-wise on the agent's
+// socket (any host, not only the LwM2M server's), verifies it and streams
+// the image into h; on Update it calls h.PerformUpgrade, and when that
+// returns nil the module restarts its engine from the stored state, as
+// after a reboot, and reports the outcome that h.Booted gives. h is called
+// from the goroutine running Run, never concurrently; its errors choose
+// the Update Result as Imports.Firmware says. The AVC_FW_VERSION,
+// AVC_FW_TRUSTED_KEYS and AVC_FW_REQUIRE_SIGNATURE settings apply.
+// NewRuntime ignores this option.
+//
+// # Notes
+//
+//   - HTTP(S) Package URIs are not supported in the module: /5/0/8 lists
+//     CoAP only, and writing an http URI ends with Update Result 9.
+//   - Pushes (a block-wise write of /5/0/0) work as well.
+//   - A FirmwareCommitter (commit after proof) is not supported through
+//     the imports: the image counts as installed once Booted says so.
+func WithFirmware(h agent.FirmwareHandler) Option {
+	return func(o *options) { o.firmware = h }
 }
 
 // WithStderr copies what modules write to stderr (Go's report of a fatal

@@ -1,7 +1,9 @@
-// Shared by the tests: where avc.wasm is, and a tiny LwM2M server over a
-// real UDP socket with hand-encoded CoAP (RFC 7252 §3).
+// Shared by the tests: where avc.wasm is, a tiny LwM2M server and a tiny
+// CoAP file server over real UDP sockets with hand-encoded CoAP (RFC 7252
+// §3, RFC 7959 Block2).
 
 import assert from 'node:assert/strict';
+import crypto from 'node:crypto';
 import dgram from 'node:dgram';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -183,4 +185,108 @@ export function nextEvent(emitter, kind, ms = 10_000) {
     };
     emitter.once(kind, on);
   });
+}
+
+/**
+ * Resolves with the next `kind` event of emitter for which match(ev) is
+ * true, failing after ms.
+ */
+export function waitEvent(emitter, kind, match = () => true, ms = 20_000) {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      emitter.off(kind, on);
+      reject(new Error(`no matching ${kind} event within ${ms} ms`));
+    }, ms);
+    const on = (ev) => {
+      if (!match(ev)) return;
+      clearTimeout(timer);
+      emitter.off(kind, on);
+      resolve(ev);
+    };
+    emitter.on(kind, on);
+  });
+}
+
+const ETAG = 4;
+const BLOCK2 = 23;
+const SIZE2 = 28;
+
+// uintOption encodes a CoAP uint option value in the fewest bytes.
+function uintOption(n) {
+  const b = [];
+  for (let v = n; v > 0; v = Math.floor(v / 256)) b.unshift(v & 0xff);
+  return Buffer.from(b);
+}
+
+/**
+ * A CoAP file server (like libcoap's coap-server): answers GET
+ * /fw/<name> of the files given ({name: bytes}) block-wise (RFC 7959
+ * Block2) in the block size asked for (at most 1024), with an ETag (the
+ * first 8 bytes of the SHA-256) and Size2. `gets` counts the requests;
+ * uri(name) is the coap:// URI of a file.
+ */
+export async function startFileServer(files) {
+  const socket = dgram.createSocket('udp4');
+  await new Promise((resolve) => socket.bind(0, '127.0.0.1', resolve));
+  const port = socket.address().port;
+  const fs = {
+    gets: 0,
+    uri: (name) => `coap://127.0.0.1:${port}/fw/${name}`,
+    close: () => socket.close(),
+  };
+  socket.on('message', (buf, rinfo) => {
+    let m;
+    try {
+      m = decodeCoap(buf);
+    } catch {
+      return;
+    }
+    if (m.type !== CON || m.code !== 1) return;
+    fs.gets++;
+    const segs = m.options.filter((o) => o.num === URI_PATH).map((o) => o.value.toString());
+    const body = segs.length === 2 && segs[0] === 'fw' ? files[segs[1]] : undefined;
+    const resp = { type: ACK, mid: m.mid, token: m.token, options: [] };
+    if (!body) {
+      resp.code = code(4, 4);
+    } else {
+      let num = 0;
+      let szx = 6;
+      const b2 = m.options.find((o) => o.num === BLOCK2);
+      if (b2) {
+        const v = b2.value.reduce((n, x) => n * 256 + x, 0);
+        num = Math.floor(v / 16);
+        szx = Math.min(v & 7, 6);
+      }
+      const size = 16 << szx;
+      const off = num * size;
+      const end = Math.min(off + size, body.length);
+      const more = end < body.length;
+      resp.code = code(2, 5);
+      resp.options = [
+        { num: ETAG, value: crypto.createHash('sha256').update(body).digest().subarray(0, 8) },
+        { num: CONTENT_FORMAT, value: uintOption(42) },
+        { num: BLOCK2, value: uintOption(num * 16 + (more ? 8 : 0) + szx) },
+        { num: SIZE2, value: uintOption(body.length) },
+      ];
+      resp.payload = body.subarray(off, end);
+    }
+    socket.send(encodeCoap(resp), rinfo.port, rinfo.address);
+  });
+  return fs;
+}
+
+/**
+ * An unsigned avc firmware package (fwpkg's format: magic, manifest
+ * length, manifest JSON, signature length 0, image).
+ */
+export function firmwarePackage(image, { name = 'demo', version }) {
+  const manifest = Buffer.from(JSON.stringify({
+    name,
+    version,
+    size: image.length,
+    sha256: crypto.createHash('sha256').update(image).digest('hex'),
+  }));
+  const len = Buffer.alloc(4);
+  len.writeUInt32BE(manifest.length);
+  return Buffer.concat([Buffer.from('AVCPKG1\n'), len, manifest, Buffer.alloc(2), image]);
 }
