@@ -26,6 +26,7 @@ type Agent struct {
 	events *EventQueue
 	state  []byte // the engine's last stored state, for restarts
 	fetch  *fetcher
+	saver  *stateSaver // nil without StateDir
 
 	mu      sync.Mutex
 	running bool
@@ -148,6 +149,10 @@ func (a *Agent) Run(ctx context.Context) error {
 	a.mu.Lock()
 	a.port = port
 	a.mu.Unlock()
+	if a.cfg.StateDir != "" {
+		a.saver = newStateSaver(filepath.Join(a.cfg.StateDir, StateFile), a.log)
+		defer a.saver.close()
+	}
 	return a.loop(ctx, port)
 }
 
@@ -252,10 +257,8 @@ func (a *Agent) flush(ctx context.Context, port port) (restart bool) {
 		}
 		if ev.Kind == EventStore {
 			a.state = ev.Data
-			if a.cfg.StateDir != "" {
-				if err := WriteFileAtomic(filepath.Join(a.cfg.StateDir, StateFile), ev.Data, 0o600); err != nil {
-					a.log.Error("save state", "err", err)
-				}
+			if a.saver != nil {
+				a.saver.save(ev.Data)
 			}
 		}
 		if ev.Kind == EventRestart {
@@ -283,4 +286,62 @@ func systemMemory() (free, total int64) {
 		}
 	}
 	return free, total
+}
+
+// stateSaver writes the engine's state file off the protocol loop: the
+// loop hands it the latest state and goes on; a goroutine writes it
+// atomically (WriteFileAtomic), skipping states superseded meanwhile.
+// The engine syncs firmware storage before it emits a state that counts
+// on it, so a late write never claims bytes that are not durable; it only
+// means a crash may restart from an older (still consistent) state.
+type stateSaver struct {
+	path string
+	log  *slog.Logger
+	mu   sync.Mutex
+	next []byte // the state to write; nil when written
+	kick chan struct{}
+	done chan struct{}
+}
+
+func newStateSaver(path string, log *slog.Logger) *stateSaver {
+	s := &stateSaver{path: path, log: log, kick: make(chan struct{}, 1), done: make(chan struct{})}
+	go s.run()
+	return s
+}
+
+func (s *stateSaver) save(b []byte) {
+	s.mu.Lock()
+	s.next = b
+	s.mu.Unlock()
+	select {
+	case s.kick <- struct{}{}:
+	default:
+	}
+}
+
+func (s *stateSaver) run() {
+	defer close(s.done)
+	for range s.kick {
+		s.write()
+	}
+}
+
+func (s *stateSaver) write() {
+	s.mu.Lock()
+	b := s.next
+	s.next = nil
+	s.mu.Unlock()
+	if b == nil {
+		return
+	}
+	if err := WriteFileAtomic(s.path, b, 0o600); err != nil {
+		s.log.Error("save state", "err", err)
+	}
+}
+
+// close writes the last state and stops the goroutine.
+func (s *stateSaver) close() {
+	close(s.kick)
+	<-s.done
+	s.write()
 }

@@ -204,7 +204,16 @@ func run(ctx context.Context, o options) int {
 		logf("engine micro-measure FAILED: %v", engErr)
 	}
 
-	report := render(o, root, subjects, eng, engErr)
+	logf("firmware pulls (CoAP vs coap-client-notls, HTTP vs curl)")
+	fw := firmwareBench(ctx, srv, abs(o.avc))
+	for _, r := range fw {
+		if r.err != nil {
+			logf("firmware %s %s FAILED: %v", r.name, sizeText(r.size), r.err)
+			engErr = errors.Join(engErr, r.err)
+		}
+	}
+
+	report := render(o, root, subjects, eng, engErr) + renderFirmware(fw)
 	if o.out != "-" {
 		if err := os.MkdirAll(filepath.Dir(o.out), 0o755); err != nil {
 			logf("%v", err)
