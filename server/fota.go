@@ -3,10 +3,8 @@ package server
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"math"
 	"math/rand/v2"
 	"net"
@@ -1229,30 +1227,11 @@ func (s *Server) apiFOTAEvents(w http.ResponseWriter, r *http.Request) {
 	updates, stop := f.Watch()
 	defer stop()
 
-	rc := http.NewResponseController(w)
-	w.Header().Set("Content-Type", "text/event-stream")
-	w.Header().Set("Cache-Control", "no-cache")
-	w.WriteHeader(http.StatusOK)
-	if err := rc.Flush(); err != nil {
-		s.log.Debug("cannot flush event stream", "err", err)
+	stream, ok := s.startEventStream(w)
+	if !ok {
 		return
 	}
-	send := func(event string, v any) bool {
-		b, err := json.Marshal(v)
-		if err != nil {
-			s.log.Debug("cannot encode event", "err", err)
-			return false
-		}
-		var msg strings.Builder
-		if event != "" {
-			msg.WriteString("event: " + event + "\n")
-		}
-		msg.WriteString("data: " + string(b) + "\n\n")
-		if _, err := io.WriteString(w, msg.String()); err != nil {
-			return false
-		}
-		return rc.Flush() == nil
-	}
+	send := func(event string, v any) bool { return stream(event, "", v) }
 	for {
 		select {
 		case st, ok := <-updates:

@@ -543,32 +543,9 @@ func (s *Server) apiEvents(w http.ResponseWriter, r *http.Request) {
 	}
 	defer o.stream.Store(false)
 
-	rc := http.NewResponseController(w)
-	w.Header().Set("Content-Type", "text/event-stream")
-	w.Header().Set("Cache-Control", "no-cache")
-	w.WriteHeader(http.StatusOK)
-	if err := rc.Flush(); err != nil {
-		s.log.Debug("cannot flush event stream", "err", err)
+	send, ok := s.startEventStream(w)
+	if !ok {
 		return
-	}
-	send := func(event, id string, v any) bool {
-		b, err := json.Marshal(v)
-		if err != nil {
-			s.log.Debug("cannot encode event", "err", err)
-			return false
-		}
-		var msg strings.Builder
-		if event != "" {
-			msg.WriteString("event: " + event + "\n")
-		}
-		if id != "" {
-			msg.WriteString("id: " + id + "\n")
-		}
-		msg.WriteString("data: " + string(b) + "\n\n")
-		if _, err := io.WriteString(w, msg.String()); err != nil {
-			return false
-		}
-		return rc.Flush() == nil
 	}
 	for {
 		select {
@@ -626,4 +603,39 @@ func decodeBody(w http.ResponseWriter, r *http.Request, v any) error {
 		return badInput("bad body: %w", err)
 	}
 	return nil
+}
+
+// startEventStream answers with a text/event-stream (server-sent events)
+// and returns the function that sends one event: its type (empty for the
+// default), id (empty for none) and v as JSON data. The function reports
+// false once the client has gone. ok is false when the stream could not
+// start.
+func (s *Server) startEventStream(w http.ResponseWriter) (send func(event, id string, v any) bool, ok bool) {
+	rc := http.NewResponseController(w)
+	w.Header().Set("Content-Type", "text/event-stream")
+	w.Header().Set("Cache-Control", "no-cache")
+	w.WriteHeader(http.StatusOK)
+	if err := rc.Flush(); err != nil {
+		s.log.Debug("cannot flush event stream", "err", err)
+		return nil, false
+	}
+	return func(event, id string, v any) bool {
+		b, err := json.Marshal(v)
+		if err != nil {
+			s.log.Debug("cannot encode event", "err", err)
+			return false
+		}
+		var msg strings.Builder
+		if event != "" {
+			msg.WriteString("event: " + event + "\n")
+		}
+		if id != "" {
+			msg.WriteString("id: " + id + "\n")
+		}
+		msg.WriteString("data: " + string(b) + "\n\n")
+		if _, err := io.WriteString(w, msg.String()); err != nil {
+			return false
+		}
+		return rc.Flush() == nil
+	}, true
 }
