@@ -38,26 +38,10 @@
 #include "legato.h"
 #include "interfaces.h"
 #include "avc.h"
+#include "check.h"
 
 #define TIMEOUT_MS 30000
 
-static int passed;
-static int failed;
-
-static void check(int ok, const char* what)
-{
-    if (ok)
-    {
-        passed++;
-        printf("ok    %s\n", what);
-    }
-    else
-    {
-        failed++;
-        printf("FAIL  %s\n", what);
-    }
-    fflush(stdout);
-}
 
 static long now_ms(void)
 {
@@ -757,6 +741,5 @@ int main(int argc, char** argv)
     free(package);
     free(flash.slot);
     free(flash.boot);
-    printf("%d passed, %d failed\n", passed, failed);
-    return failed == 0 ? 0 : 1;
+    return report();
 }

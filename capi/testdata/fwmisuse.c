@@ -20,24 +20,8 @@
 #include "legato.h"
 #include "interfaces.h"
 #include "avc.h"
+#include "check.h"
 
-static int passed;
-static int failed;
-
-static void check(int ok, const char* what)
-{
-    if (ok)
-    {
-        passed++;
-        printf("ok    %s\n", what);
-    }
-    else
-    {
-        failed++;
-        printf("FAIL  %s\n", what);
-    }
-    fflush(stdout);
-}
 
 /* avc_last_error() contains text. */
 static int last_error_has(const char* text)
@@ -181,6 +165,5 @@ int main(void)
     check(avc_fw_uninstall() == AVC_OK, "and uninstalled");
     avc_events_enable_poll(0);
 
-    printf("%d passed, %d failed\n", passed, failed);
-    return failed == 0 ? 0 : 1;
+    return report();
 }

@@ -20,24 +20,8 @@
 #include "legato.h"
 #include "interfaces.h"
 #include "avc.h"
+#include "check.h"
 
-static int passed;
-static int failed;
-
-static void check(int ok, const char* what)
-{
-    if (ok)
-    {
-        passed++;
-        printf("ok    %s\n", what);
-    }
-    else
-    {
-        failed++;
-        printf("FAIL  %s\n", what);
-    }
-    fflush(stdout);
-}
 
 /* A custom object in the OMA registry format: multiple instances, a
  * string, an integer and an executable resource. */
@@ -255,6 +239,5 @@ int main(void)
     check(avc_events_enable_poll(0) == AVC_OK, "avc_events_enable_poll(0)");
     check(avc_poll_event(&ev, 10) == AVC_ERR_NOT_PERMITTED, "polling after the queue is off");
 
-    printf("%d passed, %d failed\n", passed, failed);
-    return failed == 0 ? 0 : 1;
+    return report();
 }
