@@ -72,6 +72,13 @@ func New(cfg Config) (*Agent, error) {
 	if cfg.Firmware.Handler == nil && cfg.StateDir != "" {
 		cfg.Firmware.Handler = &FileFirmware{Dir: filepath.Join(cfg.StateDir, "firmware"), InstallCmd: cfg.FirmwareInstallCmd, Logger: cfg.Logger}
 	}
+	if cfg.Software.Handler == nil && cfg.StateDir != "" {
+		// Application packages (Object 9) are trusted like firmware.
+		cfg.Software.Handler = &FileSoftware{Dir: filepath.Join(cfg.StateDir, "software"), Logger: cfg.Logger}
+		if cfg.Software.TrustedKeys == nil && !cfg.Software.RequireSignature {
+			cfg.Software.TrustedKeys, cfg.Software.RequireSignature = cfg.Firmware.TrustedKeys, cfg.Firmware.RequireSignature
+		}
+	}
 	e, err := NewEngine(cfg, state)
 	if err != nil {
 		return nil, err

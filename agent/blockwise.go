@@ -272,9 +272,10 @@ func (t *transport) serveRequest(now time.Time, peer string, m *message.Message)
 		t.e.logDebug("block szx 7 on udp", "peer", peer)
 		return reply(codes.BadRequest)
 	}
-	if t.e.fw != nil && isPackageWrite(m) {
-		// The firmware package streams into storage block by block.
-		return t.e.fw.pushRequest(now, m, b1, has1)
+	if d := t.e.packageWrite(m); d != nil {
+		// A firmware or software package streams into storage block by
+		// block (fwpush.go).
+		return d.pushRequest(now, m, b1, has1)
 	}
 	var ack *BlockOption
 	if has1 {

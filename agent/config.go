@@ -98,11 +98,11 @@ type Config struct {
 	// negative value means every notification is confirmable.
 	NotifyCONInterval time.Duration
 	// Objects declares objects beyond the built-in Security /0, Server /1,
-	// Device /3, Connectivity Monitoring /4, Location /6 and Connectivity
-	// Statistics /7, for example from lwm2m.ParseObjectXML. A
-	// single-instance object starts with instance 0; instances of a
-	// multiple-instance object appear when the host sets a value in them
-	// (CmdSet). Their values are kept by the engine: the host sets them,
+	// Device /3, Connectivity Monitoring /4, Firmware Update /5, Location
+	// /6, Connectivity Statistics /7 and Software Management /9, for
+	// example from lwm2m.ParseObjectXML. A single-instance object starts
+	// with instance 0; instances of a multiple-instance object appear
+	// when the host sets a value in them (CmdSet). Their values are kept by the engine: the host sets them,
 	// the server reads and writes them, and writes and executes reach the
 	// host as events.
 	Objects []lwm2m.ObjectDef
@@ -120,6 +120,11 @@ type Config struct {
 	// FirmwareInstallCmd is the command FileFirmware runs to install an
 	// image (its path is the one argument). AVC_FW_INSTALL_CMD.
 	FirmwareInstallCmd string
+	// Software configures Software Management (Object 9); the object
+	// exists when Software.Handler is set, and the server creates its
+	// instances. The native driver, New, defaults the handler to a
+	// FileSoftware under StateDir.
+	Software SoftwareConfig
 	// Logger receives the engine's structured log; nil discards.
 	Logger *slog.Logger
 	// Rand is the source of message IDs and tokens; nil means crypto/rand.

@@ -17,12 +17,12 @@ import (
 )
 
 // creatable reports whether a server may create and delete instances of o:
-// custom multiple-instance objects only. The built-in objects keep their
-// instances (Security, Server, Device, Connectivity Monitoring and
-// Statistics have exactly one; Location's appears with the host's first
-// fix).
+// custom multiple-instance objects and Software Management (o.created).
+// The other built-in objects keep their instances (Security, Server,
+// Device, Connectivity Monitoring and Statistics and Firmware Update have
+// exactly one; Location's appears with the host's first fix).
 func (o *object) creatable() bool {
-	return o.def.multiple && !builtinObject(o.def.id)
+	return o.def.multiple && (!builtinObject(o.def.id) || o.created != nil)
 }
 
 // freeID returns the lowest instance ID not in use.
@@ -121,9 +121,16 @@ func (e *Engine) create(now time.Time, p lwm2m.Path, m *message.Message) *messag
 			}
 		}
 	}
+	if o.maxInsts > 0 && len(o.insts)+len(insts) > o.maxInsts {
+		// No room for more: refused like a bad payload, changing nothing.
+		return reply(codes.BadRequest)
+	}
 	for i, ni := range insts {
 		in := &instance{id: ni.id, vals: map[uint16]map[uint16]lwm2m.Value{}}
 		o.insts[ni.id] = in
+		if o.created != nil {
+			o.created(now, ni.id)
+		}
 		for _, c := range plan[i] {
 			stored := o.write == nil
 			if !stored {
@@ -291,6 +298,12 @@ func (e *Engine) deleteInstance(p lwm2m.Path) *message.Message {
 	}
 	if _, ok := o.insts[p.Inst()]; !ok {
 		return reply(codes.NotFound)
+	}
+	if o.deleting != nil {
+		if err := o.deleting(e.now, p.Inst()); err != nil {
+			e.logWarn("instance not deleted", "path", p.String(), "err", err)
+			return reply(codes.InternalServerError)
+		}
 	}
 	delete(o.insts, p.Inst())
 	e.emit(Event{Kind: EventDelete, Path: p.String()})

@@ -53,6 +53,7 @@ type Engine struct {
 	obs  *observer
 	snd  *sender
 	fw   *firmware // nil without Config.Firmware.Handler
+	sw   *software // nil without Config.Software.Handler
 	st   persistent
 
 	fetches  []FetchRequest // for the driver (PollFetch)
@@ -110,6 +111,7 @@ func NewEngine(cfg Config, state []byte) (*Engine, error) {
 		}
 	}
 	e.fw = newFirmware(e)
+	e.sw = newSoftware(e)
 	e.objs = newObjectTree(e)
 	e.reg = newRegistration(e)
 	e.obs = newObserver(e)
@@ -134,7 +136,7 @@ func (e *Engine) HandleDatagram(now time.Time, peer string, b []byte) {
 		return
 	}
 	if peer != e.server.peer {
-		if e.fw == nil || e.fw.pull == nil || peer != e.fw.pull.peer || isRequest(m.Code) {
+		if isRequest(m.Code) || !e.pullFrom(peer) {
 			e.logDebug("drop datagram from unknown peer", "peer", peer)
 			return
 		}
@@ -158,6 +160,9 @@ func (e *Engine) HandleCommand(now time.Time, c Command) error {
 	case CmdStart:
 		if e.fw != nil {
 			e.fw.boot(now)
+		}
+		if e.sw != nil {
+			e.sw.boot(now)
 		}
 		return e.reg.start(now)
 	case CmdStop:
@@ -193,6 +198,10 @@ func (e *Engine) Step(now time.Time) time.Time {
 		e.fw.boot(now)
 		e.fw.fire(now)
 	}
+	if e.sw != nil {
+		e.sw.boot(now)
+		e.sw.fire(now)
+	}
 	e.obs.fire(now)
 	if e.sent != sent {
 		e.activity(now)
@@ -203,11 +212,14 @@ func (e *Engine) Step(now time.Time) time.Time {
 	if e.queueMode() && !e.asleep && e.reg.state == regRegistered {
 		awake = e.awakeUntil
 	}
-	var fwNext time.Time
+	var fwNext, swNext time.Time
 	if e.fw != nil {
 		fwNext = e.fw.next()
 	}
-	for _, t := range []time.Time{e.reg.next(), e.obs.next(), awake, fwNext} {
+	if e.sw != nil {
+		swNext = e.sw.next()
+	}
+	for _, t := range []time.Time{e.reg.next(), e.obs.next(), awake, fwNext, swNext} {
 		if !t.IsZero() && (next.IsZero() || t.Before(next)) {
 			next = t
 		}

@@ -60,6 +60,10 @@ const (
 	// after a reboot: a firmware install (or a revert) needs it. A driver
 	// that cannot restart the process makes a new engine.
 	EventRestart
+	// EventSoftware: a Software Management instance (Object 9, Path
+	// "/9/<instance>") was created, changed state, made download progress
+	// or was activated or deactivated; Software holds its status.
+	EventSoftware
 )
 
 var eventNames = map[EventKind]string{
@@ -82,6 +86,7 @@ var eventNames = map[EventKind]string{
 	EventStore:              "store",
 	EventFirmware:           "firmware",
 	EventRestart:            "restart",
+	EventSoftware:           "software",
 }
 
 // String returns the kind's snake_case name.
@@ -132,6 +137,8 @@ type Event struct {
 	Data []byte `json:"data,omitempty"`
 	// Firmware is the status of EventFirmware.
 	Firmware *FirmwareStatus `json:"firmware,omitempty"`
+	// Software is the status of EventSoftware.
+	Software *SoftwareStatus `json:"software,omitempty"`
 }
 
 // MarshalJSON is json.Marshal of the event; it exists so that drivers

@@ -2,6 +2,7 @@ package agent
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 )
@@ -56,4 +57,29 @@ func syncDir(dir string) error {
 	}
 	d.Sync()
 	return d.Close()
+}
+
+// openResumable opens (creating) the partial download at name to append
+// after its first offset bytes, dropping anything after them; a file that
+// holds fewer bytes cannot resume (errFirmwareOpen).
+func openResumable(name string, offset int64) (*os.File, error) {
+	f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	fi, err := f.Stat()
+	if err == nil && fi.Size() < offset {
+		err = fmt.Errorf("%w: %d bytes stored, resume wants %d", errFirmwareOpen, fi.Size(), offset)
+	}
+	if err == nil {
+		err = f.Truncate(offset)
+	}
+	if err == nil {
+		_, err = f.Seek(offset, io.SeekStart)
+	}
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
 }

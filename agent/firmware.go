@@ -3,10 +3,7 @@ package agent
 import (
 	"crypto/ed25519"
 	"errors"
-	"fmt"
-	"net/url"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/avc-agent/avc/fwpkg"
@@ -173,22 +170,9 @@ type FirmwareConfig struct {
 	ProofTimeout     time.Duration
 }
 
-func (c *FirmwareConfig) connectTimeout() time.Duration {
-	if c.ConnectTimeout > 0 {
-		return c.ConnectTimeout
-	}
-	return 300 * time.Second
-}
-
-func (c *FirmwareConfig) lowSpeed() (int64, time.Duration) {
-	l, t := c.LowSpeedLimit, c.LowSpeedTime
-	if l <= 0 {
-		l = 100
-	}
-	if t <= 0 {
-		t = 1000 * time.Second
-	}
-	return l, t
+// limits returns the pull limits with their defaults.
+func (c *FirmwareConfig) limits() dlLimits {
+	return limitsOf(c.MaxSize, c.ConnectTimeout, c.LowSpeedLimit, c.LowSpeedTime)
 }
 
 func (c *FirmwareConfig) proofTimeout() time.Duration {
@@ -209,39 +193,17 @@ type FirmwareStatus struct {
 	Version    string        `json:"version,omitempty"`     // package version
 }
 
-// Checkpoint policy: the download position is persisted at least every
-// 64 KiB or 30 s; 32 KiB halves what a crash costs (a resume refetches
-// what came after the last checkpoint) for one small state write per 32
-// KiB.
-const (
-	fwCheckpointBytes = 32 << 10
-	fwCheckpointEvery = 30 * time.Second
-	// maxPackageURI bounds /5/0/1 (0..255 in the object definition).
-	maxPackageURI = 255
-	// fwMaxRestarts breaks a loop of resumes that keep failing (B57).
-	fwMaxRestarts = 8
-)
-
 // fwPersist is the firmware part of the persistent state.
 type fwPersist struct {
-	State      FirmwareState `json:"state"`
-	Result     UpdateResult  `json:"result"`
-	URI        string        `json:"uri,omitempty"`
-	Push       bool          `json:"push,omitempty"`
-	Offset     int64         `json:"offset,omitempty"`    // package bytes checkpointed
-	Validator  string        `json:"validator,omitempty"` // ETag / Last-Modified
-	Total      int64         `json:"total,omitempty"`
-	Verifier   []byte        `json:"verifier,omitempty"` // fwpkg.Verifier at Offset
-	Name       string        `json:"name,omitempty"`
-	Version    string        `json:"version,omitempty"`
-	Size       int64         `json:"size,omitempty"`
-	SHA256     string        `json:"sha256,omitempty"`
-	Severity   int64         `json:"severity"`
-	MaxDefer   int64         `json:"max_defer,omitempty"`
-	LastChange int64         `json:"last_change,omitempty"`
-	HTTPStatus int           `json:"http_status,omitempty"`
-	Running    string        `json:"running,omitempty"` // installed version after a successful update
-	Restarts   int           `json:"restarts,omitempty"`
+	State  FirmwareState `json:"state"`
+	Result UpdateResult  `json:"result"`
+	// dlRecord is the download: URI, offset, validator, verifier, the
+	// package's name, version, size and hash.
+	dlRecord
+	Severity   int64  `json:"severity"`
+	MaxDefer   int64  `json:"max_defer,omitempty"`
+	LastChange int64  `json:"last_change,omitempty"`
+	Running    string `json:"running,omitempty"` // installed version after a successful update
 	// Proof: a new image runs on trial until the agent registers from it.
 	Proof      bool  `json:"proof,omitempty"`
 	ProofUntil int64 `json:"proof_until,omitempty"`
@@ -271,19 +233,14 @@ const (
 	protoHTTPS = 3
 )
 
-// firmware is the engine's Firmware Update object and download engine.
+// firmware is the engine's Firmware Update object, a target of the
+// download engine (download.go).
 type firmware struct {
 	e   *Engine
 	cfg *FirmwareConfig
 	h   FirmwareHandler
+	dl  *download
 
-	ver      *fwpkg.Verifier
-	off      int64     // package bytes stored (st.Offset is the last checkpoint)
-	bytes    int64     // package bytes received in this attempt (progress)
-	lastCkpt int64     // Offset at the last checkpoint
-	ckptAt   time.Time // time of the last checkpoint
-	pull     *fwPull   // the pull in progress
-	push     *fwPush   // the push in progress
 	install  time.Time // when to call PerformUpgrade (zero: not pending)
 	booted   bool      // the after-restart check ran
 	reported FirmwareStatus
@@ -297,6 +254,7 @@ func newFirmware(e *Engine) *firmware {
 		return nil
 	}
 	fw := &firmware{e: e, cfg: c, h: c.Handler}
+	fw.dl = &download{e: e, t: fw}
 	return fw
 }
 
@@ -378,7 +336,7 @@ func (fw *firmware) write(now time.Time, _, res uint16, v lwm2m.Value, apply boo
 				fw.reset(now, ResultInitial)
 				return nil
 			}
-			fw.startPull(now, v.Str)
+			fw.dl.startPull(now, v.Str)
 		}
 		return nil
 	case 11:
@@ -446,7 +404,7 @@ func (fw *firmware) setState(now time.Time, s FirmwareState, r UpdateResult) {
 // report emits EventFirmware when the status changed (always when force).
 func (fw *firmware) report(force bool) {
 	st := fw.e.fwState()
-	s := FirmwareStatus{State: st.State, Result: st.Result, Bytes: fw.bytes, Total: st.Total, HTTPStatus: st.HTTPStatus, Version: st.Version}
+	s := FirmwareStatus{State: st.State, Result: st.Result, Bytes: fw.dl.bytes, Total: st.Total, HTTPStatus: st.HTTPStatus, Version: st.Version}
 	if s.Total == 0 && st.State != FirmwareDownloading {
 		s.Total = -1
 	}
@@ -459,7 +417,7 @@ func (fw *firmware) report(force bool) {
 
 // reset ends any transfer, discards the image and goes Idle with r.
 func (fw *firmware) reset(now time.Time, r UpdateResult) {
-	fw.stopTransfers(now)
+	fw.dl.stop(now)
 	fw.h.Reset()
 	st := fw.e.fwState()
 	keepRunning, keepSev, keepDefer, status := st.Running, st.Severity, st.MaxDefer, st.HTTPStatus
@@ -467,22 +425,39 @@ func (fw *firmware) reset(now time.Time, r UpdateResult) {
 	if r != ResultInitial && r != ResultCancelled {
 		st.HTTPStatus = status
 	}
-	fw.ver, fw.off, fw.bytes, fw.install = nil, 0, 0, time.Time{}
+	fw.dl.clear()
+	fw.install = time.Time{}
 	fw.setState(now, FirmwareIdle, r)
 }
 
-// fail ends a download with r (Idle).
-func (fw *firmware) fail(now time.Time, r UpdateResult, why error) {
-	fw.e.logWarn("firmware download failed", "result", r.String(), "err", why)
-	fw.reset(now, r)
+// The download engine's view of Object 5 (dlTarget).
+
+func (fw *firmware) record() *dlRecord   { return &fw.e.fwState().dlRecord }
+func (fw *firmware) store() packageStore { return fw.h }
+func (fw *firmware) limits() dlLimits    { return fw.cfg.limits() }
+func (fw *firmware) label() string       { return "firmware" }
+func (fw *firmware) packagePath() string { return "/5/0/0" }
+func (fw *firmware) progress(force bool) { fw.report(force) }
+func (fw *firmware) received(time.Time)  {}
+func (fw *firmware) delivered(now time.Time) {
+	fw.setState(now, FirmwareDownloaded, ResultInitial)
 }
 
-func (fw *firmware) stopTransfers(now time.Time) {
-	if fw.pull != nil {
-		fw.pull.stop(now)
-		fw.pull = nil
-	}
-	fw.push = nil
+func (fw *firmware) started(now time.Time) {
+	st := fw.e.fwState()
+	st.Proof, st.ProofUntil = false, 0
+	fw.setState(now, FirmwareDownloading, ResultInitial)
+}
+
+func (fw *firmware) failed(now time.Time, r UpdateResult, _ error) { fw.reset(now, r) }
+
+func (fw *firmware) idle() bool        { return fw.e.fwState().State == FirmwareIdle }
+func (fw *firmware) downloading() bool { return fw.e.fwState().State == FirmwareDownloading }
+func (fw *firmware) locked() bool      { return fw.e.fwState().State == FirmwareUpdating }
+
+func (fw *firmware) nullPackage(now time.Time) error {
+	fw.reset(now, ResultInitial)
+	return nil
 }
 
 // policy is the verification policy for a new package.
@@ -506,115 +481,6 @@ func (fw *firmware) running() string {
 	return orDefault(fw.e.cfg.Device.FirmwareVersion, "0.0.0")
 }
 
-// begin starts a new transfer: Result 0, State Downloading, a fresh
-// verifier and stream.
-func (fw *firmware) begin(now time.Time, uri string, push bool) error {
-	st := fw.e.fwState()
-	fw.h.Reset()
-	*st = fwPersist{State: st.State, Result: st.Result, LastChange: st.LastChange, Running: st.Running, Severity: st.Severity, MaxDefer: st.MaxDefer, URI: uri, Push: push, Total: -1}
-	fw.ver = fwpkg.NewVerifier(fw.policy())
-	fw.off, fw.bytes, fw.lastCkpt, fw.ckptAt = 0, 0, 0, now
-	if err := fw.h.StreamOpen(uri, 0); err != nil {
-		return err
-	}
-	fw.setState(now, FirmwareDownloading, ResultInitial)
-	return nil
-}
-
-// restartStream drops what was stored and starts the image over (the
-// server's representation changed, or a resume was impossible).
-func (fw *firmware) restartStream(now time.Time) error {
-	st := fw.e.fwState()
-	st.Restarts++
-	if st.Restarts > fwMaxRestarts {
-		return fmt.Errorf("%w: restarted %d times", ErrFirmwareFailed, st.Restarts)
-	}
-	fw.h.Reset()
-	fw.ver = fwpkg.NewVerifier(fw.policy())
-	st.Offset, st.Verifier, st.Validator, st.Total = 0, nil, "", -1
-	fw.off, fw.bytes, fw.lastCkpt, fw.ckptAt = 0, 0, 0, now
-	fw.e.store()
-	return fw.h.StreamOpen(st.URI, 0)
-}
-
-// data takes the next package bytes at the current offset. It returns
-// the Update Result to fail with, or ResultInitial.
-func (fw *firmware) data(now time.Time, p []byte) (UpdateResult, error) {
-	st := fw.e.fwState()
-	img, err := fw.ver.Write(p)
-	if err != nil {
-		if _, ok := fw.ver.Manifest(); !ok && fw.cfg.RequireSignature {
-			// Not even a package header where a signed one is required:
-			// fail closed, as an integrity failure.
-			return ResultIntegrityFailure, err
-		}
-		return verifyResult(err), err
-	}
-	if len(img) > 0 {
-		if err := fw.h.StreamWrite(img); err != nil {
-			return handlerResult(err, ResultNotEnoughSpace), err
-		}
-	}
-	fw.off += int64(len(p))
-	fw.bytes += int64(len(p))
-	if m, ok := fw.ver.Manifest(); ok && st.Version == "" {
-		st.Name, st.Version = m.Name, m.Version
-	}
-	if fw.off-fw.lastCkpt >= fwCheckpointBytes || now.Sub(fw.ckptAt) >= fwCheckpointEvery {
-		if err := fw.checkpoint(now); err != nil {
-			return handlerResult(err, ResultNotEnoughSpace), err
-		}
-	}
-	fw.report(false)
-	return ResultInitial, nil
-}
-
-// checkpoint persists the download position after syncing the storage,
-// so the stored offset never runs ahead of the stored bytes.
-func (fw *firmware) checkpoint(now time.Time) error {
-	st := fw.e.fwState()
-	if s, ok := fw.h.(FirmwareSyncer); ok {
-		if err := s.Sync(); err != nil {
-			return fmt.Errorf("sync firmware storage: %w", err)
-		}
-	}
-	vb, err := fw.ver.MarshalBinary()
-	if err != nil {
-		return fmt.Errorf("save verifier: %w", err)
-	}
-	st.Verifier, st.Offset = vb, fw.off
-	fw.lastCkpt, fw.ckptAt = fw.off, now
-	fw.e.store()
-	return nil
-}
-
-// complete verifies the finished package and moves to Downloaded.
-func (fw *firmware) complete(now time.Time) {
-	st := fw.e.fwState()
-	if err := fw.ver.Finish(); err != nil {
-		fw.fail(now, verifyResult(err), err)
-		return
-	}
-	if err := fw.h.StreamFinish(); err != nil {
-		fw.fail(now, handlerResult(err, ResultIntegrityFailure), err)
-		return
-	}
-	sum := fw.ver.ImageSHA256()
-	st.SHA256 = fmt.Sprintf("%x", sum[:])
-	st.Size = fw.ver.ImageOffset()
-	if m, ok := fw.ver.Manifest(); ok {
-		st.Name, st.Version = m.Name, m.Version
-	}
-	st.Verifier, st.Restarts, st.Offset = nil, 0, fw.off
-	if st.Total < 0 {
-		st.Total = fw.off
-	}
-	fw.ver = nil
-	fw.pull, fw.push = nil, nil
-	fw.e.logInfo("firmware downloaded", "bytes", fw.off, "version", st.Version, "sha256", st.SHA256)
-	fw.setState(now, FirmwareDownloaded, ResultInitial)
-}
-
 func (fw *firmware) pkg() FirmwarePackage {
 	st := fw.e.fwState()
 	return FirmwarePackage{URI: st.URI, Name: st.Name, Version: st.Version, Size: st.Size, SHA256: st.SHA256}
@@ -628,8 +494,8 @@ func (fw *firmware) fire(now time.Time) {
 		fw.install = time.Time{}
 		fw.performUpgrade(now)
 	}
-	if fw.pull != nil {
-		fw.pull.fire(now)
+	if fw.dl.pull != nil {
+		fw.dl.pull.fire(now)
 	}
 	if st.Proof && now.Unix() >= st.ProofUntil {
 		fw.revert(now, "no registration from the new image")
@@ -644,8 +510,8 @@ func (fw *firmware) next() time.Time {
 		}
 	}
 	take(fw.install)
-	if fw.pull != nil {
-		take(fw.pull.next())
+	if fw.dl.pull != nil {
+		take(fw.dl.pull.next())
 	}
 	if st := fw.e.fwState(); st.Proof {
 		take(time.Unix(st.ProofUntil, 0))
@@ -716,10 +582,10 @@ func (fw *firmware) boot(now time.Time) {
 	case FirmwareDownloading:
 		if st.Push {
 			// A push cannot resume: the server restarts it.
-			fw.fail(now, ResultConnectionLost, errors.New("push interrupted by a restart"))
+			fw.dl.fail(now, ResultConnectionLost, errors.New("push interrupted by a restart"))
 			return
 		}
-		fw.resumePull(now)
+		fw.dl.resumePull(now)
 	case FirmwareDownloaded:
 		// Kept across restarts (LwM2M 1.0 App. E): Downloaded with the
 		// result from before.
@@ -734,7 +600,7 @@ func (fw *firmware) finishInstall(now time.Time, r UpdateResult) {
 	if r == ResultSuccess {
 		fw.h.Reset()
 		name, ver, running := st.Name, st.Version, st.Running
-		*st = fwPersist{State: st.State, Result: st.Result, LastChange: st.LastChange, Running: running, Severity: st.Severity, MaxDefer: st.MaxDefer, Name: name, Version: ver}
+		*st = fwPersist{State: st.State, Result: st.Result, LastChange: st.LastChange, Running: running, Severity: st.Severity, MaxDefer: st.MaxDefer, dlRecord: dlRecord{Name: name, Version: ver}}
 		fw.setState(now, FirmwareIdle, ResultSuccess)
 		return
 	}
@@ -767,78 +633,6 @@ func (fw *firmware) revert(now time.Time, why string) {
 	}
 	fw.finishInstall(now, ResultFailed)
 	fw.e.emit(Event{Kind: EventRestart, Path: "/5/0/2"})
-}
-
-// verifyResult maps a verification error to its Update Result.
-func verifyResult(err error) UpdateResult {
-	switch {
-	case errors.Is(err, fwpkg.ErrTooLarge):
-		return ResultNotEnoughSpace
-	case errors.Is(err, fwpkg.ErrUnsupported):
-		return ResultUnsupportedPackage
-	}
-	return ResultIntegrityFailure
-}
-
-// handlerResult maps a handler error to its Update Result, def when the
-// handler did not say.
-func handlerResult(err error, def UpdateResult) UpdateResult {
-	for _, m := range []struct {
-		err error
-		r   UpdateResult
-	}{
-		{ErrFirmwareNoSpace, ResultNotEnoughSpace},
-		{ErrFirmwareNoMemory, ResultOutOfMemory},
-		{ErrFirmwareIntegrity, ResultIntegrityFailure},
-		{ErrFirmwareUnsupported, ResultUnsupportedPackage},
-		{ErrFirmwareDeferred, ResultDeferred},
-		{ErrFirmwareFailed, ResultFailed},
-	} {
-		if errors.Is(err, m.err) {
-			return m.r
-		}
-	}
-	return def
-}
-
-// checkPackageURI validates a Package URI: Result 7 for one that does not
-// parse, 9 for a scheme the agent cannot fetch.
-func (fw *firmware) checkPackageURI(s string) (*url.URL, UpdateResult) {
-	if len(s) > maxPackageURI {
-		// Longer than /5/0/1 may be (0..255, B35): taken, and reported
-		// as an invalid URI.
-		return nil, ResultInvalidURI
-	}
-	u, err := url.Parse(s)
-	if err != nil || u.Opaque != "" || u.User != nil || u.Host == "" || strings.ContainsAny(s, " \t\r\n\x00") {
-		if err == nil && u.Scheme != "" && !fw.scheme(u.Scheme) {
-			return nil, ResultUnsupportedProtocol
-		}
-		return nil, ResultInvalidURI
-	}
-	if !fw.scheme(u.Scheme) {
-		return nil, ResultUnsupportedProtocol
-	}
-	if p := u.Port(); p != "" {
-		n, err := strconv.Atoi(p)
-		if err != nil || n <= 0 || n > 65535 {
-			return nil, ResultInvalidURI
-		}
-	}
-	if h := u.Hostname(); h == "" || len(h) > 255 {
-		return nil, ResultInvalidURI
-	}
-	return u, ResultInitial
-}
-
-func (fw *firmware) scheme(s string) bool {
-	switch strings.ToLower(s) {
-	case "coap":
-		return true
-	case "http", "https":
-		return fw.e.cfg.httpFetch
-	}
-	return false
 }
 
 // valid reports whether a stored firmware record is consistent.

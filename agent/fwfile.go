@@ -44,22 +44,8 @@ func (h *FileFirmware) StreamOpen(uri string, offset int64) error {
 	if err := os.MkdirAll(h.Dir, 0o700); err != nil {
 		return fmt.Errorf("firmware storage: %w", err)
 	}
-	f, err := os.OpenFile(h.path("image.part"), os.O_RDWR|os.O_CREATE, 0o600)
+	f, err := openResumable(h.path("image.part"), offset)
 	if err != nil {
-		return fmt.Errorf("firmware storage: %w", err)
-	}
-	fi, err := f.Stat()
-	if err == nil && fi.Size() < offset {
-		err = fmt.Errorf("%w: %d bytes stored, resume wants %d", errFirmwareOpen, fi.Size(), offset)
-	}
-	if err == nil {
-		err = f.Truncate(offset)
-	}
-	if err == nil {
-		_, err = f.Seek(offset, io.SeekStart)
-	}
-	if err != nil {
-		f.Close()
 		return fmt.Errorf("firmware storage: %w", err)
 	}
 	h.f = f

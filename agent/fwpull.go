@@ -15,9 +15,9 @@ import (
 	"github.com/avc-agent/avc/fwpkg"
 )
 
-// Pulling a package (Package URI written to /5/0/1). CoAP pulls run in the
-// engine itself: a GET per Block2 block on the engine's socket, to the
-// host of the URI. HTTP(S) pulls are fetched by the driver (FetchRequest),
+// Pulling a package (Package URI written to /5/0/1 or /9/x/3), for any
+// download (download.go). CoAP pulls run in the engine itself: a GET per
+// Block2 block on the engine's socket, to the host of the URI. HTTP(S) pulls are fetched by the driver (FetchRequest),
 // which streams the body back through HandleFetchStart/Data/End; the
 // engine keeps every decision (offsets, validators, restarts, results).
 
@@ -30,9 +30,9 @@ const (
 	pullMaxFails = 20
 )
 
-// fwPull is a pull in progress.
-type fwPull struct {
-	fw      *firmware
+// dlPull is a pull in progress.
+type dlPull struct {
+	d       *download
 	u       *url.URL
 	http    bool
 	peer    string // CoAP: "host:port"
@@ -94,25 +94,25 @@ func (e *Engine) PollFetch() (FetchRequest, bool) {
 }
 
 // startPull begins a pull of uri (validated first).
-func (fw *firmware) startPull(now time.Time, uri string) {
-	u, r := fw.checkPackageURI(uri)
+func (d *download) startPull(now time.Time, uri string) {
+	u, r := d.e.checkPackageURI(uri)
 	if r != ResultInitial {
-		st := fw.e.fwState()
-		fw.reset(now, r)
-		st.URI = ""
-		fw.e.store()
+		d.stop(now)
+		d.t.failed(now, r, fmt.Errorf("package URI %q", uri))
+		d.t.record().URI = ""
+		d.e.store()
 		return
 	}
-	if err := fw.begin(now, uri, false); err != nil {
-		fw.fail(now, handlerResult(err, ResultNotEnoughSpace), err)
+	if err := d.begin(now, uri, false); err != nil {
+		d.fail(now, handlerResult(err, ResultNotEnoughSpace), err)
 		return
 	}
-	fw.pull = newPull(fw, now, u)
-	fw.pull.request(now)
+	d.pull = newPull(d, now, u)
+	d.pull.request(now)
 }
 
-func newPull(fw *firmware, now time.Time, u *url.URL) *fwPull {
-	p := &fwPull{fw: fw, u: u, started: now, winAt: now, winOff: fw.off, szx: fw.e.tr.szx}
+func newPull(d *download, now time.Time, u *url.URL) *dlPull {
+	p := &dlPull{d: d, u: u, started: now, winAt: now, winOff: d.off, szx: d.e.tr.szx}
 	switch strings.ToLower(u.Scheme) {
 	case "http", "https":
 		p.http = true
@@ -129,57 +129,57 @@ func newPull(fw *firmware, now time.Time, u *url.URL) *fwPull {
 // resumePull continues a pull after a restart from the last checkpoint,
 // or from 0 when the checkpoint cannot be trusted (no validator, the
 // verifier state or the stored bytes do not match).
-func (fw *firmware) resumePull(now time.Time) {
-	st := fw.e.fwState()
-	u, r := fw.checkPackageURI(st.URI)
+func (d *download) resumePull(now time.Time) {
+	rec := d.t.record()
+	u, r := d.e.checkPackageURI(rec.URI)
 	if r != ResultInitial {
-		fw.fail(now, r, fmt.Errorf("stored package URI %q", st.URI))
+		d.fail(now, r, fmt.Errorf("stored package URI %q", rec.URI))
 		return
 	}
-	fw.ver = fwpkg.NewVerifier(fw.policy())
-	fw.off, fw.bytes, fw.lastCkpt, fw.ckptAt = st.Offset, 0, st.Offset, now
-	resumed := st.Offset > 0 && st.Validator != "" && len(st.Verifier) > 0
+	d.ver = fwpkg.NewVerifier(d.t.policy())
+	d.off, d.bytes, d.lastCkpt, d.ckptAt = rec.Offset, 0, rec.Offset, now
+	resumed := rec.Offset > 0 && rec.Validator != "" && len(rec.Verifier) > 0
 	if resumed {
-		if err := fw.ver.UnmarshalBinary(st.Verifier); err != nil || fw.ver.PackageOffset() != st.Offset {
+		if err := d.ver.UnmarshalBinary(rec.Verifier); err != nil || d.ver.PackageOffset() != rec.Offset {
 			resumed = false
-		} else if err := fw.h.StreamOpen(st.URI, fw.ver.ImageOffset()); err != nil {
-			fw.e.logWarn("firmware storage cannot resume; starting over", "err", err)
+		} else if err := d.t.store().StreamOpen(rec.URI, d.ver.ImageOffset()); err != nil {
+			d.e.logWarn(d.t.label()+" storage cannot resume; starting over", "err", err)
 			resumed = false
 		}
 	}
 	if !resumed {
-		if err := fw.restartStream(now); err != nil {
-			fw.fail(now, handlerResult(err, ResultFailed), err)
+		if err := d.restartStream(now); err != nil {
+			d.fail(now, handlerResult(err, ResultFailed), err)
 			return
 		}
 	} else {
-		fw.e.logInfo("firmware download resumed", "offset", st.Offset, "uri", st.URI)
+		d.e.logInfo(d.t.label()+" download resumed", "offset", rec.Offset, "uri", rec.URI)
 	}
-	fw.pull = newPull(fw, now, u)
-	fw.report(true)
-	fw.pull.request(now)
+	d.pull = newPull(d, now, u)
+	d.t.progress(true)
+	d.pull.request(now)
 }
 
 // request asks for the data at the current offset.
-func (p *fwPull) request(now time.Time) {
-	fw := p.fw
-	st := fw.e.fwState()
+func (p *dlPull) request(now time.Time) {
+	d := p.d
+	rec := d.t.record()
 	p.waiting, p.retryAt = true, time.Time{}
 	if p.http {
-		fw.e.fetchSeq++
-		p.fetchID = fw.e.fetchSeq
-		lim, lt := fw.cfg.lowSpeed()
-		fw.e.fetches = append(fw.e.fetches, FetchRequest{ID: p.fetchID, URL: st.URI, Offset: fw.off, Validator: st.Validator,
-			MaxSize: fw.cfg.MaxSize, ConnectTimeout: fw.cfg.connectTimeout(), LowSpeedLimit: lim, LowSpeedTime: lt})
+		d.e.fetchSeq++
+		p.fetchID = d.e.fetchSeq
+		l := d.t.limits()
+		d.e.fetches = append(d.e.fetches, FetchRequest{ID: p.fetchID, URL: rec.URI, Offset: d.off, Validator: rec.Validator,
+			MaxSize: l.maxSize, ConnectTimeout: l.connect, LowSpeedLimit: l.lowSpeedLimit, LowSpeedTime: l.lowSpeedTime})
 		return
 	}
 	// The block number of the offset in the largest block size that
 	// divides it (a resumed offset may come from a smaller block size).
 	szx := p.szx
-	for szx > 0 && fw.off%int64(16<<szx) != 0 {
+	for szx > 0 && d.off%int64(16<<szx) != 0 {
 		szx--
 	}
-	b := BlockOption{Num: uint32(fw.off / int64(16<<szx)), SZX: szx}
+	b := BlockOption{Num: uint32(d.off / int64(16<<szx)), SZX: szx}
 	m := &message.Message{Code: codes.GET}
 	for _, seg := range strings.Split(strings.TrimPrefix(p.u.EscapedPath(), "/"), "/") {
 		if seg == "" {
@@ -201,11 +201,11 @@ func (p *fwPull) request(now time.Time) {
 		// RFC 7959 §4: Size2 0 in a request asks for the size.
 		m.Options = addUint(m.Options, message.Size2, 0)
 	}
-	m.Token = fw.e.tr.token()
+	m.Token = d.e.tr.token()
 	p.token = m.Token
 	token := string(m.Token)
-	fw.e.tr.send(now, p.peer, m, func(now time.Time, resp *message.Message) {
-		if fw.pull != p || string(p.token) != token {
+	d.e.tr.send(now, p.peer, m, func(now time.Time, resp *message.Message) {
+		if d.pull != p || string(p.token) != token {
 			return // a stale answer of a stopped pull
 		}
 		p.waiting = false
@@ -214,9 +214,9 @@ func (p *fwPull) request(now time.Time) {
 }
 
 // coapAnswer handles the response to a block request (nil: timed out).
-func (p *fwPull) coapAnswer(now time.Time, resp *message.Message) {
-	fw := p.fw
-	st := fw.e.fwState()
+func (p *dlPull) coapAnswer(now time.Time, resp *message.Message) {
+	d := p.d
+	rec := d.t.record()
 	if resp == nil {
 		p.retry(now, errors.New("no response"))
 		return
@@ -233,7 +233,7 @@ func (p *fwPull) coapAnswer(now time.Time, resp *message.Message) {
 	default:
 		// 4.04 and the other client errors: the URI does not name a
 		// package the server gives us.
-		fw.fail(now, ResultInvalidURI, fmt.Errorf("server answered %v", resp.Code))
+		d.fail(now, ResultInvalidURI, fmt.Errorf("server answered %v", resp.Code))
 		return
 	}
 	p.first = true
@@ -249,36 +249,36 @@ func (p *fwPull) coapAnswer(now time.Time, resp *message.Message) {
 		p.retry(now, fmt.Errorf("bad Block2 option: %v", err))
 		return
 	}
-	if fw.off > 0 && (etag == "" || etag != st.Validator) {
+	if d.off > 0 && (etag == "" || etag != rec.Validator) {
 		// The representation changed (or cannot be told apart): never
 		// splice two images (B20); start over.
-		fw.e.logWarn("firmware changed on the server; restarting the download", "etag", etag, "was", st.Validator)
-		if err := fw.restartStream(now); err != nil {
-			fw.fail(now, handlerResult(err, ResultFailed), err)
+		d.e.logWarn(d.t.label()+" changed on the server; restarting the download", "etag", etag, "was", rec.Validator)
+		if err := d.restartStream(now); err != nil {
+			d.fail(now, handlerResult(err, ResultFailed), err)
 			return
 		}
 		p.request(now)
 		return
 	}
 	if !has {
-		if fw.off != 0 {
+		if d.off != 0 {
 			p.retry(now, errors.New("whole representation in answer to a block request"))
 			return
 		}
 		b = BlockOption{Num: 0, More: false, SZX: p.szx}
-	} else if b.Offset() != fw.off || (b.More && len(resp.Payload) != b.Size()) || len(resp.Payload) > b.Size() {
-		p.retry(now, fmt.Errorf("block %d/%d does not fit offset %d", b.Num, b.Size(), fw.off))
+	} else if b.Offset() != d.off || (b.More && len(resp.Payload) != b.Size()) || len(resp.Payload) > b.Size() {
+		p.retry(now, fmt.Errorf("block %d/%d does not fit offset %d", b.Num, b.Size(), d.off))
 		return
 	}
 	if has && b.SZX < p.szx {
 		p.szx = b.SZX // the server prefers smaller blocks
 	}
-	st.Validator = etag
-	if size2, ok := uintOpt(resp, message.Size2); ok && st.Total < 0 {
-		st.Total = int64(size2)
+	rec.Validator = etag
+	if size2, ok := uintOpt(resp, message.Size2); ok && rec.Total < 0 {
+		rec.Total = int64(size2)
 	}
-	if r, err := fw.data(now, resp.Payload); err != nil {
-		fw.fail(now, r, err)
+	if r, err := d.data(now, resp.Payload); err != nil {
+		d.fail(now, r, err)
 		return
 	}
 	p.fails = 0
@@ -289,33 +289,34 @@ func (p *fwPull) coapAnswer(now time.Time, resp *message.Message) {
 		p.request(now)
 		return
 	}
-	fw.complete(now)
+	d.complete(now)
 }
 
 // slow fails the pull when it stayed below the low-speed limit for the
 // low-speed time; it reports whether it did.
-func (p *fwPull) slow(now time.Time) bool {
-	fw := p.fw
-	lim, lt := fw.cfg.lowSpeed()
+func (p *dlPull) slow(now time.Time) bool {
+	d := p.d
+	l := d.t.limits()
+	lim, lt := l.lowSpeedLimit, l.lowSpeedTime
 	if now.Sub(p.winAt) < lt {
 		return false
 	}
-	if float64(fw.off-p.winOff) < float64(lim)*lt.Seconds() {
-		fw.fail(now, ResultConnectionLost, fmt.Errorf("below %d B/s for %v", lim, lt))
+	if float64(d.off-p.winOff) < float64(lim)*lt.Seconds() {
+		d.fail(now, ResultConnectionLost, fmt.Errorf("below %d B/s for %v", lim, lt))
 		return true
 	}
-	p.winAt, p.winOff = now, fw.off
+	p.winAt, p.winOff = now, d.off
 	return false
 }
 
-func (p *fwPull) retry(now time.Time, why error) { p.retryAfter(now, 0, why) }
+func (p *dlPull) retry(now time.Time, why error) { p.retryAfter(now, 0, why) }
 
 // retryAfter schedules the next attempt, or fails the pull when the
 // connection or low-speed budget is spent.
-func (p *fwPull) retryAfter(now time.Time, wait time.Duration, why error) {
-	fw := p.fw
-	if !p.first && now.Sub(p.started) >= fw.cfg.connectTimeout() {
-		fw.fail(now, ResultConnectionLost, fmt.Errorf("no connection within %v: %w", fw.cfg.connectTimeout(), why))
+func (p *dlPull) retryAfter(now time.Time, wait time.Duration, why error) {
+	d := p.d
+	if connect := d.t.limits().connect; !p.first && now.Sub(p.started) >= connect {
+		d.fail(now, ResultConnectionLost, fmt.Errorf("no connection within %v: %w", connect, why))
 		return
 	}
 	if p.slow(now) {
@@ -323,42 +324,45 @@ func (p *fwPull) retryAfter(now time.Time, wait time.Duration, why error) {
 	}
 	p.fails++
 	if p.fails > pullMaxFails {
-		fw.fail(now, ResultConnectionLost, fmt.Errorf("%d attempts without progress: %w", p.fails-1, why))
+		d.fail(now, ResultConnectionLost, fmt.Errorf("%d attempts without progress: %w", p.fails-1, why))
 		return
 	}
 	if wait == 0 {
 		wait = min(pullRetryBase<<min(p.fails-1, 8), pullRetryMax)
 	}
-	fw.e.logDebug("firmware pull retry", "in", wait, "why", why)
+	d.e.logDebug(d.t.label()+" pull retry", "in", wait, "why", why)
 	p.retryAt = now.Add(wait)
 }
 
-func (p *fwPull) fire(now time.Time) {
+func (p *dlPull) fire(now time.Time) {
 	if !p.retryAt.IsZero() && !now.Before(p.retryAt) {
 		p.request(now)
 	}
 }
 
-func (p *fwPull) next() time.Time { return p.retryAt }
+func (p *dlPull) next() time.Time { return p.retryAt }
 
 // stop abandons the pull: a CoAP request in flight is forgotten, an HTTP
 // fetch cancelled.
-func (p *fwPull) stop(now time.Time) {
+func (p *dlPull) stop(now time.Time) {
+	e := p.d.e
 	if p.http && p.waiting {
-		p.fw.e.fetches = append(p.fw.e.fetches, FetchRequest{ID: p.fetchID, Cancel: true})
+		e.fetches = append(e.fetches, FetchRequest{ID: p.fetchID, Cancel: true})
 	}
 	if !p.http && p.waiting {
-		delete(p.fw.e.tr.exchanges, string(p.token))
+		delete(e.tr.exchanges, string(p.token))
 	}
 	p.waiting = false
 }
 
 // fetchFor returns the pull a driver's fetch ID belongs to.
-func (e *Engine) fetchFor(id uint64) (*fwPull, error) {
-	if e.fw == nil || e.fw.pull == nil || !e.fw.pull.http || e.fw.pull.fetchID != id || !e.fw.pull.waiting {
-		return nil, fmt.Errorf("%w: fetch %d is not in progress", ErrBadValue, id)
+func (e *Engine) fetchFor(id uint64) (*dlPull, error) {
+	for _, d := range e.downloads() {
+		if p := d.pull; p != nil && p.http && p.fetchID == id && p.waiting {
+			return p, nil
+		}
 	}
-	return e.fw.pull, nil
+	return nil, fmt.Errorf("%w: fetch %d is not in progress", ErrBadValue, id)
 }
 
 // HandleFetchStart takes the head of an HTTP answer. An error tells the
@@ -369,25 +373,25 @@ func (e *Engine) HandleFetchStart(now time.Time, id uint64, s FetchStart) error 
 	if err != nil {
 		return err
 	}
-	fw := e.fw
-	st := e.fwState()
+	d := p.d
+	rec := d.t.record()
 	p.first = true
-	if s.Offset != fw.off {
+	if s.Offset != d.off {
 		if s.Offset != 0 {
 			p.waiting = false
-			fw.fail(now, ResultConnectionLost, fmt.Errorf("answer starts at %d, wanted %d", s.Offset, fw.off))
+			d.fail(now, ResultConnectionLost, fmt.Errorf("answer starts at %d, wanted %d", s.Offset, d.off))
 			return errFirmwareOpen
 		}
 		// The whole file again (200 to a range, or a new validator).
-		if err := fw.restartStream(now); err != nil {
+		if err := d.restartStream(now); err != nil {
 			p.waiting = false
-			fw.fail(now, handlerResult(err, ResultFailed), err)
+			d.fail(now, handlerResult(err, ResultFailed), err)
 			return err
 		}
 	}
-	st.Validator = s.Validator
-	st.Total = s.Total
-	fw.report(true)
+	rec.Validator = s.Validator
+	rec.Total = s.Total
+	d.t.progress(true)
 	return nil
 }
 
@@ -399,9 +403,9 @@ func (e *Engine) HandleFetchData(now time.Time, id uint64, b []byte) error {
 	if err != nil {
 		return err
 	}
-	if r, err := e.fw.data(now, b); err != nil {
+	if r, err := p.d.data(now, b); err != nil {
 		p.waiting = false
-		e.fw.fail(now, r, err)
+		p.d.fail(now, r, err)
 		return err
 	}
 	p.fails = 0
@@ -416,17 +420,17 @@ func (e *Engine) HandleFetchEnd(now time.Time, id uint64, end FetchEnd) {
 		return
 	}
 	p.waiting = false
-	fw := e.fw
+	d := p.d
 	if end.HTTPStatus != 0 {
-		e.fwState().HTTPStatus = end.HTTPStatus
+		d.t.record().HTTPStatus = end.HTTPStatus
 	}
 	switch end.Result {
 	case ResultInitial:
-		fw.complete(now)
+		d.complete(now)
 	case ResultConnectionLost:
 		// Resume from where the body stopped, within the budget.
 		p.retry(now, errors.New(end.Err))
 	default:
-		fw.fail(now, end.Result, errors.New(end.Err))
+		d.fail(now, end.Result, errors.New(end.Err))
 	}
 }

@@ -126,6 +126,14 @@ type object struct {
 	write func(now time.Time, inst, res uint16, v lwm2m.Value, apply bool) error
 	// exec runs an executable resource.
 	exec func(now time.Time, inst, res uint16, args []byte) error
+	// created, when set, lets a server create and delete instances of a
+	// built-in object (Software Management): it is called for each new
+	// instance before the values of the Create are written. deleting is
+	// called before an instance is deleted; an error keeps it (5.00).
+	// maxInsts, when positive, bounds the instances Creates may make.
+	created  func(now time.Time, inst uint16)
+	deleting func(now time.Time, inst uint16) error
+	maxInsts int
 }
 
 func (o *object) instanceIDs() []uint16 {
@@ -241,6 +249,9 @@ func newObjectTree(e *Engine) *objectTree {
 	if e.fw != nil {
 		t.add(e.fw.object())
 	}
+	if e.sw != nil {
+		t.add(e.sw.object())
+	}
 	for i := range c.Objects {
 		t.addCustom(&c.Objects[i])
 	}
@@ -250,7 +261,7 @@ func newObjectTree(e *Engine) *objectTree {
 // builtinObject reports whether the engine implements object id itself.
 func builtinObject(id uint16) bool {
 	switch id {
-	case 0, 1, 3, 4, 5, 6, 7:
+	case 0, 1, 3, 4, 5, 6, 7, 9:
 		return true
 	}
 	return false
@@ -424,7 +435,8 @@ func (t *objectTree) set(p lwm2m.Path, v lwm2m.Value) error {
 		return bad("no such object")
 	}
 	in, exists := o.insts[p.Inst()]
-	creatable := o.def.multiple || (o.def.id == locationDef.id && p.Inst() == 0)
+	// Instances the server creates (o.created) are not the host's to add.
+	creatable := (o.def.multiple && o.created == nil) || (o.def.id == locationDef.id && p.Inst() == 0)
 	if !exists && !creatable {
 		return bad("no such instance")
 	}

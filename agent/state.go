@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"strconv"
 )
 
 // stateVersion is the version of the persistent state's layout.
@@ -24,6 +25,37 @@ type persistent struct {
 	ConfLifetime uint32 `json:"conf_lifetime"`
 	// FW is the Firmware Update object's state (firmware.go).
 	FW fwPersist `json:"fw"`
+	// SW holds the Software Management instances' records by instance ID
+	// (software.go); each is versioned and checked on its own.
+	SW swRecords `json:"sw,omitempty"`
+}
+
+// swRecords are the Software Management records. A record that does not
+// decode is dropped alone, like one that decodes but is not valid (see
+// loadPersistent).
+type swRecords map[uint16]*swPersist
+
+// UnmarshalJSON implements json.Unmarshaler: it decodes each record on
+// its own, so that one bad record cannot spoil the others.
+func (r *swRecords) UnmarshalJSON(b []byte) error {
+	var raw map[string]json.RawMessage
+	if err := json.Unmarshal(b, &raw); err != nil {
+		return err
+	}
+	out := make(swRecords, len(raw))
+	for k, v := range raw {
+		id, err := strconv.ParseUint(k, 10, 16)
+		if err != nil {
+			continue // not an instance ID: nothing to keep
+		}
+		p := new(swPersist)
+		if err := json.Unmarshal(v, p); err != nil {
+			p = droppedSoftware()
+		}
+		out[uint16(id)] = p
+	}
+	*r = out
+	return nil
 }
 
 func defaultPersistent(c *Config) persistent {
@@ -33,7 +65,7 @@ func defaultPersistent(c *Config) persistent {
 		Binding:      c.binding(),
 		UTCOffset:    orDefault(c.Device.UTCOffset, "+00:00"),
 		Timezone:     orDefault(c.Device.Timezone, "UTC"),
-		FW:           fwPersist{Severity: 1, Total: -1},
+		FW:           fwPersist{Severity: 1, dlRecord: dlRecord{Total: -1}},
 	}
 }
 
@@ -75,6 +107,14 @@ func loadPersistent(b []byte) (persistent, error) {
 		// A firmware record that cannot be right (B57) is dropped alone:
 		// Idle with Result 8, the rest of the state kept.
 		p.FW = fwPersist{State: FirmwareIdle, Result: ResultFailed, Severity: 1}
+	}
+	for id, r := range p.SW {
+		if r == nil || !r.valid() {
+			// Likewise a software record (another layout version, or an
+			// inconsistent one): the instance stays, INITIAL with
+			// Result 57.
+			p.SW[id] = droppedSoftware()
+		}
 	}
 	return p, nil
 }
