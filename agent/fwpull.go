@@ -137,7 +137,7 @@ func (d *download) resumePull(now time.Time) {
 		return
 	}
 	d.ver = fwpkg.NewVerifier(d.t.policy())
-	d.off, d.bytes, d.lastCkpt, d.ckptAt = rec.Offset, 0, rec.Offset, now
+	d.off, d.bytes, d.shown, d.lastCkpt, d.ckptAt = rec.Offset, 0, 0, rec.Offset, now
 	resumed := rec.Offset > 0 && rec.Validator != "" && len(rec.Verifier) > 0
 	if resumed {
 		if err := d.ver.UnmarshalBinary(rec.Verifier); err != nil || d.ver.PackageOffset() != rec.Offset {
