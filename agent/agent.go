@@ -83,11 +83,15 @@ func New(cfg Config) (*Agent, error) {
 	if err != nil {
 		return nil, err
 	}
+	fetch, err := newFetcher(cfg.FirmwareCAFile)
+	if err != nil {
+		return nil, err
+	}
 	log := cfg.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Agent{cfg: cfg, engine: e, log: log, cmds: make(chan cmdReq), events: NewEventQueue(), state: state, fetch: newFetcher()}, nil
+	return &Agent{cfg: cfg, engine: e, log: log, cmds: make(chan cmdReq), events: NewEventQueue(), state: state, fetch: fetch}, nil
 }
 
 // Events returns the channel of engine events. It is closed once Run has
@@ -117,6 +121,20 @@ func (a *Agent) Do(ctx context.Context, c Command) error {
 		return ctx.Err()
 	}
 }
+
+// Control returns a snapshot of the running agent's update control (see
+// ControlState); ErrClosed when Run is not running.
+func (a *Agent) Control(ctx context.Context) (ControlState, error) {
+	var st ControlState
+	err := a.Do(ctx, cmdInspect{fn: func(e *Engine) { st = e.Control() }})
+	return st, err
+}
+
+// cmdInspect runs fn on the engine inside the loop; it never reaches
+// HandleCommand.
+type cmdInspect struct{ fn func(*Engine) }
+
+func (cmdInspect) command() string { return "inspect" }
 
 // deregisterTimeout bounds the de-registration Run attempts on the way out.
 const deregisterTimeout = 10 * time.Second
@@ -218,6 +236,11 @@ func (a *Agent) loop(ctx context.Context, port port) error {
 			}
 			e.HandleDatagram(time.Now(), d.Peer, d.Data)
 		case req := <-a.cmds:
+			if in, ok := req.cmd.(cmdInspect); ok {
+				in.fn(e)
+				req.done <- nil
+				continue
+			}
 			req.done <- e.HandleCommand(time.Now(), req.cmd)
 		case m := <-a.fetch.msgs:
 			m.done <- e.deliverFetch(time.Now(), m)

@@ -34,11 +34,12 @@ const (
 	EnvFWInstallCmd  = "AVC_FW_INSTALL_CMD"       // command run with the image path to install it
 	EnvFWTrustedKeys = "AVC_FW_TRUSTED_KEYS"      // ed25519 public keys (hex or base64), comma-separated
 	EnvFWRequireSig  = "AVC_FW_REQUIRE_SIGNATURE" // "true": refuse unsigned packages
+	EnvFWCAFile      = "AVC_FW_CA_FILE"           // PEM trust anchors for https Package URIs
 )
 
 // ConfigNames lists the configuration names in a stable order.
 var ConfigNames = []string{EnvServerURI, EnvEndpoint, EnvLifetime, EnvStateDir, EnvLogLevel, EnvPSKIdentity, EnvPSKKey, EnvBootstrapURI,
-	EnvFWVersion, EnvFWInstallCmd, EnvFWTrustedKeys, EnvFWRequireSig}
+	EnvFWVersion, EnvFWInstallCmd, EnvFWTrustedKeys, EnvFWRequireSig, EnvFWCAFile}
 
 // DefaultLifetime is the registration lifetime used when none is configured
 // (LwM2M's own default for /1/x/1 is 86400 s).
@@ -117,6 +118,12 @@ type Config struct {
 	// when Firmware.Handler is set. The native driver, New, defaults the
 	// handler to a FileFirmware under StateDir.
 	Firmware FirmwareConfig
+	// Control configures update control (user agreements, install
+	// blocking, polling and retry timers: the le_avc personality).
+	Control ControlConfig
+	// FirmwareCAFile names a PEM file of certificates trusted for https
+	// Package URIs instead of the system's roots. AVC_FW_CA_FILE.
+	FirmwareCAFile string
 	// FirmwareInstallCmd is the command FileFirmware runs to install an
 	// image (its path is the one argument). AVC_FW_INSTALL_CMD.
 	FirmwareInstallCmd string
@@ -195,6 +202,8 @@ func (c *Config) Set(name, value string) error {
 			keys = append(keys, k)
 		}
 		c.Firmware.TrustedKeys = keys
+	case EnvFWCAFile:
+		c.FirmwareCAFile = value
 	case EnvFWRequireSig:
 		b, err := strconv.ParseBool(value)
 		if err != nil {
@@ -242,6 +251,8 @@ func (c *Config) Get(name string) (string, error) {
 		return strings.Join(ks, ","), nil
 	case EnvFWRequireSig:
 		return strconv.FormatBool(c.Firmware.RequireSignature), nil
+	case EnvFWCAFile:
+		return c.FirmwareCAFile, nil
 	}
 	return "", fmt.Errorf("%w: unknown setting %q", ErrConfig, name)
 }

@@ -54,6 +54,7 @@ type Engine struct {
 	snd  *sender
 	fw   *firmware // nil without Config.Firmware.Handler
 	sw   *software // nil without Config.Software.Handler
+	ctl  *control  // nil without Config.Control.Enabled
 	st   persistent
 
 	fetches  []FetchRequest // for the driver (PollFetch)
@@ -113,6 +114,7 @@ func NewEngine(cfg Config, state []byte) (*Engine, error) {
 	e.fw = newFirmware(e)
 	e.sw = newSoftware(e)
 	e.objs = newObjectTree(e)
+	e.ctl = newControl(e)
 	e.reg = newRegistration(e)
 	e.obs = newObserver(e)
 	e.snd = &sender{e: e}
@@ -171,6 +173,9 @@ func (e *Engine) HandleCommand(now time.Time, c Command) error {
 		return e.reg.triggerUpdate(now)
 	case CmdSend:
 		return e.snd.send(now, c.Paths)
+	case CmdAccept, CmdDefer, CmdSetAgreement, CmdBlockInstall, CmdUnblockInstall,
+		CmdSetPollingTimer, CmdSetRetryTimers, CmdSetAPN, CmdStatusHandlers:
+		return e.controlCommand(now, c)
 	case CmdSet:
 		if err := e.objs.set(c.Path, c.Value); err != nil {
 			return err

@@ -64,6 +64,9 @@ const (
 	// "/9/<instance>") was created, changed state, made download progress
 	// or was activated or deactivated; Software holds its status.
 	EventSoftware
+	// EventStatus: an update-control status (le_avc), with Status; only
+	// with Config.Control.Enabled.
+	EventStatus
 )
 
 var eventNames = map[EventKind]string{
@@ -87,6 +90,7 @@ var eventNames = map[EventKind]string{
 	EventFirmware:           "firmware",
 	EventRestart:            "restart",
 	EventSoftware:           "software",
+	EventStatus:             "status",
 }
 
 // String returns the kind's snake_case name.
@@ -137,6 +141,8 @@ type Event struct {
 	Data []byte `json:"data,omitempty"`
 	// Firmware is the status of EventFirmware.
 	Firmware *FirmwareStatus `json:"firmware,omitempty"`
+	// Status is the update-control status of EventStatus.
+	Status *StatusInfo `json:"status,omitempty"`
 	// Software is the status of EventSoftware.
 	Software *SoftwareStatus `json:"software,omitempty"`
 }

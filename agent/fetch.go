@@ -4,7 +4,11 @@ package agent
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
+	"fmt"
+	"os"
 	"sync"
 
 	"github.com/avc-agent/avc/internal/httpfetch"
@@ -18,14 +22,29 @@ import (
 
 // fetcher runs the fetches of one Agent.
 type fetcher struct {
+	tls  *tls.Config // nil: the system's roots
 	msgs chan fetchMsg
 	mu   sync.Mutex
 	live map[uint64]context.CancelFunc
 	wg   sync.WaitGroup
 }
 
-func newFetcher() *fetcher {
-	return &fetcher{msgs: make(chan fetchMsg), live: make(map[uint64]context.CancelFunc)}
+// newFetcher returns a fetcher trusting the certificates in caFile (PEM)
+// for https, or the system's roots when caFile is empty.
+func newFetcher(caFile string) (*fetcher, error) {
+	f := &fetcher{msgs: make(chan fetchMsg), live: make(map[uint64]context.CancelFunc)}
+	if caFile != "" {
+		pem, err := os.ReadFile(caFile)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %s: %v", ErrConfig, EnvFWCAFile, err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("%w: %s=%q: no PEM certificate in it", ErrConfig, EnvFWCAFile, caFile)
+		}
+		f.tls = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	}
+	return f, nil
 }
 
 // run starts or cancels the fetch r.
@@ -54,6 +73,7 @@ func (f *fetcher) run(ctx context.Context, r FetchRequest) {
 		err := httpfetch.Get(fctx, httpfetch.Request{
 			URL: r.URL, Offset: r.Offset, Validator: r.Validator, MaxSize: r.MaxSize,
 			ConnectTimeout: r.ConnectTimeout, LowSpeedLimit: r.LowSpeedLimit, LowSpeedTime: r.LowSpeedTime,
+			TLSConfig: f.tls,
 		}, sink)
 		if fctx.Err() != nil || sink.refused {
 			return // cancelled, or the engine already acted

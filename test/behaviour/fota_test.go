@@ -6,6 +6,10 @@ import (
 	"bytes"
 	"context"
 	"crypto/ed25519"
+	"encoding/pem"
+	"errors"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"testing"
@@ -88,5 +92,79 @@ func TestFOTAEveryDelivery(t *testing.T) {
 				t.Errorf("installed marker %q, %v", b, err)
 			}
 		})
+	}
+}
+
+// TestFOTAHTTPS pulls over https from a server whose certificate the agent
+// trusts through AVC_FW_CA_FILE (httpfetch's own tests cover refusing an
+// untrusted one).
+func TestFOTAHTTPS(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	img := bytes.Repeat([]byte("https image "), 10000)
+	var pkg bytes.Buffer
+	if _, err := fwpkg.Build(&pkg, fwpkg.Manifest{Version: "2.0.0"}, bytes.NewReader(img), nil); err != nil {
+		t.Fatal(err)
+	}
+	files := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.ServeContent(w, r, "fw.avc", time.Unix(1700000000, 0), bytes.NewReader(pkg.Bytes()))
+	}))
+	defer files.Close()
+	caFile := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: files.Certificate().Raw}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	srv := server.New(server.Config{CoAPAddr: "127.0.0.1:0"})
+	if err := srv.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	events, unsubscribe := srv.Subscribe()
+	defer unsubscribe()
+	const ep = "fota-https"
+	a, err := agent.New(agent.Config{ServerURI: "coap://" + srv.CoAPAddr().String(), Endpoint: ep, StateDir: t.TempDir(),
+		FirmwareCAFile: caFile, Device: agent.DeviceInfo{FirmwareVersion: "1.0.0"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	actx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- a.Run(actx) }()
+	defer func() { stop(); <-done }()
+	statuses := make(chan agent.FirmwareStatus, 1024)
+	go func() {
+		for ev := range a.Events() {
+			if ev.Kind == agent.EventFirmware {
+				statuses <- *ev.Firmware
+			}
+		}
+	}()
+	if _, err := server.WaitEvent(ctx, events, ep, server.EventRegistered); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := srv.Write(ctx, ep, lwm2m.P(5, 0, 1), lwm2m.FormatText, []lwm2m.Record{{Path: lwm2m.P(5, 0, 1), Value: lwm2m.String(files.URL + "/fw.avc")}}); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		select {
+		case st := <-statuses:
+			if st.State == agent.FirmwareDownloaded {
+				return
+			}
+			if st.State == agent.FirmwareIdle && st.Result != agent.ResultInitial {
+				t.Fatalf("https pull failed: result %v", st.Result)
+			}
+		case <-ctx.Done():
+			t.Fatal("https pull did not finish")
+		}
+	}
+}
+
+// TestFOTACAFileMissing: a CA file that cannot be read is a configuration
+// error, not a silent fallback to the system's roots.
+func TestFOTACAFileMissing(t *testing.T) {
+	_, err := agent.New(agent.Config{ServerURI: "coap://127.0.0.1:5683", Endpoint: "x", FirmwareCAFile: filepath.Join(t.TempDir(), "none.pem")})
+	if !errors.Is(err, agent.ErrConfig) {
+		t.Fatalf("New with a missing CA file: %v, want ErrConfig", err)
 	}
 }

@@ -1,0 +1,258 @@
+package agent
+
+import (
+	"errors"
+	"time"
+)
+
+// Update control: the le_avc personality of the engine (Legato's
+// AirVantage connector). With Config.Control.Enabled the engine asks the
+// host before it downloads, installs, uninstalls, reboots or connects
+// (user agreements), reports le_avc statuses (EventStatus), honours install
+// blocks, and runs the polling and retry timers. Without it the engine
+// accepts everything at once, as a plain LwM2M client does.
+//
+// The numbers of every type below are le_avc's (api-reference §1.4), so
+// the C ABI passes them through unchanged.
+
+// AVCStatus is an update status (le_avc_Status_t).
+type AVCStatus int
+
+// Update statuses.
+const (
+	StatusNoUpdate            AVCStatus = 0
+	StatusDownloadPending     AVCStatus = 1
+	StatusDownloadInProgress  AVCStatus = 2
+	StatusDownloadComplete    AVCStatus = 3
+	StatusDownloadFailed      AVCStatus = 4
+	StatusInstallPending      AVCStatus = 5
+	StatusInstallInProgress   AVCStatus = 6
+	StatusInstallComplete     AVCStatus = 7
+	StatusInstallFailed       AVCStatus = 8
+	StatusUninstallPending    AVCStatus = 9
+	StatusUninstallInProgress AVCStatus = 10
+	StatusUninstallComplete   AVCStatus = 11
+	StatusUninstallFailed     AVCStatus = 12
+	StatusSessionStarted      AVCStatus = 13
+	StatusSessionBSStarted    AVCStatus = 14
+	StatusSessionStopped      AVCStatus = 15
+	StatusSessionFailed       AVCStatus = 16
+	StatusRebootPending       AVCStatus = 17
+	StatusConnectionPending   AVCStatus = 18
+	StatusAuthStarted         AVCStatus = 19
+	StatusAuthFailed          AVCStatus = 20
+	StatusCertificationOK     AVCStatus = 21
+	StatusCertificationKO     AVCStatus = 22
+	StatusDownloadTimeout     AVCStatus = 23
+	StatusDownloadAborted     AVCStatus = 24
+)
+
+// Agreement names an operation that may need the user's agreement
+// (le_avc_UserAgreement_t).
+type Agreement int
+
+// Agreements.
+const (
+	AgreeConnection Agreement = 0
+	AgreeDownload   Agreement = 1
+	AgreeInstall    Agreement = 2
+	AgreeUninstall  Agreement = 3
+	AgreeReboot     Agreement = 4
+)
+
+// NumAgreements is how many Agreement values there are.
+const NumAgreements = 5
+
+// UpdateType is the kind of the pending update (le_avc_UpdateType_t).
+type UpdateType int
+
+// Update types.
+const (
+	UpdateUnknown      UpdateType = 0
+	UpdateFirmware     UpdateType = 1
+	UpdateFramework    UpdateType = 2
+	UpdateApplication  UpdateType = 3
+	UpdateFileTransfer UpdateType = 4
+)
+
+// AVCError says why the last update failed (le_avc_ErrorCode_t).
+type AVCError int
+
+// Update errors.
+const (
+	AVCErrNone            AVCError = 0
+	AVCErrBadPackage      AVCError = 1
+	AVCErrInternal        AVCError = 2
+	AVCErrSecurityFailure AVCError = 3
+	AVCErrRAM             AVCError = 4
+	AVCErrNetwork         AVCError = 5
+	AVCErrFlash           AVCError = 6
+	AVCErrPkgTooBig       AVCError = 7
+)
+
+// Limits of the update-control settings (le_avc's defines).
+const (
+	PollingTimerMax   = 525600 // minutes
+	RetryTimerMax     = 20160  // minutes
+	NumRetryTimers    = 8
+	APNNameMaxLen     = 48
+	APNUserMaxLen     = 28
+	APNPasswordMaxLen = 28
+	// HTTPStatusUnknown is GetHttpStatus's answer when no download ran.
+	HTTPStatusUnknown = 0xFFFF
+)
+
+// DefaultRetryTimers is le_avc's retry table, in minutes.
+var DefaultRetryTimers = [NumRetryTimers]uint16{15, 60, 240, 480, 1440, 2880, 0, 0}
+
+// Timings of update control (Legato's avcServer constants).
+const (
+	// PendingRenotify is how often a *_PENDING status is offered again
+	// while the host neither accepts nor defers it.
+	PendingRenotify = 30 * time.Minute
+	// NoHandlerRetry is when an agreement is offered again while no
+	// status handler is registered, and how often a blocked install or
+	// uninstall is retried.
+	NoHandlerRetry = 3 * time.Minute
+	// ActionDelay is how long after its acceptance an install or a reboot
+	// starts.
+	ActionDelay = 2 * time.Second
+	// DefaultActivityTimeout ends a session nobody uses (NO_UPDATE).
+	DefaultActivityTimeout = 20 * time.Second
+)
+
+// Errors of the update-control commands, with the le_result_t each maps
+// to.
+var (
+	// ErrNotPending: Accept or Defer outside the matching pending state
+	// (LE_FAULT).
+	ErrNotPending = errors.New("agent: nothing of that kind is pending")
+	// ErrOutOfRange: a timer value beyond its limit (LE_OUT_OF_RANGE).
+	ErrOutOfRange = errors.New("agent: value out of range")
+	// ErrOverflow: a string longer than its limit (LE_OVERFLOW).
+	ErrOverflow = errors.New("agent: value too long")
+	// ErrBusy: a connection is being retried (LE_BUSY).
+	ErrBusy = errors.New("agent: busy")
+)
+
+// ControlConfig configures update control.
+type ControlConfig struct {
+	// Enabled turns update control on (the le_avc personality).
+	Enabled bool
+	// ActivityTimeout ends a session the host did not open after this
+	// long without activity, reporting NO_UPDATE; zero means
+	// DefaultActivityTimeout.
+	ActivityTimeout time.Duration
+}
+
+// StatusInfo is the payload of EventStatus: a status with le_avc's
+// totalNumBytes and progress (-1 when unknown).
+type StatusInfo struct {
+	Status     AVCStatus  `json:"status"`
+	TotalBytes int32      `json:"total_bytes"`
+	Progress   int32      `json:"progress"`
+	Type       UpdateType `json:"type"`
+	// Error is set with the *_FAILED statuses.
+	Error AVCError `json:"error,omitempty"`
+}
+
+// ControlState is a snapshot of update control, for the le_avc getters.
+type ControlState struct {
+	Agreements                    [NumAgreements]bool
+	PollingTimer                  uint32 // minutes; 0 disabled
+	RetryTimers                   [NumRetryTimers]uint16
+	APNName, APNUser, APNPassword string
+	// Pending is the status waiting for the host's answer
+	// (StatusNoUpdate when none).
+	Pending    AVCStatus
+	UpdateType UpdateType
+	// AppUpdateName is the Object 9 package name of a pending
+	// application update.
+	AppUpdateName string
+	Error         AVCError
+	// HTTPStatus is the status of the last HTTP download, or
+	// HTTPStatusUnknown.
+	HTTPStatus  uint16
+	Blocks      int // install blocks held
+	UserSession bool
+	LastPoll    time.Time
+}
+
+// CmdAccept accepts the pending operation What (le_avc_Accept*). It
+// returns ErrNotPending unless that operation is pending. Accepting a
+// download while no session is up starts one.
+type CmdAccept struct{ What Agreement }
+
+// CmdDefer defers the pending operation What by Minutes
+// (le_avc_Defer*, DeferConnect): only its timer is re-armed; it is
+// offered again when the timer fires. It returns ErrNotPending unless
+// that operation is pending.
+type CmdDefer struct {
+	What    Agreement
+	Minutes uint32
+}
+
+// CmdSetAgreement enables or disables the user agreement for What.
+type CmdSetAgreement struct {
+	What   Agreement
+	Enable bool
+}
+
+// CmdBlockInstall takes an install block under the host's reference Ref
+// (le_avc_BlockInstall); installs and uninstalls wait while any is held.
+// Reusing a held Ref returns ErrDuplicate.
+type CmdBlockInstall struct{ Ref uint64 }
+
+// CmdUnblockInstall releases the block Ref; an unknown Ref returns
+// ErrBadValue.
+type CmdUnblockInstall struct{ Ref uint64 }
+
+// CmdSetPollingTimer sets the polling interval in minutes (0 disables);
+// beyond PollingTimerMax it returns ErrOutOfRange.
+type CmdSetPollingTimer struct{ Minutes uint32 }
+
+// CmdSetRetryTimers sets the retry table in minutes: exactly
+// NumRetryTimers values (ErrBadValue otherwise), each at most
+// RetryTimerMax (ErrOutOfRange).
+type CmdSetRetryTimers struct{ Minutes []uint16 }
+
+// CmdSetAPN sets the APN configuration; a value beyond its length limit
+// returns ErrOverflow.
+type CmdSetAPN struct{ Name, User, Password string }
+
+// CmdStatusHandlers tells the engine how many status handlers the host
+// has: with none, pending agreements wait; when the first registers,
+// pending operations and stored results are offered to it at once.
+type CmdStatusHandlers struct{ Count int }
+
+func (CmdAccept) command() string         { return "accept" }
+func (CmdDefer) command() string          { return "defer" }
+func (CmdSetAgreement) command() string   { return "set_agreement" }
+func (CmdBlockInstall) command() string   { return "block_install" }
+func (CmdUnblockInstall) command() string { return "unblock_install" }
+func (CmdSetPollingTimer) command() string {
+	return "set_polling_timer"
+}
+func (CmdSetRetryTimers) command() string { return "set_retry_timers" }
+func (CmdSetAPN) command() string         { return "set_apn" }
+func (CmdStatusHandlers) command() string { return "status_handlers" }
+
+// ErrControlOff: an update-control command while Config.Control.Enabled
+// is false.
+var ErrControlOff = errors.New("agent: update control is off")
+
+// Control returns a snapshot of update control.
+func (e *Engine) Control() ControlState {
+	if e.ctl == nil {
+		return ControlState{HTTPStatus: HTTPStatusUnknown}
+	}
+	return e.ctl.state()
+}
+
+// controlCommand applies an update-control command.
+func (e *Engine) controlCommand(now time.Time, c Command) error {
+	if e.ctl == nil {
+		return ErrControlOff
+	}
+	return e.ctl.command(now, c)
+}
