@@ -141,10 +141,16 @@ const deregisterTimeout = 10 * time.Second
 
 // Run starts a session, serves the server until ctx is cancelled, then
 // de-registers (waiting at most 10 s for the server's answer) and returns.
-// It returns an error only when the socket cannot be opened or fails. For
-// a coaps server Run first runs the DTLS-PSK handshake (at most
-// DTLSHandshakeTimeout) and returns its error when it fails; it does not
-// retry and never falls back to plaintext. An agent runs once.
+// It returns an error only when the socket cannot be opened or fails.
+//
+// For a coaps server Run first runs the DTLS-PSK handshake (at most
+// DTLSHandshakeTimeout each). A failed handshake is reported as
+// EventRegistrationFailed and retried after Config.DTLSRetryDelay,
+// doubling up to a day; Run never falls back to plaintext. When the DTLS
+// session is lost (the socket fails, a registration fails, or nothing was
+// received for Config.NATTimeout before something must be sent, as a NAT
+// binding may be gone), Run handshakes again and the engine registers
+// anew, as LwM2M requires after a new DTLS session. An agent runs once.
 func (a *Agent) Run(ctx context.Context) error {
 	a.mu.Lock()
 	if a.ran {
@@ -160,25 +166,101 @@ func (a *Agent) Run(ctx context.Context) error {
 		a.events.Close()
 	}()
 
-	var port port
-	var err error
-	if a.engine.server.scheme == "coaps" {
-		port, err = OpenSecure(ctx, a.engine.Peer(), a.cfg.PSKIdentity, a.cfg.PSKKey)
-	} else {
-		port, err = ListenUDP(a.engine.Peer())
-	}
-	if err != nil {
-		return err
-	}
-	defer port.Close()
-	a.mu.Lock()
-	a.port = port
-	a.mu.Unlock()
 	if a.cfg.StateDir != "" {
 		a.saver = newStateSaver(filepath.Join(a.cfg.StateDir, StateFile), a.log)
 		defer a.saver.close()
 	}
+	if a.engine.server.scheme == "coaps" {
+		return a.runSecure(ctx)
+	}
+	port, err := ListenUDP(a.engine.Peer())
+	if err != nil {
+		return err
+	}
+	defer port.Close()
+	a.setPort(port)
 	return a.loop(ctx, port)
+}
+
+func (a *Agent) setPort(p port) {
+	a.mu.Lock()
+	a.port = p
+	a.mu.Unlock()
+}
+
+// errNewSession ends a loop over a DTLS session that must be replaced.
+var errNewSession = errors.New("agent: dtls session lost")
+
+// runSecure runs sessions over DTLS until ctx ends: handshake (retried
+// with back-off), serve, and handshake again when the session is lost.
+func (a *Agent) runSecure(ctx context.Context) error {
+	delay := a.cfg.dtlsRetryDelay()
+	first := true
+	for {
+		hctx, cancel := context.WithTimeout(ctx, a.cfg.handshakeTimeout())
+		port, err := OpenSecure(hctx, a.engine.Peer(), a.cfg.PSKIdentity, a.cfg.PSKKey)
+		cancel()
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			a.log.Warn("dtls handshake failed", "server_uri", a.cfg.ServerURI, "retry_in", delay, "err", err)
+			a.events.Push(Event{Kind: EventRegistrationFailed, Server: a.cfg.ServerURI, Err: err.Error()})
+			if !a.wait(ctx, delay) {
+				return nil
+			}
+			delay = min(2*delay, retryMax)
+			continue
+		}
+		if !first {
+			// A new DTLS session: the engine registers anew, from its
+			// stored state, as after a restart.
+			ne, err := NewEngine(a.cfg, a.state)
+			if err != nil {
+				port.Close()
+				return fmt.Errorf("agent: new session: %w", err)
+			}
+			a.engine = ne
+		}
+		first = false
+		a.setPort(port)
+		registered := false
+		err = a.loopSession(ctx, port, &registered)
+		port.Close()
+		a.setPort(nil)
+		if !errors.Is(err, errNewSession) {
+			return err
+		}
+		if registered {
+			delay = a.cfg.dtlsRetryDelay()
+			a.log.Info("dtls session lost; handshaking again", "server_uri", a.cfg.ServerURI, "why", err)
+			continue
+		}
+		// The session never carried a registration: back off before the
+		// next handshake, so a server that refuses does not get a storm.
+		a.log.Warn("no registration over the dtls session", "server_uri", a.cfg.ServerURI, "retry_in", delay, "why", err)
+		if !a.wait(ctx, delay) {
+			return nil
+		}
+		delay = min(2*delay, retryMax)
+	}
+}
+
+// wait sleeps for d or until ctx ends (false), answering commands with
+// ErrNotRegistered meanwhile.
+func (a *Agent) wait(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+			return true
+		case <-ctx.Done():
+			return false
+		case req := <-a.cmds:
+			req.done <- ErrNotRegistered
+		}
+	}
 }
 
 // LocalAddr returns the address of the agent's UDP socket while Run is
@@ -193,7 +275,17 @@ func (a *Agent) LocalAddr() net.Addr {
 }
 
 func (a *Agent) loop(ctx context.Context, port port) error {
+	var registered bool
+	return a.loopSession(ctx, port, &registered)
+}
+
+// loopSession serves the engine over port. Over DTLS it returns
+// errNewSession when the session must be replaced; registered tells
+// whether a registration succeeded in it.
+func (a *Agent) loopSession(ctx context.Context, port port, registered *bool) error {
 	defer a.fetch.stop()
+	_, secure := port.(*SecurePort)
+	lastRecv := time.Now()
 	if err := a.engine.HandleCommand(time.Now(), CmdStart{}); err != nil {
 		return err
 	}
@@ -205,7 +297,21 @@ func (a *Agent) loop(ctx context.Context, port port) error {
 	for {
 		e := a.engine
 		next := e.Step(time.Now())
-		if a.flush(ctx, port) {
+		if secure && !stopping {
+			if nat := a.cfg.natTimeout(); nat > 0 && time.Since(lastRecv) > nat && e.pendingTransmit() {
+				// Quiet for longer than a NAT keeps a binding: the
+				// session may be unreachable; start a new one.
+				return fmt.Errorf("%w: nothing received for %v", errNewSession, time.Since(lastRecv).Round(time.Second))
+			}
+		}
+		restart, failed, ok := a.flush(ctx, port)
+		if ok {
+			*registered = true
+		}
+		if secure && failed && !stopping {
+			return fmt.Errorf("%w: registration failed", errNewSession)
+		}
+		if restart {
 			// A firmware install asked for a restart: a new engine from
 			// the stored state, as after a reboot (the session is not
 			// de-registered; the new engine registers again).
@@ -232,8 +338,12 @@ func (a *Agent) loop(ctx context.Context, port port) error {
 		select {
 		case d, ok := <-port.Recv():
 			if !ok {
+				if secure && !stopping {
+					return fmt.Errorf("%w: %v", errNewSession, port.Err())
+				}
 				return fmt.Errorf("agent: receive: %w", port.Err())
 			}
+			lastRecv = time.Now()
 			e.HandleDatagram(time.Now(), d.Peer, d.Data)
 		case req := <-a.cmds:
 			if in, ok := req.cmd.(cmdInspect); ok {
@@ -260,8 +370,9 @@ func (a *Agent) loop(ctx context.Context, port port) error {
 }
 
 // flush sends queued datagrams, starts fetches, saves state and forwards
-// events. It reports whether the engine asked for a restart.
-func (a *Agent) flush(ctx context.Context, port port) (restart bool) {
+// events. It reports whether the engine asked for a restart, whether a
+// registration failed and whether one succeeded.
+func (a *Agent) flush(ctx context.Context, port port) (restart, failed, registered bool) {
 	e := a.engine
 	for {
 		f, ok := e.PollFetch()
@@ -291,13 +402,18 @@ func (a *Agent) flush(ctx context.Context, port port) (restart bool) {
 				a.saver.save(ev.Data)
 			}
 		}
-		if ev.Kind == EventRestart {
+		switch ev.Kind {
+		case EventRestart:
 			restart = true
+		case EventRegistrationFailed:
+			failed = true
+		case EventRegistered:
+			registered = true
 		}
 		evs = append(evs, ev)
 	}
 	a.events.Push(evs...)
-	return restart
+	return restart, failed, registered
 }
 
 // systemMemory returns available and total memory in KiB from

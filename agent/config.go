@@ -121,6 +121,18 @@ type Config struct {
 	// Control configures update control (user agreements, install
 	// blocking, polling and retry timers: the le_avc personality).
 	Control ControlConfig
+	// DTLSHandshakeTimeout bounds each DTLS handshake; zero means
+	// DTLSHandshakeTimeout (30 s).
+	DTLSHandshakeTimeout time.Duration
+	// DTLSRetryDelay is the first wait after a failed DTLS handshake (or
+	// a DTLS session that carried no registration); it doubles up to a
+	// day. Zero means 60 s.
+	DTLSRetryDelay time.Duration
+	// NATTimeout: when nothing came from the server for this long, a
+	// NAT binding may be gone, so before sending again the agent starts a
+	// new DTLS session (and registers anew); le_avc_SetNatTimeout. Zero
+	// means 40 s; negative disables.
+	NATTimeout time.Duration
 	// FirmwareCAFile names a PEM file of certificates trusted for https
 	// Package URIs instead of the system's roots. AVC_FW_CA_FILE.
 	FirmwareCAFile string
@@ -335,6 +347,30 @@ func (c *Config) Validate() error {
 		errs = append(errs, fmt.Errorf("%w: binding %q: want U or UQ", ErrConfig, c.Binding))
 	}
 	return errors.Join(errs...)
+}
+
+func (c *Config) dtlsRetryDelay() time.Duration {
+	if c.DTLSRetryDelay > 0 {
+		return c.DTLSRetryDelay
+	}
+	return retryBase
+}
+
+func (c *Config) handshakeTimeout() time.Duration {
+	if c.DTLSHandshakeTimeout > 0 {
+		return c.DTLSHandshakeTimeout
+	}
+	return DTLSHandshakeTimeout
+}
+
+func (c *Config) natTimeout() time.Duration {
+	switch {
+	case c.NATTimeout < 0:
+		return 0
+	case c.NATTimeout == 0:
+		return 40 * time.Second
+	}
+	return c.NATTimeout
 }
 
 func (c *Config) lifetime() time.Duration {

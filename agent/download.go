@@ -227,6 +227,7 @@ func (d *download) begin(now time.Time, uri string, push bool) error {
 		return err
 	}
 	d.t.started(now)
+	d.e.ctl.dlStarted(d)
 	return nil
 }
 
@@ -281,6 +282,7 @@ func (d *download) data(now time.Time, p []byte) (UpdateResult, error) {
 		// forwards each event.
 		d.shown = d.bytes
 		d.t.progress(false)
+		d.e.ctl.dlProgress(d)
 	}
 	return ResultInitial, nil
 }
@@ -326,10 +328,13 @@ func (d *download) complete(now time.Time) {
 	if rec.Total < 0 {
 		rec.Total = d.off
 	}
+	signed := d.ver.Signed()
 	d.ver = nil
+	pull := d.pull
 	d.pull, d.push = nil, nil
 	d.e.logInfo(d.t.label()+" downloaded", "bytes", d.off, "version", rec.Version, "sha256", rec.SHA256)
 	d.t.delivered(now)
+	d.e.ctl.dlComplete(d, pull != nil && pull.http, signed)
 }
 
 // whole takes a complete package written in one piece (a Package value in
@@ -351,6 +356,7 @@ func (d *download) whole(now time.Time, p []byte) {
 func (d *download) fail(now time.Time, r UpdateResult, why error) {
 	d.e.logWarn(d.t.label()+" download failed", "result", r.String(), "err", why)
 	d.stop(now)
+	d.e.ctl.dlFailed(d, r, why)
 	d.t.failed(now, r, why)
 }
 

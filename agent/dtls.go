@@ -11,7 +11,10 @@ import (
 	"github.com/pion/dtls/v3"
 )
 
-// DTLSHandshakeTimeout bounds the DTLS handshake of OpenSecure.
+// DTLSHandshakeTimeout bounds the DTLS handshake of OpenSecure unless
+// its caller's context ends sooner. A handshake with a wrong key is not
+// refused, only left unanswered, so this is also how long it takes to
+// notice one; Config.DTLSHandshakeTimeout overrides it for the agent.
 const DTLSHandshakeTimeout = 30 * time.Second
 
 // pskCipherSuites are the cipher suites offered for DTLS-PSK: the one

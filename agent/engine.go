@@ -166,6 +166,10 @@ func (e *Engine) HandleCommand(now time.Time, c Command) error {
 		if e.sw != nil {
 			e.sw.boot(now)
 		}
+		if e.ctl != nil {
+			e.ctl.boot(now)
+			return e.ctl.start(now)
+		}
 		return e.reg.start(now)
 	case CmdStop:
 		return e.reg.stop(now)
@@ -207,6 +211,7 @@ func (e *Engine) Step(now time.Time) time.Time {
 		e.sw.boot(now)
 		e.sw.fire(now)
 	}
+	e.ctl.fire(now)
 	e.obs.fire(now)
 	if e.sent != sent {
 		e.activity(now)
@@ -224,13 +229,16 @@ func (e *Engine) Step(now time.Time) time.Time {
 	if e.sw != nil {
 		swNext = e.sw.next()
 	}
-	for _, t := range []time.Time{e.reg.next(), e.obs.next(), awake, fwNext, swNext} {
+	for _, t := range []time.Time{e.reg.next(), e.obs.next(), awake, fwNext, swNext, e.ctl.next()} {
 		if !t.IsZero() && (next.IsZero() || t.Before(next)) {
 			next = t
 		}
 	}
 	return next
 }
+
+// pendingTransmit reports whether datagrams wait for PollTransmit.
+func (e *Engine) pendingTransmit() bool { return len(e.out) > 0 }
 
 // PollTransmit returns the next datagram to send, if any.
 func (e *Engine) PollTransmit() (Datagram, bool) {
@@ -279,6 +287,7 @@ func (e *Engine) queueMode() bool { return strings.HasSuffix(e.st.Binding, "Q") 
 // reachable for the queue window after it (Core TS 1.1 §6.5: the client
 // "MUST remain online for at least" MAX_TRANSMIT_WAIT), waking if asleep.
 func (e *Engine) activity(now time.Time) {
+	e.ctl.touch(now)
 	if !e.queueMode() {
 		return
 	}

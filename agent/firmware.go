@@ -336,6 +336,10 @@ func (fw *firmware) write(now time.Time, _, res uint16, v lwm2m.Value, apply boo
 				fw.reset(now, ResultInitial)
 				return nil
 			}
+			if fw.e.ctl != nil {
+				fw.e.ctl.gateDownload(now, fw.dl, v.Str)
+				return nil
+			}
 			fw.dl.startPull(now, v.Str)
 		}
 		return nil
@@ -370,6 +374,14 @@ func (fw *firmware) exec(now time.Time, _, res uint16, _ []byte) error {
 	case 2:
 		if st.State != FirmwareDownloaded {
 			return errRefused
+		}
+		if fw.e.ctl != nil {
+			// Update control: the install waits for its agreement.
+			if fw.e.ctl.pend[AgreeInstall].active || !fw.e.ctl.installAt.IsZero() {
+				return nil
+			}
+			fw.e.ctl.offerInstall(now, 0)
+			return nil
 		}
 		// Answer first; the install starts from Step.
 		fw.install = now
@@ -533,12 +545,15 @@ func (fw *firmware) performUpgrade(now time.Time) {
 		fw.e.emit(Event{Kind: EventRestart, Path: "/5/0/2"})
 	case errors.Is(err, ErrFirmwareDeferred):
 		fw.setState(now, FirmwareDownloaded, ResultDeferred)
+		fw.e.ctl.fwInstallFailed(ResultDeferred)
 	case errors.Is(err, ErrFirmwareIntegrity):
 		fw.e.logWarn("firmware install refused the image", "err", err)
 		fw.reset(now, ResultIntegrityFailure)
+		fw.e.ctl.fwInstallFailed(ResultIntegrityFailure)
 	default:
 		fw.e.logWarn("firmware install failed", "err", err)
 		fw.setState(now, handlerResultState(err), handlerResult(err, ResultFailed))
+		fw.e.ctl.fwInstallFailed(handlerResult(err, ResultFailed))
 	}
 }
 
@@ -585,6 +600,12 @@ func (fw *firmware) boot(now time.Time) {
 			fw.dl.fail(now, ResultConnectionLost, errors.New("push interrupted by a restart"))
 			return
 		}
+		if fw.e.ctl != nil {
+			// Update control: offered again (DOWNLOAD_PENDING with the
+			// bytes remaining).
+			fw.e.ctl.resumeDownload(now, fw.dl)
+			return
+		}
 		fw.dl.resumePull(now)
 	case FirmwareDownloaded:
 		// Kept across restarts (LwM2M 1.0 App. E): Downloaded with the
@@ -602,9 +623,11 @@ func (fw *firmware) finishInstall(now time.Time, r UpdateResult) {
 		name, ver, running := st.Name, st.Version, st.Running
 		*st = fwPersist{State: st.State, Result: st.Result, LastChange: st.LastChange, Running: running, Severity: st.Severity, MaxDefer: st.MaxDefer, dlRecord: dlRecord{Name: name, Version: ver}}
 		fw.setState(now, FirmwareIdle, ResultSuccess)
+		fw.e.ctl.fwInstallDone(now, r)
 		return
 	}
 	fw.setState(now, FirmwareDownloaded, r)
+	fw.e.ctl.fwInstallDone(now, r)
 }
 
 // registered is called after every successful Register: it commits an

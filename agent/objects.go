@@ -380,6 +380,11 @@ func (e *Engine) execDevice(now time.Time, inst, res uint16, args []byte) error 
 	path := lwm2m.P(3, inst, res).String()
 	switch res {
 	case 4:
+		if e.ctl != nil {
+			// Update control: EventReboot once the reboot is agreed.
+			e.ctl.offer(now, AgreeReboot, pendOp{})
+			return nil
+		}
 		e.emit(Event{Kind: EventReboot, Path: path})
 	case 5:
 		e.emit(Event{Kind: EventFactoryReset, Path: path})

@@ -77,6 +77,7 @@ func (r *registration) stop(now time.Time) error {
 		r.e.tr.cancelAll()
 		r.reset()
 		r.e.emit(Event{Kind: EventDeregistered})
+		r.e.ctl.stopped(now)
 	}
 	return nil
 }
@@ -194,6 +195,7 @@ func (r *registration) register(now time.Time) {
 		r.scheduleUpdate(now)
 		r.e.logInfo("registered", "server_uri", r.e.cfg.ServerURI, "location", r.location, "lifetime", lt)
 		r.e.emit(Event{Kind: EventRegistered, Location: r.location, Lifetime: lt})
+		r.e.ctl.registered(now)
 		if r.e.fw != nil {
 			r.e.fw.registered(now)
 		}
@@ -212,6 +214,23 @@ func (r *registration) registerFailed(now time.Time, resp *message.Message) {
 	delay := retryBase << min(r.failures-1, 20)
 	if delay > retryMax || delay <= 0 {
 		delay = retryMax
+	}
+	if r.e.ctl != nil {
+		// Update control: the retry table replaces the back-off; when
+		// it is exhausted, retrying stops.
+		r.e.emit(ev)
+		d, ok := r.e.ctl.registerFailed(now)
+		if !ok {
+			r.e.logWarn("registration failed; retry timers exhausted", "server_uri", r.e.cfg.ServerURI, "err", ev.Err)
+			r.started = false
+			r.reset()
+			return
+		}
+		r.state = regWaiting
+		r.location = ""
+		r.retryAt = now.Add(d)
+		r.e.logWarn("registration failed", "server_uri", r.e.cfg.ServerURI, "err", ev.Err, "retry_in", d)
+		return
 	}
 	r.state = regWaiting
 	r.location = ""
@@ -303,6 +322,7 @@ func (r *registration) deregister(now time.Time) {
 			r.disabled = false
 		}
 		r.e.emit(ev)
+		r.e.ctl.stopped(now)
 	})
 }
 

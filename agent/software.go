@@ -483,6 +483,10 @@ func (sw *software) write(now time.Time, inst, res uint16, v lwm2m.Value, apply 
 				in.reset(now, SoftwareResultInitial, "")
 				return nil
 			}
+			if sw.e.ctl != nil {
+				sw.e.ctl.gateDownload(now, in.dl, v.Str)
+				return nil
+			}
 			in.dl.startPull(now, v.Str)
 		}
 		return nil
@@ -521,6 +525,13 @@ func (sw *software) exec(now time.Time, inst, res uint16, args []byte) error {
 		if st.State != SoftwareDelivered {
 			return errRefused
 		}
+		if c := sw.e.ctl; c != nil {
+			// Update control: the install waits for its agreement.
+			if !c.pend[AgreeInstall].active && c.installAt.IsZero() {
+				c.offerInstall(now, int(inst)+1)
+			}
+			return nil
+		}
 		// Answer first; the install runs from Step.
 		in.install = now
 	case 6:
@@ -532,6 +543,13 @@ func (sw *software) exec(now time.Time, inst, res uint16, args []byte) error {
 		case SoftwareDelivered:
 			in.reset(now, SoftwareResultInitial, "")
 		case SoftwareInstalled:
+			if c := sw.e.ctl; c != nil {
+				// Update control: the uninstall waits for its agreement.
+				if !c.pend[AgreeUninstall].active {
+					c.offerUninstall(now, in, forUpdate)
+				}
+				return nil
+			}
 			in.uninstall(now, forUpdate)
 		default:
 			return errRefused
@@ -756,6 +774,10 @@ func (sw *software) boot(now time.Time) {
 			// Cut between the last byte and the verdict: the bytes after
 			// the last checkpoint are fetched again.
 			in.setState(now, SoftwareDownloadStarted, SoftwareResultDownloading)
+		}
+		if sw.e.ctl != nil {
+			sw.e.ctl.resumeDownload(now, in.dl)
+			continue
 		}
 		in.dl.resumePull(now)
 	}

@@ -28,6 +28,11 @@ type persistent struct {
 	// SW holds the Software Management instances' records by instance ID
 	// (software.go); each is versioned and checked on its own.
 	SW swRecords `json:"sw,omitempty"`
+	// Ctl is update control's record (controlimpl.go): agreements,
+	// polling and retry timers, last-poll epoch, APN, resume state. A
+	// state without one (written before it existed, or with control
+	// off) loads with nil, and update control writes its defaults.
+	Ctl *ctlPersist `json:"ctl,omitempty"`
 }
 
 // swRecords are the Software Management records. A record that does not
@@ -107,6 +112,11 @@ func loadPersistent(b []byte) (persistent, error) {
 		// A firmware record that cannot be right (B57) is dropped alone:
 		// Idle with Result 8, the rest of the state kept.
 		p.FW = fwPersist{State: FirmwareIdle, Result: ResultFailed, Severity: 1}
+	}
+	if p.Ctl != nil && !p.Ctl.valid() {
+		// A control record that cannot be right is dropped alone: the
+		// defaults replace it.
+		p.Ctl = nil
 	}
 	for id, r := range p.SW {
 		if r == nil || !r.valid() {

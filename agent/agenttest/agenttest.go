@@ -236,6 +236,17 @@ func (s *Sim) State() []byte { return s.state }
 // engine are lost, and the new one is started (CmdStart). cfg, when not
 // nil, changes the configuration; the faults and peers stay.
 func (s *Sim) Restart(cfg *agent.Config) error {
+	if err := s.Reboot(cfg); err != nil {
+		return err
+	}
+	return s.Do(agent.CmdStart{})
+}
+
+// Reboot is Restart without the CmdStart: the new engine is made from the
+// last stored state and left to its own timers, as a host that does not
+// open a session at start-up (update control's polling timer and resume
+// table act from the first Step).
+func (s *Sim) Reboot(cfg *agent.Config) error {
 	if cfg != nil {
 		c := *cfg
 		if c.ServerURI == "" {
@@ -261,7 +272,7 @@ func (s *Sim) Restart(cfg *agent.Config) error {
 	}
 	s.queue = kept
 	s.Engine = e
-	return s.Do(agent.CmdStart{})
+	return nil
 }
 
 // send puts a datagram between the engine and the server on the wire.
