@@ -47,19 +47,67 @@ func (CmdSet) command() string    { return "set" }
 // receives it: {"cmd":"start"}, {"cmd":"stop"}, {"cmd":"update"}, or
 // {"cmd":"set","path":"/3/0/9","value":"50"} (the value in its text/plain
 // form; "type":"none" instead of a value removes a resource instance), or
-// {"cmd":"send","paths":["/3/0/9","/6/0"]}.
+// {"cmd":"send","paths":["/3/0/9","/6/0"]}. Update control:
+// {"cmd":"accept","what":"download"}, {"cmd":"defer","what":"install",
+// "minutes":30}, {"cmd":"set_agreement","what":"reboot","enable":true},
+// {"cmd":"block_install","ref":1}, {"cmd":"unblock_install","ref":1},
+// {"cmd":"set_polling_timer","minutes":60}, {"cmd":"set_retry_timers",
+// "timers":[15,60,240,480,1440,2880,0,0]}, {"cmd":"set_apn","name":"apn",
+// "user":"u","password":"p"}, {"cmd":"status_handlers","count":1}. The
+// agreements are named connection, download, install, uninstall, reboot.
 func ParseCommand(b []byte) (Command, error) {
 	var w struct {
-		Cmd   string   `json:"cmd"`
-		Path  string   `json:"path"`
-		Value string   `json:"value"`
-		Type  string   `json:"type"`
-		Paths []string `json:"paths"`
+		Cmd     string   `json:"cmd"`
+		Path    string   `json:"path"`
+		Value   string   `json:"value"`
+		Type    string   `json:"type"`
+		Paths   []string `json:"paths"`
+		What    string   `json:"what"`
+		Minutes uint32   `json:"minutes"`
+		Enable  bool     `json:"enable"`
+		Ref     uint64   `json:"ref"`
+		Timers  []uint16 `json:"timers"`
+		Name    string   `json:"name"`
+		User    string   `json:"user"`
+		Pass    string   `json:"password"`
+		Count   int      `json:"count"`
 	}
 	if err := json.Unmarshal(b, &w); err != nil {
 		return nil, fmt.Errorf("agent: parse command: %w", err)
 	}
+	what := func() (Agreement, error) {
+		for i, n := range agreementNames {
+			if n == w.What {
+				return Agreement(i), nil
+			}
+		}
+		return 0, fmt.Errorf("%w: agreement %q", ErrBadValue, w.What)
+	}
 	switch w.Cmd {
+	case "accept", "defer", "set_agreement":
+		a, err := what()
+		if err != nil {
+			return nil, fmt.Errorf("agent: parse command: %w", err)
+		}
+		switch w.Cmd {
+		case "accept":
+			return CmdAccept{What: a}, nil
+		case "defer":
+			return CmdDefer{What: a, Minutes: w.Minutes}, nil
+		}
+		return CmdSetAgreement{What: a, Enable: w.Enable}, nil
+	case "block_install":
+		return CmdBlockInstall{Ref: w.Ref}, nil
+	case "unblock_install":
+		return CmdUnblockInstall{Ref: w.Ref}, nil
+	case "set_polling_timer":
+		return CmdSetPollingTimer{Minutes: w.Minutes}, nil
+	case "set_retry_timers":
+		return CmdSetRetryTimers{Minutes: w.Timers}, nil
+	case "set_apn":
+		return CmdSetAPN{Name: w.Name, User: w.User, Password: w.Pass}, nil
+	case "status_handlers":
+		return CmdStatusHandlers{Count: w.Count}, nil
 	case "start":
 		return CmdStart{}, nil
 	case "stop":

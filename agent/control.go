@@ -2,6 +2,7 @@ package agent
 
 import (
 	"errors"
+	"strconv"
 	"time"
 )
 
@@ -59,6 +60,17 @@ const (
 	AgreeUninstall  Agreement = 3
 	AgreeReboot     Agreement = 4
 )
+
+// agreementNames are the agreements' names in the JSON command form.
+var agreementNames = [NumAgreements]string{"connection", "download", "install", "uninstall", "reboot"}
+
+// String returns the agreement's name ("download").
+func (a Agreement) String() string {
+	if a >= 0 && int(a) < len(agreementNames) {
+		return agreementNames[a]
+	}
+	return "agreement(" + strconv.Itoa(int(a)) + ")"
+}
 
 // NumAgreements is how many Agreement values there are.
 const NumAgreements = 5
