@@ -286,7 +286,9 @@ func (a *Agent) loopSession(ctx context.Context, port port, registered *bool) er
 	defer a.fetch.stop()
 	_, secure := port.(*SecurePort)
 	lastRecv := time.Now()
-	if err := a.engine.HandleCommand(time.Now(), CmdStart{}); err != nil {
+	// A new engine may have started its session by itself (update
+	// control resuming after a restart): ErrDuplicate is fine.
+	if err := a.engine.HandleCommand(time.Now(), CmdStart{}); err != nil && !errors.Is(err, ErrDuplicate) {
 		return err
 	}
 	timer := time.NewTimer(time.Hour)
@@ -322,7 +324,7 @@ func (a *Agent) loopSession(ctx context.Context, port port, registered *bool) er
 				return fmt.Errorf("agent: restart: %w", err)
 			}
 			a.engine = ne
-			if err := ne.HandleCommand(time.Now(), CmdStart{}); err != nil {
+			if err := ne.HandleCommand(time.Now(), CmdStart{}); err != nil && !errors.Is(err, ErrDuplicate) {
 				return err
 			}
 			continue
