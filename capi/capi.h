@@ -26,6 +26,13 @@ static inline void avc_call_status_(le_avc_StatusHandlerFunc_t fn, int32_t statu
     fn((le_avc_Status_t)status, total, progress, (void*)ctx);
 }
 
+/* Calls an le_avc CommInfo handler. */
+static inline void avc_call_comm_info_(le_avc_CommInfoHandlerFunc_t fn, uint8_t code,
+                                       const char* str, uintptr_t ctx)
+{
+    fn(code, str, (void*)ctx);
+}
+
 /* Calls an avc log callback. */
 static inline void avc_call_log_(avc_log_fn fn, uintptr_t user, int level, const char* msg)
 {

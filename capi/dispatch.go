@@ -13,6 +13,7 @@ import (
 	"runtime"
 	"slices"
 	"sync"
+	"unsafe"
 
 	"github.com/avc-agent/avc/agent"
 )
@@ -25,6 +26,23 @@ type statusEvent struct {
 	progress int32 // percent, -1 unknown
 	message  string
 	fw       *agent.FirmwareStatus
+	comm     *commEvent // set: communication information for the CommInfo handlers
+}
+
+// commEvent is one communication-information report.
+type commEvent struct {
+	code byte
+	text string
+}
+
+type commHandler struct {
+	fn  C.le_avc_CommInfoHandlerFunc_t
+	ctx C.uintptr_t
+}
+
+type sessionRequestHandler struct {
+	fn  C.le_avc_SessionRequestHandlerFunc_t
+	ctx C.uintptr_t
 }
 
 type statusHandler struct {
@@ -39,6 +57,8 @@ var disp struct {
 	mu       sync.Mutex
 	idle     *sync.Cond // signalled when calling changes
 	handlers map[uintptr]statusHandler
+	comms    map[uintptr]commHandler           // CommInfo handlers; references share nextRef
+	sessReq  map[uintptr]sessionRequestHandler // at most one
 	nextRef  uintptr
 	calling  uintptr // reference of the handler running now, 0 if none
 	queue    []statusEvent
@@ -51,6 +71,8 @@ var disp struct {
 func init() {
 	disp.idle = sync.NewCond(&disp.mu)
 	disp.handlers = make(map[uintptr]statusHandler)
+	disp.comms = make(map[uintptr]commHandler)
+	disp.sessReq = make(map[uintptr]sessionRequestHandler)
 	disp.wake = make(chan struct{}, 1)
 }
 
@@ -85,6 +107,12 @@ func dispatchLoop(ready chan<- struct{}) {
 			if ev.fw != nil {
 				disp.mu.Unlock()
 				deliverFirmwareSafely(ev.fw)
+				continue
+			}
+			if ev.comm != nil {
+				refs := slices.Sorted(maps.Keys(disp.comms))
+				disp.mu.Unlock()
+				deliverComm(refs, ev.comm)
 				continue
 			}
 			refs := slices.Sorted(maps.Keys(disp.handlers))
@@ -129,9 +157,57 @@ func deliverFirmwareSafely(st *agent.FirmwareStatus) {
 	deliverFirmware(st)
 }
 
+// deliverComm calls the CommInfo handlers refs with ev, skipping those
+// removed meanwhile. The string is a C copy freed after the last call.
+func deliverComm(refs []uintptr, ev *commEvent) {
+	if len(refs) == 0 {
+		return
+	}
+	cs := C.CString(ev.text)
+	defer C.free(unsafe.Pointer(cs))
+	for _, ref := range refs {
+		func() {
+			disp.mu.Lock()
+			h, ok := disp.comms[ref]
+			if !ok {
+				disp.mu.Unlock()
+				return
+			}
+			disp.calling = ref
+			disp.mu.Unlock()
+			defer func() {
+				disp.mu.Lock()
+				disp.calling = 0
+				disp.idle.Broadcast()
+				disp.mu.Unlock()
+				if r := recover(); r != nil {
+					logger.Error("recovered panic in dispatcher", "panic", fmt.Sprint(r))
+				}
+			}()
+			C.avc_call_comm_info_(h.fn, C.uint8_t(ev.code), cs, h.ctx)
+		}()
+	}
+}
+
+// emitComm reports communication information to the CommInfo handlers
+// (on the dispatcher thread). The text is cut to LE_AVC_COMM_INFO_STR_MAX_LEN.
+func emitComm(code byte, text string) {
+	if len(text) > int(C.LE_AVC_COMM_INFO_STR_MAX_LEN) {
+		text = text[:C.LE_AVC_COMM_INFO_STR_MAX_LEN]
+	}
+	disp.mu.Lock()
+	none := len(disp.comms) == 0
+	disp.mu.Unlock()
+	if none {
+		return
+	}
+	enqueue(statusEvent{comm: &commEvent{code: code, text: text}})
+}
+
 // emitStatus reports a status to every handler (asynchronously, on the
 // dispatcher thread) and to the poll queue.
 func emitStatus(ev statusEvent) {
+	noteStatus(ev.status)
 	enqueue(ev)
 	pollPush(ev)
 }
@@ -162,14 +238,85 @@ func addStatusHandler(fn C.le_avc_StatusHandlerFunc_t, ctx C.uintptr_t) uintptr 
 	startDispatcher()
 	disp.mu.Lock()
 	defer disp.mu.Unlock()
+	ref := newRefLocked()
+	disp.handlers[ref] = statusHandler{fn: fn, ctx: ctx}
+	return ref
+}
+
+// newRefLocked returns an unused handler reference (never 0). disp.mu is
+// held.
+func newRefLocked() uintptr {
 	for {
 		disp.nextRef++
-		if _, used := disp.handlers[disp.nextRef]; disp.nextRef != 0 && !used {
-			break
+		if disp.nextRef == 0 {
+			continue
+		}
+		_, s := disp.handlers[disp.nextRef]
+		_, c := disp.comms[disp.nextRef]
+		_, r := disp.sessReq[disp.nextRef]
+		if !s && !c && !r {
+			return disp.nextRef
 		}
 	}
-	disp.handlers[disp.nextRef] = statusHandler{fn: fn, ctx: ctx}
-	return disp.nextRef
+}
+
+// statusHandlerCount is how many status handlers are registered.
+func statusHandlerCount() int {
+	disp.mu.Lock()
+	defer disp.mu.Unlock()
+	return len(disp.handlers)
+}
+
+// addCommHandler registers a CommInfo handler and returns its reference.
+func addCommHandler(fn C.le_avc_CommInfoHandlerFunc_t, ctx C.uintptr_t) uintptr {
+	startDispatcher()
+	disp.mu.Lock()
+	defer disp.mu.Unlock()
+	ref := newRefLocked()
+	disp.comms[ref] = commHandler{fn: fn, ctx: ctx}
+	return ref
+}
+
+// removeCommHandler unregisters a CommInfo handler, with the waiting rules
+// of removeStatusHandler. It reports whether ref was registered.
+func removeCommHandler(ref uintptr) bool {
+	inFw := inFirmwareHandler()
+	self := C.pthread_self()
+	disp.mu.Lock()
+	defer disp.mu.Unlock()
+	if _, ok := disp.comms[ref]; !ok {
+		return false
+	}
+	delete(disp.comms, ref)
+	onDispatcher := disp.started && C.pthread_equal(self, disp.thread) != 0
+	for !onDispatcher && !inFw && disp.calling == ref {
+		disp.idle.Wait()
+	}
+	return true
+}
+
+// addSessionRequestHandler registers the session request handler; ok is
+// false when one is registered already.
+func addSessionRequestHandler(fn C.le_avc_SessionRequestHandlerFunc_t, ctx C.uintptr_t) (ref uintptr, ok bool) {
+	disp.mu.Lock()
+	defer disp.mu.Unlock()
+	if len(disp.sessReq) > 0 {
+		return 0, false
+	}
+	ref = newRefLocked()
+	disp.sessReq[ref] = sessionRequestHandler{fn: fn, ctx: ctx}
+	return ref, true
+}
+
+// removeSessionRequestHandler reports whether ref was registered.
+func removeSessionRequestHandler(ref uintptr) bool {
+	disp.mu.Lock()
+	defer disp.mu.Unlock()
+	if _, ok := disp.sessReq[ref]; !ok {
+		return false
+	}
+	delete(disp.sessReq, ref)
+	return true
 }
 
 // removeStatusHandler unregisters ref. Unless it is called on the

@@ -27,6 +27,9 @@ const (
 	rcFormat       = int(C.AVC_ERR_FORMAT)
 	rcBadParameter = int(C.AVC_ERR_BAD_PARAMETER)
 	rcDuplicate    = int(C.LE_DUPLICATE)
+	rcOutOfRange   = int(C.LE_OUT_OF_RANGE)
+	rcBusy         = int(C.LE_BUSY)
+	rcUnsupported  = int(C.LE_UNSUPPORTED)
 )
 
 var (

@@ -8,6 +8,7 @@ package main
 import "C"
 
 import (
+	"slices"
 	"strings"
 	"time"
 	"unsafe"
@@ -74,6 +75,7 @@ func le_avc_AddStatusEventHandler(handler C.le_avc_StatusHandlerFunc_t, ctx C.ui
 		return 0
 	}
 	r := addStatusHandler(handler, ctx)
+	statusHandlersChanged() // the agent offers what waits for a handler
 	result(nil)
 	return C.uintptr_t(r)
 }
@@ -85,7 +87,9 @@ func le_avc_RemoveStatusEventHandler(ref C.uintptr_t) {
 	if !removeStatusHandler(uintptr(ref)) {
 		// Legato kills a client that does this; libavc must not kill its host.
 		logger.Warn("ignoring removal of unknown status handler", "ref", uint64(ref))
+		return
 	}
+	statusHandlersChanged()
 }
 
 // ---- le_avc_interface.h: sessions ----
@@ -100,6 +104,329 @@ func le_avc_StartSession() (rc C.le_result_t) {
 func le_avc_StopSession() (rc C.le_result_t) {
 	defer guard("le_avc_StopSession", &rc, C.LE_FAULT)
 	return C.le_result_t(result(stopSession()))
+}
+
+// ---- le_avc_interface.h: session requests and communication information ----
+
+//export le_avc_AddSessionRequestEventHandler
+func le_avc_AddSessionRequestEventHandler(handler C.le_avc_SessionRequestHandlerFunc_t, ctx C.uintptr_t) (ref C.uintptr_t) {
+	defer guard("le_avc_AddSessionRequestEventHandler", &ref, 0)
+	lazyInit()
+	if handler == nil {
+		logger.Warn("refusing NULL session request handler")
+		result(errorf(rcBadParameter, "le_avc_AddSessionRequestEventHandler: handlerPtr is NULL"))
+		return 0
+	}
+	r, ok := addSessionRequestHandler(handler, ctx)
+	if !ok {
+		logger.Warn("refusing a second session request handler")
+		result(errorf(rcDuplicate, "le_avc_AddSessionRequestEventHandler: a session request handler is already registered"))
+		return 0
+	}
+	result(nil)
+	return C.uintptr_t(r)
+}
+
+//export le_avc_RemoveSessionRequestEventHandler
+func le_avc_RemoveSessionRequestEventHandler(ref C.uintptr_t) {
+	defer guard[struct{}]("le_avc_RemoveSessionRequestEventHandler", nil, struct{}{})
+	lazyInit()
+	if !removeSessionRequestHandler(uintptr(ref)) {
+		logger.Warn("ignoring removal of unknown session request handler", "ref", uint64(ref))
+	}
+}
+
+//export le_avc_AddCommInfoHandler
+func le_avc_AddCommInfoHandler(handler C.le_avc_CommInfoHandlerFunc_t, ctx C.uintptr_t) (ref C.uintptr_t) {
+	defer guard("le_avc_AddCommInfoHandler", &ref, 0)
+	lazyInit()
+	if handler == nil {
+		logger.Warn("refusing NULL CommInfo handler")
+		result(errorf(rcBadParameter, "le_avc_AddCommInfoHandler: handlerPtr is NULL"))
+		return 0
+	}
+	r := addCommHandler(handler, ctx)
+	result(nil)
+	return C.uintptr_t(r)
+}
+
+//export le_avc_RemoveCommInfoHandler
+func le_avc_RemoveCommInfoHandler(ref C.uintptr_t) {
+	defer guard[struct{}]("le_avc_RemoveCommInfoHandler", nil, struct{}{})
+	lazyInit()
+	if !removeCommHandler(uintptr(ref)) {
+		logger.Warn("ignoring removal of unknown CommInfo handler", "ref", uint64(ref))
+	}
+}
+
+// ---- le_avc_interface.h: more sessions ----
+
+//export le_avc_StartDmSession
+func le_avc_StartDmSession(serverID C.uint16_t, autoDisconnect C.bool) (rc C.le_result_t) {
+	defer guard("le_avc_StartDmSession", &rc, C.LE_FAULT)
+	_ = autoDisconnect // see le_avc_interface.h
+	return C.le_result_t(result(startDmSession(uint16(serverID))))
+}
+
+//export le_avc_CheckRoute
+func le_avc_CheckRoute() (rc C.le_result_t) {
+	defer guard("le_avc_CheckRoute", &rc, C.LE_FAULT)
+	return C.le_result_t(result(checkRoute()))
+}
+
+//export le_avc_IsSessionStarted
+func le_avc_IsSessionStarted(serverID C.uint16_t) (ok C.bool) {
+	defer guard("le_avc_IsSessionStarted", &ok, false)
+	return C.bool(sessionStarted(uint16(serverID)))
+}
+
+//export le_avc_GetSessionType
+func le_avc_GetSessionType() (t C.le_avc_SessionType_t) {
+	defer guard("le_avc_GetSessionType", &t, C.LE_AVC_SESSION_INVALID)
+	return C.le_avc_SessionType_t(sessionType())
+}
+
+// ---- le_avc_interface.h: update control ----
+
+func acceptExport(name string, what agent.Agreement, minutes int64) (rc C.le_result_t) {
+	defer guard(name, &rc, C.LE_FAULT)
+	return C.le_result_t(result(acceptOrDefer(what, minutes)))
+}
+
+//export le_avc_DeferConnect
+func le_avc_DeferConnect(minutes C.uint32_t) C.le_result_t {
+	return acceptExport("le_avc_DeferConnect", agent.AgreeConnection, int64(minutes))
+}
+
+//export le_avc_AcceptDownload
+func le_avc_AcceptDownload() C.le_result_t {
+	return acceptExport("le_avc_AcceptDownload", agent.AgreeDownload, -1)
+}
+
+//export le_avc_DeferDownload
+func le_avc_DeferDownload(minutes C.uint32_t) C.le_result_t {
+	return acceptExport("le_avc_DeferDownload", agent.AgreeDownload, int64(minutes))
+}
+
+//export le_avc_AcceptInstall
+func le_avc_AcceptInstall() C.le_result_t {
+	return acceptExport("le_avc_AcceptInstall", agent.AgreeInstall, -1)
+}
+
+//export le_avc_DeferInstall
+func le_avc_DeferInstall(minutes C.uint32_t) C.le_result_t {
+	return acceptExport("le_avc_DeferInstall", agent.AgreeInstall, int64(minutes))
+}
+
+//export le_avc_AcceptUninstall
+func le_avc_AcceptUninstall() C.le_result_t {
+	return acceptExport("le_avc_AcceptUninstall", agent.AgreeUninstall, -1)
+}
+
+//export le_avc_DeferUninstall
+func le_avc_DeferUninstall(minutes C.uint32_t) C.le_result_t {
+	return acceptExport("le_avc_DeferUninstall", agent.AgreeUninstall, int64(minutes))
+}
+
+//export le_avc_AcceptReboot
+func le_avc_AcceptReboot() C.le_result_t {
+	return acceptExport("le_avc_AcceptReboot", agent.AgreeReboot, -1)
+}
+
+//export le_avc_DeferReboot
+func le_avc_DeferReboot(minutes C.uint32_t) C.le_result_t {
+	return acceptExport("le_avc_DeferReboot", agent.AgreeReboot, int64(minutes))
+}
+
+//export le_avc_GetUpdateType
+func le_avc_GetUpdateType(out *C.le_avc_UpdateType_t) (rc C.le_result_t) {
+	defer guard("le_avc_GetUpdateType", &rc, C.LE_FAULT)
+	if out == nil {
+		return C.le_result_t(result(errorf(rcFault, "le_avc_GetUpdateType: updateTypePtr is NULL")))
+	}
+	st := controlState()
+	if st.Pending == agent.StatusNoUpdate {
+		return C.le_result_t(result(errorf(rcFault, "le_avc_GetUpdateType: no update is pending")))
+	}
+	*out = C.le_avc_UpdateType_t(st.UpdateType)
+	return C.le_result_t(result(nil))
+}
+
+//export le_avc_GetAppUpdateName
+func le_avc_GetAppUpdateName(buf *C.char, size C.size_t) (rc C.le_result_t) {
+	defer guard("le_avc_GetAppUpdateName", &rc, C.LE_FAULT)
+	if buf == nil || size == 0 {
+		return C.le_result_t(result(errorf(rcFault, "le_avc_GetAppUpdateName: no buffer")))
+	}
+	st := controlState()
+	if st.Pending == agent.StatusNoUpdate || st.UpdateType != agent.UpdateApplication || st.AppUpdateName == "" {
+		return C.le_result_t(result(errorf(rcFault, "le_avc_GetAppUpdateName: no application update is pending")))
+	}
+	if !copyOut(buf, size, st.AppUpdateName) {
+		return C.le_result_t(result(errorf(rcOverflow, "le_avc_GetAppUpdateName: the name is %d bytes", len(st.AppUpdateName))))
+	}
+	return C.le_result_t(result(nil))
+}
+
+//export le_avc_BlockInstall
+func le_avc_BlockInstall() (ref C.uintptr_t) {
+	defer guard("le_avc_BlockInstall", &ref, 0)
+	r, err := blockInstall()
+	if err != nil {
+		logger.Warn("install block refused", "err", err)
+		result(err)
+		return 0
+	}
+	result(nil)
+	return C.uintptr_t(r)
+}
+
+//export le_avc_UnblockInstall
+func le_avc_UnblockInstall(ref C.uintptr_t) {
+	defer guard[struct{}]("le_avc_UnblockInstall", nil, struct{}{})
+	if !unblockInstall(uint64(ref)) {
+		// Legato kills a client that does this; libavc must not kill its host.
+		logger.Warn("ignoring release of unknown install block", "ref", uint64(ref))
+	}
+}
+
+//export le_avc_GetErrorCode
+func le_avc_GetErrorCode() (code C.le_avc_ErrorCode_t) {
+	defer guard("le_avc_GetErrorCode", &code, C.LE_AVC_ERR_INTERNAL)
+	return C.le_avc_ErrorCode_t(controlState().Error)
+}
+
+//export le_avc_GetHttpStatus
+func le_avc_GetHttpStatus() (status C.uint16_t) {
+	defer guard("le_avc_GetHttpStatus", &status, C.LE_AVC_HTTP_STATUS_INVALID)
+	return C.uint16_t(controlState().HTTPStatus)
+}
+
+// ---- le_avc_interface.h: settings ----
+
+//export le_avc_GetPollingTimer
+func le_avc_GetPollingTimer(out *C.uint32_t) (rc C.le_result_t) {
+	defer guard("le_avc_GetPollingTimer", &rc, C.LE_FAULT)
+	if out == nil {
+		return C.le_result_t(result(errorf(rcFault, "le_avc_GetPollingTimer: pollingTimerPtr is NULL")))
+	}
+	*out = C.uint32_t(controlState().PollingTimer)
+	return C.le_result_t(result(nil))
+}
+
+//export le_avc_GetRetryTimers
+func le_avc_GetRetryTimers(out *C.uint16_t, size *C.size_t) (rc C.le_result_t) {
+	defer guard("le_avc_GetRetryTimers", &rc, C.LE_FAULT)
+	if out == nil || size == nil {
+		return C.le_result_t(result(errorf(rcFault, "le_avc_GetRetryTimers: NULL pointer")))
+	}
+	if *size < agent.NumRetryTimers {
+		return C.le_result_t(result(errorf(rcFault, "le_avc_GetRetryTimers: the array holds %d values: want %d", uint64(*size), agent.NumRetryTimers)))
+	}
+	st := controlState()
+	dst := unsafe.Slice((*uint16)(unsafe.Pointer(out)), agent.NumRetryTimers)
+	copy(dst, st.RetryTimers[:])
+	*size = agent.NumRetryTimers
+	return C.le_result_t(result(nil))
+}
+
+//export le_avc_GetApnConfig
+func le_avc_GetApnConfig(apn *C.char, apnSize C.size_t, user *C.char, userSize C.size_t, pwd *C.char, pwdSize C.size_t) (rc C.le_result_t) {
+	defer guard("le_avc_GetApnConfig", &rc, C.LE_FAULT)
+	if apn == nil || user == nil || pwd == nil || apnSize == 0 || userSize == 0 || pwdSize == 0 {
+		return C.le_result_t(result(errorf(rcFault, "le_avc_GetApnConfig: NULL or empty buffer")))
+	}
+	st := controlState()
+	ok1 := copyOut(apn, apnSize, st.APNName)
+	ok2 := copyOut(user, userSize, st.APNUser)
+	ok3 := copyOut(pwd, pwdSize, st.APNPassword)
+	if !ok1 || !ok2 || !ok3 {
+		return C.le_result_t(result(errorf(rcOverflow, "le_avc_GetApnConfig: a value does not fit its buffer")))
+	}
+	return C.le_result_t(result(nil))
+}
+
+//export le_avc_SetApnConfig
+func le_avc_SetApnConfig(apn, user, pwd *C.char) (rc C.le_result_t) {
+	defer guard("le_avc_SetApnConfig", &rc, C.LE_FAULT)
+	if apn == nil || user == nil || pwd == nil {
+		return C.le_result_t(result(errorf(rcFault, "le_avc_SetApnConfig: NULL string")))
+	}
+	return C.le_result_t(result(setAPN(C.GoString(apn), C.GoString(user), C.GoString(pwd))))
+}
+
+//export le_avc_SetPollingTimer
+func le_avc_SetPollingTimer(minutes C.uint32_t) (rc C.le_result_t) {
+	defer guard("le_avc_SetPollingTimer", &rc, C.LE_FAULT)
+	return C.le_result_t(result(setPollingTimer(uint32(minutes))))
+}
+
+//export le_avc_SetRetryTimers
+func le_avc_SetRetryTimers(values *C.uint16_t, n C.size_t) (rc C.le_result_t) {
+	defer guard("le_avc_SetRetryTimers", &rc, C.LE_FAULT)
+	if values == nil {
+		return C.le_result_t(result(errorf(rcFault, "le_avc_SetRetryTimers: timerValuePtr is NULL")))
+	}
+	if n != agent.NumRetryTimers {
+		return C.le_result_t(result(errorf(rcFault, "le_avc_SetRetryTimers: %d values: want exactly %d", uint64(n), agent.NumRetryTimers)))
+	}
+	src := unsafe.Slice((*uint16)(unsafe.Pointer(values)), int(n))
+	return C.le_result_t(result(setRetryTimers(slices.Clone(src))))
+}
+
+//export le_avc_GetCredentialStatus
+func le_avc_GetCredentialStatus() (st C.le_avc_CredentialStatus_t) {
+	defer guard("le_avc_GetCredentialStatus", &st, C.LE_AVC_NO_CREDENTIAL_PROVISIONED)
+	return C.le_avc_CredentialStatus_t(credentialStatus())
+}
+
+//export le_avc_SetUserAgreement
+func le_avc_SetUserAgreement(what C.le_avc_UserAgreement_t, enable C.bool) (rc C.le_result_t) {
+	defer guard("le_avc_SetUserAgreement", &rc, C.LE_FAULT)
+	return C.le_result_t(result(setAgreement(int(what), bool(enable))))
+}
+
+//export le_avc_GetUserAgreement
+func le_avc_GetUserAgreement(what C.le_avc_UserAgreement_t, out *C.bool) (rc C.le_result_t) {
+	defer guard("le_avc_GetUserAgreement", &rc, C.LE_FAULT)
+	if out == nil {
+		return C.le_result_t(result(errorf(rcFault, "le_avc_GetUserAgreement: enablePtr is NULL")))
+	}
+	on, err := getAgreement(int(what))
+	if err == nil {
+		*out = C.bool(on)
+	}
+	return C.le_result_t(result(err))
+}
+
+//export le_avc_ReadLwm2mResource
+func le_avc_ReadLwm2mResource(obj, inst, res, resInst C.uint16_t, data *C.char, size C.size_t) (rc C.le_result_t) {
+	defer guard("le_avc_ReadLwm2mResource", &rc, C.LE_FAULT)
+	lazyInit()
+	_, _ = data, size
+	return C.le_result_t(result(errorf(rcUnsupported,
+		"le_avc_ReadLwm2mResource: /%d/%d/%d/%d: reading resources through le_avc is not supported yet",
+		uint16(obj), uint16(inst), uint16(res), uint16(resInst))))
+}
+
+//export le_avc_SetNatTimeout
+func le_avc_SetNatTimeout(seconds C.uint32_t) {
+	defer guard[struct{}]("le_avc_SetNatTimeout", nil, struct{}{})
+	setNatTimeout(uint32(seconds))
+}
+
+//export le_avc_SetCredential
+func le_avc_SetCredential(typ C.le_avc_CredentialType_t, serverID C.uint16_t, cred *C.uint8_t, n C.size_t) (rc C.le_result_t) {
+	defer guard("le_avc_SetCredential", &rc, C.LE_FAULT)
+	_ = serverID // libavc has one server
+	if cred == nil || n == 0 {
+		return C.le_result_t(result(errorf(rcFault, "le_avc_SetCredential: no credential")))
+	}
+	if n > maxCredential {
+		return C.le_result_t(result(errorf(rcFault, "le_avc_SetCredential: %d bytes: at most %d", uint64(n), maxCredential)))
+	}
+	b := C.GoBytes(unsafe.Pointer(cred), C.int(n))
+	return C.le_result_t(result(setCredential(int(typ), b)))
 }
 
 // ---- avc.h ----

@@ -167,6 +167,9 @@ func startSession() error {
 	}
 	cfg := core.cfg
 	cfg.Objects = core.objects
+	// The le_avc personality: user agreements, install blocks, polling
+	// and retry timers, le_avc statuses (control.go).
+	cfg.Control.Enabled = true
 	if core.fw != nil {
 		cfg.Firmware.Handler = core.fw
 	}
@@ -237,7 +240,7 @@ func (s *session) run(a *agent.Agent) {
 		<-s.prev.done
 		s.prev = nil // only this goroutine reads it; do not chain every session ever
 	}
-	last := 0 // last status reported for this session
+	last := 0 // last session status reported for this session
 	emit := func(status int, msg string) {
 		last = status
 		emitStatus(statusEvent{status: int32(status), total: -1, progress: -1, message: msg})
@@ -266,9 +269,38 @@ func (s *session) run(a *agent.Agent) {
 	// ones as they are set, until the session ends.
 	attachValues(a, running)
 	defer detachValues(a)
+	// The update-control settings likewise (control.go).
+	attachControl(a, running)
+	defer detachControl(a)
+	emitComm(commBearerUp, "session: network in use")
+	// With update control the engine reports every le_avc status itself,
+	// session statuses included (EventStatus); libavc maps no event of its
+	// own, so nothing is reported twice.
+	// The engine reports a session status just after the registration
+	// event it follows from; that event's detail (the location, the
+	// error) becomes the status's message, as statusOf would give it.
+	detail := map[int]string{}
 	for ev := range a.Events() {
-		if status, msg, ok := statusOf(ev); ok {
-			emit(status, msg)
+		switch {
+		case ev.Kind == agent.EventStatus && ev.Status != nil:
+			st := int(ev.Status.Status)
+			msg := ""
+			if isSessionStatus(st) {
+				last = st
+				msg = detail[st]
+				delete(detail, st)
+			} else if ev.Status.Error != agent.AVCErrNone {
+				msg = fmt.Sprintf("le_avc_ErrorCode_t %d", ev.Status.Error)
+			}
+			emitStatus(statusEvent{status: int32(st), total: ev.Status.TotalBytes, progress: ev.Status.Progress, message: msg})
+			refreshControl(a, running)
+		default:
+			if status, msg, ok := statusOf(ev); ok {
+				detail[status] = msg
+			}
+		}
+		if code, text, ok := commInfoOf(ev); ok {
+			emitComm(code, text)
 		}
 		if ev.Kind == agent.EventFirmware && ev.Firmware != nil {
 			emitFirmware(*ev.Firmware)
@@ -279,7 +311,11 @@ func (s *session) run(a *agent.Agent) {
 	s.detach()
 	if err != nil {
 		logger.Warn("session ended", "err", err)
+		if !errors.Is(err, context.Canceled) {
+			emitComm(commUDPOpenErr, err.Error())
+		}
 	}
+	emitComm(commBearerDown, "session: network released")
 	switch {
 	case stopped || last == statusSessionStarted:
 		// Stopped by le_avc_StopSession (the de-registration may have
@@ -292,6 +328,12 @@ func (s *session) run(a *agent.Agent) {
 		// not resolve).
 		emit(statusSessionFailed, errText(err))
 	}
+}
+
+// isSessionStatus reports whether status is a session's le_avc status
+// (SESSION_STARTED, SESSION_BS_STARTED, SESSION_STOPPED, SESSION_FAILED).
+func isSessionStatus(status int) bool {
+	return status >= statusSessionStarted && status <= statusSessionFailed
 }
 
 // detach forgets s as the started session, so that StartSession works

@@ -104,8 +104,9 @@ extern "C" {
 
 /*
  * Status of the agent, reported to every le_avc_StatusHandlerFunc_t.
- * libavc reports SESSION_STARTED, SESSION_STOPPED and SESSION_FAILED
- * today; the update statuses arrive with firmware update support.
+ * The session's agent reports them (update control, le_avc_interface.h);
+ * libavc never reports SESSION_BS_STARTED, AUTH_STARTED or AUTH_FAILED
+ * today.
  */
 typedef enum
 {

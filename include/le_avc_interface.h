@@ -6,22 +6,31 @@
  * interfaces/airVantage/le_avc.api; the comments are avc's own and say what
  * libavc does.
  *
- * What is declared here, and what is not
- * --------------------------------------
- * This header declares only the functions libavc implements today:
+ * What is declared here
+ * ---------------------
+ * All 43 functions of Legato's generated le_avc client API: the 39 of
+ * le_avc.api (in .api order below: events, sessions, update control,
+ * settings, credentials) and the four service-connection functions.
+ * Their types and constants are in le_avc_common.h.
  *
- *     le_avc_AddStatusEventHandler, le_avc_RemoveStatusEventHandler,
- *     le_avc_StartSession, le_avc_StopSession,
- *     le_avc_ConnectService, le_avc_TryConnectService,
- *     le_avc_SetServerDisconnectHandler, le_avc_DisconnectService.
+ * Update control (the "le_avc personality")
+ * -----------------------------------------
+ * Every session libavc starts runs its agent with update control on: the
+ * agent asks before it downloads, installs, uninstalls, reboots or
+ * connects when the user agreement for that operation is enabled, and
+ * reports LE_AVC_* statuses (with totalNumBytes and progress) to the
+ * status handlers; with an agreement disabled (the default) it accepts on
+ * its own, as avcService does.
  *
- * The remaining le_avc functions (session requests, CommInfo, StartDmSession,
- * CheckRoute, Accept and Defer of downloads, installs, uninstalls and
- * reboots, BlockInstall, polling and retry timers, APN, user agreement,
- * credentials, ...) arrive with the update-control work. They are
- * deliberately NOT declared yet, so that a program using one of them fails
- * when it is compiled (implicit declaration / undeclared identifier), not
- * when it is run. Their types and constants are already in le_avc_common.h.
+ * The agent lives only while a session runs. Settings made between
+ * sessions (user agreements, polling and retry timers, APN, install
+ * blocks) are kept by libavc and handed to the agent of every session
+ * when it starts; while a session runs they go to its agent at once.
+ * Getters answer from the running agent, else from the last values libavc
+ * knows: those the host set, or the agent reported before its session
+ * ended, or the defaults (agreements disabled, polling 0, retry timers
+ * {15, 60, 240, 480, 1440, 2880, 0, 0}, empty APN). Nothing can be pending
+ * without a session, so Accept and Defer functions return LE_FAULT then.
  *
  * Behaviour common to every function
  * ----------------------------------
@@ -131,6 +140,87 @@ le_avc_StatusEventHandlerRef_t le_avc_AddStatusEventHandler(le_avc_StatusHandler
 void le_avc_RemoveStatusEventHandler(le_avc_StatusEventHandlerRef_t handlerRef);
 
 /* ------------------------------------------------------------------------
+ * Session requests and communication information
+ * ------------------------------------------------------------------------ */
+
+/*
+ * Adds the session request handler. Only one may be registered at a time.
+ *
+ * [in] handlerPtr  the handler; NULL is refused.
+ * [in] contextPtr  passed unchanged to the handler; never dereferenced.
+ *
+ * libavc opens and closes sessions itself (le_avc_StartSession, and the
+ * agent's own connections for accepted operations), so today this handler
+ * is registered but never called.
+ *
+ * @return a non-NULL reference for le_avc_RemoveSessionRequestEventHandler,
+ *         or NULL when handlerPtr is NULL or a handler is already
+ *         registered (Legato kills such a second registrant; libavc logs a
+ *         warning and avc_last_error() says why).
+ */
+le_avc_SessionRequestEventHandlerRef_t le_avc_AddSessionRequestEventHandler
+(
+    le_avc_SessionRequestHandlerFunc_t handlerPtr,  ///< [IN]
+    void* contextPtr                                ///< [IN]
+);
+
+/*
+ * Removes the session request handler.
+ *
+ * [in] handlerRef  the reference le_avc_AddSessionRequestEventHandler
+ *                  returned; NULL or an unknown reference is ignored with a
+ *                  warning.
+ */
+void le_avc_RemoveSessionRequestEventHandler
+(
+    le_avc_SessionRequestEventHandlerRef_t handlerRef  ///< [IN]
+);
+
+/*
+ * Adds a communication-information handler. Several may be added.
+ *
+ * [in] handlerPtr  the handler; NULL is refused.
+ * [in] contextPtr  passed unchanged to the handler; never dereferenced.
+ *
+ * Handlers run on libavc's dispatcher thread, like status handlers. The
+ * string is valid only during the call. libavc reports:
+ *  - LE_AVC_COMM_INFO_BEARER_UP "session: network in use" when a session's
+ *    agent starts and LE_AVC_COMM_INFO_BEARER_DOWN "session: network
+ *    released" when it ends (libavc uses the host's network; it does not
+ *    manage a bearer or PDP context, so LE_AVC_COMM_INFO_PDP_CONTEXT is
+ *    never reported);
+ *  - LE_AVC_COMM_INFO_UDP_OPEN_ERR with the error text when the session's
+ *    socket (or DTLS handshake) fails, and LE_AVC_COMM_INFO_UDP_SEND_ERR
+ *    when registering fails without an answer from the server;
+ *  - the CoAP response code of the server's answer, as the raw code byte
+ *    (class << 5 | detail) with the text "COAP c.dd": 2.01 on
+ *    registration, 2.04 on a registration update, 2.02 on
+ *    de-registration, and the error code (e.g. 4.04) when registering or
+ *    a Send fails.
+ *
+ * @return a non-NULL reference for le_avc_RemoveCommInfoHandler, or NULL
+ *         when handlerPtr is NULL.
+ */
+le_avc_CommInfoHandlerRef_t le_avc_AddCommInfoHandler
+(
+    le_avc_CommInfoHandlerFunc_t handlerPtr,  ///< [IN]
+    void* contextPtr                          ///< [IN]
+);
+
+/*
+ * Removes a communication-information handler. Once this returns, the
+ * handler is not called again (the same rules as
+ * le_avc_RemoveStatusEventHandler).
+ *
+ * [in] handlerRef  the reference le_avc_AddCommInfoHandler returned; NULL
+ *                  or an unknown reference is ignored with a warning.
+ */
+void le_avc_RemoveCommInfoHandler
+(
+    le_avc_CommInfoHandlerRef_t handlerRef  ///< [IN]
+);
+
+/* ------------------------------------------------------------------------
  * Sessions
  * ------------------------------------------------------------------------ */
 
@@ -156,6 +246,25 @@ void le_avc_RemoveStatusEventHandler(le_avc_StatusEventHandlerRef_t handlerRef);
 le_result_t le_avc_StartSession(void);
 
 /*
+ * Starts a session with a device management server. libavc has one
+ * server (AVC_SERVER_URI), so this is le_avc_StartSession for any serverId
+ * but 0 (the bootstrap server).
+ *
+ * [in] serverId          the server's short ID, LE_AVC_SERVER_ID_AIRVANTAGE
+ *                        or LE_AVC_SERVER_ID_ALL_SERVERS.
+ * [in] isAutoDisconnect  accepted and ignored: the session lasts until
+ *                        le_avc_StopSession (the agent's activity timer
+ *                        reports LE_AVC_NO_UPDATE when it is idle).
+ *
+ * @return the codes of le_avc_StartSession; LE_FAULT for serverId 0.
+ */
+le_result_t le_avc_StartDmSession
+(
+    uint16_t serverId,      ///< [IN]
+    bool isAutoDisconnect   ///< [IN]
+);
+
+/*
  * Stops the session: the agent de-registers (waiting at most 10 s for the
  * server) and reports LE_AVC_SESSION_STOPPED to status handlers when done.
  * Non-blocking.
@@ -166,6 +275,408 @@ le_result_t le_avc_StartSession(void);
  *  - LE_FAULT      internal failure (logged; see avc_last_error()).
  */
 le_result_t le_avc_StopSession(void);
+
+/*
+ * Checks the route to the server by sending a Registration Update now.
+ *
+ * @return
+ *  - LE_OK     the update was sent; the answer is reported to CommInfo
+ *              handlers (COAP 2.04).
+ *  - LE_FAULT  no session is registered (or the agent refused it).
+ */
+le_result_t le_avc_CheckRoute(void);
+
+/* ------------------------------------------------------------------------
+ * Update control: accept or defer the pending operation. Each returns
+ * LE_FAULT unless the matching LE_AVC_*_PENDING status is pending in the
+ * running session (so always without a session). Deferring re-arms that
+ * operation's timer: its *_PENDING status is reported again when it fires.
+ * ------------------------------------------------------------------------ */
+
+/*
+ * Defers the pending connection (LE_AVC_CONNECTION_PENDING).
+ *
+ * [in] deferMinutes  minutes until the connection is offered again.
+ *
+ * @return LE_OK, or LE_FAULT when no connection is pending.
+ */
+le_result_t le_avc_DeferConnect
+(
+    uint32_t deferMinutes  ///< [IN]
+);
+
+/*
+ * Accepts the pending download (LE_AVC_DOWNLOAD_PENDING).
+ *
+ * @return LE_OK, or LE_FAULT when no download is pending.
+ */
+le_result_t le_avc_AcceptDownload(void);
+
+/*
+ * Defers the pending download.
+ *
+ * [in] deferMinutes  minutes until the download is offered again.
+ *
+ * @return LE_OK, or LE_FAULT when no download is pending.
+ */
+le_result_t le_avc_DeferDownload
+(
+    uint32_t deferMinutes  ///< [IN]
+);
+
+/*
+ * Accepts the pending install (LE_AVC_INSTALL_PENDING). It starts about
+ * 2 seconds later, unless an install block is held (le_avc_BlockInstall):
+ * then it is retried every 3 minutes.
+ *
+ * @return LE_OK, or LE_FAULT when no install is pending.
+ */
+le_result_t le_avc_AcceptInstall(void);
+
+/*
+ * Defers the pending install.
+ *
+ * [in] deferMinutes  minutes until the install is offered again.
+ *
+ * @return LE_OK, or LE_FAULT when no install is pending.
+ */
+le_result_t le_avc_DeferInstall
+(
+    uint32_t deferMinutes  ///< [IN]
+);
+
+/*
+ * Accepts the pending uninstall (LE_AVC_UNINSTALL_PENDING).
+ *
+ * @return LE_OK, or LE_FAULT when no uninstall is pending.
+ */
+le_result_t le_avc_AcceptUninstall(void);
+
+/*
+ * Defers the pending uninstall.
+ *
+ * [in] deferMinutes  minutes until the uninstall is offered again.
+ *
+ * @return LE_OK, or LE_FAULT when no uninstall is pending.
+ */
+le_result_t le_avc_DeferUninstall
+(
+    uint32_t deferMinutes  ///< [IN]
+);
+
+/*
+ * Accepts the pending reboot (LE_AVC_REBOOT_PENDING); it happens about
+ * 2 seconds later.
+ *
+ * @return LE_OK, or LE_FAULT when no reboot is pending.
+ */
+le_result_t le_avc_AcceptReboot(void);
+
+/*
+ * Defers the pending reboot.
+ *
+ * [in] deferMinutes  minutes until the reboot is offered again.
+ *
+ * @return LE_OK, or LE_FAULT when no reboot is pending.
+ */
+le_result_t le_avc_DeferReboot
+(
+    uint32_t deferMinutes  ///< [IN]
+);
+
+/*
+ * Gets the kind of the pending update.
+ *
+ * [out] updateTypePtr  the type; untouched on failure.
+ *
+ * @return LE_OK, or LE_FAULT when nothing is pending (or updateTypePtr is
+ *         NULL).
+ */
+le_result_t le_avc_GetUpdateType
+(
+    le_avc_UpdateType_t* updateTypePtr  ///< [OUT]
+);
+
+/*
+ * Gets the name of the pending application update (Object 9 package
+ * name), at most LE_LIMIT_APP_NAME_LEN bytes.
+ *
+ * [out] updateName      buffer; NUL-terminated on LE_OK.
+ * [in]  updateNameSize  its size in bytes.
+ *
+ * @return LE_OK; LE_FAULT when no application update is pending or the
+ *         buffer is NULL; LE_OVERFLOW when the name does not fit (it is
+ *         truncated).
+ */
+le_result_t le_avc_GetAppUpdateName
+(
+    char* updateName,       ///< [OUT]
+    size_t updateNameSize   ///< [IN]
+);
+
+/*
+ * Blocks installs and uninstalls until le_avc_UnblockInstall. While any
+ * block is held, an accepted install or uninstall waits and is retried
+ * every 3 minutes. Blocks are kept across sessions until released.
+ *
+ * @return an opaque reference (allocated by libavc, never dereference it),
+ *         or NULL when the running agent refused the block.
+ */
+le_avc_BlockRequestRef_t le_avc_BlockInstall(void);
+
+/*
+ * Releases a block taken with le_avc_BlockInstall.
+ *
+ * [in] blockRef  the reference; NULL, an unknown or an already released
+ *                reference is ignored with a warning (Legato kills the
+ *                client).
+ */
+void le_avc_UnblockInstall
+(
+    le_avc_BlockRequestRef_t blockRef  ///< [IN]
+);
+
+/*
+ * Gets why the last update failed.
+ *
+ * @return an le_avc_ErrorCode_t; LE_AVC_ERR_NONE unless it failed.
+ */
+le_avc_ErrorCode_t le_avc_GetErrorCode(void);
+
+/*
+ * Gets the type of the current session, or of the last one.
+ *
+ * @return LE_AVC_DM_SESSION, LE_AVC_BOOTSTRAP_SESSION, or
+ *         LE_AVC_SESSION_INVALID when no session was ever up.
+ */
+le_avc_SessionType_t le_avc_GetSessionType(void);
+
+/*
+ * Gets the HTTP status (RFC 7231) of the last package download over HTTP.
+ *
+ * @return the status, or LE_AVC_HTTP_STATUS_INVALID (0xFFFF) when unknown
+ *         (no HTTP download ran, or the download used CoAP).
+ */
+uint16_t le_avc_GetHttpStatus(void);
+
+/*
+ * Gets the polling timer: minutes between connections the agent makes on
+ * its own; 0 means polling is disabled.
+ *
+ * [out] pollingTimerPtr  the value.
+ *
+ * @return LE_OK; LE_FAULT when pollingTimerPtr is NULL.
+ */
+le_result_t le_avc_GetPollingTimer
+(
+    uint32_t* pollingTimerPtr  ///< [OUT]
+);
+
+/*
+ * Gets the LE_AVC_NUM_RETRY_TIMERS (8) connection retry timers, in
+ * minutes (0: that timer is unused).
+ *
+ * [out]    timerValuePtr      array of at least 8 values.
+ * [in,out] timerValueSizePtr  in: the array's capacity; out: 8.
+ *
+ * @return LE_OK; LE_FAULT when a pointer is NULL or the capacity is less
+ *         than 8.
+ */
+le_result_t le_avc_GetRetryTimers
+(
+    uint16_t* timerValuePtr,    ///< [OUT]
+    size_t* timerValueSizePtr   ///< [INOUT]
+);
+
+/*
+ * Gets the APN configuration.
+ *
+ * [out] apnName       buffer of apnNameSize bytes (LE_AVC_APN_NAME_MAX_LEN_BYTES suffice).
+ * [in]  apnNameSize
+ * [out] userName      buffer of userNameSize bytes (LE_AVC_USERNAME_MAX_LEN_BYTES suffice).
+ * [in]  userNameSize
+ * [out] userPwd       buffer of userPwdSize bytes (LE_AVC_PASSWORD_MAX_LEN_BYTES suffice).
+ * [in]  userPwdSize
+ *
+ * libavc stores the APN and hands it to the agent; it uses the host's
+ * network and does not set up a bearer with it.
+ *
+ * @return LE_OK; LE_FAULT when a buffer is NULL; LE_OVERFLOW when a value
+ *         does not fit its buffer (it is truncated).
+ */
+le_result_t le_avc_GetApnConfig
+(
+    char* apnName,          ///< [OUT]
+    size_t apnNameSize,     ///< [IN]
+    char* userName,         ///< [OUT]
+    size_t userNameSize,    ///< [IN]
+    char* userPwd,          ///< [OUT]
+    size_t userPwdSize      ///< [IN]
+);
+
+/*
+ * Sets the APN configuration.
+ *
+ * [in] apnName   at most LE_AVC_APN_NAME_MAX_LEN bytes.
+ * [in] userName  at most LE_AVC_USERNAME_MAX_LEN bytes.
+ * [in] userPwd   at most LE_AVC_PASSWORD_MAX_LEN bytes.
+ * The strings are copied.
+ *
+ * @return LE_OK; LE_OVERFLOW when a value is too long (nothing is
+ *         changed); LE_FAULT when a pointer is NULL or the agent refused.
+ */
+le_result_t le_avc_SetApnConfig
+(
+    const char* LE_NONNULL apnName,   ///< [IN]
+    const char* LE_NONNULL userName,  ///< [IN]
+    const char* LE_NONNULL userPwd    ///< [IN]
+);
+
+/*
+ * Sets the polling timer.
+ *
+ * [in] pollingTimer  minutes, LE_AVC_POLLING_TIMER_MIN_VAL (0, disabled)
+ *                    to LE_AVC_POLLING_TIMER_MAX_VAL (525600).
+ *
+ * @return LE_OK; LE_OUT_OF_RANGE beyond 525600 (nothing is changed);
+ *         LE_FAULT when the agent refused.
+ */
+le_result_t le_avc_SetPollingTimer
+(
+    uint32_t pollingTimer  ///< [IN]
+);
+
+/*
+ * Sets the connection retry timers. They take effect at the next
+ * connection attempt sequence.
+ *
+ * [in] timerValuePtr   exactly LE_AVC_NUM_RETRY_TIMERS (8) values in
+ *                      minutes, each 0 (unused) to
+ *                      LE_AVC_RETRY_TIMER_MAX_VAL (20160).
+ * [in] timerValueSize  the number of values.
+ *
+ * @return LE_OK; LE_FAULT when timerValuePtr is NULL or timerValueSize is
+ *         not 8 (or the agent refused); LE_OUT_OF_RANGE when a value is
+ *         beyond 20160 (nothing is changed).
+ */
+le_result_t le_avc_SetRetryTimers
+(
+    const uint16_t* timerValuePtr,  ///< [IN]
+    size_t timerValueSize           ///< [IN]
+);
+
+/*
+ * Gets which credentials the device holds.
+ *
+ * @return LE_AVC_DM_CREDENTIAL_PROVISIONED when a DTLS PSK (identity and
+ *         key: AVC_PSK_IDENTITY and AVC_PSK_KEY) is configured, else
+ *         LE_AVC_NO_CREDENTIAL_PROVISIONED.
+ */
+le_avc_CredentialStatus_t le_avc_GetCredentialStatus(void);
+
+/*
+ * Enables or disables the user agreement for an operation. Disabled (the
+ * default), the agent accepts that operation on its own; enabled, it
+ * reports the *_PENDING status and waits for an Accept or Defer.
+ *
+ * [in] updateStatus  the operation (an le_avc_UserAgreement_t).
+ * [in] enable        true to ask the status handlers first.
+ *
+ * @return LE_OK; LE_FAULT for an unknown operation or when the agent
+ *         refused.
+ */
+le_result_t le_avc_SetUserAgreement
+(
+    le_avc_UserAgreement_t updateStatus,  ///< [IN]
+    bool enable                           ///< [IN]
+);
+
+/*
+ * Gets the user agreement setting of an operation.
+ *
+ * [in]  updateStatus  the operation.
+ * [out] enablePtr     true when it is enabled.
+ *
+ * @return LE_OK; LE_FAULT for an unknown operation or a NULL enablePtr.
+ */
+le_result_t le_avc_GetUserAgreement
+(
+    le_avc_UserAgreement_t updateStatus,  ///< [IN]
+    bool* enablePtr                       ///< [OUT]
+);
+
+/*
+ * Reads an LwM2M resource as text.
+ *
+ * [in]  objectId, objectInstanceId, resourceId, resourceInstanceId
+ *       the resource's path.
+ * [out] data      buffer (LE_AVC_MAX_LWM2M_RESOURCE_BYTES + 1 bytes suffice).
+ * [in]  dataSize  its size.
+ *
+ * @return LE_UNSUPPORTED: libavc cannot read resources through le_avc yet
+ *         (the agent has no read hook for its host); the buffer is left
+ *         untouched.
+ */
+le_result_t le_avc_ReadLwm2mResource
+(
+    uint16_t objectId,            ///< [IN]
+    uint16_t objectInstanceId,    ///< [IN]
+    uint16_t resourceId,          ///< [IN]
+    uint16_t resourceInstanceId,  ///< [IN]
+    char* data,                   ///< [OUT]
+    size_t dataSize               ///< [IN]
+);
+
+/*
+ * Sets the NAT timeout, in seconds (default 40; 0 disables DTLS resume).
+ * libavc stores the value for the life of the process; it does not
+ * implement DTLS session resumption, so the value has no effect today.
+ *
+ * [in] timeout  seconds.
+ */
+void le_avc_SetNatTimeout
+(
+    uint32_t timeout  ///< [IN]
+);
+
+/*
+ * Tells whether a session with a server is up (registered).
+ *
+ * [in] serverId  the server's short ID; LE_AVC_SERVER_ID_ALL_SERVERS or
+ *                any non-zero ID names libavc's one server; 0 (bootstrap)
+ *                is true only while a bootstrap session is up.
+ *
+ * @return true when the session is up.
+ */
+bool le_avc_IsSessionStarted
+(
+    uint16_t serverId  ///< [IN]
+);
+
+/*
+ * Writes a credential, for the next session.
+ *
+ * [in] credType  LE_AVC_BS_SERVER_ADDRESS (a URI: sets AVC_BOOTSTRAP_URI),
+ *                LE_AVC_BS_PSK_ID (sets AVC_PSK_IDENTITY) or LE_AVC_BS_PSK
+ *                (raw key bytes: sets AVC_PSK_KEY). libavc uses one PSK for
+ *                the bootstrap and the device management server.
+ *                LE_AVC_SW_PUBLIC_KEY and LE_AVC_FW_PUBLIC_KEY are not
+ *                supported (use avc_fw_set_trusted_key).
+ * [in] serverId  ignored (libavc has one server).
+ * [in] credPtr   the credential, copied; at most LE_AVC_MAX_CREDENTIAL_SIZE
+ *                (4096) bytes.
+ * [in] credSize  its size in bytes.
+ *
+ * @return LE_OK; LE_FAULT for an unsupported type, a NULL or too long
+ *         credential, or a value the configuration refuses.
+ */
+le_result_t le_avc_SetCredential
+(
+    le_avc_CredentialType_t credType,  ///< [IN]
+    uint16_t serverId,                 ///< [IN]
+    const uint8_t* credPtr,            ///< [IN]
+    size_t credSize                    ///< [IN]
+);
 
 #endif /* AVC_NO_PROTOTYPES */
 

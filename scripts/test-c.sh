@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # C checks of `make test`: every public header compiles alone as strict C99
-# and as C++; the misuse programs run against libavc.so (the firmware one
-# also under AddressSanitizer); the static library links; a C firmware
+# and as C++; libavc.so and libavc.a export all 43 le_avc functions
+# (api-reference §1.6) and le_avc_interface.h declares each; the misuse
+# programs run against libavc.so (the firmware and le_avc control ones also
+# under AddressSanitizer); the static library links; a C firmware
 # handler performs a full firmware update against `avc server`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,6 +27,36 @@ for h in include/*.h; do
 done
 echo "headers: $(ls include/*.h | wc -l) compile as C99 and C++"
 
+# Every le_avc function of api-reference §1.6 (39 of le_avc.api and the 4
+# service functions): declared by the header, exported by both libraries.
+le_avc_functions="le_avc_AddStatusEventHandler le_avc_RemoveStatusEventHandler
+le_avc_AddSessionRequestEventHandler le_avc_RemoveSessionRequestEventHandler
+le_avc_AddCommInfoHandler le_avc_RemoveCommInfoHandler le_avc_StartSession
+le_avc_StartDmSession le_avc_StopSession le_avc_CheckRoute le_avc_DeferConnect
+le_avc_AcceptDownload le_avc_DeferDownload le_avc_AcceptInstall le_avc_DeferInstall
+le_avc_AcceptUninstall le_avc_DeferUninstall le_avc_AcceptReboot le_avc_DeferReboot
+le_avc_GetUpdateType le_avc_GetAppUpdateName le_avc_BlockInstall le_avc_UnblockInstall
+le_avc_GetErrorCode le_avc_GetSessionType le_avc_GetHttpStatus le_avc_GetPollingTimer
+le_avc_GetRetryTimers le_avc_GetApnConfig le_avc_SetApnConfig le_avc_SetPollingTimer
+le_avc_SetRetryTimers le_avc_GetCredentialStatus le_avc_SetUserAgreement
+le_avc_GetUserAgreement le_avc_ReadLwm2mResource le_avc_SetNatTimeout
+le_avc_IsSessionStarted le_avc_SetCredential le_avc_ConnectService
+le_avc_TryConnectService le_avc_SetServerDisconnectHandler le_avc_DisconnectService"
+nm -D --defined-only build/libavc.so | awk '$2 == "T" { print $3 }' | sort -u >"$tmp/so.syms"
+nm --defined-only build/libavc.a 2>/dev/null | awk '$2 == "T" { print $3 }' | sort -u >"$tmp/a.syms"
+printf '#include "le_avc_interface.h"\n' | cc -E -Iinclude -x c - >"$tmp/decl.i"
+missing=0
+count=0
+for f in $le_avc_functions; do
+	count=$((count + 1))
+	grep -qx "$f" "$tmp/so.syms" || { echo "libavc.so does not export $f"; missing=1; }
+	grep -qx "$f" "$tmp/a.syms" || { echo "libavc.a does not export $f"; missing=1; }
+	grep -Eq "(^|[^A-Za-z0-9_])$f([^A-Za-z0-9_]|$)" "$tmp/decl.i" || { echo "le_avc_interface.h does not declare $f"; missing=1; }
+done
+[ "$count" -eq 43 ] || { echo "the list has $count functions, want 43"; exit 1; }
+[ "$missing" -eq 0 ] || exit 1
+echo "symbols: nm -D build/libavc.so lists all $count le_avc functions (libavc.a too); the header declares them"
+
 for prog in capi/testdata/*.c examples/c/*.c; do
 	cc -std=c99 "${flags[@]}" -o "$tmp/$(basename "$prog" .c)" "$prog" -Lbuild -lavc -lpthread
 done
@@ -47,6 +79,16 @@ cc -std=c99 "${flags[@]}" -fsanitize=address -fno-omit-frame-pointer -g -o "$tmp
 	capi/testdata/fwmisuse.c -Lbuild -lavc -lpthread
 env -u AVC_SERVER_URI LD_LIBRARY_PATH=build ASAN_OPTIONS=detect_leaks=0 "$tmp/fwmisuse-asan" >/dev/null
 echo "fwmisuse: passed under AddressSanitizer"
+
+# le_avc update control without a server: return codes, also under
+# AddressSanitizer.
+env -u AVC_SERVER_URI LD_LIBRARY_PATH=build "$tmp/lecontrol" >"$tmp/lecontrol.out" ||
+	{ cat "$tmp/lecontrol.out"; echo "lecontrol failed"; exit 1; }
+cc -std=c99 "${flags[@]}" -fsanitize=address -fno-omit-frame-pointer -g -o "$tmp/lecontrol-asan" \
+	capi/testdata/lecontrol.c -Lbuild -lavc -lpthread
+env -u AVC_SERVER_URI LD_LIBRARY_PATH=build ASAN_OPTIONS=detect_leaks=0 "$tmp/lecontrol-asan" >"$tmp/lecontrol-asan.out" ||
+	{ cat "$tmp/lecontrol-asan.out"; echo "lecontrol failed under AddressSanitizer"; exit 1; }
+echo "lecontrol: $(tail -1 "$tmp/lecontrol.out"), also under AddressSanitizer"
 
 # A full firmware update: capi/testdata/fota.c's RAM-flash handler against
 # `avc server` (built here; make test-c builds only the library) with a

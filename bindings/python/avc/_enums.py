@@ -111,3 +111,52 @@ class UpdateResult(IntEnum):
     UNSUPPORTED_PROTOCOL = 9
     UPDATE_CANCELLED = 10
     DEFERRED = 11
+
+
+class UserAgreement(IntEnum):
+    """``le_avc_UserAgreement_t``, members named without the ``LE_AVC_USER_AGREEMENT_`` prefix."""
+
+    CONNECTION = 0
+    DOWNLOAD = 1
+    INSTALL = 2
+    UNINSTALL = 3
+    REBOOT = 4
+
+
+class UpdateType(IntEnum):
+    """``le_avc_UpdateType_t``, members named without the ``LE_AVC_`` prefix."""
+
+    UNKNOWN_UPDATE = 0
+    FIRMWARE_UPDATE = 1
+    FRAMEWORK_UPDATE = 2
+    APPLICATION_UPDATE = 3
+    FILE_TRANSFER = 4
+
+
+class ErrorCode(IntEnum):
+    """``le_avc_ErrorCode_t``, members named without the ``LE_AVC_ERR_`` prefix."""
+
+    NONE = 0
+    BAD_PACKAGE = 1
+    INTERNAL = 2
+    SECURITY_FAILURE = 3
+    RAM = 4
+    NETWORK = 5
+    FLASH = 6
+    PKG_TOO_BIG = 7
+
+
+class SessionType(IntEnum):
+    """``le_avc_SessionType_t``, members named without the ``LE_AVC_`` prefix."""
+
+    BOOTSTRAP_SESSION = 0
+    DM_SESSION = 1
+    SESSION_INVALID = 2
+
+
+class CredentialStatus(IntEnum):
+    """``le_avc_CredentialStatus_t``, members named without the ``LE_AVC_`` prefix."""
+
+    NO_CREDENTIAL_PROVISIONED = 1
+    BS_CREDENTIAL_PROVISIONED = 2
+    DM_CREDENTIAL_PROVISIONED = 3

@@ -34,6 +34,8 @@ __all__ = [
     "FW_SYNC_FN",
     "FW_VERSION_MAX",
     "LOG_FN",
+    "COMM_INFO_HANDLER_FN",
+    "SESSION_REQUEST_HANDLER_FN",
     "STATUS_HANDLER_FN",
     "AvcEvent",
     "AvcFwHandlers",
@@ -125,6 +127,12 @@ FW_STATUS_FN = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.POINTER(AvcFwStatu
 #: ``le_avc_StatusHandlerFunc_t``: (status, totalNumBytes, progress, contextPtr).
 STATUS_HANDLER_FN = ctypes.CFUNCTYPE(None, ctypes.c_int, ctypes.c_int32, ctypes.c_int32, ctypes.c_void_p)
 
+#: ``le_avc_SessionRequestHandlerFunc_t``: (request, contextPtr).
+SESSION_REQUEST_HANDLER_FN = ctypes.CFUNCTYPE(None, ctypes.c_int, ctypes.c_void_p)
+
+#: ``le_avc_CommInfoHandlerFunc_t``: (code, str, contextPtr).
+COMM_INFO_HANDLER_FN = ctypes.CFUNCTYPE(None, ctypes.c_uint8, ctypes.c_char_p, ctypes.c_void_p)
+
 #: ``avc_log_fn``: (user, level, msg).
 LOG_FN = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_int, ctypes.c_char_p)
 
@@ -147,6 +155,44 @@ SIGNATURES: dict[str, tuple[list[Any], Any]] = {
     "le_avc_RemoveStatusEventHandler": ([_c_void_p], None),
     "le_avc_StartSession": ([], _c_int),
     "le_avc_StopSession": ([], _c_int),
+    "le_avc_AddSessionRequestEventHandler": ([SESSION_REQUEST_HANDLER_FN, _c_void_p], _c_void_p),
+    "le_avc_RemoveSessionRequestEventHandler": ([_c_void_p], None),
+    "le_avc_AddCommInfoHandler": ([COMM_INFO_HANDLER_FN, _c_void_p], _c_void_p),
+    "le_avc_RemoveCommInfoHandler": ([_c_void_p], None),
+    "le_avc_StartDmSession": ([ctypes.c_uint16, ctypes.c_bool], _c_int),
+    "le_avc_CheckRoute": ([], _c_int),
+    "le_avc_DeferConnect": ([ctypes.c_uint32], _c_int),
+    "le_avc_AcceptDownload": ([], _c_int),
+    "le_avc_DeferDownload": ([ctypes.c_uint32], _c_int),
+    "le_avc_AcceptInstall": ([], _c_int),
+    "le_avc_DeferInstall": ([ctypes.c_uint32], _c_int),
+    "le_avc_AcceptUninstall": ([], _c_int),
+    "le_avc_DeferUninstall": ([ctypes.c_uint32], _c_int),
+    "le_avc_AcceptReboot": ([], _c_int),
+    "le_avc_DeferReboot": ([ctypes.c_uint32], _c_int),
+    "le_avc_GetUpdateType": ([ctypes.POINTER(ctypes.c_int)], _c_int),
+    "le_avc_GetAppUpdateName": ([_c_char_p, _c_size_t], _c_int),
+    "le_avc_BlockInstall": ([], _c_void_p),
+    "le_avc_UnblockInstall": ([_c_void_p], None),
+    "le_avc_GetErrorCode": ([], _c_int),
+    "le_avc_GetSessionType": ([], _c_int),
+    "le_avc_GetHttpStatus": ([], ctypes.c_uint16),
+    "le_avc_GetPollingTimer": ([ctypes.POINTER(ctypes.c_uint32)], _c_int),
+    "le_avc_GetRetryTimers": ([ctypes.POINTER(ctypes.c_uint16), ctypes.POINTER(_c_size_t)], _c_int),
+    "le_avc_GetApnConfig": ([_c_char_p, _c_size_t, _c_char_p, _c_size_t, _c_char_p, _c_size_t], _c_int),
+    "le_avc_SetApnConfig": ([_c_char_p, _c_char_p, _c_char_p], _c_int),
+    "le_avc_SetPollingTimer": ([ctypes.c_uint32], _c_int),
+    "le_avc_SetRetryTimers": ([ctypes.POINTER(ctypes.c_uint16), _c_size_t], _c_int),
+    "le_avc_GetCredentialStatus": ([], _c_int),
+    "le_avc_SetUserAgreement": ([_c_int, ctypes.c_bool], _c_int),
+    "le_avc_GetUserAgreement": ([_c_int, ctypes.POINTER(ctypes.c_bool)], _c_int),
+    "le_avc_ReadLwm2mResource": (
+        [ctypes.c_uint16, ctypes.c_uint16, ctypes.c_uint16, ctypes.c_uint16, _c_char_p, _c_size_t],
+        _c_int,
+    ),
+    "le_avc_SetNatTimeout": ([ctypes.c_uint32], None),
+    "le_avc_IsSessionStarted": ([ctypes.c_uint16], ctypes.c_bool),
+    "le_avc_SetCredential": ([_c_int, ctypes.c_uint16, ctypes.POINTER(ctypes.c_uint8), _c_size_t], _c_int),
     # avc.h
     "avc_strerror": ([_c_int], _c_char_p),
     "avc_last_error": ([_c_char_p, _c_size_t], _c_int),

@@ -26,6 +26,7 @@ __all__ = [
     "FormatError",
     "NotFoundError",
     "NotPermittedError",
+    "OutOfRangeError",
     "UnsupportedError",
     "error_for",
 ]
@@ -94,7 +95,12 @@ class UnsupportedError(AvcError):
     """``UNSUPPORTED``: the operation is not supported."""
 
 
+class OutOfRangeError(AvcError, ValueError):
+    """``LE_OUT_OF_RANGE``: a value beyond its limit (a polling or retry timer)."""
+
+
 _CLASSES: dict[int, type[AvcError]] = {
+    Result.OUT_OF_RANGE: OutOfRangeError,
     Result.NOT_FOUND: NotFoundError,
     Result.NOT_PERMITTED: NotPermittedError,
     Result.FAULT: FaultError,
