@@ -415,6 +415,17 @@ func unblockInstall(ref uint64) bool {
 	return true
 }
 
+// natTimeout is the NAT timeout for a new session's agent: the value set
+// with le_avc_SetNatTimeout, 0 meaning disabled (a negative duration).
+func natTimeout() time.Duration {
+	ctl.mu.Lock()
+	defer ctl.mu.Unlock()
+	if ctl.nat == 0 {
+		return -1
+	}
+	return time.Duration(ctl.nat) * time.Second
+}
+
 func setNatTimeout(seconds uint32) {
 	lazyInit()
 	ctl.mu.Lock()

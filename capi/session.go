@@ -156,6 +156,7 @@ func configGet(name string) (string, error) {
 // startSession implements le_avc_StartSession.
 func startSession() error {
 	lazyInit()
+	nat := natTimeout() // before core.mu: ctl.mu is never taken under it
 	core.mu.Lock()
 	if core.sess != nil {
 		core.mu.Unlock()
@@ -170,6 +171,9 @@ func startSession() error {
 	// The le_avc personality: user agreements, install blocks, polling
 	// and retry timers, le_avc statuses (control.go).
 	cfg.Control.Enabled = true
+	// le_avc_SetNatTimeout: quiet for longer than this, the next send
+	// starts a new DTLS session (0 disables).
+	cfg.NATTimeout = nat
 	if core.fw != nil {
 		cfg.Firmware.Handler = core.fw
 	}

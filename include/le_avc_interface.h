@@ -628,9 +628,12 @@ le_result_t le_avc_ReadLwm2mResource
 );
 
 /*
- * Sets the NAT timeout, in seconds (default 40; 0 disables DTLS resume).
- * libavc stores the value for the life of the process; it does not
- * implement DTLS session resumption, so the value has no effect today.
+ * Sets the NAT timeout, in seconds (default 40; 0 disables). Over coaps,
+ * when nothing came from the server for longer than this, the next send
+ * first starts a new DTLS session and the agent registers anew (a NAT
+ * binding may be gone). libavc does not resume DTLS sessions (no session
+ * tickets or Connection ID yet): it handshakes again. The value applies to
+ * sessions started after the call and lasts for the life of the process.
  *
  * [in] timeout  seconds.
  */
