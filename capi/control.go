@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/avc-agent/avc/agent"
+	"github.com/avc-agent/avc/lwm2m"
 )
 
 // Update control: the le_avc functions beyond sessions and status
@@ -151,6 +152,29 @@ func controlState() agent.ControlState {
 		st.HTTPStatus = agent.HTTPStatusUnknown
 	}
 	return st
+}
+
+// readResource reads a resource of the running session's agent in its
+// text form. Without a running session, or from inside a firmware handler
+// (the agent's loop is busy calling it), it fails with rcFault.
+func readResource(p lwm2m.Path) (string, error) {
+	lazyInit()
+	ctl.mu.Lock()
+	l := ctl.live
+	ctl.mu.Unlock()
+	if l == nil || l.ctx.Err() != nil {
+		return "", errorf(rcFault, "no session is running")
+	}
+	if inFirmwareHandler() {
+		return "", errorf(rcNotPermitted, "called from inside a firmware handler")
+	}
+	ctx, cancel := context.WithTimeout(l.ctx, controlWait)
+	defer cancel()
+	v, err := l.a.ReadResource(ctx, p)
+	if err != nil {
+		return "", errorf(rcFault, "%v", err)
+	}
+	return v, nil
 }
 
 // refreshControl takes a snapshot of a's update control into ctl.known,

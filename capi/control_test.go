@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/avc-agent/avc/agent"
+	"github.com/avc-agent/avc/lwm2m"
 	"github.com/avc-agent/avc/server"
 )
 
@@ -176,6 +177,16 @@ func TestControlInSession(t *testing.T) {
 	}
 	if !slices.Equal(st.RetryTimers[:], retry) || st.APNName != "internet" || !st.Agreements[agent.AgreeReboot] || st.Blocks != 1 {
 		t.Errorf("the agent's state %+v lacks the settings made before the session", st)
+	}
+	// le_avc_ReadLwm2mResource reads through the running agent.
+	if v, err := readResource(lwm2m.P(1, 0, 6)); err != nil || v != "1" {
+		t.Errorf("read /1/0/6 = %q, %v; want 1", v, err)
+	}
+	if v, err := readResource(lwm2m.P(3, 0, 7, 0)); err != nil || v != "5000" {
+		t.Errorf("read /3/0/7/0 = %q, %v; want 5000", v, err)
+	}
+	if _, err := readResource(lwm2m.P(0, 0, 5)); err == nil {
+		t.Error("the Security object's secret key was read")
 	}
 	mustCode(t, acceptOrDefer(agent.AgreeInstall, -1), rcFault)
 	mustCode(t, acceptOrDefer(agent.AgreeDownload, 30), rcFault)

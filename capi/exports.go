@@ -8,12 +8,14 @@ package main
 import "C"
 
 import (
+	"fmt"
 	"slices"
 	"strings"
 	"time"
 	"unsafe"
 
 	"github.com/avc-agent/avc/agent"
+	"github.com/avc-agent/avc/lwm2m"
 )
 
 // This file holds every exported function. Each one defers guard, so a
@@ -399,14 +401,32 @@ func le_avc_GetUserAgreement(what C.le_avc_UserAgreement_t, out *C.bool) (rc C.l
 	return C.le_result_t(result(err))
 }
 
+// maxLwm2mResource is the longest value le_avc_ReadLwm2mResource returns
+// (the .api's string data[MAX_LWM2M_RESOURCE_BYTES]).
+const maxLwm2mResource = 513
+
 //export le_avc_ReadLwm2mResource
 func le_avc_ReadLwm2mResource(obj, inst, res, resInst C.uint16_t, data *C.char, size C.size_t) (rc C.le_result_t) {
 	defer guard("le_avc_ReadLwm2mResource", &rc, C.LE_FAULT)
-	lazyInit()
-	_, _ = data, size
-	return C.le_result_t(result(errorf(rcUnsupported,
-		"le_avc_ReadLwm2mResource: /%d/%d/%d/%d: reading resources through le_avc is not supported yet",
-		uint16(obj), uint16(inst), uint16(res), uint16(resInst))))
+	if data == nil || size == 0 {
+		return C.le_result_t(result(errorf(rcFault, "le_avc_ReadLwm2mResource: no buffer")))
+	}
+	// A single resource is read whole, whatever resourceInstanceId says;
+	// a multiple one instance by instance.
+	p := lwm2m.P(uint16(obj), uint16(inst), uint16(res), uint16(resInst))
+	v, err := readResource(p)
+	if err != nil {
+		if whole, werr := readResource(lwm2m.P(uint16(obj), uint16(inst), uint16(res))); werr == nil {
+			v, err = whole, nil
+		}
+	}
+	if err != nil {
+		return C.le_result_t(result(fmt.Errorf("le_avc_ReadLwm2mResource: %s: %w", p, err)))
+	}
+	if len(v) > maxLwm2mResource || !copyOut(data, size, v) {
+		return C.le_result_t(result(errorf(rcOverflow, "le_avc_ReadLwm2mResource: %s: the value is %d bytes", p, len(v))))
+	}
+	return C.le_result_t(result(nil))
 }
 
 //export le_avc_SetNatTimeout

@@ -613,9 +613,15 @@ le_result_t le_avc_GetUserAgreement
  * [out] data      buffer (LE_AVC_MAX_LWM2M_RESOURCE_BYTES + 1 bytes suffice).
  * [in]  dataSize  its size.
  *
- * @return LE_UNSUPPORTED: libavc cannot read resources through le_avc yet
- *         (the agent has no read hook for its host); the buffer is left
- *         untouched.
+ * A single resource is read whole (resourceInstanceId is then ignored); a
+ * multiple resource one instance at a time. Values are in their text form:
+ * numbers in decimal, booleans 0/1, opaque data in base64, object links
+ * "3:0". The Security object (/0) is never read.
+ *
+ * @return LE_OK: data holds the value, NUL-terminated.
+ *         LE_FAULT: no session is running, no buffer, or no such
+ *         resource (instance); avc_last_error() says which.
+ *         LE_OVERFLOW: the value does not fit in dataSize bytes.
  */
 le_result_t le_avc_ReadLwm2mResource
 (

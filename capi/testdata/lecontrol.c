@@ -240,7 +240,8 @@ static void sessions_and_handlers(void)
     check(s != NULL, "AddStatusEventHandler returns a reference");
     le_avc_RemoveStatusEventHandler(s);
 
-    expect(le_avc_ReadLwm2mResource(3, 0, 0, 0, data, sizeof(data)), LE_UNSUPPORTED, "ReadLwm2mResource");
+    expect(le_avc_ReadLwm2mResource(3, 0, 0, 0, data, sizeof(data)), LE_FAULT, "ReadLwm2mResource without a session");
+    expect(le_avc_ReadLwm2mResource(3, 0, 0, 0, NULL, 0), LE_FAULT, "ReadLwm2mResource without a buffer");
     le_avc_SetNatTimeout(0);
     le_avc_SetNatTimeout(40);
     check(1, "SetNatTimeout does not crash");

@@ -199,6 +199,15 @@ def get_apn_config() -> tuple[str, str, str]:
     return tuple(b.value.decode("utf-8", "replace") for b in bufs)  # type: ignore[return-value]
 
 
+def read_lwm2m_resource(obj: int, inst: int, res: int, res_inst: int = 0) -> str:
+    """The value of resource ``/obj/inst/res`` (instance ``res_inst`` of a
+    multiple resource) in its text form, read from the running session's
+    agent; :class:`FaultError` without a session or for an unknown path."""
+    buf = ctypes.create_string_buffer(514)
+    _check(_lib.le_avc_ReadLwm2mResource(int(obj), int(inst), int(res), int(res_inst), buf, len(buf)))
+    return buf.value.decode("utf-8", "replace")
+
+
 def set_apn_config(name: str, user: str = "", password: str = "") -> None:
     """Sets the APN; :class:`AvcOverflowError` when a value is too long."""
     _check(_lib.le_avc_SetApnConfig(name.encode(), user.encode(), password.encode()))

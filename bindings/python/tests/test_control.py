@@ -27,6 +27,10 @@ class ControlWithoutSessionTest(unittest.TestCase):
         with self.assertRaises(avc.FaultError):
             avc.check_route()
 
+    def test_read_resource_needs_a_session(self) -> None:
+        with self.assertRaises(avc.FaultError):
+            avc.read_lwm2m_resource(3, 0, 0)
+
     def test_polling_timer(self) -> None:
         with self.assertRaises(avc.OutOfRangeError) as cm:
             avc.set_polling_timer(525601)

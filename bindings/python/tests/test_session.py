@@ -63,6 +63,14 @@ class SessionTest(unittest.TestCase):
         self.assertEqual(s.statuses, [avc.Status.SESSION_STARTED, avc.Status.SESSION_STOPPED])
         self.assertTrue(self.server.wait_log("deregistered", TIMEOUT))
 
+    def test_read_lwm2m_resource(self) -> None:
+        with avc.Session() as s:
+            s.wait_for(avc.Status.SESSION_STARTED, timeout=TIMEOUT)
+            self.assertEqual(avc.read_lwm2m_resource(1, 0, 1), "300")  # the lifetime
+            self.assertEqual(avc.read_lwm2m_resource(3, 0, 7, 0), "5000")
+            with self.assertRaises(avc.FaultError):
+                avc.read_lwm2m_resource(0, 0, 5)  # the Security object stays closed
+
     def test_session_config_keywords(self) -> None:
         ep = endpoint()
         with avc.Session(server_uri=self.server.uri, endpoint=ep) as s:
