@@ -196,6 +196,7 @@ func (d *driver) push(b []byte) {
 const (
 	configObjectsXML = abi.ConfigObjectsXML
 	configFirmware   = abi.ConfigFirmware
+	configControl    = abi.ConfigControl
 )
 
 // moduleConfig is the decoded avc_init configuration.
@@ -203,6 +204,7 @@ type moduleConfig struct {
 	settings map[string]string // AVC_* names
 	docs     []string          // objects_xml
 	firmware bool              // firmware
+	control  bool              // control
 }
 
 // parseConfig decodes the avc_init configuration: a JSON object whose
@@ -228,6 +230,10 @@ func parseConfig(b []byte) (moduleConfig, error) {
 			}
 		case k == configFirmware:
 			if err := json.Unmarshal(v, &mc.firmware); err != nil {
+				return mc, fmt.Errorf("config: %s: want true or false, got %s", k, v)
+			}
+		case k == configControl:
+			if err := json.Unmarshal(v, &mc.control); err != nil {
 				return mc, fmt.Errorf("config: %s: want true or false, got %s", k, v)
 			}
 		case len(v) > 0 && v[0] == '"':

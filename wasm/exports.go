@@ -85,6 +85,7 @@ func avcInit(cfgPtr uint32, cfgLen int32, statePtr uint32, stateLen int32) (rc i
 		// the ABI, so /5/0/8 lists CoAP alone.
 		cfg.Firmware.Handler = hostFirmware{}
 	}
+	cfg.Control.Enabled = mc.control
 	if err := cfg.ApplyMap(mc.settings); err != nil || objErr != nil {
 		// Report every problem at once, as agent.New does.
 		return d.fail(rcBadInput, "avc_init: %s", oneLine(errors.Join(objErr, err, cfg.Validate())))

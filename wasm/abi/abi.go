@@ -20,6 +20,13 @@ const ConfigObjectsXML = "objects_xml"
 // "avc_init"). Without it the module never calls those imports.
 const ConfigFirmware = "firmware"
 
+// ConfigControl is the avc_init configuration key that turns on update
+// control (agent.Config.Control: user agreements, install blocks, polling
+// and retry timers, "status" events): a JSON boolean. The update-control
+// commands (accept, defer, set_agreement, ...) then go through
+// avc_command.
+const ConfigControl = "control"
+
 // MinEventLen is the smallest length avc_poll_event ever reports: shorter
 // events are padded with spaces, so that a result r with
 // -MinEventLen < r < 0 is always a result code and r <= -MinEventLen is

@@ -12,6 +12,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -410,5 +411,37 @@ func TestAgentFirmwareErrors(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestUpdateControlOverABI: with "control": true in avc_init the module
+// takes the update-control commands through avc_command, with their
+// errors as AVC_FAULT; without it they are refused.
+func TestUpdateControlOverABI(t *testing.T) {
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	m := newModule(t, nil)
+	if err := m.InitJSON([]byte(`{"AVC_SERVER_URI":"coap://127.0.0.1:5683","AVC_ENDPOINT":"e","control":true}`), nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.CommandJSON(now, []byte(`{"cmd":"set_agreement","what":"download","enable":true}`)); err != nil {
+		t.Errorf("set_agreement: %v", err)
+	}
+	if err := m.CommandJSON(now, []byte(`{"cmd":"set_polling_timer","minutes":60}`)); err != nil {
+		t.Errorf("set_polling_timer: %v", err)
+	}
+	e := wantCode(t, m.CommandJSON(now, []byte(`{"cmd":"set_polling_timer","minutes":525601}`)), CodeFault)
+	if !strings.Contains(e.Msg, "out of range") {
+		t.Errorf("avc_last_error = %q", e.Msg)
+	}
+	wantCode(t, m.CommandJSON(now, []byte(`{"cmd":"accept","what":"install"}`)), CodeFault)
+	wantCode(t, m.CommandJSON(now, []byte(`{"cmd":"accept","what":"everything"}`)), CodeBadInput)
+
+	off := newModule(t, nil)
+	if err := off.InitJSON([]byte(`{"AVC_SERVER_URI":"coap://127.0.0.1:5683","AVC_ENDPOINT":"e"}`), nil); err != nil {
+		t.Fatal(err)
+	}
+	e = wantCode(t, off.CommandJSON(now, []byte(`{"cmd":"set_polling_timer","minutes":60}`)), CodeFault)
+	if !strings.Contains(e.Msg, "update control is off") {
+		t.Errorf("without control: avc_last_error = %q", e.Msg)
 	}
 }
