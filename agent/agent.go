@@ -215,7 +215,7 @@ func (a *Agent) runSecure(ctx context.Context) error {
 		if !first {
 			// A new DTLS session: the engine registers anew, from its
 			// stored state, as after a restart.
-			ne, err := NewEngine(a.cfg, a.state)
+			ne, err := replaceEngine(time.Now(), a.cfg, a.state, a.engine)
 			if err != nil {
 				port.Close()
 				return fmt.Errorf("agent: new session: %w", err)
@@ -319,7 +319,7 @@ func (a *Agent) loopSession(ctx context.Context, port port, registered *bool) er
 			// de-registered; the new engine registers again).
 			a.log.Info("restarting the engine")
 			a.fetch.stop()
-			ne, err := NewEngine(a.cfg, a.state)
+			ne, err := replaceEngine(time.Now(), a.cfg, a.state, e)
 			if err != nil {
 				return fmt.Errorf("agent: restart: %w", err)
 			}

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/avc-agent/avc/agent"
+	"github.com/avc-agent/avc/agent/agenttest"
 )
 
 // TestParseControlCommands: the JSON forms of the update-control commands
@@ -37,5 +38,37 @@ func TestParseControlCommands(t *testing.T) {
 	}
 	if s := agent.AgreeUninstall.String(); s != "uninstall" {
 		t.Errorf("AgreeUninstall.String() = %q", s)
+	}
+}
+
+// TestHostInputs: what the host told update control (handlers, blocks)
+// can be carried to a new engine, as drivers do when they replace one.
+func TestHostInputs(t *testing.T) {
+	s := newSim(t, agent.Config{Control: agent.ControlConfig{Enabled: true}}, 1, agenttest.Faults{})
+	for _, c := range []agent.Command{agent.CmdStatusHandlers{Count: 2}, agent.CmdBlockInstall{Ref: 5}, agent.CmdBlockInstall{Ref: 3}} {
+		if err := s.Do(c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := s.Engine.HostInputs()
+	want := []agent.Command{agent.CmdStatusHandlers{Count: 2}, agent.CmdBlockInstall{Ref: 3}, agent.CmdBlockInstall{Ref: 5}}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("HostInputs = %#v, want %#v", got, want)
+	}
+	ne, err := agent.NewEngine(agent.Config{ServerURI: agenttest.ServerURI, Endpoint: "e", Control: agent.ControlConfig{Enabled: true}}, s.State())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range got {
+		if err := ne.HandleCommand(s.Now, c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if b := ne.Control().Blocks; b != 2 {
+		t.Errorf("blocks on the new engine = %d, want 2", b)
+	}
+	plain := newSim(t, agent.Config{}, 1, agenttest.Faults{})
+	if in := plain.Engine.HostInputs(); in != nil {
+		t.Errorf("HostInputs without update control = %v, want nil", in)
 	}
 }

@@ -2,6 +2,8 @@ package agent
 
 import (
 	"errors"
+	"fmt"
+	"slices"
 	"strconv"
 	"time"
 )
@@ -267,4 +269,40 @@ func (e *Engine) controlCommand(now time.Time, c Command) error {
 		return ErrControlOff
 	}
 	return e.ctl.command(now, c)
+}
+
+// HostInputs returns the commands that carry what the host told update
+// control (its status handlers, its install blocks) to a new engine: a
+// driver that replaces the engine while the host keeps running (a
+// simulated reboot after an install, a new DTLS session) applies them to
+// the new one, in order, before starting it. Nil without update control.
+func (e *Engine) HostInputs() []Command {
+	if e.ctl == nil {
+		return nil
+	}
+	cmds := []Command{CmdStatusHandlers{Count: e.ctl.handlers}}
+	refs := make([]uint64, 0, len(e.ctl.blocks))
+	for ref := range e.ctl.blocks {
+		refs = append(refs, ref)
+	}
+	slices.Sort(refs)
+	for _, ref := range refs {
+		cmds = append(cmds, CmdBlockInstall{Ref: ref})
+	}
+	return cmds
+}
+
+// replaceEngine makes a new engine from cfg and state to take over from
+// old, carrying the host's update-control inputs across.
+func replaceEngine(now time.Time, cfg Config, state []byte, old *Engine) (*Engine, error) {
+	ne, err := NewEngine(cfg, state)
+	if err != nil {
+		return nil, err
+	}
+	for _, c := range old.HostInputs() {
+		if err := ne.HandleCommand(now, c); err != nil {
+			return nil, fmt.Errorf("carry %T to the new engine: %w", c, err)
+		}
+	}
+	return ne, nil
 }

@@ -133,6 +133,7 @@ func (d *driver) drain() (restart bool) {
 // engine is discarded as after a panic.
 func (d *driver) restart(now time.Time) {
 	started := d.engine.Started()
+	carry := d.engine.HostInputs() // status handlers and install blocks
 	e, err := agent.NewEngine(d.cfg, bytes.Clone(d.state))
 	if err != nil {
 		d.engine = nil
@@ -144,6 +145,11 @@ func (d *driver) restart(now time.Time) {
 	for _, c := range d.sets {
 		if err := e.HandleCommand(now, c); err != nil {
 			d.log.Warn("restore value", "path", c.Path.String(), "err", err)
+		}
+	}
+	for _, c := range carry {
+		if err := e.HandleCommand(now, c); err != nil {
+			d.log.Warn("restore update control", "cmd", agent.CommandName(c), "err", err)
 		}
 	}
 	if started {
