@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what avc's tests need on a bare machine, from the package
 # registries only: Debian packages (C toolchain, Python, Node, libcoap's
-# coap-client-notls from libcoap3-bin) and the npm packages of the interop
+# coap-client-notls from libcoap3-bin, valgrind for the C tests, curl for
+# make bench) and the npm packages of the interop
 # peers (into test/interop/node_modules). Safe to
 # run again: it installs only what is missing.
 set -euo pipefail
@@ -14,6 +15,8 @@ command -v python3 >/dev/null || need_apt+=(python3)
 command -v node >/dev/null || need_apt+=(nodejs)
 command -v npm >/dev/null || need_apt+=(npm)
 command -v coap-client-notls >/dev/null || need_apt+=(libcoap3-bin)
+command -v valgrind >/dev/null || need_apt+=(valgrind)
+command -v curl >/dev/null || need_apt+=(curl)
 if [ ${#need_apt[@]} -gt 0 ]; then
 	echo "deps: apt-get install ${need_apt[*]}"
 	SUDO=""

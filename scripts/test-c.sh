@@ -3,22 +3,80 @@
 # and as C++; libavc.so and libavc.a export all 43 le_avc functions
 # (api-reference §1.6) and le_avc_interface.h declares each; the misuse
 # programs run against libavc.so (the firmware and le_avc control ones also
-# under AddressSanitizer); the static library links; a C firmware
-# handler performs a full firmware update against `avc server`.
+# under AddressSanitizer, and all three under valgrind's Memcheck); the
+# static library links; a C firmware
+# handler performs a full firmware update against `avc server`; an le_avc
+# program with the download and install user agreements enabled accepts
+# each step of a firmware update the server drives (leagree.c, also under
+# AddressSanitizer); an eCall-like program blocks the install of one until
+# it unblocks, and the install waits for the 3-minute retry (lecall.c).
+#
+# lecall takes a little over three minutes: it starts first, in the
+# background, and the script waits for it at the end. Each update program
+# has its own `avc server` and state directory.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 tmp=$(mktemp -d)
-server_pid=
+server_pids=()
+lecall_pid=
 cleanup() {
-	if [ -n "$server_pid" ]; then
-		kill "$server_pid" 2>/dev/null || true
-		wait "$server_pid" 2>/dev/null || true
+	if [ -n "$lecall_pid" ]; then
+		kill "$lecall_pid" 2>/dev/null || true
+		wait "$lecall_pid" 2>/dev/null || true
 	fi
+	for pid in ${server_pids[@]+"${server_pids[@]}"}; do
+		kill "$pid" 2>/dev/null || true
+		wait "$pid" 2>/dev/null || true
+	done
 	rm -rf "$tmp"
 }
 trap cleanup EXIT
 
 flags=(-Wall -Wextra -Werror -pedantic -Iinclude)
+
+# start_server NAME: starts `avc server` on free ports with the firmware
+# directory $tmp/images, logging to $tmp/NAME-server.log, and sets coap and
+# http to its addresses.
+start_server() {
+	local log="$tmp/$1-server.log" line
+	"$tmp/avc" server -coap 127.0.0.1:0 -http 127.0.0.1:0 -firmware-dir "$tmp/images" 2>"$log" &
+	server_pids+=($!)
+	coap= http=
+	for _ in $(seq 100); do
+		line=$(grep -m1 'server listening' "$log" || true)
+		if [ -n "$line" ]; then
+			coap=$(sed -n 's/.* coap=\([0-9.:]*\).*/\1/p' <<<"$line")
+			http=$(sed -n 's/.* http=\([0-9.:]*\).*/\1/p' <<<"$line")
+			break
+		fi
+		sleep 0.1
+	done
+	if [ -z "$coap" ] || [ -z "$http" ]; then
+		echo "avc server ($1) did not start:"; cat "$log"; exit 1
+	fi
+}
+
+# The CLI (make test-c builds only the library), a signing key and a
+# signed package of a random image, for the firmware updates below.
+${GO:-go} build -o "$tmp/avc" ./cmd/avc
+mkdir "$tmp/images" "$tmp/bg"
+"$tmp/avc" keygen -out "$tmp/fw.key" >"$tmp/fw.pub"
+head -c 200000 /dev/urandom >"$tmp/fw.img"
+"$tmp/avc" pack -in "$tmp/fw.img" -out "$tmp/images/fw.avc" -name c-fota -version 2.0.0 -key "$tmp/fw.key" >/dev/null
+
+# lecall first, in the background (see above): its own server, state
+# directory and binary (the compile loop below must not replace a running
+# executable).
+cc -std=c99 "${flags[@]}" -o "$tmp/bg/lecall" capi/testdata/lecall.c -Lbuild -lavc -lpthread
+start_server lecall
+lecall_coap=$coap
+env -u AVC_SERVER_URI LD_LIBRARY_PATH=build timeout 300 \
+	"$tmp/bg/lecall" "coap://$coap" "$http" "$tmp/lecall-state" "$(cat "$tmp/fw.pub")" 2.0.0 "coap://$coap/fw/fw.avc" \
+	>"$tmp/lecall.out" 2>"$tmp/lecall.err" &
+lecall_pid=$!
+lecall_start=$SECONDS
+echo "lecall: started in the background (about 3 minutes)"
+
 for h in include/*.h; do
 	name=$(basename "$h")
 	printf '#include "%s"\nint main(void) { return 0; }\n' "$name" > "$tmp/h.c"
@@ -90,30 +148,23 @@ env -u AVC_SERVER_URI LD_LIBRARY_PATH=build ASAN_OPTIONS=detect_leaks=0 "$tmp/le
 	{ cat "$tmp/lecontrol-asan.out"; echo "lecontrol failed under AddressSanitizer"; exit 1; }
 echo "lecontrol: $(tail -1 "$tmp/lecontrol.out"), also under AddressSanitizer"
 
-# A full firmware update: capi/testdata/fota.c's RAM-flash handler against
-# `avc server` (built here; make test-c builds only the library) with a
-# signed package, pulled over CoAP from the server's firmware directory,
-# then (the AddressSanitizer build) over HTTP from the program itself.
-${GO:-go} build -o "$tmp/avc" ./cmd/avc
-mkdir "$tmp/images"
-"$tmp/avc" keygen -out "$tmp/fw.key" >"$tmp/fw.pub"
-head -c 200000 /dev/urandom >"$tmp/fw.img"
-"$tmp/avc" pack -in "$tmp/fw.img" -out "$tmp/images/fw.avc" -name c-fota -version 2.0.0 -key "$tmp/fw.key" >/dev/null
-"$tmp/avc" server -coap 127.0.0.1:0 -http 127.0.0.1:0 -firmware-dir "$tmp/images" 2>"$tmp/server.log" &
-server_pid=$!
-coap= http=
-for _ in $(seq 100); do
-	line=$(grep -m1 'server listening' "$tmp/server.log" || true)
-	if [ -n "$line" ]; then
-		coap=$(sed -n 's/.* coap=\([0-9.:]*\).*/\1/p' <<<"$line")
-		http=$(sed -n 's/.* http=\([0-9.:]*\).*/\1/p' <<<"$line")
-		break
-	fi
-	sleep 0.1
+# The same programs under valgrind's Memcheck. The Go runtime inside
+# libavc.so trips Memcheck in ways that are not errors (its own stacks and
+# allocator); scripts/valgrind-go.supp silences errors whose innermost
+# frame is in libavc.so, so what is checked is the C side: the programs
+# and the header glue they compile.
+for prog in misuse fwmisuse lecontrol; do
+	env -u AVC_SERVER_URI LD_LIBRARY_PATH=build timeout 300 valgrind --quiet --error-exitcode=99 \
+		--leak-check=no --suppressions=scripts/valgrind-go.supp "$tmp/$prog" >"$tmp/$prog-vg.out" 2>"$tmp/$prog-vg.err" ||
+		{ cat "$tmp/$prog-vg.out" "$tmp/$prog-vg.err"; echo "$prog failed under valgrind"; exit 1; }
 done
-if [ -z "$coap" ] || [ -z "$http" ]; then
-	echo "avc server did not start:"; cat "$tmp/server.log"; exit 1
-fi
+echo "valgrind: misuse, fwmisuse and lecontrol run clean under Memcheck"
+
+# A full firmware update: capi/testdata/fota.c's RAM-flash handler against
+# `avc server` with a signed package, pulled over CoAP from the server's
+# firmware directory, then (the AddressSanitizer build) over HTTP from the
+# program itself.
+start_server fota
 cc -std=c99 "${flags[@]}" -fsanitize=address -fno-omit-frame-pointer -g -o "$tmp/fota-asan" \
 	capi/testdata/fota.c -Lbuild -lavc -lpthread
 for run in "fota coap://$coap/fw/fw.avc" "fota-asan"; do
@@ -121,6 +172,32 @@ for run in "fota coap://$coap/fw/fw.avc" "fota-asan"; do
 	env -u AVC_SERVER_URI LD_LIBRARY_PATH=build ASAN_OPTIONS=detect_leaks=0 timeout 150 \
 		"$tmp/$prog" "coap://$coap" "$http" "$tmp/fw.img" "$tmp/images/fw.avc" "$(cat "$tmp/fw.pub")" 2.0.0 $uri \
 		>"$tmp/$prog.out" ||
-		{ cat "$tmp/$prog.out"; echo "$prog failed; server log:"; cat "$tmp/server.log"; exit 1; }
+		{ cat "$tmp/$prog.out"; echo "$prog failed; server log:"; cat "$tmp/fota-server.log"; exit 1; }
 	echo "$prog (${uri:-http from the program}): $(tail -1 "$tmp/$prog.out")"
 done
+
+# User agreements: capi/testdata/leagree.c accepts the download and the
+# install from its status handler while the server runs a FOTA (pull over
+# CoAP); the default file handler under a new state directory each run.
+start_server leagree
+cc -std=c99 "${flags[@]}" -fsanitize=address -fno-omit-frame-pointer -g -o "$tmp/leagree-asan" \
+	capi/testdata/leagree.c -Lbuild -lavc -lpthread
+for prog in leagree leagree-asan; do
+	env -u AVC_SERVER_URI LD_LIBRARY_PATH=build ASAN_OPTIONS=detect_leaks=0 timeout 120 \
+		"$tmp/$prog" "coap://$coap" "$http" "$tmp/$prog-state" "$(cat "$tmp/fw.pub")" 2.0.0 fw.avc \
+		>"$tmp/$prog.out" 2>"$tmp/$prog.err" ||
+		{ cat "$tmp/$prog.out" "$tmp/$prog.err"; echo "$prog failed; server log:"; cat "$tmp/leagree-server.log"; exit 1; }
+	echo "$prog (user agreements, accepted from the status handler): $(tail -1 "$tmp/$prog.out")"
+done
+
+# Install blocking: wait for lecall, started first.
+echo "lecall: waiting (running for $((SECONDS - lecall_start)) s)"
+rc=0
+wait "$lecall_pid" || rc=$?
+lecall_pid=
+if [ "$rc" -ne 0 ]; then
+	cat "$tmp/lecall.out" "$tmp/lecall.err"
+	echo "lecall failed (exit status $rc; 124: timed out); server ($lecall_coap) log:"; cat "$tmp/lecall-server.log"
+	exit 1
+fi
+echo "lecall (install blocked, then the 3-minute retry): $(tail -1 "$tmp/lecall.out") in $((SECONDS - lecall_start)) s"
