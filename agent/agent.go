@@ -173,10 +173,11 @@ func (a *Agent) Run(ctx context.Context) error {
 	if a.engine.server.scheme == "coaps" {
 		return a.runSecure(ctx)
 	}
-	port, err := ListenUDP(a.engine.Peer())
+	udp, err := ListenUDP(a.engine.Peer())
 	if err != nil {
 		return err
 	}
+	port := a.withSide(udp)
 	defer port.Close()
 	a.setPort(port)
 	return a.loop(ctx, port)
@@ -198,7 +199,7 @@ func (a *Agent) runSecure(ctx context.Context) error {
 	first := true
 	for {
 		hctx, cancel := context.WithTimeout(ctx, a.cfg.handshakeTimeout())
-		port, err := OpenSecure(hctx, a.engine.Peer(), a.cfg.PSKIdentity, a.cfg.PSKKey)
+		sp, err := OpenSecure(hctx, a.engine.Peer(), a.cfg.PSKIdentity, a.cfg.PSKKey)
 		cancel()
 		if err != nil {
 			if ctx.Err() != nil {
@@ -212,6 +213,7 @@ func (a *Agent) runSecure(ctx context.Context) error {
 			delay = min(2*delay, retryMax)
 			continue
 		}
+		port := a.withSide(sp)
 		if !first {
 			// A new DTLS session: the engine registers anew, from its
 			// stored state, as after a restart.
@@ -284,7 +286,7 @@ func (a *Agent) loop(ctx context.Context, port port) error {
 // whether a registration succeeded in it.
 func (a *Agent) loopSession(ctx context.Context, port port, registered *bool) error {
 	defer a.fetch.stop()
-	_, secure := port.(*SecurePort)
+	secure := isSecure(port)
 	lastRecv := time.Now()
 	// A new engine may have started its session by itself (update
 	// control resuming after a restart): ErrDuplicate is fine.

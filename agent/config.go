@@ -35,11 +35,13 @@ const (
 	EnvFWTrustedKeys = "AVC_FW_TRUSTED_KEYS"      // ed25519 public keys (hex or base64), comma-separated
 	EnvFWRequireSig  = "AVC_FW_REQUIRE_SIGNATURE" // "true": refuse unsigned packages
 	EnvFWCAFile      = "AVC_FW_CA_FILE"           // PEM trust anchors for https Package URIs
+	EnvFWPSKIdentity = "AVC_FW_PSK_IDENTITY"      // DTLS-PSK identity for coaps Package URIs
+	EnvFWPSKKey      = "AVC_FW_PSK_KEY"           // and its key (hex); default the server's PSK
 )
 
 // ConfigNames lists the configuration names in a stable order.
 var ConfigNames = []string{EnvServerURI, EnvEndpoint, EnvLifetime, EnvStateDir, EnvLogLevel, EnvPSKIdentity, EnvPSKKey, EnvBootstrapURI,
-	EnvFWVersion, EnvFWInstallCmd, EnvFWTrustedKeys, EnvFWRequireSig, EnvFWCAFile}
+	EnvFWVersion, EnvFWInstallCmd, EnvFWTrustedKeys, EnvFWRequireSig, EnvFWCAFile, EnvFWPSKIdentity, EnvFWPSKKey}
 
 // DefaultLifetime is the registration lifetime used when none is configured
 // (LwM2M's own default for /1/x/1 is 86400 s).
@@ -133,6 +135,12 @@ type Config struct {
 	// new DTLS session (and registers anew); le_avc_SetNatTimeout. Zero
 	// means 40 s; negative disables.
 	NATTimeout time.Duration
+	// FirmwarePSKIdentity and FirmwarePSKKey are the DTLS-PSK credential
+	// for coaps:// Package URIs; without them the server's PSK is used,
+	// and without either coaps pulls are not offered (/5/0/8).
+	// AVC_FW_PSK_IDENTITY, AVC_FW_PSK_KEY (hex, never logged).
+	FirmwarePSKIdentity string
+	FirmwarePSKKey      []byte
 	// FirmwareCAFile names a PEM file of certificates trusted for https
 	// Package URIs instead of the system's roots. AVC_FW_CA_FILE.
 	FirmwareCAFile string
@@ -216,6 +224,14 @@ func (c *Config) Set(name, value string) error {
 		c.Firmware.TrustedKeys = keys
 	case EnvFWCAFile:
 		c.FirmwareCAFile = value
+	case EnvFWPSKIdentity:
+		c.FirmwarePSKIdentity = value
+	case EnvFWPSKKey:
+		k, err := hex.DecodeString(value)
+		if err != nil {
+			return bad("want hex")
+		}
+		c.FirmwarePSKKey = k
 	case EnvFWRequireSig:
 		b, err := strconv.ParseBool(value)
 		if err != nil {
@@ -265,6 +281,13 @@ func (c *Config) Get(name string) (string, error) {
 		return strconv.FormatBool(c.Firmware.RequireSignature), nil
 	case EnvFWCAFile:
 		return c.FirmwareCAFile, nil
+	case EnvFWPSKIdentity:
+		return c.FirmwarePSKIdentity, nil
+	case EnvFWPSKKey:
+		if len(c.FirmwarePSKKey) > 0 {
+			return "(set)", nil
+		}
+		return "", nil
 	}
 	return "", fmt.Errorf("%w: unknown setting %q", ErrConfig, name)
 }
@@ -354,6 +377,24 @@ func (c *Config) dtlsRetryDelay() time.Duration {
 		return c.DTLSRetryDelay
 	}
 	return retryBase
+}
+
+// fwPSK is the credential for coaps Package URIs: identity and key, or
+// nil when there is none.
+func (c *Config) fwPSK() *pskCred {
+	switch {
+	case c.FirmwarePSKIdentity != "" && len(c.FirmwarePSKKey) > 0:
+		return &pskCred{identity: c.FirmwarePSKIdentity, key: c.FirmwarePSKKey}
+	case c.PSKIdentity != "" && len(c.PSKKey) > 0:
+		return &pskCred{identity: c.PSKIdentity, key: c.PSKKey}
+	}
+	return nil
+}
+
+// pskCred is a DTLS pre-shared key credential.
+type pskCred struct {
+	identity string
+	key      []byte
 }
 
 func (c *Config) handshakeTimeout() time.Duration {

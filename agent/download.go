@@ -448,8 +448,17 @@ func (e *Engine) fetchScheme(s string) bool {
 	switch strings.ToLower(s) {
 	case "coap":
 		return true
+	case "coaps":
+		return e.cfg.dtls && e.cfg.fwPSK() != nil
 	case "http", "https":
 		return e.cfg.httpFetch
 	}
 	return false
 }
+
+// DTLSPeerPrefix marks the peer keys of datagrams that travel over DTLS
+// to a host other than the LwM2M server (a coaps:// Package URI): the
+// native driver opens a DTLS-PSK session to "host:port" for them with the
+// firmware credential (Config.FirmwarePSKIdentity/Key, else the server's
+// PSK).
+const DTLSPeerPrefix = "dtls/"

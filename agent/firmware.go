@@ -262,6 +262,9 @@ func newFirmware(e *Engine) *firmware {
 // driver fetches over HTTP.
 func (fw *firmware) protocols() []int64 {
 	p := []int64{protoCoAP}
+	if fw.e.fetchScheme("coaps") {
+		p = append(p, protoCoAPS)
+	}
 	if fw.e.cfg.httpFetch {
 		p = append(p, protoHTTP, protoHTTPS)
 	}

@@ -116,6 +116,12 @@ func newPull(d *download, now time.Time, u *url.URL) *dlPull {
 	switch strings.ToLower(u.Scheme) {
 	case "http", "https":
 		p.http = true
+	case "coaps":
+		port := u.Port()
+		if port == "" {
+			port = "5684"
+		}
+		p.peer = DTLSPeerPrefix + net.JoinHostPort(u.Hostname(), port)
 	default:
 		port := u.Port()
 		if port == "" {

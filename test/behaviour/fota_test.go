@@ -12,6 +12,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -166,5 +167,80 @@ func TestFOTACAFileMissing(t *testing.T) {
 	_, err := agent.New(agent.Config{ServerURI: "coap://127.0.0.1:5683", Endpoint: "x", FirmwareCAFile: filepath.Join(t.TempDir(), "none.pem")})
 	if !errors.Is(err, agent.ErrConfig) {
 		t.Fatalf("New with a missing CA file: %v, want ErrConfig", err)
+	}
+}
+
+// TestFOTACoaps pulls over coaps:// from avc server's DTLS listener with
+// the firmware credential (AVC_FW_PSK_IDENTITY/KEY) while the LwM2M
+// session itself is plain coap, and checks /5/0/8 offers CoAPS.
+func TestFOTACoaps(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	key := []byte("0123456789abcdef")
+	img := bytes.Repeat([]byte("coaps image "), 20000)
+	var pkg bytes.Buffer
+	if _, err := fwpkg.Build(&pkg, fwpkg.Manifest{Version: "4.0.0"}, bytes.NewReader(img), nil); err != nil {
+		t.Fatal(err)
+	}
+	srv := server.New(server.Config{CoAPAddr: "127.0.0.1:0", CoAPSAddr: "127.0.0.1:0", FirmwareDir: t.TempDir(),
+		PSK: func(id []byte) ([]byte, error) {
+			if string(id) != "fw-puller" {
+				return nil, errors.New("unknown identity")
+			}
+			return key, nil
+		}})
+	if err := srv.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	if _, err := srv.PutFirmware("fw.avc", &pkg); err != nil {
+		t.Fatal(err)
+	}
+	events, unsubscribe := srv.Subscribe()
+	defer unsubscribe()
+	const ep = "fota-coaps"
+	stateDir := t.TempDir()
+	a, err := agent.New(agent.Config{ServerURI: "coap://" + srv.CoAPAddr().String(), Endpoint: ep, StateDir: stateDir,
+		FirmwarePSKIdentity: "fw-puller", FirmwarePSKKey: key, Device: agent.DeviceInfo{FirmwareVersion: "3.0.0"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	actx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- a.Run(actx) }()
+	defer func() { stop(); <-done }()
+	go func() {
+		for range a.Events() {
+		}
+	}()
+	if _, err := server.WaitEvent(ctx, events, ep, server.EventRegistered); err != nil {
+		t.Fatal(err)
+	}
+	protos, err := srv.Read(ctx, ep, lwm2m.P(5, 0, 8), lwm2m.FormatSenMLJSON)
+	if err != nil {
+		t.Fatal(err)
+	}
+	offers := false
+	for _, r := range protos.Records {
+		if r.Value.Int == 1 {
+			offers = true
+		}
+	}
+	if !offers {
+		t.Errorf("/5/0/8 = %v, want CoAPS (1) among them", protos.Records)
+	}
+	f, err := srv.StartFOTA(ctx, ep, server.FOTARequest{Image: "fw.avc", Protocol: "coaps"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(f.Status().URI, "coaps://") {
+		t.Fatalf("package URI %q, want coaps", f.Status().URI)
+	}
+	st, err := f.Wait(ctx)
+	if err != nil || st.Result != 1 {
+		t.Fatalf("update ended with %+v, %v", st, err)
+	}
+	if v, err := srv.Read(ctx, ep, lwm2m.P(3, 0, 3), lwm2m.FormatText); err != nil || string(v.Payload) != "4.0.0" {
+		t.Errorf("/3/0/3 = %q, %v", v.Payload, err)
 	}
 }
