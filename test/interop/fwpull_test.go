@@ -112,3 +112,92 @@ func TestFirmwarePullFromLibcoap(t *testing.T) {
 		t.Errorf("status total %d version %q; want %d (Size2) and 2.0.0", last.Total, last.Version, pkg.Len())
 	}
 }
+
+// TestFirmwarePullCoapsFromLibcoap pulls a package over coaps (DTLS-PSK)
+// from libcoap's coap-server-openssl and coap-server-gnutls: the package is
+// PUT over plain coap first (with -k the servers listen for coap on port
+// and coaps on port+1).
+func TestFirmwarePullCoapsFromLibcoap(t *testing.T) {
+	client := lookCoapClient(t)
+	for _, name := range []string{"coap-server-openssl", "coap-server-gnutls"} {
+		t.Run(name, func(t *testing.T) {
+			srvBin, err := exec.LookPath(name)
+			if err != nil {
+				t.Fatalf("%s is not installed (%v); run `make deps`", name, err)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			img := bytes.Repeat([]byte("coaps from libcoap "), 15000)
+			var pkg bytes.Buffer
+			if _, err := fwpkg.Build(&pkg, fwpkg.Manifest{Version: "2.0.0"}, bytes.NewReader(img), nil); err != nil {
+				t.Fatal(err)
+			}
+			file := filepath.Join(t.TempDir(), "fw.avc")
+			if err := os.WriteFile(file, pkg.Bytes(), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			port := freeUDPPort(t)
+			fs := exec.CommandContext(ctx, srvBin, "-A", "127.0.0.1", "-p", strconv.Itoa(port), "-d", "10", "-k", "secretPSK", "-h", "CoAP")
+			var fsOut bytes.Buffer
+			fs.Stdout, fs.Stderr = &fsOut, &fsOut
+			if err := fs.Start(); err != nil {
+				t.Fatal(err)
+			}
+			defer func() { fs.Process.Kill(); fs.Wait() }()
+			var put []byte
+			for try := 0; try < 20; try++ {
+				put, err = exec.CommandContext(ctx, client, "-m", "put", "-b", "1024", "-B", "30", "-f", file,
+					"coap://127.0.0.1:"+strconv.Itoa(port)+"/fw.avc").CombinedOutput()
+				if err == nil {
+					break
+				}
+				time.Sleep(100 * time.Millisecond)
+			}
+			if err != nil {
+				t.Fatalf("upload: %v\n%s", err, put)
+			}
+			srv := server.New(server.Config{CoAPAddr: "127.0.0.1:0"})
+			if err := srv.Start(ctx); err != nil {
+				t.Fatal(err)
+			}
+			defer srv.Close()
+			events, unsubscribe := srv.Subscribe()
+			defer unsubscribe()
+			ep := "fw-" + name
+			cfg := agent.Config{ServerURI: "coap://" + srv.CoAPAddr().String(), Endpoint: ep, StateDir: t.TempDir(),
+				FirmwarePSKIdentity: "CoAP-client", FirmwarePSKKey: []byte("secretPSK"), Device: agent.DeviceInfo{FirmwareVersion: "1.0.0"}}
+			a, err := agent.New(cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			actx, stop := context.WithCancel(ctx)
+			done := make(chan error, 1)
+			go func() { done <- a.Run(actx) }()
+			defer func() { stop(); <-done }()
+			if _, err := server.WaitEvent(ctx, events, ep, server.EventRegistered); err != nil {
+				t.Fatal(err)
+			}
+			uri := "coaps://127.0.0.1:" + strconv.Itoa(port+1) + "/fw.avc"
+			if _, err := srv.Write(ctx, ep, lwm2m.P(5, 0, 1), lwm2m.FormatText, []lwm2m.Record{{Path: lwm2m.P(5, 0, 1), Value: lwm2m.String(uri)}}); err != nil {
+				t.Fatal(err)
+			}
+			var last agent.FirmwareStatus
+			for ev := range a.Events() {
+				if ev.Kind != agent.EventFirmware {
+					continue
+				}
+				last = *ev.Firmware
+				if last.State == agent.FirmwareDownloaded || (last.State == agent.FirmwareIdle && last.Result != agent.ResultInitial) {
+					break
+				}
+			}
+			if last.State != agent.FirmwareDownloaded {
+				t.Fatalf("coaps pull ended in state %v, result %v\n%s", last.State, last.Result, fsOut.String())
+			}
+			stored, err := os.ReadFile(filepath.Join(cfg.StateDir, "firmware", "image.bin"))
+			if err != nil || !bytes.Equal(stored, img) {
+				t.Fatalf("stored image differs (%d bytes, %v)", len(stored), err)
+			}
+		})
+	}
+}
