@@ -60,20 +60,10 @@ func TestFOTAEveryDelivery(t *testing.T) {
 			defer unsubscribe()
 			ep := "fota-" + string(tc.method) + tc.protocol
 			stateDir := t.TempDir()
-			a, err := agent.New(agent.Config{ServerURI: "coap://" + srv.CoAPAddr().String(), Endpoint: ep, StateDir: stateDir,
+			_, stop := runAgent(t, ctx, agent.Config{ServerURI: "coap://" + srv.CoAPAddr().String(), Endpoint: ep, StateDir: stateDir,
 				Device:   agent.DeviceInfo{FirmwareVersion: "3.0.0"},
 				Firmware: agent.FirmwareConfig{TrustedKeys: []ed25519.PublicKey{pub}, RequireSignature: true}})
-			if err != nil {
-				t.Fatal(err)
-			}
-			actx, stop := context.WithCancel(ctx)
-			done := make(chan error, 1)
-			go func() { done <- a.Run(actx) }()
-			defer func() { stop(); <-done }()
-			go func() {
-				for range a.Events() {
-				}
-			}()
+			defer stop()
 			if _, err := server.WaitEvent(ctx, events, ep, server.EventRegistered); err != nil {
 				t.Fatal(err)
 			}
@@ -123,15 +113,9 @@ func TestFOTAHTTPS(t *testing.T) {
 	events, unsubscribe := srv.Subscribe()
 	defer unsubscribe()
 	const ep = "fota-https"
-	a, err := agent.New(agent.Config{ServerURI: "coap://" + srv.CoAPAddr().String(), Endpoint: ep, StateDir: t.TempDir(),
+	a, stop := runAgent(t, ctx, agent.Config{ServerURI: "coap://" + srv.CoAPAddr().String(), Endpoint: ep, StateDir: t.TempDir(),
 		FirmwareCAFile: caFile, Device: agent.DeviceInfo{FirmwareVersion: "1.0.0"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	actx, stop := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- a.Run(actx) }()
-	defer func() { stop(); <-done }()
+	defer stop()
 	statuses := make(chan agent.FirmwareStatus, 1024)
 	go func() {
 		for ev := range a.Events() {
@@ -200,19 +184,9 @@ func TestFOTACoaps(t *testing.T) {
 	defer unsubscribe()
 	const ep = "fota-coaps"
 	stateDir := t.TempDir()
-	a, err := agent.New(agent.Config{ServerURI: "coap://" + srv.CoAPAddr().String(), Endpoint: ep, StateDir: stateDir,
+	_, stop := runAgent(t, ctx, agent.Config{ServerURI: "coap://" + srv.CoAPAddr().String(), Endpoint: ep, StateDir: stateDir,
 		FirmwarePSKIdentity: "fw-puller", FirmwarePSKKey: key, Device: agent.DeviceInfo{FirmwareVersion: "3.0.0"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	actx, stop := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- a.Run(actx) }()
-	defer func() { stop(); <-done }()
-	go func() {
-		for range a.Events() {
-		}
-	}()
+	defer stop()
 	if _, err := server.WaitEvent(ctx, events, ep, server.EventRegistered); err != nil {
 		t.Fatal(err)
 	}
@@ -243,4 +217,19 @@ func TestFOTACoaps(t *testing.T) {
 	if v, err := srv.Read(ctx, ep, lwm2m.P(3, 0, 3), lwm2m.FormatText); err != nil || string(v.Payload) != "4.0.0" {
 		t.Errorf("/3/0/3 = %q, %v", v.Payload, err)
 	}
+}
+
+// runAgent runs a native agent for cfg; stop ends it (de-registering)
+// and waits, to be deferred before the server's Close. Its events queue
+// without bound; a test reads them or leaves them.
+func runAgent(t *testing.T, ctx context.Context, cfg agent.Config) (a *agent.Agent, stop func()) {
+	t.Helper()
+	a, err := agent.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	actx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- a.Run(actx) }()
+	return a, func() { cancel(); <-done }
 }
