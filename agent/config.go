@@ -37,11 +37,14 @@ const (
 	EnvFWCAFile      = "AVC_FW_CA_FILE"           // PEM trust anchors for https Package URIs
 	EnvFWPSKIdentity = "AVC_FW_PSK_IDENTITY"      // DTLS-PSK identity for coaps Package URIs
 	EnvFWPSKKey      = "AVC_FW_PSK_KEY"           // and its key (hex); default the server's PSK
+	EnvFWConnect     = "AVC_FW_CONNECT_TIMEOUT"   // seconds a pull may take to get its first answer (300)
+	EnvFWLowSpeed    = "AVC_FW_LOW_SPEED"         // "bytes/s,seconds": fail a pull slower than that for that long (100,1000)
 )
 
 // ConfigNames lists the configuration names in a stable order.
 var ConfigNames = []string{EnvServerURI, EnvEndpoint, EnvLifetime, EnvStateDir, EnvLogLevel, EnvPSKIdentity, EnvPSKKey, EnvBootstrapURI,
-	EnvFWVersion, EnvFWInstallCmd, EnvFWTrustedKeys, EnvFWRequireSig, EnvFWCAFile, EnvFWPSKIdentity, EnvFWPSKKey}
+	EnvFWVersion, EnvFWInstallCmd, EnvFWTrustedKeys, EnvFWRequireSig, EnvFWCAFile, EnvFWPSKIdentity, EnvFWPSKKey,
+	EnvFWConnect, EnvFWLowSpeed}
 
 // DefaultLifetime is the registration lifetime used when none is configured
 // (LwM2M's own default for /1/x/1 is 86400 s).
@@ -232,6 +235,22 @@ func (c *Config) Set(name, value string) error {
 			return bad("want hex")
 		}
 		c.FirmwarePSKKey = k
+	case EnvFWConnect:
+		n, err := strconv.ParseUint(strings.TrimSpace(value), 10, 32)
+		if err != nil || n == 0 {
+			return bad("want seconds, at least 1")
+		}
+		c.Firmware.ConnectTimeout = time.Duration(n) * time.Second
+		c.Software.ConnectTimeout = c.Firmware.ConnectTimeout
+	case EnvFWLowSpeed:
+		rate, secs, ok := strings.Cut(value, ",")
+		r, err1 := strconv.ParseUint(strings.TrimSpace(rate), 10, 32)
+		d, err2 := strconv.ParseUint(strings.TrimSpace(secs), 10, 32)
+		if !ok || err1 != nil || err2 != nil || r == 0 || d == 0 {
+			return bad("want bytes per second and seconds, both at least 1: \"100,1000\"")
+		}
+		c.Firmware.LowSpeedLimit, c.Firmware.LowSpeedTime = int64(r), time.Duration(d)*time.Second
+		c.Software.LowSpeedLimit, c.Software.LowSpeedTime = c.Firmware.LowSpeedLimit, c.Firmware.LowSpeedTime
 	case EnvFWRequireSig:
 		b, err := strconv.ParseBool(value)
 		if err != nil {
@@ -288,6 +307,11 @@ func (c *Config) Get(name string) (string, error) {
 			return "(set)", nil
 		}
 		return "", nil
+	case EnvFWConnect:
+		return strconv.FormatInt(int64(c.Firmware.limits().connect/time.Second), 10), nil
+	case EnvFWLowSpeed:
+		l := c.Firmware.limits()
+		return fmt.Sprintf("%d,%d", l.lowSpeedLimit, int64(l.lowSpeedTime/time.Second)), nil
 	}
 	return "", fmt.Errorf("%w: unknown setting %q", ErrConfig, name)
 }

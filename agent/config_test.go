@@ -26,6 +26,17 @@ func TestConfigSet(t *testing.T) {
 		{name: "psk key hex", key: agent.EnvPSKKey, value: "00ff", check: func(c agent.Config) bool { return len(c.PSKKey) == 2 && c.PSKKey[1] == 0xff }},
 		{name: "psk key not hex", key: agent.EnvPSKKey, value: "zz", wantErr: true},
 		{name: "unknown name", key: "AVC_NOPE", value: "1", wantErr: true},
+		{name: "fw connect timeout", key: agent.EnvFWConnect, value: "30", check: func(c agent.Config) bool {
+			return c.Firmware.ConnectTimeout == 30*time.Second && c.Software.ConnectTimeout == 30*time.Second
+		}},
+		{name: "fw connect timeout zero", key: agent.EnvFWConnect, value: "0", wantErr: true},
+		{name: "fw low speed", key: agent.EnvFWLowSpeed, value: "50, 600", check: func(c agent.Config) bool {
+			return c.Firmware.LowSpeedLimit == 50 && c.Firmware.LowSpeedTime == 10*time.Minute && c.Software.LowSpeedLimit == 50
+		}},
+		{name: "fw low speed one number", key: agent.EnvFWLowSpeed, value: "50", wantErr: true},
+		{name: "fw low speed zero", key: agent.EnvFWLowSpeed, value: "0,10", wantErr: true},
+		{name: "fw psk key hex", key: agent.EnvFWPSKKey, value: "0a0b", check: func(c agent.Config) bool { return len(c.FirmwarePSKKey) == 2 }},
+		{name: "fw psk key not hex", key: agent.EnvFWPSKKey, value: "xyz", wantErr: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -51,6 +62,15 @@ func TestConfigGetNeverReturnsSecrets(t *testing.T) {
 	}
 	if v, _ := c.Get(agent.EnvPSKKey); strings.Contains(v, "a1b2") {
 		t.Errorf("Get returned the key: %q", v)
+	}
+	if err := c.Set(agent.EnvFWPSKKey, "c3d4"); err != nil {
+		t.Fatal(err)
+	}
+	if v, _ := c.Get(agent.EnvFWPSKKey); strings.Contains(v, "c3d4") {
+		t.Errorf("Get returned the firmware key: %q", v)
+	}
+	if v, _ := c.Get(agent.EnvFWLowSpeed); v != "100,1000" {
+		t.Errorf("Get(%s) = %q, want the defaults 100,1000", agent.EnvFWLowSpeed, v)
 	}
 	for _, name := range agent.ConfigNames {
 		if _, err := c.Get(name); err != nil {
