@@ -47,6 +47,7 @@ __all__ = [
     "http_status",
     "is_session_started",
     "pending_update_type",
+    "read_lwm2m_resource",
     "remove_comm_info_handler",
     "session_type",
     "set_apn_config",
