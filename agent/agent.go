@@ -27,12 +27,31 @@ type Agent struct {
 	state  []byte // the engine's last stored state, for restarts
 	fetch  *fetcher
 	saver  *stateSaver // nil without StateDir
+	synced chan syncResult
+
+	// emu guards the engine (and the fields flush and the loop share with
+	// receiveInline) while a session runs: the loop and the UDP port's
+	// reader goroutine take turns, never both at once.
+	emu    sync.Mutex
+	inline inlineState
 
 	mu      sync.Mutex
 	running bool
 	ran     bool
 	port    port // while Run is running
 }
+
+// syncResult is the outcome of a storage sync the engine asked for
+// (Engine.pollSync), for the engine that asked.
+type syncResult struct {
+	engine *Engine
+	id     uint64
+	err    error
+}
+
+// maxSyncsInFlight sizes Agent.synced: an engine has at most one sync in
+// flight per download (firmware and each software instance).
+const maxSyncsInFlight = 256
 
 // port is the socket half the Agent loop drives: a [UDPPort] for coap, a
 // [SecurePort] for coaps.
@@ -69,6 +88,7 @@ func New(cfg Config) (*Agent, error) {
 	}
 	cfg.dtls = true      // Run opens a SecurePort for coaps
 	cfg.httpFetch = true // the loop runs FetchRequests (fetch.go)
+	cfg.bgSync = true    // the loop runs storage syncs beside the transfer
 	if cfg.Firmware.Handler == nil && cfg.StateDir != "" {
 		cfg.Firmware.Handler = &FileFirmware{Dir: filepath.Join(cfg.StateDir, "firmware"), InstallCmd: cfg.FirmwareInstallCmd, Logger: cfg.Logger}
 	}
@@ -91,7 +111,8 @@ func New(cfg Config) (*Agent, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Agent{cfg: cfg, engine: e, log: log, cmds: make(chan cmdReq), events: NewEventQueue(), state: state, fetch: fetch}, nil
+	return &Agent{cfg: cfg, engine: e, log: log, cmds: make(chan cmdReq), events: NewEventQueue(), state: state, fetch: fetch,
+		synced: make(chan syncResult, maxSyncsInFlight)}, nil
 }
 
 // Events returns the channel of engine events. It is closed once Run has
@@ -284,14 +305,29 @@ func (a *Agent) loop(ctx context.Context, port port) error {
 // loopSession serves the engine over port. Over DTLS it returns
 // errNewSession when the session must be replaced; registered tells
 // whether a registration succeeded in it.
+//
+// Over a bare UDP port the port's reader goroutine hands each datagram to
+// the engine itself (inline), under a.emu, and the loop only wakes for
+// timers, commands, fetches, syncs and what the datagram changed
+// (kick): a block of a pull then costs no goroutine switch. Other ports
+// deliver through their Recv channel to the loop.
 func (a *Agent) loopSession(ctx context.Context, port port, registered *bool) error {
 	defer a.fetch.stop()
 	secure := isSecure(port)
 	lastRecv := time.Now()
+	a.emu.Lock()
+	a.inline = inlineState{}
 	// A new engine may have started its session by itself (update
 	// control resuming after a restart): ErrDuplicate is fine.
-	if err := a.engine.HandleCommand(time.Now(), CmdStart{}); err != nil && !errors.Is(err, ErrDuplicate) {
+	err := a.engine.HandleCommand(time.Now(), CmdStart{})
+	a.emu.Unlock()
+	if err != nil && !errors.Is(err, ErrDuplicate) {
 		return err
+	}
+	kick := make(chan struct{}, 1)
+	if udp, ok := port.(*UDPPort); ok {
+		udp.setHandler(func(d Datagram) { a.receiveInline(ctx, port, d, kick) })
+		defer udp.setHandler(nil) // waits for a delivery in progress
 	}
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
@@ -299,20 +335,26 @@ func (a *Agent) loopSession(ctx context.Context, port port, registered *bool) er
 	var stopDeadline <-chan time.Time
 	done := ctx.Done()
 	for {
+		a.emu.Lock()
 		e := a.engine
 		next := e.Step(time.Now())
 		if secure && !stopping {
 			if nat := a.cfg.natTimeout(); nat > 0 && time.Since(lastRecv) > nat && e.pendingTransmit() {
 				// Quiet for longer than a NAT keeps a binding: the
 				// session may be unreachable; start a new one.
+				a.emu.Unlock()
 				return fmt.Errorf("%w: nothing received for %v", errNewSession, time.Since(lastRecv).Round(time.Second))
 			}
 		}
 		restart, failed, ok := a.flush(ctx, port)
+		in := a.inline
+		a.inline = inlineState{}
+		restart, failed, ok = restart || in.restart, failed || in.failed, ok || in.registered
 		if ok {
 			*registered = true
 		}
 		if secure && failed && !stopping {
+			a.emu.Unlock()
 			return fmt.Errorf("%w: registration failed", errNewSession)
 		}
 		if restart {
@@ -323,21 +365,27 @@ func (a *Agent) loopSession(ctx context.Context, port port, registered *bool) er
 			a.fetch.stop()
 			ne, err := replaceEngine(time.Now(), a.cfg, a.state, e)
 			if err != nil {
+				a.emu.Unlock()
 				return fmt.Errorf("agent: restart: %w", err)
 			}
 			a.engine = ne
-			if err := ne.HandleCommand(time.Now(), CmdStart{}); err != nil && !errors.Is(err, ErrDuplicate) {
+			err = ne.HandleCommand(time.Now(), CmdStart{})
+			a.emu.Unlock()
+			if err != nil && !errors.Is(err, ErrDuplicate) {
 				return err
 			}
 			continue
 		}
 		if stopping && !e.reg.busy() {
+			a.emu.Unlock()
 			return nil
 		}
 		wait := time.Hour
 		if !next.IsZero() {
 			wait = max(time.Until(next), 0)
 		}
+		a.inline.armed = time.Now().Add(wait)
+		a.emu.Unlock()
 		timer.Reset(wait)
 		select {
 		case d, ok := <-port.Recv():
@@ -348,27 +396,75 @@ func (a *Agent) loopSession(ctx context.Context, port port, registered *bool) er
 				return fmt.Errorf("agent: receive: %w", port.Err())
 			}
 			lastRecv = time.Now()
+			a.emu.Lock()
 			e.HandleDatagram(time.Now(), d.Peer, d.Data)
+			a.emu.Unlock()
+		case <-kick:
 		case req := <-a.cmds:
+			a.emu.Lock()
 			if in, ok := req.cmd.(cmdInspect); ok {
 				in.fn(e)
 				req.done <- nil
-				continue
+			} else {
+				req.done <- e.HandleCommand(time.Now(), req.cmd)
 			}
-			req.done <- e.HandleCommand(time.Now(), req.cmd)
+			a.emu.Unlock()
 		case m := <-a.fetch.msgs:
+			a.emu.Lock()
 			m.done <- e.deliverFetch(time.Now(), m)
+			a.emu.Unlock()
+		case r := <-a.synced:
+			a.emu.Lock()
+			if r.engine == e {
+				e.syncDone(time.Now(), r.id, r.err)
+			}
+			a.emu.Unlock()
 		case <-timer.C:
 		case <-done:
 			done = nil
 			stopping = true
 			stopDeadline = time.After(deregisterTimeout)
-			if err := e.HandleCommand(time.Now(), CmdStop{}); err != nil && !errors.Is(err, ErrDuplicate) {
+			a.emu.Lock()
+			err := e.HandleCommand(time.Now(), CmdStop{})
+			a.emu.Unlock()
+			if err != nil && !errors.Is(err, ErrDuplicate) {
 				return err
 			}
 		case <-stopDeadline:
 			a.log.Warn("de-registration timed out", "server_uri", a.cfg.ServerURI)
 			return nil
+		}
+	}
+}
+
+// inlineState is what datagrams handled on the port's reader goroutine
+// (receiveInline) leave for the loop, guarded by Agent.emu.
+type inlineState struct {
+	armed                       time.Time // when the loop's timer fires
+	restart, failed, registered bool      // from flush, as loopSession takes them
+}
+
+// receiveInline hands a datagram to the engine on the port's reader
+// goroutine, steps it and flushes what it produced, then wakes the loop
+// when the loop must act: a restart, a failed or new registration, a
+// datagram from the server (which may end a de-registration), or a timer
+// earlier than the one the loop sleeps on. d.Data is only borrowed: the
+// engine copies what it keeps.
+func (a *Agent) receiveInline(ctx context.Context, port port, d Datagram, kick chan struct{}) {
+	a.emu.Lock()
+	e := a.engine
+	now := time.Now()
+	e.HandleDatagram(now, d.Peer, d.Data)
+	next := e.Step(now)
+	restart, failed, ok := a.flush(ctx, port)
+	in := &a.inline
+	in.restart, in.failed, in.registered = in.restart || restart, in.failed || failed, in.registered || ok
+	wake := restart || failed || ok || d.Peer == e.server.peer || (!next.IsZero() && next.Before(in.armed))
+	a.emu.Unlock()
+	if wake {
+		select {
+		case kick <- struct{}{}:
+		default: // a wake is already pending
 		}
 	}
 }
@@ -384,6 +480,22 @@ func (a *Agent) flush(ctx context.Context, port port) (restart, failed, register
 			break
 		}
 		a.fetch.run(ctx, f)
+	}
+	for {
+		j, ok := e.pollSync()
+		if !ok {
+			break
+		}
+		go func() {
+			r := syncResult{engine: e, id: j.id, err: j.run()}
+			select {
+			case a.synced <- r:
+			default:
+				// The buffer holds more results than syncs are ever in
+				// flight while the loop drains it; full means the loop
+				// has returned and nobody will read this one.
+			}
+		}()
 	}
 	for {
 		d, ok := e.PollTransmit()

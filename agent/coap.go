@@ -15,6 +15,50 @@ import (
 // Uri-Path must not cost unbounded memory).
 const maxOptions = 48
 
+// fewOptions is the option room decode allocates with every message: a
+// block of a pull or an ACK needs a handful; a request with a long path
+// and queries may need more, and gets maxOptions.
+const fewOptions = 10
+
+// rxScratch is where the engine decodes the responses of a pull, reusing
+// one buffer for every block: nothing keeps such a response past its
+// handling (the transport matches it by token and the pull copies the
+// ETag and streams the payload through the verifier into storage), so a
+// block costs no allocation.
+type rxScratch struct {
+	buf  []byte
+	msg  message.Message
+	opts [fewOptions]message.Option
+}
+
+// decode decodes b into s, overwriting what the last call returned.
+func (s *rxScratch) decode(b []byte) (*message.Message, error) {
+	if len(b) > maxDatagram {
+		return nil, fmt.Errorf("agent: datagram of %d bytes is too large", len(b))
+	}
+	s.buf = append(s.buf[:0], b...)
+	s.msg = message.Message{Options: s.opts[:0]}
+	m := &s.msg
+	_, err := coder.DefaultCoder.Decode(s.buf, m)
+	if errors.Is(err, message.ErrOptionsTooSmall) {
+		m = &message.Message{Options: make(message.Options, 0, maxOptions)}
+		_, err = coder.DefaultCoder.Decode(s.buf, m)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("agent: decode coap: %w", err)
+	}
+	if len(m.Payload) == 0 && endsWithMarker(s.buf) {
+		return nil, errEmptyPayload
+	}
+	return m, nil
+}
+
+// decodedMessage is a message and its option room in one allocation.
+type decodedMessage struct {
+	msg  message.Message
+	opts [fewOptions]message.Option
+}
+
 // maxDatagram is the largest datagram the engine accepts or emits.
 const maxDatagram = 64 << 10
 
@@ -30,8 +74,18 @@ func decode(b []byte) (*message.Message, error) {
 	// The decoder aliases its input; decode a private copy so that nothing
 	// the engine keeps points into the caller's buffer.
 	c := append([]byte(nil), b...)
-	m := &message.Message{Options: make(message.Options, 0, maxOptions)}
-	if _, err := coder.DefaultCoder.Decode(c, m); err != nil {
+	// Most datagrams carry a few options: decode into room for
+	// fewOptions, allocated with the message, and only a datagram with
+	// more pays for room for maxOptions.
+	d := new(decodedMessage)
+	m := &d.msg
+	m.Options = d.opts[:0]
+	_, err := coder.DefaultCoder.Decode(c, m)
+	if errors.Is(err, message.ErrOptionsTooSmall) {
+		m = &message.Message{Options: make(message.Options, 0, maxOptions)}
+		_, err = coder.DefaultCoder.Decode(c, m)
+	}
+	if err != nil {
 		return nil, fmt.Errorf("agent: decode coap: %w", err)
 	}
 	if len(m.Payload) == 0 && endsWithMarker(c) {

@@ -167,6 +167,9 @@ type Config struct {
 	// httpFetch is set by drivers that serve FetchRequests (HTTP(S)
 	// pulls); /5/0/8 then lists HTTP and HTTPS.
 	httpFetch bool
+	// bgSync is set by drivers that run storage syncs on another
+	// goroutine (pollSync, syncDone; see backgroundSyncer).
+	bgSync bool
 }
 
 // ErrConfig is wrapped by every configuration error.

@@ -138,6 +138,38 @@ type download struct {
 	shown    int64     // bytes at the last progress report
 	pull     *dlPull   // the pull in progress
 	push     *dlPush   // the push in progress
+
+	// A checkpoint whose storage sync runs on the driver's goroutine
+	// (backgroundSyncer): syncing is its job ID (0: none), pending the
+	// position it will persist once the sync reports success.
+	syncing uint64
+	pending dlCheckpoint
+}
+
+// dlCheckpoint is a download position waiting for its storage sync.
+type dlCheckpoint struct {
+	off      int64
+	verifier []byte
+	ver      *fwpkg.Verifier // the transfer's verifier: a new one means a new stream
+}
+
+// backgroundSyncer is implemented by stores whose sync may run on another
+// goroutine while writes go on (FileFirmware, FileSoftware: fsync of an
+// *os.File covers every write made before it started). backgroundSync
+// returns the sync to run, bound to the current stream, or nil when there
+// is nothing to sync. Drivers that run such syncs set Config.bgSync; the
+// engine then keeps downloading while a checkpoint's fsync is under way
+// and persists the checkpoint when the sync reports back (syncDone),
+// instead of stalling the transfer for every fsync.
+type backgroundSyncer interface {
+	backgroundSync() func() error
+}
+
+// syncJob is a storage sync for the driver to run off the engine's
+// goroutine and report with Engine.syncDone.
+type syncJob struct {
+	id  uint64
+	run func() error
 }
 
 // Checkpoint policy: the download position is persisted at least every
@@ -222,7 +254,7 @@ func (d *download) begin(now time.Time, uri string, push bool) error {
 	s.Reset()
 	*d.t.record() = dlRecord{URI: uri, Push: push, Total: -1}
 	d.ver = fwpkg.NewVerifier(d.t.policy())
-	d.off, d.bytes, d.shown, d.lastCkpt, d.ckptAt = 0, 0, 0, 0, now
+	d.off, d.bytes, d.shown, d.lastCkpt, d.ckptAt, d.syncing = 0, 0, 0, 0, now, 0
 	if err := s.StreamOpen(uri, 0); err != nil {
 		return err
 	}
@@ -243,7 +275,7 @@ func (d *download) restartStream(now time.Time) error {
 	s.Reset()
 	d.ver = fwpkg.NewVerifier(d.t.policy())
 	rec.Offset, rec.Verifier, rec.Validator, rec.Total = 0, nil, "", -1
-	d.off, d.bytes, d.shown, d.lastCkpt, d.ckptAt = 0, 0, 0, 0, now
+	d.off, d.bytes, d.shown, d.lastCkpt, d.ckptAt, d.syncing = 0, 0, 0, 0, now, 0
 	d.e.store()
 	return s.StreamOpen(rec.URI, 0)
 }
@@ -273,8 +305,10 @@ func (d *download) data(now time.Time, p []byte) (UpdateResult, error) {
 	}
 	since, gap := d.off-d.lastCkpt, now.Sub(d.ckptAt)
 	if since >= fwCheckpointBytes || (since >= fwCheckpointSlow && gap >= fwCheckpointGap) || gap >= fwCheckpointEvery {
-		if err := d.checkpoint(now); err != nil {
-			return handlerResult(err, ResultNotEnoughSpace), err
+		if !d.checkpointBehind(now) {
+			if err := d.checkpoint(now); err != nil {
+				return handlerResult(err, ResultNotEnoughSpace), err
+			}
 		}
 	}
 	if d.bytes-d.shown >= progressStep {
@@ -302,13 +336,89 @@ func (d *download) checkpoint(now time.Time) error {
 	}
 	rec.Verifier, rec.Offset = vb, d.off
 	d.lastCkpt, d.ckptAt = d.off, now
+	d.syncing = 0 // this checkpoint covers a sync still under way
 	d.e.store()
 	return nil
+}
+
+// checkpointBehind starts a checkpoint whose storage sync runs on the
+// driver's goroutine, when the driver and the store can do that. It
+// reports false when the caller must checkpoint synchronously. While a
+// sync is under way it starts nothing and reports true: the next data
+// tries again, so no checkpoint is lost, only postponed by the sync.
+func (d *download) checkpointBehind(now time.Time) bool {
+	if !d.e.cfg.bgSync {
+		return false
+	}
+	bs, ok := d.t.store().(backgroundSyncer)
+	if !ok {
+		return false
+	}
+	if d.syncing != 0 {
+		return true
+	}
+	run := bs.backgroundSync()
+	if run == nil {
+		return false
+	}
+	vb, err := d.ver.MarshalBinary()
+	if err != nil {
+		return false // the synchronous path reports it
+	}
+	d.e.syncSeq++
+	d.syncing = d.e.syncSeq
+	d.pending = dlCheckpoint{off: d.off, verifier: vb, ver: d.ver}
+	d.lastCkpt, d.ckptAt = d.off, now
+	d.e.syncs = append(d.e.syncs, syncJob{id: d.syncing, run: run})
+	return true
+}
+
+// pollSync returns the next storage sync for the driver to run.
+func (e *Engine) pollSync() (syncJob, bool) {
+	if len(e.syncs) == 0 {
+		return syncJob{}, false
+	}
+	j := e.syncs[0]
+	e.syncs = e.syncs[1:]
+	if len(e.syncs) == 0 {
+		e.syncs = nil
+	}
+	return j, true
+}
+
+// syncDone takes the outcome of a storage sync from pollSync. A sync of a
+// transfer that has since ended, restarted or checkpointed synchronously
+// is ignored; a failed one fails its transfer as a failed synchronous
+// checkpoint does.
+func (e *Engine) syncDone(now time.Time, id uint64, err error) {
+	e.now = now
+	for _, d := range e.downloads() {
+		if id == 0 || d.syncing != id {
+			continue
+		}
+		d.syncing = 0
+		if d.ver == nil || d.ver != d.pending.ver {
+			return
+		}
+		if err != nil {
+			err = fmt.Errorf("sync %s storage: %w", d.t.label(), err)
+			d.fail(now, handlerResult(err, ResultNotEnoughSpace), err)
+			return
+		}
+		rec := d.t.record()
+		if d.pending.off <= rec.Offset || d.pending.off > d.off {
+			return
+		}
+		rec.Verifier, rec.Offset = d.pending.verifier, d.pending.off
+		d.e.store()
+		return
+	}
 }
 
 // complete verifies the finished package and delivers it to the target.
 func (d *download) complete(now time.Time) {
 	rec := d.t.record()
+	d.syncing = 0
 	d.t.received(now)
 	if err := d.ver.Finish(); err != nil {
 		d.fail(now, verifyResult(err), err)
@@ -362,6 +472,7 @@ func (d *download) fail(now time.Time, r UpdateResult, why error) {
 
 // stop abandons any transfer.
 func (d *download) stop(now time.Time) {
+	d.syncing = 0 // a resume reopens the stream at the stored checkpoint
 	if d.pull != nil {
 		d.pull.stop(now)
 		d.pull = nil
@@ -372,7 +483,7 @@ func (d *download) stop(now time.Time) {
 // clear forgets the transfer state (after the target discarded its
 // package).
 func (d *download) clear() {
-	d.ver, d.off, d.bytes, d.shown = nil, 0, 0, 0
+	d.ver, d.off, d.bytes, d.shown, d.syncing = nil, 0, 0, 0, 0
 }
 
 // verifyResult maps a verification error to its Update Result.

@@ -10,6 +10,8 @@ import (
 	"log/slog"
 	"strings"
 	"time"
+
+	"github.com/plgd-dev/go-coap/v3/message"
 )
 
 // Errors returned by Engine.HandleCommand and the drivers.
@@ -59,7 +61,16 @@ type Engine struct {
 
 	fetches  []FetchRequest // for the driver (PollFetch)
 	fetchSeq uint64
+	syncs    []syncJob // for a driver with Config.bgSync (pollSync)
+	syncSeq  uint64
 
+	// version counts the inputs that may change a value of a stable
+	// object (stableObjects): stores of the persistent state, commands
+	// and the server's datagrams. The observer skips re-reading stable
+	// observations while it stands still.
+	version uint64
+
+	rx     rxScratch // a pull's responses are decoded here
 	out    []Datagram
 	events []Event
 	sent   int       // datagrams transmitted so far
@@ -127,7 +138,15 @@ func NewEngine(cfg Config, state []byte) (*Engine, error) {
 func (e *Engine) HandleDatagram(now time.Time, peer string, b []byte) {
 	e.now = now
 	e.stats.count(now, len(b), false)
-	m, err := decode(b)
+	var m *message.Message
+	var err error
+	if peer == e.server.peer {
+		m, err = decode(b)
+	} else {
+		// Only a pull's responses are taken from other peers; they are
+		// decoded into the engine's reused buffer (rxScratch).
+		m, err = e.rx.decode(b)
+	}
 	if err != nil {
 		e.logDebug("drop datagram", "peer", peer, "len", len(b), "err", err)
 		// RFC 7252 §4.2: a confirmable message that cannot be processed is
@@ -144,7 +163,14 @@ func (e *Engine) HandleDatagram(now time.Time, peer string, b []byte) {
 		}
 	}
 	e.tr.handle(now, peer, m)
-	e.obs.fire(now)
+	if peer == e.server.peer {
+		e.version++
+		// A pull's blocks (from another peer) move only the download,
+		// whose state changes notify by themselves (observer.transition);
+		// anything else they change is evaluated by the Step that drivers
+		// run after each datagram, not twice for every block.
+		e.obs.fire(now)
+	}
 	e.activity(now)
 }
 
@@ -152,6 +178,7 @@ func (e *Engine) HandleDatagram(now time.Time, peer string, b []byte) {
 // for the errors each returns.
 func (e *Engine) HandleCommand(now time.Time, c Command) error {
 	e.now = now
+	e.version++
 	sent := e.sent
 	defer func() {
 		if e.sent != sent {
@@ -325,6 +352,7 @@ func (e *Engine) emit(ev Event) {
 
 // store emits the persistent state after a change.
 func (e *Engine) store() {
+	e.version++
 	e.emit(Event{Kind: EventStore, Data: e.st.marshal()})
 }
 

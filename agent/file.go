@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"bufio"
 	"fmt"
 	"io"
 	"os"
@@ -82,4 +83,60 @@ func openResumable(name string, offset int64) (*os.File, error) {
 		return nil, err
 	}
 	return f, nil
+}
+
+// partBuffer is how many bytes a partFile gathers before writing: a few
+// pull blocks per system call, half a checkpoint interval.
+const partBuffer = 32 << 10
+
+// partFile is a download being written (image.part, package.part): writes
+// gather in a buffer so that a 1 KiB block of a pull costs no system
+// call. Sync and backgroundSync write the buffer out first, so what they
+// make durable is everything written before them. Bytes still in the
+// buffer are lost in a crash like bytes not yet synced, which the
+// checkpoints already allow for.
+type partFile struct {
+	f *os.File
+	w *bufio.Writer
+}
+
+// openPart opens name as openResumable does, for buffered writes.
+func openPart(name string, offset int64) (*partFile, error) {
+	f, err := openResumable(name, offset)
+	if err != nil {
+		return nil, err
+	}
+	return &partFile{f: f, w: bufio.NewWriterSize(f, partBuffer)}, nil
+}
+
+// Write appends b.
+func (p *partFile) Write(b []byte) error {
+	_, err := p.w.Write(b)
+	return err
+}
+
+// Sync writes the buffer out and syncs the file.
+func (p *partFile) Sync() error {
+	if err := p.w.Flush(); err != nil {
+		return err
+	}
+	return p.f.Sync()
+}
+
+// backgroundSync writes the buffer out now and returns the sync to run,
+// from any goroutine, while writes go on.
+func (p *partFile) backgroundSync() func() error {
+	if err := p.w.Flush(); err != nil {
+		return func() error { return err }
+	}
+	return p.f.Sync
+}
+
+// Close writes the buffer out and closes the file.
+func (p *partFile) Close() error {
+	err := p.w.Flush()
+	if cerr := p.f.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }

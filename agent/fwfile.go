@@ -33,7 +33,7 @@ type FileFirmware struct {
 	// Logger receives the install command's output; nil discards.
 	Logger *slog.Logger
 
-	f *os.File
+	f *partFile
 }
 
 func (h *FileFirmware) path(name string) string { return filepath.Join(h.Dir, name) }
@@ -44,7 +44,7 @@ func (h *FileFirmware) StreamOpen(uri string, offset int64) error {
 	if err := os.MkdirAll(h.Dir, 0o700); err != nil {
 		return fmt.Errorf("firmware storage: %w", err)
 	}
-	f, err := openResumable(h.path("image.part"), offset)
+	f, err := openPart(h.path("image.part"), offset)
 	if err != nil {
 		return fmt.Errorf("firmware storage: %w", err)
 	}
@@ -57,7 +57,7 @@ func (h *FileFirmware) StreamWrite(p []byte) error {
 	if h.f == nil {
 		return errors.New("firmware storage: write without an open stream")
 	}
-	if _, err := h.f.Write(p); err != nil {
+	if err := h.f.Write(p); err != nil {
 		return fmt.Errorf("firmware storage: %w", err)
 	}
 	return nil
@@ -69,6 +69,15 @@ func (h *FileFirmware) Sync() error {
 		return nil
 	}
 	return h.f.Sync()
+}
+
+// backgroundSync implements backgroundSyncer: an fsync of the open image
+// file, which the native driver runs while the download goes on.
+func (h *FileFirmware) backgroundSync() func() error {
+	if h.f == nil {
+		return nil
+	}
+	return h.f.backgroundSync()
 }
 
 // StreamFinish implements FirmwareHandler.

@@ -92,8 +92,31 @@ type observation struct {
 	lastMID  uint16
 	inFlight bool     // a confirmable notification awaits its ACK
 	dirty    bool     // changed since the last notification
+	version  uint64   // Engine.version at the last evaluation
 	stored   [][]byte // notifications held while a queue-mode client is offline
 	forced   [][]byte // firmware transitions waiting for the CON in flight
+}
+
+// stableObjects are the objects whose values change only with the
+// engine's persistent state, a command or a server request, each of which
+// bumps Engine.version: Server /1, Firmware Update /5, Software
+// Management /9. Other objects have values that move by themselves
+// (Device's current time, Connectivity Statistics' counters) and are
+// evaluated at every step.
+var stableObjects = map[uint16]bool{1: true, 5: true, 9: true}
+
+// stableObservation reports whether every path o observes is in a
+// stable object.
+func stableObservation(o *observation) bool {
+	if o.paths == nil {
+		return o.path.Len > 0 && stableObjects[o.path.Obj()]
+	}
+	for _, p := range o.paths {
+		if p.Len == 0 || !stableObjects[p.Obj()] {
+			return false
+		}
+	}
+	return true
 }
 
 // maxStored bounds the notifications stored per observation while offline;
@@ -217,7 +240,14 @@ func (ob *observer) evaluate(now time.Time, o *observation) {
 	if a.epmin.ok && now.Sub(o.evalAt) < seconds(a.epmin.v) && !o.dirty {
 		return
 	}
-	o.evalAt = now
+	pmaxDue := a.pmax.ok && a.pmax.v > 0 && now.Sub(o.sent) >= seconds(a.pmax.v)
+	if !o.dirty && !pmaxDue && o.version == ob.e.version && stableObservation(o) {
+		// Nothing that could change these values happened since the
+		// last evaluation: skip reading and encoding them again (a pull
+		// steps the engine for every block).
+		return
+	}
+	o.evalAt, o.version = now, ob.e.version
 	recs, errResp := ob.current(now, o)
 	if errResp != nil {
 		// The observed path is gone: end the observation with the error

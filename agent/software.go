@@ -886,6 +886,15 @@ func (s swStore) StreamWrite(p []byte) error { return s.h.StreamWrite(s.inst, p)
 func (s swStore) StreamFinish() error        { return s.h.StreamFinish(s.inst) }
 func (s swStore) Reset()                     { s.h.Reset(s.inst) }
 
+// backgroundSync implements backgroundSyncer for the default file
+// handler; other handlers sync on the engine's goroutine.
+func (s swStore) backgroundSync() func() error {
+	if f, ok := s.h.(*FileSoftware); ok {
+		return f.backgroundSync(s.inst)
+	}
+	return nil
+}
+
 // Sync implements FirmwareSyncer with the handler's SoftwareSyncer, if
 // it has one.
 func (s swStore) Sync() error {

@@ -31,7 +31,7 @@ type FileSoftware struct {
 	// Logger receives what the handler did; nil discards.
 	Logger *slog.Logger
 
-	open map[uint16]*os.File
+	open map[uint16]*partFile
 }
 
 func (h *FileSoftware) path(inst uint16, name string) string {
@@ -50,12 +50,12 @@ func (h *FileSoftware) StreamOpen(inst uint16, uri string, offset int64) error {
 	if err := os.MkdirAll(filepath.Dir(h.path(inst, "x")), 0o700); err != nil {
 		return fmt.Errorf("software storage: %w", err)
 	}
-	f, err := openResumable(h.path(inst, "package.part"), offset)
+	f, err := openPart(h.path(inst, "package.part"), offset)
 	if err != nil {
 		return fmt.Errorf("software storage: %w", err)
 	}
 	if h.open == nil {
-		h.open = map[uint16]*os.File{}
+		h.open = map[uint16]*partFile{}
 	}
 	h.open[inst] = f
 	return nil
@@ -67,7 +67,7 @@ func (h *FileSoftware) StreamWrite(inst uint16, p []byte) error {
 	if f == nil {
 		return errors.New("software storage: write without an open stream")
 	}
-	if _, err := f.Write(p); err != nil {
+	if err := f.Write(p); err != nil {
 		return fmt.Errorf("software storage: %w", err)
 	}
 	return nil
@@ -77,6 +77,15 @@ func (h *FileSoftware) StreamWrite(inst uint16, p []byte) error {
 func (h *FileSoftware) Sync(inst uint16) error {
 	if f := h.open[inst]; f != nil {
 		return f.Sync()
+	}
+	return nil
+}
+
+// backgroundSync is swStore's backgroundSyncer for inst: an fsync of the
+// open package file.
+func (h *FileSoftware) backgroundSync(inst uint16) func() error {
+	if f := h.open[inst]; f != nil {
+		return f.backgroundSync()
 	}
 	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"sync"
 )
 
@@ -17,17 +18,22 @@ type UDPPort struct {
 	quit chan struct{}
 
 	mu    sync.Mutex
-	addrs map[string]*net.UDPAddr // peer key -> address
-	peers map[string]string       // address -> peer key
-	err   error                   // why the reader stopped
+	addrs map[string]*net.UDPAddr   // peer key -> address
+	peers map[netip.AddrPort]string // address (unmapped) -> peer key
+	err   error                     // why the reader stopped
 	once  sync.Once
+
+	// hmu is held by the reader while it delivers to handler, so that
+	// setHandler(nil) returns only once no delivery is in progress.
+	hmu     sync.Mutex
+	handler func(Datagram)
 }
 
 // ListenUDP opens a port for talking to server (a peer key). It resolves
 // the server first, and binds loopback when the server is on loopback so
 // the agent is not reachable from elsewhere.
 func ListenUDP(server string) (*UDPPort, error) {
-	p := &UDPPort{rx: make(chan Datagram, 16), quit: make(chan struct{}), addrs: make(map[string]*net.UDPAddr), peers: make(map[string]string)}
+	p := &UDPPort{rx: make(chan Datagram, 16), quit: make(chan struct{}), addrs: make(map[string]*net.UDPAddr), peers: make(map[netip.AddrPort]string)}
 	addr, err := p.resolve(server)
 	if err != nil {
 		return nil, fmt.Errorf("agent: resolve server %s: %w", server, err)
@@ -71,6 +77,16 @@ func (p *UDPPort) Send(peer string, b []byte) error {
 	return nil
 }
 
+// setHandler makes the reader goroutine call fn with each datagram
+// instead of sending it to the Recv channel; nil goes back to the channel.
+// fn runs on the reader goroutine and borrows the datagram's Data: it is
+// overwritten by the next read. setHandler waits for a call in progress.
+func (p *UDPPort) setHandler(fn func(Datagram)) {
+	p.hmu.Lock()
+	p.handler = fn
+	p.hmu.Unlock()
+}
+
 // Close closes the socket and stops the reader.
 func (p *UDPPort) Close() error {
 	var err error
@@ -92,12 +108,13 @@ func (p *UDPPort) resolve(peer string) (*net.UDPAddr, error) {
 		return nil, err
 	}
 	p.addrs[peer] = addr
-	if _, taken := p.peers[addr.String()]; !taken {
+	key := unmapped(addr.AddrPort())
+	if _, taken := p.peers[key]; !taken {
 		// The first key for an address keeps it: the server's, resolved
 		// when the port opens. A Package URI naming the same address
 		// differently ("localhost" for "127.0.0.1") must not turn the
 		// server's datagrams into a stranger's.
-		p.peers[addr.String()] = peer
+		p.peers[key] = peer
 	}
 	return addr, nil
 }
@@ -106,7 +123,7 @@ func (p *UDPPort) read() {
 	defer close(p.rx)
 	buf := make([]byte, maxDatagram)
 	for {
-		n, addr, err := p.conn.ReadFromUDP(buf)
+		n, addr, err := p.conn.ReadFromUDPAddrPort(buf)
 		if err != nil {
 			if !errors.Is(err, net.ErrClosed) {
 				p.mu.Lock()
@@ -115,16 +132,30 @@ func (p *UDPPort) read() {
 			}
 			return
 		}
+		addr = unmapped(addr)
 		p.mu.Lock()
-		peer, ok := p.peers[addr.String()]
+		peer, ok := p.peers[addr]
 		p.mu.Unlock()
 		if !ok {
 			peer = addr.String()
 		}
+		p.hmu.Lock()
+		if h := p.handler; h != nil {
+			h(Datagram{Peer: peer, Data: buf[:n]})
+			p.hmu.Unlock()
+			continue
+		}
+		p.hmu.Unlock()
 		select {
 		case p.rx <- Datagram{Peer: peer, Data: append([]byte(nil), buf[:n]...)}:
 		case <-p.quit:
 			return
 		}
 	}
+}
+
+// unmapped returns a with an IPv4-mapped IPv6 address as plain IPv4, the
+// form a dual-stack socket reports IPv4 senders in.
+func unmapped(a netip.AddrPort) netip.AddrPort {
+	return netip.AddrPortFrom(a.Addr().Unmap(), a.Port())
 }

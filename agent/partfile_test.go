@@ -1,0 +1,74 @@
+package agent
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+// TestPartFileBuffering: writes to a partFile gather in its buffer; Sync,
+// backgroundSync and Close each leave every byte written before them in
+// the file, and a resume keeps exactly the bytes asked for.
+func TestPartFileBuffering(t *testing.T) {
+	name := filepath.Join(t.TempDir(), "image.part")
+	onDisk := func() []byte {
+		b, err := os.ReadFile(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	p, err := openPart(name, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want []byte
+	write := func(n int) {
+		b := bytes.Repeat([]byte{byte(len(want))}, n)
+		if err := p.Write(b); err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, b...)
+	}
+	write(1000)
+	if got := len(onDisk()); got != 0 {
+		t.Fatalf("%d bytes on disk before any sync: the write was not buffered", got)
+	}
+	if err := p.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(onDisk(), want) {
+		t.Fatal("Sync left bytes in the buffer")
+	}
+	write(partBuffer + 5) // more than the buffer: some goes out by itself
+	run := p.backgroundSync()
+	write(10) // after the sync was asked for: not covered
+	if got := onDisk(); !bytes.Equal(got, want[:len(want)-10]) {
+		t.Fatalf("backgroundSync covered %d bytes on disk, want %d", len(got), len(want)-10)
+	}
+	if err := run(); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(onDisk(), want) {
+		t.Fatal("Close left bytes in the buffer")
+	}
+	// Resume at 1000: the rest goes, new writes follow.
+	if p, err = openPart(name, 1000); err != nil {
+		t.Fatal(err)
+	}
+	want = want[:1000]
+	write(3)
+	if err := p.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(onDisk(), want) {
+		t.Fatal("resume did not keep exactly the first 1000 bytes")
+	}
+	if _, err := openPart(name, 5000); err == nil {
+		t.Fatal("resume beyond the stored bytes succeeded")
+	}
+}
