@@ -18,6 +18,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 
 	"github.com/avc-agent/avc/agent"
@@ -96,7 +97,18 @@ func exitErr(code int) error {
 var errExit = errors.New("failed")
 
 // runAgent runs the native agent until ctx is cancelled.
+// agentGCPercent is the garbage collector's target for `avc run` unless
+// GOGC is set: an agent's live heap is small (about a megabyte) and
+// steady, and the default target of 100 (a 4 MiB minimum heap) would let
+// a long firmware pull grow the process by that much before the first
+// collection. 25 keeps the growth near one megabyte for a few more
+// collections of a small heap.
+const agentGCPercent = 25
+
 func runAgent(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(agentGCPercent)
+	}
 	cfg, err := agent.ConfigFromEnv()
 	if err != nil {
 		return err

@@ -70,6 +70,7 @@ type options struct {
 	example  string
 	node     string
 	engineMs int
+	only     string
 }
 
 func main() {
@@ -83,7 +84,12 @@ func main() {
 	flag.StringVar(&o.example, "node-example", "examples/node/register.mjs", "Node `script` that runs the wasm agent")
 	flag.StringVar(&o.node, "node", "node", "Node.js `binary`")
 	flag.IntVar(&o.engineMs, "engine-ms", 400, "`milliseconds` per repetition of the engine micro-measure")
+	flag.StringVar(&o.only, "only", "", "run one `part` of the bench: \"firmware\" (the pulls alone); empty: everything")
 	flag.Parse()
+	if o.only != "" && o.only != "firmware" {
+		fmt.Fprintln(os.Stderr, "bench: -only takes \"firmware\" or nothing")
+		os.Exit(2)
+	}
 	if o.reads < 1 || o.runs < 1 || o.warmup < 0 {
 		fmt.Fprintln(os.Stderr, "bench: -n and -runs must be at least 1, -warmup at least 0")
 		os.Exit(2)
@@ -119,6 +125,14 @@ func run(ctx context.Context, o options) int {
 	defer srv.Close()
 	uri := "coap://" + srv.CoAPAddr().String()
 	logf("LwM2M server on %s", uri)
+
+	if o.only == "firmware" {
+		fw, failed := runFirmware(ctx, srv, abs(o.avc))
+		if !writeReport(o, "# avc bench: firmware pulls only (-only firmware)\n"+renderFirmware(fw)) || failed {
+			return 1
+		}
+		return 0
+	}
 
 	subjects := []*subject{
 		{
@@ -204,28 +218,15 @@ func run(ctx context.Context, o options) int {
 		logf("engine micro-measure FAILED: %v", engErr)
 	}
 
-	logf("firmware pulls (CoAP vs coap-client-notls, HTTP vs curl)")
-	fw := firmwareBench(ctx, srv, abs(o.avc))
-	for _, r := range fw {
-		if r.err != nil {
-			logf("firmware %s %s FAILED: %v", r.name, sizeText(r.size), r.err)
+	fw, fwFailed := runFirmware(ctx, srv, abs(o.avc))
+	if fwFailed {
+		for _, r := range fw {
 			engErr = errors.Join(engErr, r.err)
 		}
 	}
 
-	report := render(o, root, subjects, eng, engErr) + renderFirmware(fw)
-	if o.out != "-" {
-		if err := os.MkdirAll(filepath.Dir(o.out), 0o755); err != nil {
-			logf("%v", err)
-			return 1
-		}
-		if err := os.WriteFile(o.out, []byte(report), 0o644); err != nil {
-			logf("write report: %v", err)
-			return 1
-		}
-		logf("report written to %s", o.out)
-	} else {
-		fmt.Print(report)
+	if !writeReport(o, render(o, root, subjects, eng, engErr)+renderFirmware(fw)) {
+		return 1
 	}
 	failed := engErr != nil
 	for _, s := range subjects {
@@ -934,4 +935,36 @@ func pkgVersion(root, rel string) string {
 	}
 	v, _, _ := strings.Cut(after, ",")
 	return strings.Trim(strings.TrimSpace(v), `"`)
+}
+
+// runFirmware runs the firmware part of the bench and logs its failures.
+func runFirmware(ctx context.Context, srv *server.Server, avcBin string) ([]fwRow, bool) {
+	logf("firmware pulls (CoAP vs coap-client-notls, HTTP vs curl)")
+	fw := firmwareBench(ctx, srv, avcBin)
+	failed := false
+	for _, r := range fw {
+		if r.err != nil {
+			logf("firmware %s %s FAILED: %v", r.name, sizeText(r.size), r.err)
+			failed = true
+		}
+	}
+	return fw, failed
+}
+
+// writeReport writes the report to o.out, or to stdout for "-".
+func writeReport(o options, report string) bool {
+	if o.out == "-" {
+		fmt.Print(report)
+		return true
+	}
+	if err := os.MkdirAll(filepath.Dir(o.out), 0o755); err != nil {
+		logf("%v", err)
+		return false
+	}
+	if err := os.WriteFile(o.out, []byte(report), 0o644); err != nil {
+		logf("write report: %v", err)
+		return false
+	}
+	logf("report written to %s", o.out)
+	return true
 }
