@@ -209,9 +209,15 @@ func (e *Engine) downloads() []*download {
 
 // pullFrom reports whether a pull in progress talks to peer.
 func (e *Engine) pullFrom(peer string) bool {
-	for _, d := range e.downloads() {
-		if d.pull != nil && !d.pull.http && d.pull.peer == peer {
-			return true
+	from := func(d *download) bool { return d.pull != nil && !d.pull.http && d.pull.peer == peer }
+	if e.fw != nil && from(e.fw.dl) {
+		return true
+	}
+	if e.sw != nil {
+		for _, in := range e.sw.insts {
+			if from(in.dl) {
+				return true
+			}
 		}
 	}
 	return false

@@ -3,7 +3,7 @@ package agent
 import (
 	"crypto/ed25519"
 	"errors"
-	"sort"
+	"slices"
 	"strconv"
 	"time"
 
@@ -372,11 +372,14 @@ func (sw *software) add(id uint16) *swInstance {
 
 // ids returns the instance IDs in order.
 func (sw *software) ids() []uint16 {
+	if len(sw.insts) == 0 {
+		return nil
+	}
 	ids := make([]uint16, 0, len(sw.insts))
 	for id := range sw.insts {
 		ids = append(ids, id)
 	}
-	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
+	slices.Sort(ids)
 	return ids
 }
 
