@@ -14,7 +14,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -49,7 +48,7 @@ type fwRow struct {
 }
 
 // fwRuns is how many timed pulls each side makes per row.
-const fwRuns = 3
+const fwRuns = 5
 
 func firmwareBench(ctx context.Context, srv *server.Server, avcBin string) []fwRow {
 	var rows []fwRow
@@ -128,16 +127,17 @@ func coapRow(ctx context.Context, srv *server.Server, avcBin, serverBin, clientB
 		return row
 	}
 	got := filepath.Join(dir, "got")
-	row.ref, err = timeCommand(ctx, clientBin, "-m", "get", "-b", "1024", "-B", "120", "-o", got, uri)
-	if err == nil {
-		err = sameFile(got, pkg)
+	ref := func() (time.Duration, error) {
+		d, err := timeCommand(ctx, clientBin, "-m", "get", "-b", "1024", "-B", "120", "-o", got, uri)
+		if err == nil {
+			err = sameFile(got, pkg)
+		}
+		if err != nil {
+			return 0, fmt.Errorf("coap-client-notls: %w", err)
+		}
+		return d, nil
 	}
-	if err != nil {
-		row.err = fmt.Errorf("coap-client-notls: %w", err)
-		return row
-	}
-	row.avc, row.growth, err = avcPulls(ctx, srv, avcBin, uri)
-	row.err = err
+	row.avc, row.ref, row.growth, row.err = compare(ctx, srv, avcBin, uri, ref)
 	return row
 }
 
@@ -154,32 +154,28 @@ func httpRow(ctx context.Context, srv *server.Server, avcBin, curl string, pkg [
 	}
 	defer os.RemoveAll(dir)
 	got := filepath.Join(dir, "got")
-	row.ref, err = timeCommand(ctx, curl, "-s", "-f", "-o", got, files.URL+"/fw.avc")
-	if err == nil {
-		err = sameFile(got, pkg)
+	ref := func() (time.Duration, error) {
+		d, err := timeCommand(ctx, curl, "-s", "-f", "-o", got, files.URL+"/fw.avc")
+		if err == nil {
+			err = sameFile(got, pkg)
+		}
+		if err != nil {
+			return 0, fmt.Errorf("curl: %w", err)
+		}
+		return d, nil
 	}
-	if err != nil {
-		row.err = fmt.Errorf("curl: %w", err)
-		return row
-	}
-	row.avc, row.growth, err = avcPulls(ctx, srv, avcBin, files.URL+"/fw.avc")
-	row.err = err
+	row.avc, row.ref, row.growth, row.err = compare(ctx, srv, avcBin, files.URL+"/fw.avc", ref)
 	return row
 }
 
-// timeCommand runs a command fwRuns times and returns the median time.
+// timeCommand runs a command once and returns how long it took.
 func timeCommand(ctx context.Context, name string, args ...string) (time.Duration, error) {
-	var ds []time.Duration
-	for i := 0; i < fwRuns; i++ {
-		start := time.Now()
-		out, err := exec.CommandContext(ctx, name, args...).CombinedOutput()
-		if err != nil {
-			return 0, fmt.Errorf("%v: %s", err, out)
-		}
-		ds = append(ds, time.Since(start))
+	start := time.Now()
+	out, err := exec.CommandContext(ctx, name, args...).CombinedOutput()
+	if err != nil {
+		return 0, fmt.Errorf("%v: %s", err, out)
 	}
-	slices.Sort(ds)
-	return ds[len(ds)/2], nil
+	return time.Since(start), nil
 }
 
 func sameFile(name string, want []byte) error {
@@ -202,89 +198,135 @@ func freePort() (int, error) {
 	return c.LocalAddr().(*net.UDPAddr).Port, nil
 }
 
-// avcPulls runs the avc CLI, has it pull uri fwRuns times (resetting with
-// an empty Package URI in between) and returns the median time to State 2
-// and the largest RSS growth seen during a pull.
-func avcPulls(ctx context.Context, srv *server.Server, avcBin, uri string) (time.Duration, int64, error) {
-	stateDir, err := os.MkdirTemp("", "avc-bench-agent-")
+// avcPuller is an avc CLI process with Object 5 ready to pull: started,
+// registered with the bench's server, its State observed.
+type avcPuller struct {
+	ctx   context.Context
+	srv   *server.Server
+	ep    string
+	cmd   *exec.Cmd
+	out   *bytes.Buffer
+	obs   *server.Observation
+	dir   string
+	unsub func()
+}
+
+// startPuller starts the avc CLI with a state directory of its own.
+func startPuller(ctx context.Context, srv *server.Server, avcBin string) (*avcPuller, error) {
+	dir, err := os.MkdirTemp("", "avc-bench-agent-")
 	if err != nil {
-		return 0, 0, err
+		return nil, err
 	}
-	defer os.RemoveAll(stateDir)
-	ep := fmt.Sprintf("bench-fw-%d-%d", os.Getpid(), time.Now().UnixNano())
+	p := &avcPuller{ctx: ctx, srv: srv, dir: dir, out: new(bytes.Buffer),
+		ep: fmt.Sprintf("bench-fw-%d-%d", os.Getpid(), time.Now().UnixNano())}
 	events, unsubscribe := srv.Subscribe()
-	defer unsubscribe()
-	cmd := exec.CommandContext(ctx, avcBin, "run")
-	cmd.Env = append(cleanEnv(), "AVC_SERVER_URI=coap://"+srv.CoAPAddr().String(), "AVC_ENDPOINT="+ep,
-		"AVC_LIFETIME=300", "AVC_STATE_DIR="+stateDir, "AVC_FW_VERSION=1.0.0", "AVC_LOG_LEVEL=warn")
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
+	p.unsub = unsubscribe
+	p.cmd = exec.CommandContext(ctx, avcBin, "run")
+	p.cmd.Env = append(cleanEnv(), "AVC_SERVER_URI=coap://"+srv.CoAPAddr().String(), "AVC_ENDPOINT="+p.ep,
+		"AVC_LIFETIME=300", "AVC_STATE_DIR="+dir, "AVC_FW_VERSION=1.0.0", "AVC_LOG_LEVEL=warn")
+	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
+	if err := p.cmd.Start(); err != nil {
+		p.close()
+		return nil, err
+	}
+	if _, err := awaitEvent(ctx, events, p.ep, server.EventRegistered, 20*time.Second, nil); err != nil {
+		p.close()
+		return nil, fmt.Errorf("avc did not register: %v: %s", err, p.out.String())
+	}
+	if p.obs, err = srv.Observe(ctx, p.ep, lwm2m.P(5, 0, 3), lwm2m.FormatText); err != nil {
+		p.close()
+		return nil, fmt.Errorf("observe /5/0/3: %w", err)
+	}
+	return p, nil
+}
+
+func (p *avcPuller) close() {
+	if p.obs != nil {
+		p.obs.Cancel(context.Background())
+	}
+	if p.cmd.Process != nil {
+		p.cmd.Process.Kill()
+		p.cmd.Wait()
+	}
+	p.unsub()
+	os.RemoveAll(p.dir)
+}
+
+func (p *avcPuller) write(v string) error {
+	_, err := p.srv.Write(p.ctx, p.ep, lwm2m.P(5, 0, 1), lwm2m.FormatText, []lwm2m.Record{{Path: lwm2m.P(5, 0, 1), Value: lwm2m.String(v)}})
+	return err
+}
+
+// pull has the agent pull uri, then resets Object 5 (an empty Package
+// URI). It returns the time from the Write of /5/0/1 to the State 2
+// notification and the peak RSS growth seen meanwhile (KiB).
+func (p *avcPuller) pull(uri string) (time.Duration, int64, error) {
+	st, err := procStatus(p.cmd.Process.Pid)
+	if err != nil {
 		return 0, 0, err
 	}
-	defer func() { cmd.Process.Kill(); cmd.Wait() }()
-	if _, err := awaitEvent(ctx, events, ep, server.EventRegistered, 20*time.Second, nil); err != nil {
-		return 0, 0, fmt.Errorf("avc did not register: %v: %s", err, out.String())
+	base := st["VmRSS"]
+	start := time.Now()
+	if err := p.write(uri); err != nil {
+		return 0, 0, fmt.Errorf("write /5/0/1: %w", err)
 	}
-	obs, err := srv.Observe(ctx, ep, lwm2m.P(5, 0, 3), lwm2m.FormatText)
-	if err != nil {
-		return 0, 0, fmt.Errorf("observe /5/0/3: %w", err)
-	}
-	defer obs.Cancel(context.Background())
-	write := func(v string) error {
-		_, err := srv.Write(ctx, ep, lwm2m.P(5, 0, 1), lwm2m.FormatText, []lwm2m.Record{{Path: lwm2m.P(5, 0, 1), Value: lwm2m.String(v)}})
-		return err
-	}
-	var ds []time.Duration
-	var growth int64
-	for i := 0; i < fwRuns; i++ {
-		st, err := procStatus(cmd.Process.Pid)
-		if err != nil {
-			return 0, 0, err
-		}
-		base := st["VmRSS"]
-		start := time.Now()
-		if err := write(uri); err != nil {
-			return 0, 0, fmt.Errorf("write /5/0/1: %w", err)
-		}
-		tick := time.NewTicker(5 * time.Millisecond)
-		peak := base
-		done := false
-		deadline := time.After(2 * time.Minute)
-		for !done {
-			select {
-			case n, ok := <-obs.Notifications():
-				if !ok {
-					return 0, 0, errors.New("the observation of /5/0/3 ended")
-				}
-				if n.Response != nil && strings.TrimSpace(string(n.Response.Payload)) == "2" {
-					done = true
-				}
-			case <-tick.C:
-				if st, err := procStatus(cmd.Process.Pid); err == nil {
-					peak = max(peak, st["VmRSS"])
-				}
-			case <-deadline:
-				tick.Stop()
-				return 0, 0, fmt.Errorf("pull %d did not reach Downloaded within 2 minutes: %s", i+1, out.String())
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	peak := base
+	deadline := time.After(2 * time.Minute)
+	for done := false; !done; {
+		select {
+		case n, ok := <-p.obs.Notifications():
+			if !ok {
+				return 0, 0, errors.New("the observation of /5/0/3 ended")
 			}
-		}
-		tick.Stop()
-		ds = append(ds, time.Since(start))
-		growth = max(growth, peak-base)
-		if err := write(""); err != nil {
-			return 0, 0, fmt.Errorf("reset: %w", err)
+			if n.Response != nil && strings.TrimSpace(string(n.Response.Payload)) == "2" {
+				done = true
+			}
+		case <-tick.C:
+			if st, err := procStatus(p.cmd.Process.Pid); err == nil {
+				peak = max(peak, st["VmRSS"])
+			}
+		case <-deadline:
+			return 0, 0, fmt.Errorf("the pull did not reach Downloaded within 2 minutes: %s", p.out.String())
 		}
 	}
-	slices.Sort(ds)
-	return ds[len(ds)/2], growth, nil
+	d := time.Since(start)
+	if err := p.write(""); err != nil {
+		return 0, 0, fmt.Errorf("reset: %w", err)
+	}
+	return d, peak - base, nil
+}
+
+// compare times fwRuns pulls by avc and fwRuns runs of the reference
+// command, alternating so that the machine's drifts hit both alike, and
+// returns the medians and avc's largest RSS growth.
+func compare(ctx context.Context, srv *server.Server, avcBin, uri string, ref func() (time.Duration, error)) (avc, refMedian time.Duration, growth int64, err error) {
+	p, err := startPuller(ctx, srv, avcBin)
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	defer p.close()
+	var as, rs []time.Duration
+	for i := 0; i < fwRuns; i++ {
+		r, err := ref()
+		if err != nil {
+			return 0, 0, 0, err
+		}
+		a, g, err := p.pull(uri)
+		if err != nil {
+			return 0, 0, 0, fmt.Errorf("pull %d: %w", i+1, err)
+		}
+		rs, as, growth = append(rs, r), append(as, a), max(growth, g)
+	}
+	return median(as), median(rs), growth, nil
 }
 
 func renderFirmware(rows []fwRow) string {
 	var b strings.Builder
 	w := func(format string, args ...any) { fmt.Fprintf(&b, format, args...) }
 	w("\n## Firmware pull (Object 5)\n\n")
-	w("avc native (`avc run`, AVC_STATE_DIR: download, verification while storing, checkpoints every 32 KiB with fsync) against a plain file client on the same server in the same run; medians of %d pulls each. avc's time runs from the server's Write of /5/0/1 to the State 2 notification; the reference's from process start to exit. Targets: CoAP ratio ≤ 1.0, HTTP ratio ≤ 1.2, peak RSS growth < 2 MiB whatever the size.\n\n", fwRuns)
+	w("avc native (`avc run`, AVC_STATE_DIR: download, verification while storing, checkpoints every 64 KiB with fsync) against a plain file client on the same server in the same run, the two alternating; medians of %d pulls each. avc's time runs from the server's Write of /5/0/1 to the State 2 notification; the reference's from process start to exit. Targets: CoAP ratio ≤ 1.0, HTTP ratio ≤ 1.2, peak RSS growth < 2 MiB whatever the size.\n\n", fwRuns)
 	w("| pull | package | avc | reference | ratio (avc ÷ ref) | avc peak RSS growth |\n|---|---|---|---|---|---|\n")
 	for _, r := range rows {
 		if r.err != nil {
