@@ -66,6 +66,12 @@ func OpenSecure(ctx context.Context, server, identity string, key []byte) (*Secu
 		dtls.WithPSK(func([]byte) ([]byte, error) { return psk, nil }),
 		dtls.WithPSKIdentityHint([]byte(identity)),
 		dtls.WithCipherSuites(pskCipherSuites...),
+		// RFC 9146 Connection ID: the client asks for none of its own (a
+		// zero-length CID) and sends the server's, so a server that
+		// supports CIDs keeps the session when a NAT gives the client a
+		// new address or port, with no new handshake. A server without
+		// CID support ignores the extension.
+		dtls.WithConnectionIDGenerator(dtls.OnlySendCIDGenerator()),
 	)
 	if err != nil {
 		pc.Close()

@@ -5,7 +5,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -283,5 +285,152 @@ func TestConfigCoaps(t *testing.T) {
 	}
 	if p, err := agent.ServerPeer("coaps://example.com"); err != nil || p != "example.com:5684" {
 		t.Errorf("ServerPeer = %q, %v; want example.com:5684", p, err)
+	}
+}
+
+// natProxy stands for a NAT between the agent and the server: the agent
+// talks to its address, and it forwards from an outside socket of its own,
+// which rebind replaces with one on a new port, as a NAT does when its
+// binding times out.
+type natProxy struct {
+	in      *net.UDPConn
+	server  *net.UDPAddr
+	mu      sync.Mutex
+	out     *net.UDPConn
+	agent   *net.UDPAddr
+	stopped atomic.Bool
+}
+
+func startNAT(t *testing.T, server net.Addr) *natProxy {
+	t.Helper()
+	in, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &natProxy{in: in, server: server.(*net.UDPAddr)}
+	p.rebind(t)
+	go func() {
+		buf := make([]byte, 2048)
+		for {
+			n, from, err := in.ReadFromUDP(buf)
+			if err != nil {
+				return
+			}
+			p.mu.Lock()
+			p.agent = from
+			out := p.out
+			p.mu.Unlock()
+			out.WriteToUDP(buf[:n], p.server)
+		}
+	}()
+	t.Cleanup(func() {
+		p.stopped.Store(true)
+		in.Close()
+		p.mu.Lock()
+		p.out.Close()
+		p.mu.Unlock()
+	})
+	return p
+}
+
+// rebind moves the outside of the NAT to a new port; datagrams for the
+// old one are lost from now on.
+func (p *natProxy) rebind(t *testing.T) *net.UDPAddr {
+	t.Helper()
+	out, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.mu.Lock()
+	old := p.out
+	p.out = out
+	p.mu.Unlock()
+	if old != nil {
+		old.Close()
+	}
+	go func() {
+		buf := make([]byte, 2048)
+		for {
+			n, _, err := out.ReadFromUDP(buf)
+			if err != nil {
+				return
+			}
+			p.mu.Lock()
+			agent := p.agent
+			p.mu.Unlock()
+			if agent != nil {
+				p.in.WriteToUDP(buf[:n], agent)
+			}
+		}
+	}()
+	return out.LocalAddr().(*net.UDPAddr)
+}
+
+// TestAgentDTLSNATRebinding: behind a NAT that gives the agent a new
+// outside port, the DTLS session carries on thanks to the Connection ID
+// (RFC 9146: the agent offers a zero-length CID of its own and sends the
+// server's): the agent's next Registration Update reaches the server from
+// the new port, the server answers there, and there is no new handshake
+// and no new registration.
+func TestAgentDTLSNATRebinding(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	srv, asked := startDTLSServer(t, ctx)
+	events, unsubscribe := srv.Subscribe()
+	defer unsubscribe()
+	nat := startNAT(t, srv.CoAPSAddr())
+
+	a, err := agent.New(agent.Config{
+		ServerURI:   "coaps://" + nat.in.LocalAddr().String(),
+		Endpoint:    "nat-1",
+		Lifetime:    300 * time.Second,
+		PSKIdentity: "dev-psk",
+		PSKKey:      testPSK,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	actx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- a.Run(actx) }()
+	registered := make(chan struct{})
+	go func() {
+		for ev := range a.Events() {
+			if ev.Kind == agent.EventRegistered {
+				close(registered)
+			}
+		}
+	}()
+	defer func() { stop(); <-done }()
+
+	if _, err := server.WaitEvent(ctx, events, "nat-1", server.EventRegistered); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-registered:
+	case <-ctx.Done():
+		t.Fatal("the agent did not report its registration")
+	}
+	if n := asked.Load(); n != 1 {
+		t.Fatalf("%d handshakes before the rebinding, want 1", n)
+	}
+	outside := nat.rebind(t)
+	if err := a.Do(ctx, agent.CmdUpdate{}); err != nil {
+		t.Fatal(err)
+	}
+	ev, err := server.WaitEvent(ctx, events, "nat-1", server.EventUpdated)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := ev.Addr.String(); got != outside.String() {
+		t.Errorf("update came from %s, want the NAT's new outside address %s", got, outside)
+	}
+	// The server answers at the new address: a Read goes through.
+	resp, err := srv.Read(ctx, "nat-1", lwm2m.P(3, 0, 0), lwm2m.FormatText)
+	if err != nil || resp.Code != codes.Content {
+		t.Fatalf("read after the rebinding: %+v, %v", resp, err)
+	}
+	if n := asked.Load(); n != 1 {
+		t.Errorf("%d handshakes, want 1: the rebinding cost a new DTLS session", n)
 	}
 }

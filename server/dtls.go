@@ -24,6 +24,10 @@ var pskCipherSuites = []piondtls.CipherSuiteID{
 	piondtls.TLS_PSK_WITH_AES_128_GCM_SHA256,
 }
 
+// dtlsCIDSize is the length of the Connection IDs the server gives its
+// DTLS clients.
+const dtlsCIDSize = 8
+
 // startDTLS listens for coaps on Config.CoAPSAddr with the same handlers as
 // the UDP server. Called by Start with s.mu held.
 func (s *Server) startDTLS() error {
@@ -40,6 +44,10 @@ func (s *Server) startDTLS() error {
 			return key, err
 		}),
 		piondtls.WithCipherSuites(pskCipherSuites...),
+		// RFC 9146 Connection IDs of 8 bytes: records are routed to their
+		// session by CID, so a client behind a NAT that rebinds keeps its
+		// session; its address follows the latest authenticated record.
+		piondtls.WithConnectionIDGenerator(piondtls.RandomCIDGenerator(dtlsCIDSize)),
 	))
 	if err != nil {
 		return fmt.Errorf("server: listen coaps %s: %w", s.cfg.CoAPSAddr, err)
