@@ -282,7 +282,7 @@ func fwText(call string, s *C.char) string {
 		n++
 	}
 	if n == len(p) {
-		logger.Warn("firmware handler: "+call+" returned more than 256 bytes; ignored")
+		logger.Warn("firmware handler: " + call + " returned more than 256 bytes; ignored")
 		return ""
 	}
 	return string(p[:n])
