@@ -8,6 +8,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"errors"
+	"fmt"
 	"math/big"
 	"strings"
 	"testing"
@@ -505,5 +506,39 @@ func TestFirmwareHooksAskedOnResume(t *testing.T) {
 	}
 	if !flash.Equal(img) || flash.Opens[len(flash.Opens)-1] == 0 {
 		t.Fatalf("resumed image wrong (opens %v)", flash.Opens)
+	}
+}
+
+// txApps is an Apps software handler with a CoAP transmission parameters
+// hook: Object 9 pulls honour it as Object 5's do.
+type txApps struct {
+	*agenttest.Apps
+	asked []string
+}
+
+func (a *txApps) CoAPTxParams(uri string) (agent.CoAPTxParams, bool) {
+	a.asked = append(a.asked, uri)
+	return agent.CoAPTxParams{AckTimeout: time.Second, AckRandomFactor: 1, MaxRetransmit: 2}, true
+}
+
+// TestSoftwareTxParamsRetransmission: a SoftwareHandler's CoAPTxParams
+// retimes an Object 9 pull exactly like a firmware handler's.
+func TestSoftwareTxParamsRetransmission(t *testing.T) {
+	apps := &txApps{Apps: &agenttest.Apps{}}
+	s := newSwSim(t, 4, agenttest.Faults{}, func(c *agent.Config) { c.Software.Handler = apps })
+	s.create(t, 0)
+	s.files.Mute = true
+	uri := s.files.URI("app.bin")
+	if c := s.write(t, "/9/0/3", uri); c != codes.Changed {
+		t.Fatalf("write /9/0/3: %v", c)
+	}
+	s.RunFor(13 * time.Second)
+	at, _ := pullGETs(s.fwSim, agenttest.FilePeer)
+	want := []time.Duration{0, time.Second, 3 * time.Second, 9 * time.Second, 10 * time.Second, 12 * time.Second}
+	if len(at) < len(want) || fmt.Sprint(at[:len(want)]) != fmt.Sprint(want) {
+		t.Fatalf("GETs at %v, want %v", at, want)
+	}
+	if len(apps.asked) != 1 || apps.asked[0] != uri {
+		t.Errorf("asked %q, want [%s]", apps.asked, uri)
 	}
 }
