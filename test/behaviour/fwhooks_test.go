@@ -28,7 +28,7 @@ type securedFirmware struct {
 }
 
 func (f *securedFirmware) SecurityConfig(string) (*agent.FirmwareSecurity, error) { return f.sec, nil }
-func (f *securedFirmware) RequestTimeout(string) time.Duration                   { return f.timeout }
+func (f *securedFirmware) RequestTimeout(string) time.Duration                    { return f.timeout }
 
 // TestFOTAHookCoaps pulls over coaps from avc server's DTLS listener with
 // the PSK the handler's SecurityConfig gives; nothing is configured, so
