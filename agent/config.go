@@ -140,12 +140,14 @@ type Config struct {
 	NATTimeout time.Duration
 	// FirmwarePSKIdentity and FirmwarePSKKey are the DTLS-PSK credential
 	// for coaps:// Package URIs; without them the server's PSK is used,
-	// and without either coaps pulls are not offered (/5/0/8).
+	// and without either coaps pulls are not offered (/5/0/8) unless a
+	// handler chooses the credential (FirmwareSecurityProvider).
 	// AVC_FW_PSK_IDENTITY, AVC_FW_PSK_KEY (hex, never logged).
 	FirmwarePSKIdentity string
 	FirmwarePSKKey      []byte
 	// FirmwareCAFile names a PEM file of certificates trusted for https
-	// Package URIs instead of the system's roots. AVC_FW_CA_FILE.
+	// Package URIs instead of the system's roots (a handler's
+	// FirmwareSecurityProvider may replace it per pull). AVC_FW_CA_FILE.
 	FirmwareCAFile string
 	// FirmwareInstallCmd is the command FileFirmware runs to install an
 	// image (its path is the one argument). AVC_FW_INSTALL_CMD.

@@ -70,10 +70,22 @@ func (f *fetcher) run(ctx context.Context, r FetchRequest) {
 			cancel()
 		}()
 		sink := &fetchSink{f: f, id: r.ID, ctx: fctx}
+		tc := f.tls
+		if r.Security != nil {
+			// The handler's trust and client certificate for this pull
+			// (the engine has checked that they parse).
+			c, err := r.Security.TLSConfig(f.tls)
+			if err != nil {
+				end := FetchEnd{Result: ResultUnsupportedProtocol, Err: err.Error()}
+				sink.send(fetchMsg{end: &end})
+				return
+			}
+			tc = c
+		}
 		err := httpfetch.Get(fctx, httpfetch.Request{
 			URL: r.URL, Offset: r.Offset, Validator: r.Validator, MaxSize: r.MaxSize,
 			ConnectTimeout: r.ConnectTimeout, LowSpeedLimit: r.LowSpeedLimit, LowSpeedTime: r.LowSpeedTime,
-			TLSConfig: f.tls,
+			TLSConfig: tc,
 		}, sink)
 		if fctx.Err() != nil || sink.refused {
 			return // cancelled, or the engine already acted

@@ -139,6 +139,95 @@ type FirmwareCommitter interface {
 	Revert() error
 }
 
+// FirmwareNamer is implemented by handlers that know the name and version
+// of the image they stored (Anjay's get_name and get_version), for bare
+// images that carry no manifest. The engine asks once a download is
+// complete (after StreamFinish) and shows the answers in PkgName /5/0/6
+// and PkgVersion /5/0/7, persisted with the download. A package manifest's
+// name and version win: the handler's only fill in what the manifest
+// left empty. An empty string means unknown, and a value longer than 255
+// bytes is ignored. These values are shown, never verified: anti-rollback
+// compares the signed manifest's version only.
+type FirmwareNamer interface {
+	PackageName() string
+	PackageVersion() string
+}
+
+// maxPackageText bounds PkgName and PkgVersion (0..255 bytes in the
+// object definition).
+const maxPackageText = 255
+
+// FirmwareSecurity is the credential of one pull, returned by a
+// FirmwareSecurityProvider. Unset fields fall back to the configuration.
+type FirmwareSecurity struct {
+	// PSKIdentity and PSKKey are the DTLS-PSK credential of a coaps://
+	// pull (both or neither; the configured firmware PSK, else the
+	// server's, when neither).
+	PSKIdentity string
+	PSKKey      []byte
+	// RootCAs is PEM: the certificates an https:// pull trusts, in
+	// place of Config.FirmwareCAFile or the system's roots.
+	RootCAs []byte
+	// ClientCert and ClientKey are PEM: a certificate chain and its
+	// private key that an https:// pull presents to the server (TLS
+	// client authentication); both or neither.
+	ClientCert []byte
+	ClientKey  []byte
+}
+
+// FirmwareSecurityProvider is implemented by handlers that choose the
+// credential of a pull themselves (Anjay's get_security_config). The
+// engine asks it when a coaps:// or https:// pull starts or resumes,
+// with the Package URI. A nil *FirmwareSecurity means the configuration
+// (Config.FirmwarePSKIdentity/Key, Config.FirmwareCAFile) as without the
+// hook; an error fails the pull with Update Result 9 (unsupported
+// protocol), or the result its ErrFirmware* names. A coaps pull with no
+// PSK from either fails the same way. The same method on a
+// SoftwareHandler serves Object 9's pulls.
+type FirmwareSecurityProvider interface {
+	SecurityConfig(uri string) (*FirmwareSecurity, error)
+}
+
+// CoAPTxParams are CoAP transmission parameters (RFC 7252 §4.8) for the
+// requests of a coap:// or coaps:// pull. Each request is sent, and
+// resent after AckTimeout × [1, AckRandomFactor] doubling at each retry,
+// at most MaxRetransmit times before the attempt counts as failed.
+type CoAPTxParams struct {
+	AckTimeout      time.Duration // ACK_TIMEOUT, at least 1 ms (default 2 s)
+	AckRandomFactor float64       // ACK_RANDOM_FACTOR, from 1 to 4 (default 1.5)
+	MaxRetransmit   int           // MAX_RETRANSMIT, from 0 to 20 (default 4)
+}
+
+// valid reports whether p is usable.
+func (p CoAPTxParams) valid() bool {
+	return p.AckTimeout >= time.Millisecond && p.AckTimeout <= 10*time.Minute &&
+		p.AckRandomFactor >= 1 && p.AckRandomFactor <= 4 && p.MaxRetransmit >= 0 && p.MaxRetransmit <= 20
+}
+
+// FirmwareTxParamsProvider is implemented by handlers that tune the CoAP
+// retransmission of pulls (Anjay's get_coap_tx_params). The engine asks
+// it when a coap:// or coaps:// pull starts or resumes; ok false keeps the
+// defaults (AckTimeout, AckRandomFactor, MaxRetransmit), and parameters
+// out of range are logged and ignored. They apply to the pull's requests
+// only, not to the LwM2M server's exchanges. The same method on a
+// SoftwareHandler serves Object 9's pulls.
+type FirmwareTxParamsProvider interface {
+	CoAPTxParams(uri string) (p CoAPTxParams, ok bool)
+}
+
+// FirmwareRequestTimeouter is implemented by handlers that bound how long
+// an http:// or https:// pull may wait for the server (Anjay's
+// get_tcp_request_timeout). The engine asks it when such a pull starts or
+// resumes; when the answer is positive and no response head or body
+// bytes arrive for that long, the fetch is cancelled and the download
+// fails with Update Result 4 (connection lost). Zero or negative: no
+// such timeout (the connect and low-speed limits of FirmwareConfig
+// still apply). The same method on a SoftwareHandler serves Object 9's
+// pulls.
+type FirmwareRequestTimeouter interface {
+	RequestTimeout(uri string) time.Duration
+}
+
 // FirmwareConfig configures firmware update (Object 5).
 type FirmwareConfig struct {
 	// Handler stores and installs images; nil disables Object 5.
@@ -455,7 +544,31 @@ func (fw *firmware) packagePath() string { return "/5/0/0" }
 func (fw *firmware) progress(force bool) { fw.report(force) }
 func (fw *firmware) received(time.Time)  {}
 func (fw *firmware) delivered(now time.Time) {
+	fw.nameFromHandler()
 	fw.setState(now, FirmwareDownloaded, ResultInitial)
+}
+
+// nameFromHandler fills in PkgName and PkgVersion from a FirmwareNamer
+// where the manifest left them empty.
+func (fw *firmware) nameFromHandler() {
+	n, ok := fw.h.(FirmwareNamer)
+	if !ok {
+		return
+	}
+	st := fw.e.fwState()
+	take := func(what string, v *string, get func() string) {
+		if *v != "" {
+			return
+		}
+		got := get()
+		if len(got) > maxPackageText {
+			fw.e.logWarn("firmware handler's package "+what+" is longer than 255 bytes; ignored", "len", len(got))
+			return
+		}
+		*v = got
+	}
+	take("name", &st.Name, n.PackageName)
+	take("version", &st.Version, n.PackageVersion)
 }
 
 func (fw *firmware) started(now time.Time) {

@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"bytes"
 	"context"
 	"net"
 	"strings"
@@ -11,13 +12,18 @@ import (
 // sidePort carries the datagrams the engine addresses to peers named with
 // DTLSPeerPrefix (coaps:// Package URIs) over DTLS-PSK sessions of their
 // own, beside the main port that talks to the LwM2M server. A session is
-// opened on the first datagram for its peer, in the background: that
-// datagram is dropped, and CoAP's retransmission finds the session up. A
-// handshake that fails is tried again on a later datagram. Nothing for
-// such a peer ever goes out in plaintext.
+// opened on the first datagram for its peer, in the background, with the
+// credential the engine names for that peer (Engine.PullPSK: the
+// handler's FirmwareSecurityProvider or the configuration): that datagram
+// is dropped, and CoAP's retransmission finds the session up. A handshake
+// that fails is tried again on a later datagram; a session whose
+// credential is no longer the one asked for is replaced. Nothing for such
+// a peer ever goes out in plaintext.
 type sidePort struct {
-	main    port
-	cred    *pskCred
+	main port
+	// cred returns the credential for a peer; nil drops its datagrams. It
+	// is called from Send, on the goroutine that drives the engine.
+	cred    func(peer string) *pskCred
 	timeout time.Duration
 	rx      chan Datagram
 	quit    chan struct{}
@@ -25,13 +31,14 @@ type sidePort struct {
 
 	mu       sync.Mutex
 	sessions map[string]*SecurePort // by peer key
+	creds    map[string]*pskCred    // the credential of each session or handshake
 	opening  map[string]bool
 	closed   bool
 }
 
-func newSidePort(main port, cred *pskCred, timeout time.Duration) *sidePort {
+func newSidePort(main port, cred func(peer string) *pskCred, timeout time.Duration) *sidePort {
 	p := &sidePort{main: main, cred: cred, timeout: timeout, rx: make(chan Datagram, 16), quit: make(chan struct{}),
-		sessions: make(map[string]*SecurePort), opening: make(map[string]bool)}
+		sessions: make(map[string]*SecurePort), creds: make(map[string]*pskCred), opening: make(map[string]bool)}
 	go func() {
 		defer close(p.rx)
 		for d := range main.Recv() {
@@ -57,12 +64,23 @@ func (p *sidePort) Send(peer string, b []byte) error {
 	if !side {
 		return p.main.Send(peer, b)
 	}
+	c := p.cred(peer)
+	if c == nil {
+		return nil // no credential: never plaintext
+	}
 	p.mu.Lock()
 	s, ok := p.sessions[peer]
+	if ok && !sameCred(p.creds[peer], c) {
+		// Another credential for this peer now: a new session.
+		delete(p.sessions, peer)
+		s.Close()
+		s, ok = nil, false
+	}
 	if !ok && !p.opening[peer] && !p.closed {
 		p.opening[peer] = true
+		p.creds[peer] = c
 		p.wg.Add(1)
-		go p.open(peer, addr)
+		go p.open(peer, addr, c)
 	}
 	p.mu.Unlock()
 	if !ok {
@@ -73,7 +91,7 @@ func (p *sidePort) Send(peer string, b []byte) error {
 
 // open runs the handshake with addr and then forwards the session's
 // datagrams under peer until it ends.
-func (p *sidePort) open(peer, addr string) {
+func (p *sidePort) open(peer, addr string, c *pskCred) {
 	defer p.wg.Done()
 	ctx, cancel := context.WithTimeout(context.Background(), p.timeout)
 	go func() {
@@ -83,7 +101,7 @@ func (p *sidePort) open(peer, addr string) {
 		case <-ctx.Done():
 		}
 	}()
-	s, err := OpenSecure(ctx, addr, p.cred.identity, p.cred.key)
+	s, err := OpenSecure(ctx, addr, c.identity, c.key)
 	cancel()
 	p.mu.Lock()
 	delete(p.opening, peer)
@@ -142,8 +160,15 @@ func isSecure(pt port) bool {
 
 // withSide wraps pt in a sidePort when coaps Package URIs are possible.
 func (a *Agent) withSide(pt port) port {
-	if c := a.cfg.fwPSK(); c != nil {
-		return newSidePort(pt, c, a.cfg.handshakeTimeout())
+	if a.cfg.fwPSK() != nil || a.cfg.securityHooks() {
+		// Send runs on the loop's goroutine, which owns a.engine (also
+		// after a restart replaced it).
+		return newSidePort(pt, func(peer string) *pskCred { return a.engine.pullPSK(peer) }, a.cfg.handshakeTimeout())
 	}
 	return pt
+}
+
+// sameCred reports whether a and b are the same credential.
+func sameCred(a, b *pskCred) bool {
+	return a != nil && b != nil && a.identity == b.identity && bytes.Equal(a.key, b.key)
 }

@@ -46,13 +46,23 @@ type dlPull struct {
 	fetchID uint64 // HTTP: the fetch in flight
 	winAt   time.Time
 	winOff  int64
+
+	// Asked of the handler's hooks when the pull starts or resumes
+	// (pullhooks.go).
+	psk        *pskCred          // coaps: the DTLS-PSK credential
+	tls        *FirmwareSecurity // https: trust and client certificate, nil: configuration
+	tx         *CoAPTxParams     // coap(s): transmission parameters, nil: defaults
+	reqTimeout time.Duration     // http(s): longest wait for the server, 0: none
+	lastIO     time.Time         // http(s): the request, or the last head or body bytes
 }
 
 // FetchRequest asks the driver to download URL over HTTP(S), from Offset
 // with If-Range: Validator when Offset > 0, and to stream the answer back
 // with HandleFetchStart, HandleFetchData and HandleFetchEnd under ID. A
 // request with Cancel set stops the fetch ID; the driver then sends
-// nothing more for it.
+// nothing more for it. A handler's request timeout
+// (FirmwareRequestTimeouter) is the engine's: it cancels the fetch itself
+// when the server stays silent for that long.
 type FetchRequest struct {
 	ID             uint64
 	URL            string
@@ -62,7 +72,11 @@ type FetchRequest struct {
 	ConnectTimeout time.Duration
 	LowSpeedLimit  int64
 	LowSpeedTime   time.Duration
-	Cancel         bool
+	// Security, when not nil, is the handler's choice of trusted
+	// certificates and client certificate for an https URL
+	// (FirmwareSecurityProvider); nil means the driver's configuration.
+	Security *FirmwareSecurity
+	Cancel   bool
 }
 
 // FetchStart is the head of an HTTP answer: where the body starts (0 when
@@ -107,8 +121,13 @@ func (d *download) startPull(now time.Time, uri string) {
 		d.fail(now, handlerResult(err, ResultNotEnoughSpace), err)
 		return
 	}
-	d.pull = newPull(d, now, u)
-	d.pull.request(now)
+	p := newPull(d, now, u)
+	if r, err := p.askHooks(); err != nil {
+		d.fail(now, r, err)
+		return
+	}
+	d.pull = p
+	p.request(now)
 }
 
 func newPull(d *download, now time.Time, u *url.URL) *dlPull {
@@ -161,9 +180,14 @@ func (d *download) resumePull(now time.Time) {
 	} else {
 		d.e.logInfo(d.t.label()+" download resumed", "offset", rec.Offset, "uri", rec.URI)
 	}
-	d.pull = newPull(d, now, u)
+	p := newPull(d, now, u)
+	if r, err := p.askHooks(); err != nil {
+		d.fail(now, r, err)
+		return
+	}
+	d.pull = p
 	d.t.progress(true)
-	d.pull.request(now)
+	p.request(now)
 }
 
 // request asks for the data at the current offset.
@@ -174,9 +198,11 @@ func (p *dlPull) request(now time.Time) {
 	if p.http {
 		d.e.fetchSeq++
 		p.fetchID = d.e.fetchSeq
+		p.lastIO = now
 		l := d.t.limits()
 		d.e.fetches = append(d.e.fetches, FetchRequest{ID: p.fetchID, URL: rec.URI, Offset: d.off, Validator: rec.Validator,
-			MaxSize: l.maxSize, ConnectTimeout: l.connect, LowSpeedLimit: l.lowSpeedLimit, LowSpeedTime: l.lowSpeedTime})
+			MaxSize: l.maxSize, ConnectTimeout: l.connect, LowSpeedLimit: l.lowSpeedLimit, LowSpeedTime: l.lowSpeedTime,
+			Security: p.tls})
 		return
 	}
 	// The block number of the offset in the largest block size that
@@ -217,6 +243,7 @@ func (p *dlPull) request(now time.Time) {
 		p.waiting = false
 		p.coapAnswer(now, resp)
 	})
+	p.retime(now, token)
 }
 
 // coapAnswer handles the response to a block request (nil: timed out).
@@ -341,12 +368,21 @@ func (p *dlPull) retryAfter(now time.Time, wait time.Duration, why error) {
 }
 
 func (p *dlPull) fire(now time.Time) {
+	if t := p.stallAt(); !t.IsZero() && !now.Before(t) {
+		p.d.fail(now, ResultConnectionLost, fmt.Errorf("nothing from the server for %v (request timeout)", p.reqTimeout))
+		return
+	}
 	if !p.retryAt.IsZero() && !now.Before(p.retryAt) {
 		p.request(now)
 	}
 }
 
-func (p *dlPull) next() time.Time { return p.retryAt }
+func (p *dlPull) next() time.Time {
+	if t := p.stallAt(); !t.IsZero() && (p.retryAt.IsZero() || t.Before(p.retryAt)) {
+		return t
+	}
+	return p.retryAt
+}
 
 // stop abandons the pull: a CoAP request in flight is forgotten, an HTTP
 // fetch cancelled.
@@ -397,6 +433,7 @@ func (e *Engine) HandleFetchStart(now time.Time, id uint64, s FetchStart) error 
 	}
 	rec.Validator = s.Validator
 	rec.Total = s.Total
+	p.lastIO = now
 	d.t.progress(true)
 	return nil
 }
@@ -415,6 +452,7 @@ func (e *Engine) HandleFetchData(now time.Time, id uint64, b []byte) error {
 		return err
 	}
 	p.fails = 0
+	p.lastIO = now
 	return nil
 }
 

@@ -38,6 +38,7 @@ type exchange struct {
 	wire     []byte
 	peer     string
 	sends    int           // transmissions so far
+	maxSends int           // 1 + MAX_RETRANSMIT of a pull's request; 0: the default (pullhooks.go)
 	timeout  time.Duration // current retransmission timeout
 	deadline time.Time     // next retransmission, or give-up time
 	acked    bool          // empty ACK seen: waiting for a separate response
@@ -209,7 +210,7 @@ func (t *transport) fire(now time.Time) {
 		if t.exchanges[x.key] != x {
 			continue // completed or cancelled by an earlier callback
 		}
-		if x.acked || x.sends > MaxRetransmit {
+		if x.acked || x.sends > x.maxRetransmit() {
 			delete(t.exchanges, x.key)
 			t.e.logDebug("coap exchange timed out", "peer", x.peer, "mid", x.mid)
 			x.done(now, nil)

@@ -96,6 +96,35 @@ static inline int avc_call_fw_booted_(const avc_fw_handlers_t* h, uintptr_t user
     return h->booted((void*)user, &pkg, running, running_len);
 }
 
+/* The optional hooks; the caller checks the pointer. */
+static inline const char* avc_call_fw_get_name_(const avc_fw_handlers_t* h, uintptr_t user)
+{
+    return h->get_name((void*)user);
+}
+
+static inline const char* avc_call_fw_get_version_(const avc_fw_handlers_t* h, uintptr_t user)
+{
+    return h->get_version((void*)user);
+}
+
+static inline int avc_call_fw_get_security_config_(const avc_fw_handlers_t* h, uintptr_t user,
+                                                   avc_fw_security_config_t* out, const char* uri)
+{
+    return h->get_security_config((void*)user, out, uri);
+}
+
+static inline int avc_call_fw_get_coap_tx_params_(const avc_fw_handlers_t* h, uintptr_t user,
+                                                  avc_fw_coap_tx_params_t* out, const char* uri)
+{
+    return h->get_coap_tx_params((void*)user, out, uri);
+}
+
+static inline int64_t avc_call_fw_get_tcp_request_timeout_(const avc_fw_handlers_t* h, uintptr_t user,
+                                                           const char* uri)
+{
+    return h->get_tcp_request_timeout((void*)user, uri);
+}
+
 /* Calls an avc_fw_status_fn; the status is built here, on the C stack. */
 static inline void avc_call_fw_status_(avc_fw_status_fn fn, uintptr_t ctx, int state,
                                        int result, int64_t bytes, int64_t total,

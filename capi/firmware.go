@@ -131,17 +131,37 @@ type cFirmware struct {
 // cFirmwareSyncer is a cFirmware whose sync callback is set.
 type cFirmwareSyncer struct{ *cFirmware }
 
+// cFirmwareSecure is a cFirmware whose get_security_config is set: only
+// then does the agent offer coaps without a configured PSK.
+type cFirmwareSecure struct{ *cFirmware }
+
+// cFirmwareSyncSecure has both sync and get_security_config.
+type cFirmwareSyncSecure struct{ *cFirmware }
+
 var (
-	_ agent.FirmwareHandler = (*cFirmware)(nil)
-	_ agent.FirmwareSyncer  = cFirmwareSyncer{}
+	_ agent.FirmwareHandler          = (*cFirmware)(nil)
+	_ agent.FirmwareNamer            = (*cFirmware)(nil)
+	_ agent.FirmwareTxParamsProvider = (*cFirmware)(nil)
+	_ agent.FirmwareRequestTimeouter = (*cFirmware)(nil)
+	_ agent.FirmwareSyncer           = cFirmwareSyncer{}
+	_ agent.FirmwareSecurityProvider = cFirmwareSecure{}
+	_ agent.FirmwareSyncer           = cFirmwareSyncSecure{}
+	_ agent.FirmwareSecurityProvider = cFirmwareSyncSecure{}
 )
 
 // newCFirmware copies *h. It returns the handler the agent gets: one that
-// implements agent.FirmwareSyncer when h has sync.
+// implements agent.FirmwareSyncer when h has sync and
+// agent.FirmwareSecurityProvider when h has get_security_config. The
+// other optional callbacks answer "none" when NULL.
 func newCFirmware(h *C.avc_fw_handlers_t, user C.uintptr_t) agent.FirmwareHandler {
 	f := &cFirmware{h: *h, user: user}
-	if f.h.sync != nil {
+	switch sync, sec := f.h.sync != nil, f.h.get_security_config != nil; {
+	case sync && sec:
+		return cFirmwareSyncSecure{f}
+	case sync:
 		return cFirmwareSyncer{f}
+	case sec:
+		return cFirmwareSecure{f}
 	}
 	return f
 }
@@ -239,6 +259,136 @@ func (f cFirmwareSyncer) Sync() error {
 	var rc C.int
 	fwCall(func() { rc = C.avc_call_fw_sync_(&f.h, f.user) })
 	return fwError("sync", int(rc))
+}
+
+// Sync implements agent.FirmwareSyncer.
+func (f cFirmwareSyncSecure) Sync() error { return cFirmwareSyncer(f).Sync() }
+
+// SecurityConfig implements agent.FirmwareSecurityProvider.
+func (f cFirmwareSyncSecure) SecurityConfig(uri string) (*agent.FirmwareSecurity, error) {
+	return cFirmwareSecure(f).SecurityConfig(uri)
+}
+
+// fwText copies a string a get_name or get_version callback returned.
+func fwText(call string, s *C.char) string {
+	if s == nil {
+		return ""
+	}
+	// Read at most one byte past the limit: a longer string is the
+	// agent's to refuse, and an unterminated one is not read further.
+	n := 0
+	p := unsafe.Slice((*byte)(unsafe.Pointer(s)), 257)
+	for n < len(p) && p[n] != 0 {
+		n++
+	}
+	if n == len(p) {
+		logger.Warn("firmware handler: " + call + " returned more than 256 bytes; ignored")
+		return ""
+	}
+	return string(p[:n])
+}
+
+// PackageName implements agent.FirmwareNamer with get_name.
+func (f *cFirmware) PackageName() string {
+	if f.h.get_name == nil {
+		return ""
+	}
+	var s *C.char
+	fwCall(func() { s = C.avc_call_fw_get_name_(&f.h, f.user) })
+	return fwText("get_name", s)
+}
+
+// PackageVersion implements agent.FirmwareNamer with get_version.
+func (f *cFirmware) PackageVersion() string {
+	if f.h.get_version == nil {
+		return ""
+	}
+	var s *C.char
+	fwCall(func() { s = C.avc_call_fw_get_version_(&f.h, f.user) })
+	return fwText("get_version", s)
+}
+
+// SecurityConfig implements agent.FirmwareSecurityProvider with
+// get_security_config; the pointers it fills in are copied at once.
+func (f cFirmwareSecure) SecurityConfig(uri string) (*agent.FirmwareSecurity, error) {
+	cu := C.CString(uri)
+	defer C.free(unsafe.Pointer(cu))
+	out := (*C.avc_fw_security_config_t)(C.calloc(1, C.sizeof_avc_fw_security_config_t))
+	if out == nil {
+		return nil, fmt.Errorf("get_security_config: %w", agent.ErrFirmwareNoMemory)
+	}
+	defer C.free(unsafe.Pointer(out))
+	var rc C.int
+	fwCall(func() { rc = C.avc_call_fw_get_security_config_(&f.h, f.user, out, cu) })
+	if err := fwError("get_security_config", int(rc)); err != nil {
+		return nil, err
+	}
+	sec := &agent.FirmwareSecurity{}
+	if out.psk_identity != nil {
+		sec.PSKIdentity = C.GoString(out.psk_identity)
+	}
+	if out.psk_key != nil && out.psk_key_len > 0 {
+		if out.psk_key_len > 1<<16 {
+			return nil, errors.New("get_security_config: psk_key_len over 64 KiB")
+		}
+		sec.PSKKey = C.GoBytes(out.psk_key, C.int(out.psk_key_len))
+	}
+	for _, m := range []struct {
+		p   *C.char
+		dst *[]byte
+	}{{out.ca_pem, &sec.RootCAs}, {out.client_cert_pem, &sec.ClientCert}, {out.client_key_pem, &sec.ClientKey}} {
+		if m.p != nil {
+			*m.dst = []byte(C.GoString(m.p))
+		}
+	}
+	if sec.PSKIdentity == "" && len(sec.PSKKey) == 0 && len(sec.RootCAs) == 0 && len(sec.ClientCert) == 0 && len(sec.ClientKey) == 0 {
+		return nil, nil // left zeroed: the configuration
+	}
+	return sec, nil
+}
+
+// CoAPTxParams implements agent.FirmwareTxParamsProvider with
+// get_coap_tx_params (NULL: the defaults).
+func (f *cFirmware) CoAPTxParams(uri string) (agent.CoAPTxParams, bool) {
+	if f.h.get_coap_tx_params == nil {
+		return agent.CoAPTxParams{}, false
+	}
+	cu := C.CString(uri)
+	defer C.free(unsafe.Pointer(cu))
+	out := (*C.avc_fw_coap_tx_params_t)(C.calloc(1, C.sizeof_avc_fw_coap_tx_params_t))
+	if out == nil {
+		return agent.CoAPTxParams{}, false
+	}
+	defer C.free(unsafe.Pointer(out))
+	out.ack_timeout_ms = C.uint32_t(agent.AckTimeout / time.Millisecond)
+	out.ack_random_factor = C.double(agent.AckRandomFactor)
+	out.max_retransmit = C.uint32_t(agent.MaxRetransmit)
+	var rc C.int
+	fwCall(func() { rc = C.avc_call_fw_get_coap_tx_params_(&f.h, f.user, out, cu) })
+	if rc != 0 {
+		return agent.CoAPTxParams{}, false
+	}
+	return agent.CoAPTxParams{
+		AckTimeout:      time.Duration(out.ack_timeout_ms) * time.Millisecond,
+		AckRandomFactor: float64(out.ack_random_factor),
+		MaxRetransmit:   int(min(out.max_retransmit, 1<<20)),
+	}, true
+}
+
+// RequestTimeout implements agent.FirmwareRequestTimeouter with
+// get_tcp_request_timeout (NULL: none).
+func (f *cFirmware) RequestTimeout(uri string) time.Duration {
+	if f.h.get_tcp_request_timeout == nil {
+		return 0
+	}
+	cu := C.CString(uri)
+	defer C.free(unsafe.Pointer(cu))
+	var ms C.int64_t
+	fwCall(func() { ms = C.avc_call_fw_get_tcp_request_timeout_(&f.h, f.user, cu) })
+	if ms <= 0 {
+		return 0
+	}
+	return time.Duration(min(int64(ms), int64(24*time.Hour/time.Millisecond))) * time.Millisecond
 }
 
 // fwThreads counts, per OS thread, the firmware handler calls running on

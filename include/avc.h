@@ -434,6 +434,14 @@ avc_result_t avc_send(const char* const* paths, size_t count);
  * the package is installed: State goes back to Idle (0) with Update Result
  * 1 (success), or to Downloaded with Result 8 (failed).
  *
+ * Optional callbacks (Anjay's get_name, get_version, get_security_config,
+ * get_coap_tx_params, get_tcp_request_timeout) name a bare image and
+ * choose each pull's credential, CoAP retransmission and request timeout;
+ * NULL keeps the defaults. avc_fw_handlers_t grew with the last three: a
+ * host compiled against an older avc.h must be rebuilt (zero-initialise
+ * the struct, e.g. "avc_fw_handlers_t h = {0};", so that members it does
+ * not set are NULL).
+ *
  * Threads and locks: handlers run on a libavc thread of the session, one
  * call at a time, never under a libavc lock. They are storage calls and
  * are expected to return quickly (perform_upgrade may also never return,
@@ -512,6 +520,43 @@ typedef struct avc_fw_package
     int64_t size;           /* Image bytes stored. */
 }
 avc_fw_package_t;
+
+/*
+ * The credential of one pull, filled in by get_security_config. libavc
+ * zeroes it before the call; members left NULL (or 0) fall back to the
+ * configuration. Every pointer must stay valid after the callback
+ * returns, until libavc has copied what it points to, which it does
+ * before it calls any other callback: point into storage the handler
+ * owns (static, or reached from user), never into the callback's stack.
+ */
+typedef struct avc_fw_security_config
+{
+    const char* psk_identity;       /* coaps: DTLS-PSK identity, NUL-terminated. */
+    const void* psk_key;            /* coaps: the pre-shared key, psk_key_len bytes. */
+    size_t psk_key_len;             /* Identity and key both set, or neither
+                                       (AVC_FW_PSK_IDENTITY/KEY, else AVC_PSK_*). */
+    const char* ca_pem;             /* https: PEM certificates to trust instead of
+                                       AVC_FW_CA_FILE or the system's roots. */
+    const char* client_cert_pem;    /* https: PEM certificate chain presented to the
+                                       server (TLS client authentication)... */
+    const char* client_key_pem;     /* ...and its PEM private key; both or neither. */
+}
+avc_fw_security_config_t;
+
+/*
+ * CoAP transmission parameters (RFC 7252 §4.8) of a coap:// or coaps://
+ * pull, filled in by get_coap_tx_params. A request is resent after
+ * ack_timeout_ms × [1, ack_random_factor], doubling at each resend, at
+ * most max_retransmit times before the attempt counts as failed (the
+ * pull then retries after 2 s, 4 s, ...).
+ */
+typedef struct avc_fw_coap_tx_params
+{
+    uint32_t ack_timeout_ms;        /* ACK_TIMEOUT: 1 to 600000 (default 2000). */
+    double ack_random_factor;       /* ACK_RANDOM_FACTOR: 1.0 to 4.0 (default 1.5). */
+    uint32_t max_retransmit;        /* MAX_RETRANSMIT: 0 to 20 (default 4). */
+}
+avc_fw_coap_tx_params_t;
 
 /*
  * The firmware storage callbacks. Every callback gets the user pointer
@@ -598,11 +643,75 @@ typedef struct avc_fw_handlers
     int (*sync)(void* user);
 
     /*
-     * Optional; accepted for Anjay compatibility but not called: PkgName
-     * and PkgVersion (/5/0/6, /5/0/7) come from the package manifest.
+     * The name and the version of the image just stored, for a bare image
+     * without a package manifest. Asked once per download, after
+     * stream_finish succeeded, for what the manifest left empty (a
+     * manifest's name and version win); libavc shows the answers in
+     * PkgName /5/0/6 and PkgVersion /5/0/7, passes them to perform_upgrade
+     * and booted, and keeps them across restarts. They are shown, never
+     * verified (anti-rollback compares the signed manifest's version).
+     *
+     * Return a NUL-terminated UTF-8 string of at most 255 bytes (a longer
+     * one is ignored and logged), or NULL or "" for none. libavc copies
+     * it as soon as the callback returns: it must stay valid until then
+     * (a static string, or storage reached from user).
+     *
+     * Optional (NULL: only the manifest names the package).
      */
     const char* (*get_name)(void* user);
     const char* (*get_version)(void* user);
+
+    /*
+     * Chooses the credential of a coaps:// or https:// pull (Anjay's
+     * get_security_config). Asked when such a pull starts, and again when
+     * it resumes after a restart.
+     *
+     * [out] out           zeroed before the call; fill in what this pull
+     *                     uses (see avc_fw_security_config_t for the
+     *                     lifetime of its pointers). Left zeroed: the
+     *                     configuration.
+     * [in]  download_uri  the Package URI; valid during the call only.
+     *
+     * Optional (NULL: the configuration, as AVC_FW_PSK_IDENTITY,
+     * AVC_FW_PSK_KEY and AVC_FW_CA_FILE set it). With it, /5/0/8 offers
+     * coaps even when no PSK is configured. Returns 0 to go on; an
+     * avc_fw_error_t fails the pull with its result; any other non-zero
+     * value, or a coaps pull without any PSK, a PSK identity without a
+     * key (or the reverse), or PEM material that does not parse, fails it
+     * with Update Result 9 (unsupported protocol).
+     */
+    int (*get_security_config)(void* user, avc_fw_security_config_t* out, const char* download_uri);
+
+    /*
+     * Chooses the CoAP transmission parameters of a coap:// or coaps://
+     * pull (Anjay's get_coap_tx_params): they change when the pull's
+     * requests are resent and given up, not the LwM2M server's exchanges.
+     * Asked when such a pull starts, and again when it resumes.
+     *
+     * [out] out           holds the defaults (2000 ms, 1.5, 4) on entry.
+     * [in]  download_uri  the Package URI; valid during the call only.
+     *
+     * Optional (NULL: the defaults). Returns 0 to use *out (values out
+     * of range are logged and the defaults used); any other value keeps
+     * the defaults.
+     */
+    int (*get_coap_tx_params)(void* user, avc_fw_coap_tx_params_t* out, const char* download_uri);
+
+    /*
+     * Chooses the request timeout of an http:// or https:// pull (Anjay's
+     * get_tcp_request_timeout), in milliseconds: when neither the
+     * response head nor body bytes arrive for that long, libavc cancels
+     * the request and the download fails with Update Result 4
+     * (connection lost). Asked when such a pull starts, and again when it
+     * resumes.
+     *
+     * [in] download_uri  the Package URI; valid during the call only.
+     *
+     * Optional (NULL: no request timeout; the connect timeout and the
+     * low-speed limit, AVC_FW_CONNECT_TIMEOUT and AVC_FW_LOW_SPEED, apply
+     * either way). Returns the timeout; 0 or negative: none.
+     */
+    int64_t (*get_tcp_request_timeout)(void* user, const char* download_uri);
 }
 avc_fw_handlers_t;
 
@@ -721,6 +830,8 @@ avc_result_t avc_fw_set_status_handler(avc_fw_status_fn fn, void* ctx);
 /* Anjay-style short names of the firmware types; the same types. */
 typedef struct avc_fw_handlers avc_fw_handlers;
 typedef struct avc_fw_package avc_fw_package;
+typedef struct avc_fw_security_config avc_fw_security_config;
+typedef struct avc_fw_coap_tx_params avc_fw_coap_tx_params;
 typedef struct avc_fw_status avc_fw_status;
 
 #ifdef __cplusplus

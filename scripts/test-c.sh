@@ -9,7 +9,8 @@
 # program with the download and install user agreements enabled accepts
 # each step of a firmware update the server drives (leagree.c, also under
 # AddressSanitizer); an eCall-like program blocks the install of one until
-# it unblocks, and the install waits for the 3-minute retry (lecall.c).
+# it unblocks, and the install waits for the 3-minute retry (lecall.c); the
+# optional firmware callbacks are asked and take effect (fwhooks.c).
 #
 # lecall takes a little over three minutes: it starts first, in the
 # background, and the script waits for it at the end. Each update program
@@ -174,6 +175,21 @@ for run in "fota coap://$coap/fw/fw.avc" "fota-asan"; do
 		>"$tmp/$prog.out" ||
 		{ cat "$tmp/$prog.out"; echo "$prog failed; server log:"; cat "$tmp/fota-server.log"; exit 1; }
 	echo "$prog (${uri:-http from the program}): $(tail -1 "$tmp/$prog.out")"
+done
+
+# The optional firmware callbacks (get_name, get_version,
+# get_security_config, get_coap_tx_params, get_tcp_request_timeout):
+# capi/testdata/fwhooks.c checks each is asked and takes effect, pulling
+# from itself over HTTP and CoAP with `avc server` driving; also under
+# AddressSanitizer.
+start_server fwhooks
+cc -std=c99 "${flags[@]}" -fsanitize=address -fno-omit-frame-pointer -g -o "$tmp/fwhooks-asan" \
+	capi/testdata/fwhooks.c -Lbuild -lavc -lpthread
+for prog in fwhooks fwhooks-asan; do
+	env -u AVC_SERVER_URI LD_LIBRARY_PATH=build ASAN_OPTIONS=detect_leaks=0 timeout 120 \
+		"$tmp/$prog" "coap://$coap" "$http" "$tmp/fw.img" >"$tmp/$prog.out" 2>"$tmp/$prog.err" ||
+		{ cat "$tmp/$prog.out" "$tmp/$prog.err"; echo "$prog failed; server log:"; cat "$tmp/fwhooks-server.log"; exit 1; }
+	echo "$prog (optional firmware callbacks): $(tail -1 "$tmp/$prog.out")"
 done
 
 # User agreements: capi/testdata/leagree.c accepts the download and the

@@ -4,8 +4,11 @@ package main
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"math"
+	"time"
 	"unsafe"
 
 	"github.com/avc-agent/avc/agent"
@@ -37,6 +40,15 @@ func hostFwBooted(pkg string, out unsafe.Pointer, size uint32) int32
 
 //go:wasmimport avc_host fw_sync
 func hostFwSync() int32
+
+//go:wasmimport avc_host fw_get_name
+func hostFwGetName(out unsafe.Pointer, size uint32) int32
+
+//go:wasmimport avc_host fw_get_version
+func hostFwGetVersion(out unsafe.Pointer, size uint32) int32
+
+//go:wasmimport avc_host fw_get_coap_tx_params
+func hostFwGetCoapTxParams(uri string, out unsafe.Pointer) int32
 
 // maxFwVersion is the size of the buffer fw_booted writes the running
 // version into: /3/0/3 holds at most 255 bytes.
@@ -123,3 +135,49 @@ func (hostFirmware) Booted(pkg agent.FirmwarePackage) (string, bool) {
 
 // Sync implements agent.FirmwareSyncer.
 func (hostFirmware) Sync() error { return fwResult("fw_sync", hostFwSync()) }
+
+// The hooks (ABI.md "Firmware hook imports"). The engine has no coaps or
+// http(s) pulls here, so only the namer and the CoAP transmission
+// parameters have imports.
+var (
+	_ agent.FirmwareNamer            = hostFirmware{}
+	_ agent.FirmwareTxParamsProvider = hostFirmware{}
+)
+
+// hostText runs fw_get_name or fw_get_version: the result is the text's
+// full length, of which at most abi.FwTextMax bytes were written.
+func hostText(op string, get func(unsafe.Pointer, uint32) int32) string {
+	out := make([]byte, abi.FwTextMax)
+	n := get(unsafe.Pointer(unsafe.SliceData(out)), uint32(len(out)))
+	switch {
+	case n <= 0:
+		return ""
+	case int(n) > len(out):
+		d.log.Warn("firmware "+op+" is longer than 255 bytes; ignored", "len", n)
+		return ""
+	}
+	return string(out[:n])
+}
+
+// PackageName implements agent.FirmwareNamer.
+func (hostFirmware) PackageName() string { return hostText("fw_get_name", hostFwGetName) }
+
+// PackageVersion implements agent.FirmwareNamer.
+func (hostFirmware) PackageVersion() string { return hostText("fw_get_version", hostFwGetVersion) }
+
+// CoAPTxParams implements agent.FirmwareTxParamsProvider: the buffer
+// holds the defaults on entry; result 0 means the host filled it in.
+func (hostFirmware) CoAPTxParams(uri string) (agent.CoAPTxParams, bool) {
+	var out [abi.FwTxParamsSize]byte
+	binary.LittleEndian.PutUint32(out[0:], uint32(agent.AckTimeout/time.Millisecond))
+	binary.LittleEndian.PutUint32(out[4:], agent.MaxRetransmit)
+	binary.LittleEndian.PutUint64(out[8:], math.Float64bits(agent.AckRandomFactor))
+	if hostFwGetCoapTxParams(uri, unsafe.Pointer(&out[0])) != 0 {
+		return agent.CoAPTxParams{}, false
+	}
+	return agent.CoAPTxParams{
+		AckTimeout:      time.Duration(binary.LittleEndian.Uint32(out[0:])) * time.Millisecond,
+		MaxRetransmit:   int(min(binary.LittleEndian.Uint32(out[4:]), 1<<20)),
+		AckRandomFactor: math.Float64frombits(binary.LittleEndian.Uint64(out[8:])),
+	}, true
+}

@@ -35,6 +35,7 @@ type FileServer struct {
 	Bytes int64
 
 	sim   *Sim
+	peer  string           // where it listens: FilePeer unless FileServerAt
 	etags map[*byte][]byte // by the first byte of a file's content
 }
 
@@ -58,9 +59,15 @@ func (f *FileServer) etag(body []byte) []byte {
 
 // FileServer adds a CoAP file server to the simulated network at
 // FilePeer.
-func (s *Sim) FileServer() *FileServer {
-	f := &FileServer{Files: map[string][]byte{}, sim: s}
-	s.AddPeer(FilePeer, f.receive)
+func (s *Sim) FileServer() *FileServer { return s.FileServerAt(FilePeer) }
+
+// FileServerAt adds a CoAP file server to the simulated network at peer,
+// a "host:port" key or one with agent.DTLSPeerPrefix (standing for the
+// DTLS session the driver would open: the engine's side of a coaps://
+// pull).
+func (s *Sim) FileServerAt(peer string) *FileServer {
+	f := &FileServer{Files: map[string][]byte{}, sim: s, peer: peer}
+	s.AddPeer(peer, f.receive)
 	return f
 }
 
@@ -74,7 +81,7 @@ func (f *FileServer) receive(data []byte) {
 	}
 	f.Requests = append(f.Requests, m)
 	resp := &message.Message{Type: message.Acknowledgement, MessageID: m.MessageID, Token: m.Token, Options: make(message.Options, 0, 4)}
-	defer func() { f.sim.SendFrom(FilePeer, encodeMsg(resp)) }()
+	defer func() { f.sim.SendFrom(f.peer, encodeMsg(resp)) }()
 	if f.Code != 0 {
 		resp.Code = f.Code
 		return

@@ -4,7 +4,7 @@
 import { EventEmitter } from 'node:events';
 
 /** The avc.wasm ABI version this package implements (wasm/ABI.md). */
-export declare const ABI_VERSION: 2;
+export declare const ABI_VERSION: 3;
 
 /** Name of the persistent state file under AVC_STATE_DIR (the native driver's too). */
 export declare const STATE_FILE: 'agent-state.json';
@@ -290,6 +290,30 @@ export interface FirmwareHandler {
    * checkpoint the module persists. Optional. Default result on failure: 2.
    */
   sync?(): void;
+  /**
+   * The name of the image just stored, for a bare image without a
+   * manifest (whose name wins): PkgName /5/0/6. Optional; asked once the
+   * download is complete. At most 255 UTF-8 bytes (longer is ignored).
+   */
+  getName?(): string | null | undefined;
+  /** The version of the image just stored, as getName: PkgVersion /5/0/7. Shown, never verified. */
+  getVersion?(): string | null | undefined;
+  /**
+   * CoAP transmission parameters for the requests of the pull of uri
+   * (asked when it starts or resumes); null keeps the defaults (2000 ms,
+   * 1.5, 4), and a missing field keeps its default. Optional.
+   */
+  getCoapTxParams?(uri: string): CoapTxParams | null | undefined;
+}
+
+/** CoAP transmission parameters (RFC 7252 §4.8) of a pull. */
+export interface CoapTxParams {
+  /** ACK_TIMEOUT in milliseconds, 1 to 600000. */
+  ackTimeout?: number;
+  /** ACK_RANDOM_FACTOR, 1 to 4. */
+  ackRandomFactor?: number;
+  /** MAX_RETRANSMIT, 0 to 20. */
+  maxRetransmit?: number;
 }
 
 /** A console-like logger; each method receives the message and the record's attributes. */

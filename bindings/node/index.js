@@ -14,7 +14,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 /** The avc.wasm ABI version this package implements (wasm/ABI.md). */
-export const ABI_VERSION = 2;
+export const ABI_VERSION = 3;
 
 /** Name of the persistent state file under AVC_STATE_DIR (same as the native driver's). */
 export const STATE_FILE = 'agent-state.json';
@@ -152,7 +152,9 @@ function checkFirmware(firmware) {
   for (const name of FIRMWARE_METHODS) {
     if (typeof firmware[name] !== 'function') throw new TypeError(`firmware.${name} must be a function`);
   }
-  if (firmware.sync !== undefined && typeof firmware.sync !== 'function') throw new TypeError('firmware.sync must be a function');
+  for (const name of ['sync', 'getName', 'getVersion', 'getCoapTxParams']) {
+    if (firmware[name] !== undefined && typeof firmware[name] !== 'function') throw new TypeError(`firmware.${name} must be a function`);
+  }
   return firmware;
 }
 
@@ -270,6 +272,19 @@ export class Module {
     // Without a handler the firmware imports are stubs; the module only
     // calls them when init() enabled firmware, which needs a handler.
     const fw = (fn) => (firmware ? callFirmware(fn) : FirmwareCode.AVC_FW_ERR_OTHER);
+    // fw_get_name / fw_get_version: at most outCap bytes of the text, and
+    // its full length (0: none, also when the method is missing or throws).
+    const fwText = (get, outPtr, outCap) => {
+      try {
+        const v = get();
+        if (v === null || v === undefined || v === '' || typeof v !== 'string') return 0;
+        const b = encoder.encode(v);
+        view(outPtr, Math.min(b.length, outCap)).set(b.subarray(0, outCap));
+        return b.length;
+      } catch {
+        return 0;
+      }
+    };
     const avcHost = {
       // Imports never throw: failures become result codes (wasm/ABI.md).
       sock_send(peerPtr, peerLen, dataPtr, dataLen) {
@@ -322,6 +337,31 @@ export class Module {
       },
       fw_upgrade(pkgPtr, pkgLen) {
         return fw(() => firmware.upgrade(JSON.parse(text(pkgPtr, pkgLen))));
+      },
+      // The hook imports (ABI version 3): optional handler methods.
+      fw_get_name(outPtr, outCap) {
+        return fwText(() => firmware?.getName?.(), outPtr, outCap);
+      },
+      fw_get_version(outPtr, outCap) {
+        return fwText(() => firmware?.getVersion?.(), outPtr, outCap);
+      },
+      fw_get_coap_tx_params(uriPtr, uriLen, outPtr) {
+        try {
+          if (!firmware?.getCoapTxParams) return 1;
+          const p = firmware.getCoapTxParams(text(uriPtr, uriLen));
+          if (p === null || p === undefined) return 1;
+          if (typeof p.then === 'function') {
+            p.then(null, () => {});
+            return 1;
+          }
+          const v = new DataView(mod.#exports.memory.buffer, outPtr, 16);
+          if (p.ackTimeout !== undefined) v.setUint32(0, Math.max(0, Math.min(Math.round(p.ackTimeout), 0xffffffff)), true);
+          if (p.maxRetransmit !== undefined) v.setUint32(4, Math.max(0, Math.min(Math.trunc(p.maxRetransmit), 0xffffffff)), true);
+          if (p.ackRandomFactor !== undefined) v.setFloat64(8, Number(p.ackRandomFactor), true);
+          return 0;
+        } catch {
+          return 1;
+        }
       },
       fw_booted(pkgPtr, pkgLen, outPtr, outCap) {
         let installed = false;

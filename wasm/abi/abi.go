@@ -4,8 +4,18 @@ import "fmt"
 
 // Version is the value of the avc_abi_version export; see ABI.md
 // "Versioning". Version 2 added the firmware imports (fw_open …
-// fw_sync), which every host must provide.
-const Version = 2
+// fw_sync), version 3 the firmware hook imports (fw_get_name,
+// fw_get_version, fw_get_coap_tx_params); every host must provide them.
+const Version = 3
+
+// FwTxParamsSize is the size of the buffer fw_get_coap_tx_params fills in
+// (ABI.md): ack_timeout_ms (u32 LE) at 0, max_retransmit (u32 LE) at 4,
+// ack_random_factor (f64 LE) at 8.
+const FwTxParamsSize = 16
+
+// FwTextMax is the capacity given to fw_get_name and fw_get_version: the
+// longest PkgName or PkgVersion.
+const FwTextMax = 255
 
 // ImportModule is the module name of the host imports.
 const ImportModule = "avc_host"

@@ -27,9 +27,10 @@
 //   - After a trap the instance is discarded and every later call returns an
 //     error matching [ErrTrapped]; the Agent then instantiates a fresh module
 //     from the last stored state and starts again.
-//   - Every Module provides the firmware imports of ABI version 2; they
-//     reach [Imports.Firmware] and the module calls them only when that is
-//     set. A firmware install restarts the engine inside the module (an
+//   - Every Module provides the firmware imports of ABI version 3; they
+//     reach [Imports.Firmware] (and its optional [agent.FirmwareNamer] and
+//     [agent.FirmwareTxParamsProvider]) and the module calls them only
+//     when that is set. A firmware install restarts the engine inside the module (an
 //     [agent.EventRestart] is reported); the host does nothing for it.
 //   - Modules get real randomness (crypto/rand) and the system clocks; the
 //     engine itself only sees the times passed to the exports.

@@ -2,8 +2,11 @@ package host
 
 import (
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
+	"math"
+	"time"
 
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
@@ -101,6 +104,18 @@ func defineFirmwareImports(b wazero.HostModuleBuilder) {
 		WithGoModuleFunction(api.GoModuleFunc(fwSync), nil, rc).
 		WithResultNames("rc").
 		Export("fw_sync")
+	b.NewFunctionBuilder().
+		WithGoModuleFunction(api.GoModuleFunc(fwGetName), []api.ValueType{i32, i32}, rc).
+		WithParameterNames("out_ptr", "out_cap").WithResultNames("len").
+		Export("fw_get_name")
+	b.NewFunctionBuilder().
+		WithGoModuleFunction(api.GoModuleFunc(fwGetVersion), []api.ValueType{i32, i32}, rc).
+		WithParameterNames("out_ptr", "out_cap").WithResultNames("len").
+		Export("fw_get_version")
+	b.NewFunctionBuilder().
+		WithGoModuleFunction(api.GoModuleFunc(fwGetCoapTxParams), []api.ValueType{i32, i32, i32}, rc).
+		WithParameterNames("uri_ptr", "uri_len", "out_ptr").WithResultNames("rc").
+		Export("fw_get_coap_tx_params")
 }
 
 // firmwareOf returns the calling module's firmware handler, or nil.
@@ -216,4 +231,53 @@ func fwSync(ctx context.Context, _ api.Module, stack []uint64) {
 		}
 	}
 	stack[0] = api.EncodeI32(int32(code))
+}
+
+// fwText writes a handler's name or version for fw_get_name and
+// fw_get_version: at most out_cap bytes to out, returning the full length
+// (0: none, also without an agent.FirmwareNamer).
+func fwText(ctx context.Context, mod api.Module, stack []uint64, get func(agent.FirmwareNamer) string) {
+	var v string
+	if n, ok := firmwareOf(ctx).(agent.FirmwareNamer); ok {
+		callFirmware(func() error { v = get(n); return nil })
+	}
+	out, size := api.DecodeU32(stack[0]), api.DecodeU32(stack[1])
+	if !mod.Memory().Write(out, []byte(v)[:min(len(v), int(size))]) {
+		v = ""
+	}
+	stack[0] = api.EncodeI32(int32(min(len(v), 1<<30)))
+}
+
+// fwGetName is fw_get_name(out_ptr, out_cap) -> len: PackageName.
+func fwGetName(ctx context.Context, mod api.Module, stack []uint64) {
+	fwText(ctx, mod, stack, agent.FirmwareNamer.PackageName)
+}
+
+// fwGetVersion is fw_get_version(out_ptr, out_cap) -> len: PackageVersion.
+func fwGetVersion(ctx context.Context, mod api.Module, stack []uint64) {
+	fwText(ctx, mod, stack, agent.FirmwareNamer.PackageVersion)
+}
+
+// fwGetCoapTxParams is fw_get_coap_tx_params(uri_ptr, uri_len, out_ptr)
+// -> rc: CoAPTxParams, written as abi.FwTxParamsSize little-endian bytes
+// (ack_timeout_ms u32, max_retransmit u32, ack_random_factor f64); 0 when
+// written, 1 to keep the defaults (also without an
+// agent.FirmwareTxParamsProvider).
+func fwGetCoapTxParams(ctx context.Context, mod api.Module, stack []uint64) {
+	code := int32(1)
+	uri, ok := read(mod, stack[0], stack[1])
+	if tp, has := firmwareOf(ctx).(agent.FirmwareTxParamsProvider); has && ok {
+		var p agent.CoAPTxParams
+		var set bool
+		if callFirmware(func() error { p, set = tp.CoAPTxParams(string(uri)); return nil }) == fwOK && set {
+			var b [abi.FwTxParamsSize]byte
+			binary.LittleEndian.PutUint32(b[0:], uint32(min(max(p.AckTimeout/time.Millisecond, 0), math.MaxUint32)))
+			binary.LittleEndian.PutUint32(b[4:], uint32(min(max(p.MaxRetransmit, 0), math.MaxUint32)))
+			binary.LittleEndian.PutUint64(b[8:], math.Float64bits(p.AckRandomFactor))
+			if mod.Memory().Write(api.DecodeU32(stack[2]), b[:]) {
+				code = 0
+			}
+		}
+	}
+	stack[0] = api.EncodeI32(code)
 }

@@ -156,8 +156,8 @@ func wantCode(t *testing.T, err error, want Code) *Error {
 func TestABIVersion(t *testing.T) {
 	m := newModule(t, nil)
 	v, err := m.ABIVersion()
-	if err != nil || v != ABIVersion || ABIVersion != 2 {
-		t.Fatalf("ABIVersion() = %d, %v; want %d (2)", v, err, ABIVersion)
+	if err != nil || v != ABIVersion || ABIVersion != 3 {
+		t.Fatalf("ABIVersion() = %d, %v; want %d (3)", v, err, ABIVersion)
 	}
 }
 

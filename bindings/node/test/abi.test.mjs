@@ -23,8 +23,8 @@ function newModule(extra = {}) {
 
 test('abi version', () => {
   const { mod } = newModule();
-  assert.equal(mod.abiVersion(), 2);
-  assert.equal(ABI_VERSION, 2);
+  assert.equal(mod.abiVersion(), 3);
+  assert.equal(ABI_VERSION, 3);
 });
 
 test('config names: AVC_* and camelCase', () => {

@@ -188,3 +188,55 @@ test('firmware option: checked, and enables Object 5', async () => {
   assert.ok(Object.isFrozen(FirmwareCode));
   assert.equal(ACK, 2);
 });
+
+test('optional hooks: getName/getVersion name a bare image, getCoapTxParams sets the resend', async (t) => {
+  const dgram = await import('node:dgram');
+  const asked = [];
+  const flash = {
+    ...memoryFlash(),
+    getName: () => 'node-blob',
+    getVersion: () => '6.6.6',
+    getCoapTxParams: (uri) => {
+      asked.push(uri);
+      return { ackTimeout: 300, ackRandomFactor: 1, maxRetransmit: 1 };
+    },
+  };
+  const impl = memoryFlash();
+  for (const m of ['open', 'write', 'finish', 'sync', 'reset', 'upgrade', 'booted']) flash[m] = impl[m];
+  const { server, agent } = await setup(t, flash);
+  const image = crypto.randomBytes(3000);
+
+  // A silent CoAP server: the pull's GET comes again after 300 ms, then
+  // as a new request after the 900 ms timeout and the 2 s retry wait.
+  const silent = dgram.createSocket('udp4');
+  await new Promise((resolve) => silent.bind(0, '127.0.0.1', resolve));
+  t.after(() => silent.close());
+  const gets = [];
+  silent.on('message', (buf) => gets.push({ at: performance.now(), mid: buf.readUInt16BE(2) }));
+  const uri = `coap://127.0.0.1:${silent.address().port}/fw/silent`;
+  assert.equal((await server.call(PUT, '/5/0/1', uri, { contentFormat: 0 })).code, code(2, 4));
+  const deadline = performance.now() + 10000;
+  while (gets.length < 3 && performance.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+  assert.equal(gets.length >= 3, true, `${gets.length} GETs`);
+  const [first, resend, again] = gets;
+  assert.ok(resend.at - first.at >= 250 && resend.at - first.at < 1500, `resend after ${resend.at - first.at} ms, want 300`);
+  assert.equal(resend.mid, first.mid, 'a resend keeps the message ID');
+  assert.notEqual(again.mid, resend.mid, 'after MAX_RETRANSMIT 1: a new request');
+  assert.ok(again.at - resend.at >= 2000 && again.at - resend.at < 4500, `new request ${again.at - resend.at} ms later`);
+  assert.deepEqual(asked, [uri]);
+  const idle = waitEvent(agent, 'firmware', firmwareIs(0, 0));
+  await server.call(PUT, '/5/0/1', '', { contentFormat: 0 });
+  await idle;
+
+  // A bare image: PkgName and PkgVersion from the handler.
+  const blobFiles = await startFileServer({ blob: image });
+  t.after(() => blobFiles.close());
+  const downloaded = waitEvent(agent, 'firmware', firmwareIs(2, 0));
+  await server.call(PUT, '/5/0/1', blobFiles.uri('blob'), { contentFormat: 0 });
+  const ev = await downloaded;
+  assert.equal(ev.firmware.version, '6.6.6');
+  assert.ok(impl.data.equals(image));
+  assert.equal((await server.call(GET, '/5/0/6', '', { accept: 0 })).payload.toString(), 'node-blob');
+  assert.equal((await server.call(GET, '/5/0/7', '', { accept: 0 })).payload.toString(), '6.6.6');
+  await agent.stop();
+});

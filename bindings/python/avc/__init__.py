@@ -97,8 +97,10 @@ from ._enums import (
 )
 from ._ffi import LibraryNotFoundError, library_path
 from ._firmware import (
+    CoapTxParams,
     FirmwareHandler,
     FirmwarePackage,
+    FirmwareSecurity,
     FirmwareStatus,
     FirmwareStatusHandler,
     install_firmware_handler,
@@ -141,6 +143,7 @@ __all__ = [
     "AvcTimeoutError",
     "BadParameterError",
     "BusyError",
+    "CoapTxParams",
     "DuplicateError",
     "Event",
     "FaultError",
@@ -151,6 +154,7 @@ __all__ = [
     "FirmwareNoMemory",
     "FirmwareNoSpace",
     "FirmwarePackage",
+    "FirmwareSecurity",
     "FirmwareState",
     "FirmwareStatus",
     "FirmwareStatusHandler",

@@ -25,6 +25,10 @@ from typing import Any
 __all__ = [
     "EVENT_MESSAGE_MAX",
     "FW_BOOTED_FN",
+    "FW_GET_COAP_TX_PARAMS_FN",
+    "FW_GET_SECURITY_CONFIG_FN",
+    "FW_GET_TCP_REQUEST_TIMEOUT_FN",
+    "FW_GET_TEXT_FN",
     "FW_PERFORM_UPGRADE_FN",
     "FW_RESET_FN",
     "FW_STATUS_FN",
@@ -38,8 +42,10 @@ __all__ = [
     "SESSION_REQUEST_HANDLER_FN",
     "STATUS_HANDLER_FN",
     "AvcEvent",
+    "AvcFwCoapTxParams",
     "AvcFwHandlers",
     "AvcFwPackage",
+    "AvcFwSecurityConfig",
     "AvcFwStatus",
     "LibraryNotFoundError",
     "lib",
@@ -104,9 +110,45 @@ FW_BOOTED_FN = ctypes.CFUNCTYPE(
 FW_SYNC_FN = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p)
 
 
+class AvcFwSecurityConfig(ctypes.Structure):
+    """``avc_fw_security_config_t`` (avc.h). The pointers are c_void_p: the
+    callback stores addresses of buffers it keeps alive itself (ctypes
+    would drop the objects of a struct that lives in C memory)."""
+
+    _fields_ = [
+        ("psk_identity", ctypes.c_void_p),
+        ("psk_key", ctypes.c_void_p),
+        ("psk_key_len", ctypes.c_size_t),
+        ("ca_pem", ctypes.c_void_p),
+        ("client_cert_pem", ctypes.c_void_p),
+        ("client_key_pem", ctypes.c_void_p),
+    ]
+
+
+class AvcFwCoapTxParams(ctypes.Structure):
+    """``avc_fw_coap_tx_params_t`` (avc.h)."""
+
+    _fields_ = [
+        ("ack_timeout_ms", ctypes.c_uint32),
+        ("ack_random_factor", ctypes.c_double),
+        ("max_retransmit", ctypes.c_uint32),
+    ]
+
+
+#: get_name / get_version: (user) -> const char*, returned as an address
+#: (a c_char_p result would point into a Python object freed on return).
+FW_GET_TEXT_FN = ctypes.CFUNCTYPE(ctypes.c_void_p, ctypes.c_void_p)
+FW_GET_SECURITY_CONFIG_FN = ctypes.CFUNCTYPE(
+    ctypes.c_int, ctypes.c_void_p, ctypes.POINTER(AvcFwSecurityConfig), ctypes.c_char_p
+)
+FW_GET_COAP_TX_PARAMS_FN = ctypes.CFUNCTYPE(
+    ctypes.c_int, ctypes.c_void_p, ctypes.POINTER(AvcFwCoapTxParams), ctypes.c_char_p
+)
+FW_GET_TCP_REQUEST_TIMEOUT_FN = ctypes.CFUNCTYPE(ctypes.c_int64, ctypes.c_void_p, ctypes.c_char_p)
+
+
 class AvcFwHandlers(ctypes.Structure):
-    """``avc_fw_handlers_t`` (avc.h). get_name and get_version are never set
-    from Python (libavc does not call them)."""
+    """``avc_fw_handlers_t`` (avc.h)."""
 
     _fields_ = [
         ("stream_open", FW_STREAM_OPEN_FN),
@@ -116,8 +158,11 @@ class AvcFwHandlers(ctypes.Structure):
         ("perform_upgrade", FW_PERFORM_UPGRADE_FN),
         ("booted", FW_BOOTED_FN),
         ("sync", FW_SYNC_FN),
-        ("get_name", ctypes.c_void_p),
-        ("get_version", ctypes.c_void_p),
+        ("get_name", FW_GET_TEXT_FN),
+        ("get_version", FW_GET_TEXT_FN),
+        ("get_security_config", FW_GET_SECURITY_CONFIG_FN),
+        ("get_coap_tx_params", FW_GET_COAP_TX_PARAMS_FN),
+        ("get_tcp_request_timeout", FW_GET_TCP_REQUEST_TIMEOUT_FN),
     ]
 
 

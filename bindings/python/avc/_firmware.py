@@ -15,8 +15,10 @@ from ._enums import FirmwareState, UpdateResult
 from .errors import FirmwareError
 
 __all__ = [
+    "CoapTxParams",
     "FirmwareHandler",
     "FirmwarePackage",
+    "FirmwareSecurity",
     "FirmwareStatus",
     "FirmwareStatusHandler",
     "install_firmware_handler",
@@ -64,6 +66,44 @@ class FirmwareStatus:
     total: int
     http_status: int = 0
     version: str = ""
+
+
+@dataclass(frozen=True)
+class FirmwareSecurity:
+    """The credential of one pull, from :meth:`FirmwareHandler.get_security_config`
+    (``avc_fw_security_config_t``). Fields left None fall back to the
+    configuration.
+
+    Attributes:
+        psk_identity, psk_key: the DTLS-PSK credential of a coaps:// pull
+            (both or neither).
+        ca_pem: PEM certificates an https:// pull trusts instead of
+            ``AVC_FW_CA_FILE`` or the system's roots.
+        client_cert_pem, client_key_pem: a PEM certificate chain and its
+            private key that an https:// pull presents (both or neither).
+    """
+
+    psk_identity: str | None = None
+    psk_key: bytes | None = None
+    ca_pem: str | bytes | None = None
+    client_cert_pem: str | bytes | None = None
+    client_key_pem: str | bytes | None = None
+
+
+@dataclass(frozen=True)
+class CoapTxParams:
+    """CoAP transmission parameters (RFC 7252 §4.8) of a coap:// or coaps:// pull,
+    from :meth:`FirmwareHandler.get_coap_tx_params` (``avc_fw_coap_tx_params_t``).
+
+    Attributes:
+        ack_timeout: ACK_TIMEOUT in seconds, 0.001 to 600 (default 2).
+        ack_random_factor: ACK_RANDOM_FACTOR, 1.0 to 4.0 (default 1.5).
+        max_retransmit: MAX_RETRANSMIT, 0 to 20 (default 4).
+    """
+
+    ack_timeout: float = 2.0
+    ack_random_factor: float = 1.5
+    max_retransmit: int = 4
 
 
 #: A firmware status callback: called with a :class:`FirmwareStatus` on
@@ -114,6 +154,13 @@ class FirmwareHandler(abc.ABC):
       of the call. Nothing propagates into libavc.
     - ``sync`` is optional: override it when writes need a flush to be
       durable (it runs before every download checkpoint).
+    - The ``get_*`` methods are optional too (Anjay's hooks): libavc only
+      calls the ones a subclass overrides. ``get_name`` and ``get_version``
+      name a bare image; ``get_security_config``, ``get_coap_tx_params``
+      and ``get_tcp_request_timeout`` are asked with the Package URI when a
+      pull starts or resumes. An exception there is logged and counts as
+      "none" (for ``get_security_config``: the pull fails, Update Result 9,
+      or the result of a :class:`avc.FirmwareError` subclass).
     """
 
     @abc.abstractmethod
@@ -166,6 +213,46 @@ class FirmwareHandler(abc.ABC):
 
         Default result on failure: 2 (not enough space).
         """
+
+    def get_name(self) -> str | None:
+        """The name of the image just stored (optional; ``get_name``).
+
+        Asked once a download is complete, when the package manifest gave
+        no name (a manifest's name wins); shown in PkgName /5/0/6. None or
+        "" for none; at most 255 UTF-8 bytes.
+        """
+        return None
+
+    def get_version(self) -> str | None:
+        """The version of the image just stored (optional; ``get_version``).
+
+        As :meth:`get_name`, for PkgVersion /5/0/7. Shown, never verified:
+        anti-rollback compares the signed manifest's version only.
+        """
+        return None
+
+    def get_security_config(self, uri: str) -> FirmwareSecurity | None:
+        """The credential of a coaps:// or https:// pull of uri (optional).
+
+        None means the configuration (``fw_psk_identity``/``fw_psk_key``,
+        ``fw_ca_file``). Raising fails the pull (Update Result 9, or that of
+        a :class:`avc.FirmwareError` subclass).
+        """
+        return None
+
+    def get_coap_tx_params(self, uri: str) -> CoapTxParams | None:
+        """The CoAP transmission parameters of a coap:// or coaps:// pull of uri
+        (optional); None keeps the defaults. They apply to the pull's
+        requests only.
+        """
+        return None
+
+    def get_tcp_request_timeout(self, uri: str) -> float | None:
+        """The request timeout of an http:// or https:// pull of uri, in
+        seconds (optional): when the server sends nothing for that long the
+        download fails with Update Result 4. None or <= 0: none.
+        """
+        return None
 
 
 # The installed handler's ctypes objects, kept referenced while libavc may
@@ -254,6 +341,81 @@ def _callbacks(handler: FirmwareHandler) -> _ffi.AvcFwHandlers:
         except BaseException as e:
             return _failed("sync", handler, e)
 
+    # What the get_* callbacks return or fill in must outlive the call
+    # until libavc has copied it, which it does before calling any other
+    # callback: each call replaces the buffers of the previous one.
+    kept: list[object] = []
+
+    def keep(b: bytes) -> int:
+        buf = ctypes.create_string_buffer(b, len(b) + 1)
+        kept.append(buf)
+        return ctypes.addressof(buf)
+
+    def text(name: str, get: Callable[[], str | None]) -> int | None:
+        kept.clear()
+        try:
+            v = get()
+            if v is None or v == "":
+                return None
+            if not isinstance(v, str):
+                raise TypeError(f"{name} must return str or None, not {type(v).__name__}")
+            return keep(v.encode("utf-8"))
+        except BaseException as e:
+            _failed(name, handler, e)
+            return None
+
+    def pem(v: str | bytes | None) -> int | None:
+        if v is None or len(v) == 0:
+            return None
+        return keep(v.encode("ascii") if isinstance(v, str) else bytes(v))
+
+    def get_security_config(_user: int | None, out: ctypes._Pointer[_ffi.AvcFwSecurityConfig],
+                            uri: bytes | None) -> int:
+        kept.clear()
+        try:
+            sec = handler.get_security_config(_text(uri))
+            if sec is None:
+                return 0
+            if not isinstance(sec, FirmwareSecurity):
+                raise TypeError(f"get_security_config must return FirmwareSecurity or None, not {type(sec).__name__}")
+            c = out.contents
+            if sec.psk_identity:
+                c.psk_identity = keep(sec.psk_identity.encode("utf-8"))
+            if sec.psk_key:
+                c.psk_key, c.psk_key_len = keep(bytes(sec.psk_key)), len(sec.psk_key)
+            c.ca_pem = pem(sec.ca_pem)
+            c.client_cert_pem = pem(sec.client_cert_pem)
+            c.client_key_pem = pem(sec.client_key_pem)
+            return 0
+        except BaseException as e:
+            return _failed("get_security_config", handler, e)
+
+    def get_coap_tx_params(_user: int | None, out: ctypes._Pointer[_ffi.AvcFwCoapTxParams], uri: bytes | None) -> int:
+        try:
+            p = handler.get_coap_tx_params(_text(uri))
+            if p is None:
+                return 1
+            if not isinstance(p, CoapTxParams):
+                raise TypeError(f"get_coap_tx_params must return CoapTxParams or None, not {type(p).__name__}")
+            c = out.contents
+            c.ack_timeout_ms = max(0, min(int(round(p.ack_timeout * 1000)), 0xFFFFFFFF))
+            c.ack_random_factor = float(p.ack_random_factor)
+            c.max_retransmit = max(0, min(int(p.max_retransmit), 0xFFFFFFFF))
+            return 0
+        except BaseException as e:
+            _failed("get_coap_tx_params", handler, e)
+            return 1
+
+    def get_tcp_request_timeout(_user: int | None, uri: bytes | None) -> int:
+        try:
+            t = handler.get_tcp_request_timeout(_text(uri))
+            if t is None or t <= 0:
+                return 0
+            return max(1, int(t * 1000))
+        except BaseException as e:
+            _failed("get_tcp_request_timeout", handler, e)
+            return 0
+
     h = _ffi.AvcFwHandlers()
     h.stream_open = _ffi.FW_STREAM_OPEN_FN(stream_open)
     h.stream_write = _ffi.FW_STREAM_WRITE_FN(stream_write)
@@ -263,6 +425,16 @@ def _callbacks(handler: FirmwareHandler) -> _ffi.AvcFwHandlers:
     h.booted = _ffi.FW_BOOTED_FN(booted)
     if type(handler).sync is not FirmwareHandler.sync:
         h.sync = _ffi.FW_SYNC_FN(sync)
+    if type(handler).get_name is not FirmwareHandler.get_name:
+        h.get_name = _ffi.FW_GET_TEXT_FN(lambda _user: text("get_name", handler.get_name))
+    if type(handler).get_version is not FirmwareHandler.get_version:
+        h.get_version = _ffi.FW_GET_TEXT_FN(lambda _user: text("get_version", handler.get_version))
+    if type(handler).get_security_config is not FirmwareHandler.get_security_config:
+        h.get_security_config = _ffi.FW_GET_SECURITY_CONFIG_FN(get_security_config)
+    if type(handler).get_coap_tx_params is not FirmwareHandler.get_coap_tx_params:
+        h.get_coap_tx_params = _ffi.FW_GET_COAP_TX_PARAMS_FN(get_coap_tx_params)
+    if type(handler).get_tcp_request_timeout is not FirmwareHandler.get_tcp_request_timeout:
+        h.get_tcp_request_timeout = _ffi.FW_GET_TCP_REQUEST_TIMEOUT_FN(get_tcp_request_timeout)
     return h
 
 

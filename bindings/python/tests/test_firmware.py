@@ -127,7 +127,8 @@ class EnumTest(unittest.TestCase):
         if cc is None:
             self.fail("no C compiler to measure the structs with: run `make deps` (part of `make test`)")
         structs = {"avc_fw_package_t": _ffi.AvcFwPackage, "avc_fw_status_t": _ffi.AvcFwStatus,
-                   "avc_fw_handlers_t": _ffi.AvcFwHandlers}
+                   "avc_fw_handlers_t": _ffi.AvcFwHandlers, "avc_fw_security_config_t": _ffi.AvcFwSecurityConfig,
+                   "avc_fw_coap_tx_params_t": _ffi.AvcFwCoapTxParams}
         src = "#include <stdio.h>\n#include <stddef.h>\n#include \"avc.h\"\nint main(void) {\n"
         want: list[int] = []
         for cname, py in structs.items():
@@ -206,6 +207,97 @@ class CallbackTest(unittest.TestCase):
 
         self.assertTrue(_firmware._callbacks(RamFlash()).sync)
         self.assertFalse(_firmware._callbacks(NoSync()).sync)
+
+
+class HookFlash(RamFlash):
+    """RamFlash with every optional hook; records what libavc asked."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.asked: list[str] = []
+        self.security: avc.FirmwareSecurity | BaseException | None = None
+        self.tx: avc.CoapTxParams | None = avc.CoapTxParams(ack_timeout=0.3, ack_random_factor=1.0, max_retransmit=1)
+        self.timeout: float | None = 1.0
+
+    def get_name(self) -> str | None:
+        self.asked.append("name")
+        return "py-blob"
+
+    def get_version(self) -> str | None:
+        self.asked.append("version")
+        return "8.8.8"
+
+    def get_security_config(self, uri: str) -> avc.FirmwareSecurity | None:
+        self.asked.append("security " + uri)
+        if isinstance(self.security, BaseException):
+            raise self.security
+        return self.security
+
+    def get_coap_tx_params(self, uri: str) -> avc.CoapTxParams | None:
+        self.asked.append("tx " + uri)
+        return self.tx
+
+    def get_tcp_request_timeout(self, uri: str) -> float | None:
+        self.asked.append("timeout " + uri)
+        return self.timeout
+
+
+class HookCallbackTest(unittest.TestCase):
+    """The optional get_* callbacks, called directly as libavc calls them."""
+
+    def test_only_when_overridden(self) -> None:
+        plain = _firmware._callbacks(RamFlash())
+        hooks = _firmware._callbacks(HookFlash())
+        for name in ("get_name", "get_version", "get_security_config", "get_coap_tx_params", "get_tcp_request_timeout"):
+            with self.subTest(name=name):
+                self.assertFalse(getattr(plain, name), "NULL unless overridden")
+                self.assertTrue(getattr(hooks, name))
+
+    def test_name_and_version(self) -> None:
+        cb = _firmware._callbacks(HookFlash())
+        self.assertEqual(ctypes.string_at(cb.get_name(None)), b"py-blob")
+        self.assertEqual(ctypes.string_at(cb.get_version(None)), b"8.8.8")
+
+        class Bad(HookFlash):
+            def get_name(self) -> str | None:
+                raise RuntimeError("no name today")
+
+        with self.assertLogs("avc", "ERROR"):
+            self.assertIsNone(_firmware._callbacks(Bad()).get_name(None))
+
+    def test_security_config(self) -> None:
+        h = HookFlash()
+        cb = _firmware._callbacks(h)
+        out = _ffi.AvcFwSecurityConfig()
+        self.assertEqual(cb.get_security_config(None, ctypes.byref(out), b"coaps://h/fw"), 0)
+        self.assertEqual((out.psk_identity, out.psk_key, out.ca_pem), (None, None, None), "None: left zeroed")
+        h.security = avc.FirmwareSecurity(psk_identity="py-id", psk_key=b"\x00key", ca_pem="-----BEGIN CERTIFICATE-----")
+        out = _ffi.AvcFwSecurityConfig()
+        self.assertEqual(cb.get_security_config(None, ctypes.byref(out), b"coaps://h/fw"), 0)
+        self.assertEqual(ctypes.string_at(out.psk_identity), b"py-id")
+        self.assertEqual(ctypes.string_at(out.psk_key, out.psk_key_len), b"\x00key")
+        self.assertEqual(ctypes.string_at(out.ca_pem), b"-----BEGIN CERTIFICATE-----")
+        self.assertIsNone(out.client_cert_pem)
+        self.assertEqual(h.asked, ["security coaps://h/fw"] * 2)
+        h.security = avc.FirmwareNoMemory("no key slot")
+        with self.assertLogs("avc", "WARNING"):
+            self.assertEqual(cb.get_security_config(None, ctypes.byref(out), b"coaps://h/fw"), -3)
+        h.security = RuntimeError("secure element gone")
+        with self.assertLogs("avc", "ERROR"):
+            self.assertEqual(cb.get_security_config(None, ctypes.byref(out), b"coaps://h/fw"), -1)
+
+    def test_tx_params_and_timeout(self) -> None:
+        h = HookFlash()
+        cb = _firmware._callbacks(h)
+        out = _ffi.AvcFwCoapTxParams(2000, 1.5, 4)
+        self.assertEqual(cb.get_coap_tx_params(None, ctypes.byref(out), b"coap://h/fw"), 0)
+        self.assertEqual((out.ack_timeout_ms, out.ack_random_factor, out.max_retransmit), (300, 1.0, 1))
+        h.tx = None
+        self.assertNotEqual(cb.get_coap_tx_params(None, ctypes.byref(out), b"coap://h/fw"), 0, "None: the defaults")
+        self.assertEqual(cb.get_tcp_request_timeout(None, b"http://h/fw"), 1000)
+        h.timeout = None
+        self.assertEqual(cb.get_tcp_request_timeout(None, b"http://h/fw"), 0)
+        self.assertEqual(h.asked, ["tx coap://h/fw"] * 2 + ["timeout http://h/fw"] * 2)
 
 
 class MisuseTest(unittest.TestCase):
@@ -394,6 +486,121 @@ class FotaTest(unittest.TestCase):
         self.assertIn((len(self.package), len(self.package)), progress)
         # The session has ended: the handler may be replaced.
         avc.install_firmware_handler(RamFlash())
+
+
+
+class _Files(threading.Thread):
+    """An HTTP server for /image (the whole image) and /stall (the head and
+    100 bytes, then nothing until the client goes away)."""
+
+    def __init__(self, image: bytes) -> None:
+        import http.server
+
+        files = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(image)))
+                self.end_headers()
+                if self.path.endswith("/stall"):
+                    self.wfile.write(image[:100])
+                    self.wfile.flush()
+                    files.release.wait(30)
+                    return
+                self.wfile.write(image)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        super().__init__(daemon=True)
+        self.release = threading.Event()
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.httpd.server_address[1]
+        self.start()
+
+    def run(self) -> None:
+        self.httpd.serve_forever()
+
+    def close(self) -> None:
+        self.release.set()
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+class HooksTest(FotaTest):
+    """The optional hooks in a session: get_name/get_version name a bare
+    image pulled over HTTP (/5/0/6, /5/0/7), get_tcp_request_timeout ends a
+    stalled pull with Update Result 4, and get_coap_tx_params sets when a
+    silent CoAP server sees the pull's request again."""
+
+    def setUp(self) -> None:
+        super().setUp()
+        avc.configure(fw_require_signature="")  # bare images
+        self.files = _Files(self.image)
+
+    def tearDown(self) -> None:
+        self.files.close()
+        super().tearDown()
+
+    def write_uri(self, uri: str) -> None:
+        status, out = self.server.call("PUT", f"/api/clients/{self.ep}/write/5/0/1", {"value": uri, "type": "string"})
+        self.assertEqual(status, 200, out)
+
+    def wait_fw(self, state: int, result: int) -> None:
+        with self.cond:
+            ok = self.cond.wait_for(lambda: bool(self.statuses) and (self.statuses[-1].state, self.statuses[-1].result)
+                                    == (state, result), TIMEOUT)
+            self.assertTrue(ok, self.statuses[-3:])
+
+    def test_hooks(self) -> None:
+        import socket
+
+        h = HookFlash()
+        avc.install_firmware_handler(h)
+        udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        udp.bind(("127.0.0.1", 0))
+        udp.settimeout(5)
+        self.addCleanup(udp.close)
+        with avc.Session() as s:
+            s.wait_for(avc.Status.SESSION_STARTED, timeout=TIMEOUT)
+
+            uri = f"http://127.0.0.1:{self.files.port}/fw/image"
+            self.write_uri(uri)
+            self.wait_fw(avc.FirmwareState.DOWNLOADED, avc.UpdateResult.INITIAL)
+            self.read_until("5/0/6", "py-blob")
+            self.read_until("5/0/7", "8.8.8")
+            with self.cond:
+                self.assertEqual(self.statuses[-1].version, "8.8.8")
+            self.assertEqual(bytes(h.slot), self.image)
+            self.assertIn("timeout " + uri, h.asked)
+            self.write_uri("")
+            self.wait_fw(avc.FirmwareState.IDLE, avc.UpdateResult.INITIAL)
+
+            uri = f"http://127.0.0.1:{self.files.port}/fw/stall"
+            start = time.monotonic()
+            with self.assertLogs("avc", "WARNING"):
+                self.write_uri(uri)
+                self.wait_fw(avc.FirmwareState.IDLE, avc.UpdateResult.CONNECTION_LOST)
+            self.assertGreaterEqual(time.monotonic() - start, 0.9, "not before the 1 s request timeout")
+
+            uri = f"coap://127.0.0.1:{udp.getsockname()[1]}/fw/silent"
+            self.write_uri(uri)
+            got = []
+            for _ in range(3):
+                data, _ = udp.recvfrom(2048)
+                got.append((time.monotonic(), data[2:4]))
+            self.assertIn("tx " + uri, h.asked)
+            first, resend, again = got
+            self.assertTrue(0.25 <= resend[0] - first[0] < 1.5, f"resend after {resend[0] - first[0]:.3f} s, want 0.3")
+            self.assertEqual(resend[1], first[1], "a resend keeps the message ID")
+            self.assertNotEqual(again[1], resend[1], "after MAX_RETRANSMIT 1: a new request")
+            self.assertTrue(2.0 <= again[0] - resend[0] < 4.5, f"new request {again[0] - resend[0]:.3f} s later")
+            self.write_uri("")
+            self.wait_fw(avc.FirmwareState.IDLE, avc.UpdateResult.INITIAL)
+
+    # The inherited full update runs once, in FotaTest.
+    test_full_update = None  # type: ignore[assignment]
 
 
 if __name__ == "__main__":
