@@ -60,26 +60,57 @@ type embedding struct {
 	// (empty for in-process embeddings).
 	sends bool
 	sent  string
+	// dtls: the embedding speaks coaps (DTLS-PSK) from AVC_PSK_IDENTITY
+	// and AVC_PSK_KEY.
+	dtls  bool
 	start func(t *testing.T, env map[string]string) running
 }
 
 func TestScenarioEveryEmbedding(t *testing.T) {
 	for _, e := range embeddings() {
 		t.Run(e.name, func(t *testing.T) {
-			scenario(t, e)
+			scenario(t, e, false)
 		})
 	}
 }
+
+// TestScenarioOverCoaps runs the same scenario over coaps: the server
+// listens for DTLS-PSK only on the port the agent is given, and knows one
+// identity; every embedding that speaks DTLS takes the PSK from the same
+// configuration names.
+func TestScenarioOverCoaps(t *testing.T) {
+	for _, e := range embeddings() {
+		if !e.dtls {
+			continue
+		}
+		t.Run(e.name, func(t *testing.T) {
+			scenario(t, e, true)
+		})
+	}
+}
+
+// scenarioPSK is the key of the coaps scenario's identity "bh-psk".
+var scenarioPSK = []byte{0x5c, 0x3a, 0x11, 0x42, 0x9e, 0x07, 0xd4, 0x61, 0x2b, 0x88, 0xf0, 0x13, 0x6a, 0xc5, 0x39, 0x7e}
 
 // scenario: register → the server reads /3/0 → writes /1/0/1 (lifetime) →
 // the agent sends a Registration Update with the new lifetime → the server
 // writes pmax=1 on /3/0/9, observes it and gets a notification, cancels →
 // executes /1/0/8 → another update → the agent stops and de-registers.
 // An embedding that sends reports /3/0/9 = 100 right after registering.
-func scenario(t *testing.T, e embedding) {
+func scenario(t *testing.T, e embedding, secure bool) {
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	srv := server.New(server.Config{CoAPAddr: "127.0.0.1:0"})
+	cfg := server.Config{CoAPAddr: "127.0.0.1:0"}
+	if secure {
+		cfg.CoAPSAddr = "127.0.0.1:0"
+		cfg.PSK = func(identity []byte) ([]byte, error) {
+			if string(identity) != "bh-psk" {
+				return nil, fmt.Errorf("unknown identity %q", identity)
+			}
+			return scenarioPSK, nil
+		}
+	}
+	srv := server.New(cfg)
 	if err := srv.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -94,6 +125,13 @@ func scenario(t *testing.T, e embedding) {
 		agent.EnvLifetime:  "300",
 		agent.EnvLogLevel:  "warn",
 		agent.EnvStateDir:  t.TempDir(),
+	}
+	if secure {
+		ep += "-coaps"
+		env[agent.EnvEndpoint] = ep
+		env[agent.EnvServerURI] = "coaps://" + srv.CoAPSAddr().String()
+		env[agent.EnvPSKIdentity] = "bh-psk"
+		env[agent.EnvPSKKey] = fmt.Sprintf("%x", scenarioPSK)
 	}
 	r := e.start(t, env)
 	stopped := false
@@ -206,10 +244,10 @@ func hasLink(ev server.Event, target string) bool {
 
 func embeddings() []embedding {
 	return []embedding{
-		{name: "go", sends: true, start: startNative},
-		{name: "go-example", started: "event: registered", stopped: "event: deregistered", sends: true, sent: "sent: /3/0/9", start: startGoExample},
-		{name: "c", started: "LE_AVC_SESSION_STARTED", stopped: "LE_AVC_SESSION_STOPPED", start: startC},
-		{name: "python", started: "SESSION_STARTED", stopped: "SESSION_STOPPED", sends: true, sent: "send requested: /3/0/9", start: startPython},
+		{name: "go", sends: true, dtls: true, start: startNative},
+		{name: "go-example", started: "event: registered", stopped: "event: deregistered", sends: true, sent: "sent: /3/0/9", dtls: true, start: startGoExample},
+		{name: "c", started: "LE_AVC_SESSION_STARTED", stopped: "LE_AVC_SESSION_STOPPED", dtls: true, start: startC},
+		{name: "python", started: "SESSION_STARTED", stopped: "SESSION_STOPPED", sends: true, sent: "send requested: /3/0/9", dtls: true, start: startPython},
 		{name: "wazero", sends: true, start: startWazero},
 		{name: "node", started: "registered", stopped: "deregistered", sends: true, sent: "sent: /3/0/9", start: startNode},
 	}
