@@ -26,7 +26,8 @@ type Agent struct {
 	events *EventQueue
 	state  []byte // the engine's last stored state, for restarts
 	fetch  *fetcher
-	saver  *stateSaver // nil without StateDir
+	saver  *stateSaver     // nil without StateDir
+	cred   DTLSCredentials // for a coaps server
 	synced chan syncResult
 
 	// emu guards the engine (and the fields flush and the loop share with
@@ -107,11 +108,19 @@ func New(cfg Config) (*Agent, error) {
 	if err != nil {
 		return nil, err
 	}
+	var cred DTLSCredentials
+	if e.server.scheme == "coaps" {
+		// Loaded once: a certificate file that goes missing later does not
+		// stop a running agent from handshaking again.
+		if cred, err = cfg.dtlsCredentials(); err != nil {
+			return nil, err
+		}
+	}
 	log := cfg.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Agent{cfg: cfg, engine: e, log: log, cmds: make(chan cmdReq), events: NewEventQueue(), state: state, fetch: fetch,
+	return &Agent{cfg: cfg, engine: e, log: log, cmds: make(chan cmdReq), events: NewEventQueue(), state: state, fetch: fetch, cred: cred,
 		synced: make(chan syncResult, maxSyncsInFlight)}, nil
 }
 
@@ -220,7 +229,7 @@ func (a *Agent) runSecure(ctx context.Context) error {
 	first := true
 	for {
 		hctx, cancel := context.WithTimeout(ctx, a.cfg.handshakeTimeout())
-		sp, err := OpenSecure(hctx, a.engine.Peer(), a.cfg.PSKIdentity, a.cfg.PSKKey)
+		sp, err := OpenSecureWith(hctx, a.engine.Peer(), a.cred)
 		cancel()
 		if err != nil {
 			if ctx.Err() != nil {

@@ -29,6 +29,10 @@ const (
 	EnvPSKIdentity  = "AVC_PSK_IDENTITY"
 	EnvPSKKey       = "AVC_PSK_KEY"
 	EnvBootstrapURI = "AVC_BOOTSTRAP_URI"
+	// DTLS with X.509 certificates (Security mode 2) for coaps servers.
+	EnvCertFile = "AVC_CERT_FILE" // the client's certificate chain, PEM
+	EnvKeyFile  = "AVC_KEY_FILE"  // its private key, PEM (PKCS#8, EC or RSA)
+	EnvCAFile   = "AVC_CA_FILE"   // trust anchors for the server's certificate, PEM
 	// Firmware update settings (Object 5).
 	EnvFWVersion     = "AVC_FW_VERSION"           // running firmware version, /3/0/3
 	EnvFWInstallCmd  = "AVC_FW_INSTALL_CMD"       // command run with the image path to install it
@@ -43,6 +47,7 @@ const (
 
 // ConfigNames lists the configuration names in a stable order.
 var ConfigNames = []string{EnvServerURI, EnvEndpoint, EnvLifetime, EnvStateDir, EnvLogLevel, EnvPSKIdentity, EnvPSKKey, EnvBootstrapURI,
+	EnvCertFile, EnvKeyFile, EnvCAFile,
 	EnvFWVersion, EnvFWInstallCmd, EnvFWTrustedKeys, EnvFWRequireSig, EnvFWCAFile, EnvFWPSKIdentity, EnvFWPSKKey,
 	EnvFWConnect, EnvFWLowSpeed}
 
@@ -71,9 +76,9 @@ type DeviceInfo struct {
 // field is usable except ServerURI and Endpoint, which are required.
 type Config struct {
 	// ServerURI is the LwM2M server, "coap://host[:port]" (port 5683 when
-	// omitted) or "coaps://host[:port]" (DTLS with a pre-shared key, port
-	// 5684 when omitted; needs PSKIdentity and PSKKey, and only the native
-	// driver, [New], supports it so far). AVC_SERVER_URI.
+	// omitted) or "coaps://host[:port]" (DTLS, port 5684 when omitted;
+	// needs PSKIdentity and PSKKey, or CertFile, KeyFile and CAFile, and
+	// only the native driver, [New], supports it so far). AVC_SERVER_URI.
 	ServerURI string
 	// Endpoint is the client endpoint name sent at registration.
 	// AVC_ENDPOINT. ConfigFromEnv defaults it to "avc-" + the host name.
@@ -91,6 +96,17 @@ type Config struct {
 	// coaps:// servers. AVC_PSK_IDENTITY and AVC_PSK_KEY (hex).
 	PSKIdentity string
 	PSKKey      []byte
+	// CertFile, KeyFile and CAFile name PEM files for DTLS with X.509
+	// certificates (Security mode 2, cipher suites
+	// TLS_ECDHE_ECDSA_WITH_AES_128_CCM_8 and _GCM_SHA256): the client's
+	// certificate chain, its private key, and the trust anchors the
+	// server's certificate must chain to. With both a PSK and a
+	// certificate, the certificate is used. The server's certificate must
+	// name the server's host (a DNS name, or an IP address SAN for an IP
+	// literal, which is never sent as SNI). Raw public keys (mode 1) are
+	// not supported: pion/dtls has no RFC 7250. AVC_CERT_FILE,
+	// AVC_KEY_FILE, AVC_CA_FILE.
+	CertFile, KeyFile, CAFile string
 	// BootstrapURI is the LwM2M bootstrap server. AVC_BOOTSTRAP_URI.
 	BootstrapURI string
 	// Binding is the LwM2M binding mode; empty means "U".
@@ -210,6 +226,12 @@ func (c *Config) Set(name, value string) error {
 		c.PSKKey = k
 	case EnvBootstrapURI:
 		c.BootstrapURI = value
+	case EnvCertFile:
+		c.CertFile = value
+	case EnvKeyFile:
+		c.KeyFile = value
+	case EnvCAFile:
+		c.CAFile = value
 	case EnvFWVersion:
 		if len(value) > 255 {
 			return bad("want at most 255 bytes")
@@ -291,6 +313,12 @@ func (c *Config) Get(name string) (string, error) {
 		return "", nil
 	case EnvBootstrapURI:
 		return c.BootstrapURI, nil
+	case EnvCertFile:
+		return c.CertFile, nil
+	case EnvKeyFile:
+		return c.KeyFile, nil
+	case EnvCAFile:
+		return c.CAFile, nil
 	case EnvFWVersion:
 		return c.Device.FirmwareVersion, nil
 	case EnvFWInstallCmd:
@@ -371,8 +399,8 @@ func (c *Config) Validate() error {
 	} else if srv, err := parseServerURI(c.ServerURI); err != nil {
 		errs = append(errs, err)
 	} else if srv.scheme == "coaps" {
-		if c.PSKIdentity == "" || len(c.PSKKey) == 0 {
-			errs = append(errs, fmt.Errorf("%w: %s=%q: coaps needs %s and %s; certificates are not supported yet", ErrConfig, EnvServerURI, c.ServerURI, EnvPSKIdentity, EnvPSKKey))
+		if err := c.validateDTLS(); err != nil {
+			errs = append(errs, err)
 		}
 	}
 	if c.Endpoint == "" {

@@ -46,12 +46,26 @@ type SecurePort struct {
 // handshake closes everything and returns the error; nothing is ever sent
 // in plaintext.
 func OpenSecure(ctx context.Context, server, identity string, key []byte) (*SecurePort, error) {
-	if identity == "" || len(key) == 0 {
-		return nil, fmt.Errorf("%w: DTLS needs a PSK identity and key", ErrConfig)
+	return OpenSecureWith(ctx, server, DTLSCredentials{PSKIdentity: identity, PSKKey: key})
+}
+
+// OpenSecureWith is OpenSecure with any credential: a PSK, or a client
+// certificate and the trust anchors for the server's (see certOptions for
+// the name checks).
+func OpenSecureWith(ctx context.Context, server string, cred DTLSCredentials) (*SecurePort, error) {
+	if !cred.certificate() && (cred.PSKIdentity == "" || len(cred.PSKKey) == 0) {
+		return nil, fmt.Errorf("%w: DTLS needs a PSK identity and key, or a certificate", ErrConfig)
+	}
+	if cred.certificate() && cred.RootCAs == nil {
+		return nil, fmt.Errorf("%w: DTLS with a certificate needs trust anchors for the server", ErrConfig)
 	}
 	addr, err := net.ResolveUDPAddr("udp", server)
 	if err != nil {
 		return nil, fmt.Errorf("agent: resolve server %s: %w", server, err)
+	}
+	host, _, err := net.SplitHostPort(server)
+	if err != nil {
+		return nil, fmt.Errorf("agent: server %s: %w", server, err)
 	}
 	var local *net.UDPAddr
 	if addr.IP.IsLoopback() {
@@ -61,18 +75,25 @@ func OpenSecure(ctx context.Context, server, identity string, key []byte) (*Secu
 	if err != nil {
 		return nil, fmt.Errorf("agent: open socket: %w", err)
 	}
-	psk := append([]byte(nil), key...)
-	conn, err := dtls.ClientWithOptions(pc, addr,
-		dtls.WithPSK(func([]byte) ([]byte, error) { return psk, nil }),
-		dtls.WithPSKIdentityHint([]byte(identity)),
-		dtls.WithCipherSuites(pskCipherSuites...),
+	opts := []dtls.ClientOption{
 		// RFC 9146 Connection ID: the client asks for none of its own (a
 		// zero-length CID) and sends the server's, so a server that
 		// supports CIDs keeps the session when a NAT gives the client a
 		// new address or port, with no new handshake. A server without
 		// CID support ignores the extension.
 		dtls.WithConnectionIDGenerator(dtls.OnlySendCIDGenerator()),
-	)
+	}
+	if cred.certificate() {
+		opts = append(opts, certOptions(cred, host)...)
+	} else {
+		psk := append([]byte(nil), cred.PSKKey...)
+		opts = append(opts,
+			dtls.WithPSK(func([]byte) ([]byte, error) { return psk, nil }),
+			dtls.WithPSKIdentityHint([]byte(cred.PSKIdentity)),
+			dtls.WithCipherSuites(pskCipherSuites...),
+		)
+	}
+	conn, err := dtls.ClientWithOptions(pc, addr, opts...)
 	if err != nil {
 		pc.Close()
 		return nil, fmt.Errorf("agent: dtls: %w", err)

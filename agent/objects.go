@@ -173,7 +173,10 @@ func newObjectTree(e *Engine) *objectTree {
 	// identity in /0/0/3 and the key in the write-only /0/0/5. A DM server
 	// never reads /0 (4.01).
 	mode, identity, key := int64(3), []byte(nil), []byte(nil)
-	if e.server.scheme == "coaps" {
+	switch {
+	case e.server.scheme == "coaps" && c.CertFile != "":
+		mode = 2 // Certificate; the driver holds the certificate itself
+	case e.server.scheme == "coaps":
 		mode, identity, key = 0, []byte(c.PSKIdentity), bytes.Clone(c.PSKKey)
 	}
 	t.add(&object{def: securityDef, insts: map[uint16]*instance{0: {id: 0, vals: map[uint16]map[uint16]lwm2m.Value{

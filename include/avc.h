@@ -112,7 +112,9 @@ const char* avc_version(void);
  * [in] name   one of AVC_SERVER_URI ("coap://host[:port]"), AVC_ENDPOINT,
  *             AVC_LIFETIME (seconds), AVC_STATE_DIR, AVC_LOG_LEVEL (debug,
  *             info, warn, error), AVC_PSK_IDENTITY, AVC_PSK_KEY (hex),
- *             AVC_BOOTSTRAP_URI, or a firmware update setting:
+ *             AVC_CERT_FILE, AVC_KEY_FILE, AVC_CA_FILE (PEM files for
+ *             DTLS with certificates), AVC_BOOTSTRAP_URI, or a firmware
+ *             update setting:
  *             AVC_FW_VERSION (the running firmware version, /3/0/3),
  *             AVC_FW_TRUSTED_KEYS (Ed25519 public keys allowed to sign
  *             packages, hex or base64, comma-separated; see also

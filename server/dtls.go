@@ -24,6 +24,12 @@ var pskCipherSuites = []piondtls.CipherSuiteID{
 	piondtls.TLS_PSK_WITH_AES_128_GCM_SHA256,
 }
 
+// certCipherSuites are served to clients with certificates (RFC 7925).
+var certCipherSuites = []piondtls.CipherSuiteID{
+	piondtls.TLS_ECDHE_ECDSA_WITH_AES_128_CCM_8,
+	piondtls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+}
+
 // dtlsCIDSize is the length of the Connection IDs the server gives its
 // DTLS clients.
 const dtlsCIDSize = 8
@@ -31,24 +37,40 @@ const dtlsCIDSize = 8
 // startDTLS listens for coaps on Config.CoAPSAddr with the same handlers as
 // the UDP server. Called by Start with s.mu held.
 func (s *Server) startDTLS() error {
-	if s.cfg.PSK == nil {
-		return fmt.Errorf("server: CoAPSAddr %s needs Config.PSK", s.cfg.CoAPSAddr)
+	cert := s.cfg.Certificate != nil
+	if s.cfg.PSK == nil && !cert {
+		return fmt.Errorf("server: CoAPSAddr %s needs Config.PSK or Config.Certificate", s.cfg.CoAPSAddr)
 	}
-	psk := s.cfg.PSK
-	ln, err := coapnet.NewDTLSListener("udp", s.cfg.CoAPSAddr, coapnet.NewDTLSServerOptions(
-		piondtls.WithPSK(func(identity []byte) ([]byte, error) {
+	if cert && s.cfg.ClientCAs == nil {
+		return fmt.Errorf("server: CoAPSAddr %s: Config.Certificate needs Config.ClientCAs", s.cfg.CoAPSAddr)
+	}
+	opts := []piondtls.ServerOption{
+		// RFC 9146 Connection IDs of 8 bytes: records are routed to their
+		// session by CID, so a client behind a NAT that rebinds keeps its
+		// session; its address follows the latest authenticated record.
+		piondtls.WithConnectionIDGenerator(piondtls.RandomCIDGenerator(dtlsCIDSize)),
+	}
+	var suites []piondtls.CipherSuiteID
+	if psk := s.cfg.PSK; psk != nil {
+		suites = append(suites, pskCipherSuites...)
+		opts = append(opts, piondtls.WithPSK(func(identity []byte) ([]byte, error) {
 			key, err := psk(identity)
 			if err != nil {
 				s.log.Info("dtls: psk rejected", "identity", string(identity), "err", err)
 			}
 			return key, err
-		}),
-		piondtls.WithCipherSuites(pskCipherSuites...),
-		// RFC 9146 Connection IDs of 8 bytes: records are routed to their
-		// session by CID, so a client behind a NAT that rebinds keeps its
-		// session; its address follows the latest authenticated record.
-		piondtls.WithConnectionIDGenerator(piondtls.RandomCIDGenerator(dtlsCIDSize)),
-	))
+		}))
+	}
+	if cert {
+		suites = append(suites, certCipherSuites...)
+		opts = append(opts,
+			piondtls.WithCertificates(*s.cfg.Certificate),
+			piondtls.WithClientCAs(s.cfg.ClientCAs),
+			piondtls.WithClientAuth(piondtls.RequireAndVerifyClientCert),
+		)
+	}
+	opts = append(opts, piondtls.WithCipherSuites(suites...))
+	ln, err := coapnet.NewDTLSListener("udp", s.cfg.CoAPSAddr, coapnet.NewDTLSServerOptions(opts...))
 	if err != nil {
 		return fmt.Errorf("server: listen coaps %s: %w", s.cfg.CoAPSAddr, err)
 	}

@@ -2,6 +2,8 @@ package server
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -45,14 +47,20 @@ type Config struct {
 	// CoAPAddr is the UDP address for CoAP ("host:port"). Empty means
 	// DefaultCoAPAddr; port 0 picks a free port (see Server.CoAPAddr).
 	CoAPAddr string
-	// CoAPSAddr is the UDP address for CoAP over DTLS ("coaps",
-	// pre-shared keys only; cipher suites TLS_PSK_WITH_AES_128_CCM_8 and
-	// TLS_PSK_WITH_AES_128_GCM_SHA256). Empty means no coaps listener;
-	// port 0 picks a free port (see Server.CoAPSAddr). Needs PSK.
+	// CoAPSAddr is the UDP address for CoAP over DTLS ("coaps": pre-shared
+	// keys with TLS_PSK_WITH_AES_128_CCM_8 and _GCM_SHA256, certificates
+	// with TLS_ECDHE_ECDSA_WITH_AES_128_CCM_8 and _GCM_SHA256). Empty
+	// means no coaps listener; port 0 picks a free port (see
+	// Server.CoAPSAddr). Needs PSK, or Certificate and ClientCAs.
 	CoAPSAddr string
 	// PSK returns the pre-shared key for a client's PSK identity, or an
 	// error to refuse the handshake. Used only with CoAPSAddr.
 	PSK func(identity []byte) ([]byte, error)
+	// Certificate is the server's certificate chain and key for DTLS
+	// with certificates; ClientCAs are the trust anchors a client's
+	// certificate must chain to (a client without one is refused).
+	Certificate *tls.Certificate
+	ClientCAs   *x509.CertPool
 	// HTTPAddr is the TCP address of the HTTP JSON API. Empty means no
 	// HTTP listener; Server.Handler still serves the API.
 	HTTPAddr string
@@ -102,8 +110,8 @@ type Config struct {
 //
 // # Notes
 //
-//   - Security: plain CoAP (NoSec), and DTLS with pre-shared keys when
-//     Config.CoAPSAddr is set; no certificates or raw public keys.
+//   - Security: plain CoAP (NoSec), and DTLS with pre-shared keys or
+//     X.509 certificates when Config.CoAPSAddr is set; no raw public keys.
 //   - No bootstrap interface, no Create, Delete or Send.
 //   - Queue mode (binding "Q") is recorded, but requests are sent at once.
 //

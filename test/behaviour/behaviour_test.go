@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,6 +18,7 @@ import (
 	"time"
 
 	"github.com/avc-agent/avc/agent"
+	"github.com/avc-agent/avc/agent/agenttest"
 	"github.com/avc-agent/avc/lwm2m"
 	"github.com/avc-agent/avc/server"
 	"github.com/avc-agent/avc/wasm/host"
@@ -69,23 +71,26 @@ type embedding struct {
 func TestScenarioEveryEmbedding(t *testing.T) {
 	for _, e := range embeddings() {
 		t.Run(e.name, func(t *testing.T) {
-			scenario(t, e, false)
+			scenario(t, e, "")
 		})
 	}
 }
 
 // TestScenarioOverCoaps runs the same scenario over coaps: the server
-// listens for DTLS-PSK only on the port the agent is given, and knows one
-// identity; every embedding that speaks DTLS takes the PSK from the same
-// configuration names.
+// listens for DTLS only on the port the agent is given, with a pre-shared
+// key (one identity) or with certificates (its own and its clients' from
+// one CA); every embedding that speaks DTLS takes its credential from the
+// same configuration names.
 func TestScenarioOverCoaps(t *testing.T) {
-	for _, e := range embeddings() {
-		if !e.dtls {
-			continue
+	for _, mode := range []string{"psk", "cert"} {
+		for _, e := range embeddings() {
+			if !e.dtls {
+				continue
+			}
+			t.Run(mode+"/"+e.name, func(t *testing.T) {
+				scenario(t, e, mode)
+			})
 		}
-		t.Run(e.name, func(t *testing.T) {
-			scenario(t, e, true)
-		})
 	}
 }
 
@@ -97,11 +102,13 @@ var scenarioPSK = []byte{0x5c, 0x3a, 0x11, 0x42, 0x9e, 0x07, 0xd4, 0x61, 0x2b, 0
 // writes pmax=1 on /3/0/9, observes it and gets a notification, cancels →
 // executes /1/0/8 → another update → the agent stops and de-registers.
 // An embedding that sends reports /3/0/9 = 100 right after registering.
-func scenario(t *testing.T, e embedding, secure bool) {
+func scenario(t *testing.T, e embedding, dtls string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	cfg := server.Config{CoAPAddr: "127.0.0.1:0"}
-	if secure {
+	env := map[string]string{}
+	switch dtls {
+	case "psk":
 		cfg.CoAPSAddr = "127.0.0.1:0"
 		cfg.PSK = func(identity []byte) ([]byte, error) {
 			if string(identity) != "bh-psk" {
@@ -109,6 +116,15 @@ func scenario(t *testing.T, e embedding, secure bool) {
 			}
 			return scenarioPSK, nil
 		}
+		env[agent.EnvPSKIdentity] = "bh-psk"
+		env[agent.EnvPSKKey] = fmt.Sprintf("%x", scenarioPSK)
+	case "cert":
+		dir := t.TempDir()
+		ca := agenttest.NewCA(t, "bh-ca")
+		pair, _, _ := ca.Issue(t, dir, "bh-server", net.IPv4(127, 0, 0, 1))
+		_, certFile, keyFile := ca.Issue(t, dir, "bh-client")
+		cfg.CoAPSAddr, cfg.Certificate, cfg.ClientCAs = "127.0.0.1:0", &pair, ca.Pool()
+		env[agent.EnvCertFile], env[agent.EnvKeyFile], env[agent.EnvCAFile] = certFile, keyFile, ca.File(t, dir)
 	}
 	srv := server.New(cfg)
 	if err := srv.Start(ctx); err != nil {
@@ -119,19 +135,19 @@ func scenario(t *testing.T, e embedding, secure bool) {
 	defer unsubscribe()
 
 	ep := "bh-" + e.name
-	env := map[string]string{
-		agent.EnvServerURI: "coap://" + srv.CoAPAddr().String(),
+	uri := "coap://" + srv.CoAPAddr().String()
+	if dtls != "" {
+		ep += "-" + dtls
+		uri = "coaps://" + srv.CoAPSAddr().String()
+	}
+	for k, v := range map[string]string{
+		agent.EnvServerURI: uri,
 		agent.EnvEndpoint:  ep,
 		agent.EnvLifetime:  "300",
 		agent.EnvLogLevel:  "warn",
 		agent.EnvStateDir:  t.TempDir(),
-	}
-	if secure {
-		ep += "-coaps"
-		env[agent.EnvEndpoint] = ep
-		env[agent.EnvServerURI] = "coaps://" + srv.CoAPSAddr().String()
-		env[agent.EnvPSKIdentity] = "bh-psk"
-		env[agent.EnvPSKKey] = fmt.Sprintf("%x", scenarioPSK)
+	} {
+		env[k] = v
 	}
 	r := e.start(t, env)
 	stopped := false

@@ -1,0 +1,105 @@
+package agent
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+
+	"github.com/pion/dtls/v3"
+)
+
+// certCipherSuites are offered for DTLS with certificates: the one LwM2M
+// mandates (RFC 7925) and its GCM sibling.
+var certCipherSuites = []dtls.CipherSuiteID{
+	dtls.TLS_ECDHE_ECDSA_WITH_AES_128_CCM_8,
+	dtls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+}
+
+// DTLSCredentials is what a DTLS session authenticates with: a pre-shared
+// key (Security mode 0), or a certificate with the trust anchors for the
+// server's (mode 2). A certificate wins over a PSK.
+type DTLSCredentials struct {
+	PSKIdentity string
+	PSKKey      []byte
+	// Certificate is the client's chain and private key.
+	Certificate *tls.Certificate
+	// RootCAs are the trust anchors the server's certificate must chain
+	// to; required with Certificate.
+	RootCAs *x509.CertPool
+}
+
+func (c DTLSCredentials) certificate() bool { return c.Certificate != nil }
+
+// validateDTLS checks that a coaps configuration has a usable credential.
+func (c *Config) validateDTLS() error {
+	switch {
+	case c.CertFile != "" || c.KeyFile != "" || c.CAFile != "":
+		if c.CertFile == "" || c.KeyFile == "" || c.CAFile == "" {
+			return fmt.Errorf("%w: %s=%q: certificates need %s, %s and %s together", ErrConfig, EnvServerURI, c.ServerURI, EnvCertFile, EnvKeyFile, EnvCAFile)
+		}
+		_, err := c.dtlsCredentials()
+		return err
+	case c.PSKIdentity == "" || len(c.PSKKey) == 0:
+		return fmt.Errorf("%w: %s=%q: coaps needs %s and %s, or %s, %s and %s", ErrConfig, EnvServerURI, c.ServerURI,
+			EnvPSKIdentity, EnvPSKKey, EnvCertFile, EnvKeyFile, EnvCAFile)
+	}
+	return nil
+}
+
+// dtlsCredentials loads the credential of the LwM2M server's session:
+// the certificate files when they are named, else the PSK.
+func (c *Config) dtlsCredentials() (DTLSCredentials, error) {
+	if c.CertFile == "" {
+		return DTLSCredentials{PSKIdentity: c.PSKIdentity, PSKKey: c.PSKKey}, nil
+	}
+	cert, err := tls.LoadX509KeyPair(c.CertFile, c.KeyFile)
+	if err != nil {
+		return DTLSCredentials{}, fmt.Errorf("%w: %s/%s: %v", ErrConfig, EnvCertFile, EnvKeyFile, err)
+	}
+	roots, err := loadCertPool(c.CAFile)
+	if err != nil {
+		return DTLSCredentials{}, fmt.Errorf("%w: %s: %v", ErrConfig, EnvCAFile, err)
+	}
+	return DTLSCredentials{Certificate: &cert, RootCAs: roots}, nil
+}
+
+// loadCertPool reads PEM certificates from name; a file without one is an
+// error (an empty pool would trust nothing, silently).
+func loadCertPool(name string) (*x509.CertPool, error) {
+	b, err := os.ReadFile(name)
+	if err != nil {
+		return nil, err
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(b) {
+		return nil, errors.New("no PEM certificate in the file")
+	}
+	return pool, nil
+}
+
+// certOptions are the client options of certificate mode for a server
+// whose host is host. A DNS name is sent as SNI and must be in the
+// server's certificate; an IP literal is never sent as SNI (RFC 6066) and
+// must be one of the certificate's IP address SANs. The chain is verified
+// against RootCAs by pion.
+func certOptions(cred DTLSCredentials, host string) []dtls.ClientOption {
+	opts := []dtls.ClientOption{
+		dtls.WithCertificates(*cred.Certificate),
+		dtls.WithRootCAs(cred.RootCAs),
+		dtls.WithCipherSuites(certCipherSuites...),
+	}
+	if ip := net.ParseIP(host); ip != nil {
+		opts = append(opts, dtls.WithVerifyPeerCertificate(func(_ [][]byte, chains [][]*x509.Certificate) error {
+			if len(chains) == 0 || len(chains[0]) == 0 {
+				return errors.New("agent: dtls: no verified server certificate")
+			}
+			return chains[0][0].VerifyHostname(ip.String())
+		}))
+	} else {
+		opts = append(opts, dtls.WithServerName(host))
+	}
+	return opts
+}

@@ -1,0 +1,201 @@
+package agent_test
+
+import (
+	"context"
+	"errors"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/avc-agent/avc/agent"
+	"github.com/avc-agent/avc/agent/agenttest"
+	"github.com/avc-agent/avc/lwm2m"
+	"github.com/avc-agent/avc/server"
+)
+
+// certServer starts the embedded server with a coaps listener that takes
+// certificates only: its own from ca for serverIP, clients' checked
+// against clientCA.
+func certServer(t *testing.T, ctx context.Context, ca, clientCA *agenttest.CA, serverIP net.IP) *server.Server {
+	t.Helper()
+	pair, _, _ := ca.Issue(t, t.TempDir(), "lwm2m-server", serverIP)
+	srv := server.New(server.Config{
+		CoAPAddr:    "127.0.0.1:0",
+		CoAPSAddr:   "127.0.0.1:0",
+		Certificate: &pair,
+		ClientCAs:   clientCA.Pool(),
+	})
+	if err := srv.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	return srv
+}
+
+// TestAgentDTLSCertificate: with a client certificate and the CA of the
+// server's, the native agent registers over DTLS (Security mode 2), the
+// server reads through the session, and the agent de-registers.
+func TestAgentDTLSCertificate(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	ca := agenttest.NewCA(t, "avc-test-ca")
+	srv := certServer(t, ctx, ca, ca, net.IPv4(127, 0, 0, 1))
+	events, unsubscribe := srv.Subscribe()
+	defer unsubscribe()
+	dir := t.TempDir()
+	_, certFile, keyFile := ca.Issue(t, dir, "cert-1")
+
+	cfg := agent.Config{Endpoint: "cert-1", Lifetime: 300 * time.Second}
+	for name, v := range map[string]string{
+		agent.EnvServerURI: "coaps://" + srv.CoAPSAddr().String(),
+		agent.EnvCertFile:  certFile,
+		agent.EnvKeyFile:   keyFile,
+		agent.EnvCAFile:    ca.File(t, dir),
+	} {
+		if err := cfg.Set(name, v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a, err := agent.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	actx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- a.Run(actx) }()
+	go func() {
+		for range a.Events() {
+		}
+	}()
+	ev, err := server.WaitEvent(ctx, events, "cert-1", server.EventRegistered)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := ev.Addr.String(), a.LocalAddr().String(); got != want {
+		t.Errorf("registered from %s, want the agent's DTLS socket %s", got, want)
+	}
+	resp, err := srv.Read(ctx, "cert-1", lwm2m.P(3, 0, 0), lwm2m.FormatText)
+	if err != nil || len(resp.Payload) == 0 {
+		t.Fatalf("read /3/0/0 = %+v, %v", resp, err)
+	}
+	stop()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if _, err := server.WaitEvent(ctx, events, "cert-1", server.EventDeregistered); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestAgentDTLSCertificateRefused: the agent refuses a server whose
+// certificate does not chain to its trust anchors or does not name the
+// server's address, and the server refuses an agent without a client
+// certificate it trusts. Each is a failed handshake reported as a failed
+// registration and retried; nothing is ever registered, nor sent in
+// plaintext (the server's plain CoAP port sees no client).
+func TestAgentDTLSCertificateRefused(t *testing.T) {
+	trusted, other := agenttest.NewCA(t, "trusted-ca"), agenttest.NewCA(t, "other-ca")
+	for _, tc := range []struct {
+		name string
+		// server: the CA of the server's certificate, the client CAs it
+		// accepts and the IP its certificate names.
+		serverCA, clientCA *agenttest.CA
+		serverIP           net.IP
+		// agent: the CA of its own certificate and the CA it trusts.
+		agentCA, agentTrusts *agenttest.CA
+		// why: in the agent's failure (the server's alert for a client
+		// it does not trust).
+		why string
+	}{
+		{"untrusted server certificate", other, trusted, net.IPv4(127, 0, 0, 1), trusted, trusted, "unknown authority"},
+		{"server certificate for another address", trusted, trusted, net.IPv4(10, 9, 8, 7), trusted, trusted, "not 127.0.0.1"},
+		{"client certificate the server does not trust", trusted, trusted, net.IPv4(127, 0, 0, 1), other, trusted, "Alert Fatal"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			srv := certServer(t, ctx, tc.serverCA, tc.clientCA, tc.serverIP)
+			dir := t.TempDir()
+			_, certFile, keyFile := tc.agentCA.Issue(t, dir, "refused")
+			a, err := agent.New(agent.Config{
+				ServerURI: "coaps://" + srv.CoAPSAddr().String(), Endpoint: "refused",
+				CertFile: certFile, KeyFile: keyFile, CAFile: tc.agentTrusts.File(t, dir),
+				DTLSHandshakeTimeout: 2 * time.Second, DTLSRetryDelay: 200 * time.Millisecond,
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			rctx, rcancel := context.WithTimeout(ctx, 2500*time.Millisecond)
+			defer rcancel()
+			if err := a.Run(rctx); err != nil {
+				t.Fatalf("Run = %v; a refused handshake is retried until the context ends", err)
+			}
+			failed := 0
+			for ev := range a.Events() {
+				switch ev.Kind {
+				case agent.EventRegistered:
+					t.Fatalf("registered: %+v", ev)
+				case agent.EventRegistrationFailed:
+					if !strings.Contains(ev.Err, "dtls handshake") || !strings.Contains(ev.Err, tc.why) {
+						t.Errorf("failure %q, want the handshake's saying %q", ev.Err, tc.why)
+					}
+					failed++
+				}
+			}
+			if failed == 0 {
+				t.Error("no failed registration reported")
+			}
+			if len(srv.Clients()) != 0 {
+				t.Errorf("clients = %+v, want none", srv.Clients())
+			}
+		})
+	}
+}
+
+// TestConfigCertificates: certificate mode needs its three files, each
+// readable and holding what it should; a PSK alone still works.
+func TestConfigCertificates(t *testing.T) {
+	dir := t.TempDir()
+	ca := agenttest.NewCA(t, "cfg-ca")
+	_, certFile, keyFile := ca.Issue(t, dir, "cfg")
+	caFile := ca.File(t, dir)
+	empty := filepath.Join(dir, "empty.pem")
+	os.WriteFile(empty, []byte("no certificate here\n"), 0o600)
+	base := agent.Config{ServerURI: "coaps://127.0.0.1:5684", Endpoint: "cfg"}
+	for _, tc := range []struct {
+		name               string
+		cert, key, caFile  string
+		psk                bool
+		wantErr, errSubstr string
+	}{
+		{name: "all three", cert: certFile, key: keyFile, caFile: caFile},
+		{name: "psk only", psk: true},
+		{name: "nothing", wantErr: "yes", errSubstr: "coaps needs"},
+		{name: "no CA", cert: certFile, key: keyFile, wantErr: "yes", errSubstr: "together"},
+		{name: "no key", cert: certFile, caFile: caFile, wantErr: "yes", errSubstr: "together"},
+		{name: "missing cert file", cert: filepath.Join(dir, "nope.crt"), key: keyFile, caFile: caFile, wantErr: "yes", errSubstr: agent.EnvCertFile},
+		{name: "CA file without a certificate", cert: certFile, key: keyFile, caFile: empty, wantErr: "yes", errSubstr: agent.EnvCAFile},
+		{name: "key for another certificate", cert: certFile, key: func() string { _, _, k := ca.Issue(t, dir, "other"); return k }(), caFile: caFile, wantErr: "yes", errSubstr: agent.EnvKeyFile},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := base
+			c.CertFile, c.KeyFile, c.CAFile = tc.cert, tc.key, tc.caFile
+			if tc.psk {
+				c.PSKIdentity, c.PSKKey = "id", []byte{1, 2, 3}
+			}
+			err := c.Validate()
+			if tc.wantErr == "" {
+				if err != nil {
+					t.Fatalf("Validate = %v", err)
+				}
+				return
+			}
+			if !errors.Is(err, agent.ErrConfig) || !strings.Contains(err.Error(), tc.errSubstr) {
+				t.Fatalf("Validate = %v, want an ErrConfig mentioning %q", err, tc.errSubstr)
+			}
+		})
+	}
+}
