@@ -299,6 +299,25 @@ type natProxy struct {
 	out     *net.UDPConn
 	agent   *net.UDPAddr
 	stopped atomic.Bool
+
+	fromAgent atomic.Int32 // datagrams the agent sent
+	mu2       sync.Mutex
+	toAgent   [][]byte // datagrams the server sent the agent, in order
+}
+
+// inject sends b to the agent as if it came from the server.
+func (p *natProxy) inject(b []byte) {
+	p.mu.Lock()
+	agent := p.agent
+	p.mu.Unlock()
+	p.in.WriteToUDP(b, agent)
+}
+
+// sentToAgent returns the datagrams the server has sent the agent.
+func (p *natProxy) sentToAgent() [][]byte {
+	p.mu2.Lock()
+	defer p.mu2.Unlock()
+	return append([][]byte(nil), p.toAgent...)
 }
 
 func startNAT(t *testing.T, server net.Addr) *natProxy {
@@ -320,6 +339,7 @@ func startNAT(t *testing.T, server net.Addr) *natProxy {
 			p.agent = from
 			out := p.out
 			p.mu.Unlock()
+			p.fromAgent.Add(1)
 			out.WriteToUDP(buf[:n], p.server)
 		}
 	}()
@@ -358,6 +378,9 @@ func (p *natProxy) rebind(t *testing.T) *net.UDPAddr {
 			p.mu.Lock()
 			agent := p.agent
 			p.mu.Unlock()
+			p.mu2.Lock()
+			p.toAgent = append(p.toAgent, append([]byte(nil), buf[:n]...))
+			p.mu2.Unlock()
 			if agent != nil {
 				p.in.WriteToUDP(buf[:n], agent)
 			}
@@ -432,5 +455,70 @@ func TestAgentDTLSNATRebinding(t *testing.T) {
 	}
 	if n := asked.Load(); n != 1 {
 		t.Errorf("%d handshakes, want 1: the rebinding cost a new DTLS session", n)
+	}
+}
+
+// TestAgentDTLSDropsInjectedAndReplayed: on a DTLS session the agent
+// takes only authenticated records. A plaintext CoAP request arriving
+// from the server's own address, and a replay of a record the server
+// sent (a Read request, which a plaintext CoAP stack would answer again
+// from its duplicate cache), both go unanswered; the session carries on.
+func TestAgentDTLSDropsInjectedAndReplayed(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	srv, asked := startDTLSServer(t, ctx)
+	events, unsubscribe := srv.Subscribe()
+	defer unsubscribe()
+	nat := startNAT(t, srv.CoAPSAddr())
+	a, err := agent.New(agent.Config{
+		ServerURI:   "coaps://" + nat.in.LocalAddr().String(),
+		Endpoint:    "inject-1",
+		Lifetime:    300 * time.Second,
+		PSKIdentity: "dev-psk",
+		PSKKey:      testPSK,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	actx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- a.Run(actx) }()
+	go func() {
+		for range a.Events() {
+		}
+	}()
+	defer func() { stop(); <-done }()
+	if _, err := server.WaitEvent(ctx, events, "inject-1", server.EventRegistered); err != nil {
+		t.Fatal(err)
+	}
+	before := len(nat.sentToAgent())
+	if _, err := srv.Read(ctx, "inject-1", lwm2m.P(3, 0, 0), lwm2m.FormatText); err != nil {
+		t.Fatal(err)
+	}
+	sent := nat.sentToAgent()
+	if len(sent) <= before {
+		t.Fatal("the read request did not pass the NAT")
+	}
+	readRecord := sent[len(sent)-1]
+	quiet := func(what string) {
+		t.Helper()
+		n := nat.fromAgent.Load()
+		time.Sleep(700 * time.Millisecond)
+		if got := nat.fromAgent.Load(); got != n {
+			t.Errorf("%s: the agent sent %d datagrams in answer", what, got-n)
+		}
+	}
+	// A CON GET /3/0/0 in plaintext, from the server's address.
+	nat.inject([]byte{0x40, 0x01, 0x7a, 0x11, 0xb1, '3', 0x01, '0', 0x01, '0'})
+	quiet("plaintext request")
+	nat.inject(readRecord)
+	quiet("replayed record")
+	// The session is intact: another read goes through, without a new
+	// handshake.
+	if _, err := srv.Read(ctx, "inject-1", lwm2m.P(3, 0, 0), lwm2m.FormatText); err != nil {
+		t.Fatalf("read after the injections: %v", err)
+	}
+	if n := asked.Load(); n != 1 {
+		t.Errorf("%d handshakes, want 1", n)
 	}
 }
