@@ -166,9 +166,9 @@ func TestServerInitiatedBootstrap(t *testing.T) {
 // be deleted (4.00).
 func TestBootstrapDeleteKeepsBootstrapAccount(t *testing.T) {
 	tests := []struct {
-		name      string
-		path      string
-		want      codes.Code
+		name       string
+		path       string
+		want       codes.Code
 		keep, gone []string
 	}{
 		{"root", "/", codes.Deleted, []string{"</0/1>", "</3/0>"}, []string{"</0/0>", "</1/0>"}},
