@@ -192,7 +192,7 @@ func (e *Engine) selectDM() {
 // its DM server. The zero Target means none.
 func (e *Engine) Target() Target {
 	bs, hasBS := e.bsAccount()
-	if e.reg != nil && e.reg.bootstrapping() && hasBS {
+	if e.reg != nil && hasBS && (e.reg.bootstrapping() || e.reg.wantBoot) {
 		return bs.target()
 	}
 	if e.hasDM {
@@ -214,6 +214,16 @@ func (e *Engine) fromBootstrap(peer string) bool {
 		return false
 	}
 	return bs.addr.scheme == "coap" || e.Target().Bootstrap
+}
+
+// acceptedPeers returns the peers whose datagrams the engine takes: the
+// target, and the bootstrap server when it may start a session.
+func (e *Engine) acceptedPeers() []string {
+	peers := []string{e.Target().Peer}
+	if bs, ok := e.bsAccount(); ok && bs.addr.scheme == "coap" && bs.addr.peer != peers[0] {
+		peers = append(peers, bs.addr.peer)
+	}
+	return peers
 }
 
 // accountInstances returns the Security and Server instances the
@@ -817,4 +827,21 @@ func (r *registration) bootstrapDone(now time.Time) {
 	r.e.logInfo("bootstrap finished", "server_uri", bs.uri, "dm_server_uri", r.e.dm.uri)
 	r.e.emit(Event{Kind: EventBootstrapFinished, Server: bs.uri})
 	r.register(now)
+}
+
+// connectFailed is the driver's report that it could not open the
+// transport to the DM server (a DTLS handshake failed): it counts as a
+// refused Register towards the fallback to bootstrap, which changes
+// Target when it is time. Bootstrap server failures are not counted.
+func (e *Engine) connectFailed(now time.Time, err error) {
+	e.now = now
+	t := e.Target()
+	e.emit(Event{Kind: EventRegistrationFailed, Server: t.URI, Err: err.Error()})
+	if t.Bootstrap || !e.hasDM {
+		return
+	}
+	if e.reg.fallBack() {
+		e.logWarn("cannot reach the DM server; falling back to bootstrap", "server_uri", t.URI, "failures", e.st.RegFailures)
+		e.reg.wantBoot = true
+	}
 }

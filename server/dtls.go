@@ -27,10 +27,20 @@ var pskCipherSuites = []piondtls.CipherSuiteID{
 // startDTLS listens for coaps on Config.CoAPSAddr with the same handlers as
 // the UDP server. Called by Start with s.mu held.
 func (s *Server) startDTLS() error {
-	if s.cfg.PSK == nil {
+	if s.cfg.PSK == nil && len(s.bootstrap) == 0 {
 		return fmt.Errorf("server: CoAPSAddr %s needs Config.PSK", s.cfg.CoAPSAddr)
 	}
-	psk := s.cfg.PSK
+	psk := func(identity []byte) ([]byte, error) {
+		// The DM credentials this server provisions as a bootstrap
+		// server, then Config.PSK.
+		if key, ok := s.provisionedPSK(identity); ok {
+			return key, nil
+		}
+		if s.cfg.PSK == nil {
+			return nil, fmt.Errorf("unknown psk identity")
+		}
+		return s.cfg.PSK(identity)
+	}
 	ln, err := coapnet.NewDTLSListener("udp", s.cfg.CoAPSAddr, coapnet.NewDTLSServerOptions(
 		piondtls.WithPSK(func(identity []byte) ([]byte, error) {
 			key, err := psk(identity)
