@@ -138,7 +138,7 @@ type Server struct {
 	events    eventHub
 	bootstrap map[string]BootstrapConfig // by endpoint (bootstrap.go)
 	fw        firmwareStore              // the images in Config.FirmwareDir
-	fotas  fotaTable     // firmware updates, and their block-wise transfers
+	fotas     fotaTable                  // firmware updates, and their block-wise transfers
 }
 
 const (
