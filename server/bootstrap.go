@@ -18,6 +18,7 @@ import (
 	"github.com/plgd-dev/go-coap/v3/mux"
 
 	"github.com/avc-agent/avc/lwm2m"
+	"github.com/avc-agent/avc/lwm2m/linkformat"
 	"github.com/avc-agent/avc/lwm2m/tlv"
 )
 
@@ -281,8 +282,9 @@ func (s *Server) handleBootstrapRequest(w mux.ResponseWriter, r *mux.Message) {
 	}()
 }
 
-// bootstrapRecords returns the Security /0/1 and Server /1/0 records of c.
-func bootstrapRecords(c BootstrapConfig) (sec, srv []lwm2m.Record) {
+// bootstrapRecords returns the Security /0/<inst> and Server /1/0
+// records of c.
+func bootstrapRecords(c BootstrapConfig, inst uint16) (sec, srv []lwm2m.Record) {
 	ssid := int64(c.ShortServerID)
 	if ssid == 0 {
 		ssid = 1
@@ -295,7 +297,7 @@ func bootstrapRecords(c BootstrapConfig) (sec, srv []lwm2m.Record) {
 	if binding == "" {
 		binding = "U"
 	}
-	p := func(res uint16) lwm2m.Path { return lwm2m.P(0, 1, res) }
+	p := func(res uint16) lwm2m.Path { return lwm2m.P(0, inst, res) }
 	mode, identity, key := int64(3), []byte{}, []byte{}
 	if c.mode() == SecurityPSK {
 		mode, identity, key = 0, []byte(c.PSKIdentity), c.PSKKey
@@ -318,10 +320,11 @@ func bootstrapRecords(c BootstrapConfig) (sec, srv []lwm2m.Record) {
 	return sec, srv
 }
 
-// provision runs the bootstrap operations on conn: Delete "/", Write /0/1
-// and /1/0 (TLV), Bootstrap-Finish.
+// provision runs the bootstrap operations on conn: Delete "/", Discover
+// /0 to find the instance of the client's Bootstrap-Server account, Write
+// the DM account to the lowest other /0 instance and /1/0 (TLV),
+// Bootstrap-Finish.
 func provision(ctx context.Context, conn mux.Conn, c BootstrapConfig) error {
-	sec, srv := bootstrapRecords(c)
 	check := func(op string, m interface{ Code() codes.Code }, err error, want codes.Code) error {
 		if err != nil {
 			return fmt.Errorf("%s: %w", op, err)
@@ -336,10 +339,36 @@ func provision(ctx context.Context, conn mux.Conn, c BootstrapConfig) error {
 		return err
 	}
 	conn.ReleaseMessage(m)
+	// Core TS 1.1 §5.2.7.3: in a Bootstrap-Discover the Bootstrap-Server
+	// account is the /0 instance without an ssid.
+	m, err = conn.Get(ctx, "/0", message.Option{ID: message.Accept, Value: []byte{byte(lwm2m.FormatLinkFormat)}})
+	if err := check("bootstrap-discover /0", m, err, codes.Content); err != nil {
+		return err
+	}
+	body, err := m.ReadBody()
+	conn.ReleaseMessage(m)
+	if err != nil {
+		return fmt.Errorf("bootstrap-discover /0: %w", err)
+	}
+	links, err := linkformat.Parse(body)
+	if err != nil {
+		return fmt.Errorf("bootstrap-discover /0: %w", err)
+	}
+	used := map[uint16]bool{}
+	for _, l := range links {
+		if p, err := lwm2m.ParsePath(l.Target); err == nil && p.Len == 2 {
+			used[p.Inst()] = true
+		}
+	}
+	inst := uint16(0)
+	for used[inst] {
+		inst++
+	}
+	sec, srv := bootstrapRecords(c, inst)
 	for _, w := range []struct {
 		path lwm2m.Path
 		recs []lwm2m.Record
-	}{{lwm2m.P(0, 1), sec}, {lwm2m.P(1, 0), srv}} {
+	}{{lwm2m.P(0, inst), sec}, {lwm2m.P(1, 0), srv}} {
 		body, err := tlv.Encode(w.path, w.recs)
 		if err != nil {
 			return fmt.Errorf("bootstrap-write %s: %w", w.path, err)

@@ -315,3 +315,52 @@ func TestBootstrapRestartRegistersDirectly(t *testing.T) {
 	case <-time.After(200 * time.Millisecond):
 	}
 }
+
+// TestBootstrapSameServer: one avc server is both the bootstrap server
+// and the DM server it provisions (same address); after the bootstrap
+// its requests are device management again.
+func TestBootstrapSameServer(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*testTimeout)
+	defer cancel()
+	s := newServer(t, server.Config{})
+	if err := s.SetBootstrap("dev-same", server.BootstrapConfig{ServerURI: "coap://" + s.CoAPAddr().String(), Lifetime: 60 * time.Second}); err != nil {
+		t.Fatal(err)
+	}
+	evs, stop := s.Subscribe()
+	defer stop()
+	runAgent(t, agent.Config{Endpoint: "dev-same", BootstrapURI: "coap://" + s.CoAPAddr().String()})
+	if _, err := server.WaitEvent(ctx, evs, "dev-same", server.EventRegistered); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := s.Read(ctx, "dev-same", lwm2m.P(1, 0, 1), lwm2m.FormatText)
+	if err != nil || string(resp.Payload) != "60" {
+		t.Errorf("read /1/0/1 = %v, %v; want 60", resp, err)
+	}
+}
+
+// TestBootstrapFallbackAfterDTLSFailure: DTLS handshakes that fail with
+// the configured coaps DM server count as refused registrations; the
+// native agent falls back to its bootstrap server and registers with the
+// server it is given.
+func TestBootstrapFallbackAfterDTLSFailure(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*testTimeout)
+	defer cancel()
+	refusing := newServer(t, server.Config{CoAPSAddr: "127.0.0.1:0", PSK: func([]byte) ([]byte, error) { return []byte("another key"), nil }})
+	dm := newServer(t, server.Config{})
+	dmEvents, stopDM := dm.Subscribe()
+	defer stopDM()
+	bs := newServer(t, server.Config{Bootstrap: map[string]server.BootstrapConfig{"dev-fb": {ServerURI: "coap://" + dm.CoAPAddr().String()}}})
+	evs := runAgent(t, agent.Config{
+		Endpoint:  "dev-fb",
+		ServerURI: "coaps://" + refusing.CoAPSAddr().String(), PSKIdentity: "dev-fb", PSKKey: []byte("the device key"),
+		BootstrapURI: "coap://" + bs.CoAPAddr().String(), BootstrapAfterFailures: 1,
+		DTLSHandshakeTimeout: 500 * time.Millisecond,
+	})
+	if ev := waitAgent(t, evs, agent.EventRegistrationFailed); ev.Server != "coaps://"+refusing.CoAPSAddr().String() {
+		t.Errorf("registration_failed event %+v", ev)
+	}
+	waitAgent(t, evs, agent.EventBootstrapFinished)
+	if _, err := server.WaitEvent(ctx, dmEvents, "dev-fb", server.EventRegistered); err != nil {
+		t.Fatal(err)
+	}
+}
