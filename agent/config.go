@@ -415,7 +415,9 @@ func ConfigFromEnv() (Config, error) {
 func (c *Config) Validate() error {
 	var errs []error
 	if c.ServerURI == "" && c.BootstrapURI == "" {
-		errs = append(errs, fmt.Errorf("%w: %s is required (or %s)", ErrConfig, EnvServerURI, EnvBootstrapURI))
+		// Without AVC_BOOTSTRAP_URI, that is: a bootstrap server can
+		// provide the DM server.
+		errs = append(errs, fmt.Errorf("%w: %s is required", ErrConfig, EnvServerURI))
 	} else if c.ServerURI != "" {
 		if srv, err := parseServerURI(c.ServerURI); err != nil {
 			errs = append(errs, err)
