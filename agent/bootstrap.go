@@ -133,11 +133,23 @@ func (e *Engine) accountOf(in *instance) (account, error) {
 	return a, nil
 }
 
-// bsAccount returns the usable Bootstrap-Server account, if any.
+// bsAccount returns the usable Bootstrap-Server account, if any. It is
+// cached: only bootstrap operations change /0 (staleAccounts).
 func (e *Engine) bsAccount() (account, bool) {
 	if e.objs == nil {
 		return account{}, false
 	}
+	if !e.bsCached {
+		e.bsAcc, e.bsOK = e.findBSAccount()
+		e.bsCached = true
+	}
+	return e.bsAcc, e.bsOK
+}
+
+// staleAccounts drops the cached bootstrap account after a change of /0.
+func (e *Engine) staleAccounts() { e.bsCached = false }
+
+func (e *Engine) findBSAccount() (account, bool) {
 	sec := e.objs.objs[0]
 	for _, id := range sec.instanceIDs() {
 		in := sec.insts[id]
@@ -505,6 +517,7 @@ func (e *Engine) bootstrapWrite(now time.Time, p lwm2m.Path, m *message.Message)
 		}
 	}
 	o.insts = staged
+	e.staleAccounts()
 	e.logInfo("bootstrap write", "path", p.String())
 	return reply(codes.Changed)
 }
@@ -561,6 +574,7 @@ func (e *Engine) bootstrapDelete(p lwm2m.Path) *message.Message {
 	default:
 		return reply(codes.BadRequest)
 	}
+	e.staleAccounts()
 	e.logInfo("bootstrap delete", "path", p.String())
 	return reply(codes.Deleted)
 }

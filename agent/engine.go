@@ -50,8 +50,12 @@ type Engine struct {
 	dm      account
 	srvInst uint16
 	hasDM   bool
-	log     *slog.Logger
-	rand    io.Reader
+	// The Bootstrap-Server account, cached (bootstrap.go).
+	bsAcc    account
+	bsOK     bool
+	bsCached bool
+	log      *slog.Logger
+	rand     io.Reader
 
 	tr   *transport
 	reg  *registration

@@ -32,7 +32,7 @@ func replyContent(f lwm2m.ContentFormat, payload []byte) *message.Message {
 // serve answers a request from the server (the LwM2M Device Management
 // and Service Enablement interface, Core TS 1.1 §6.3).
 func (e *Engine) serve(now time.Time, peer string, m *message.Message) *message.Message {
-	if e.fromBootstrap(peer) && (e.reg.bootstrapping() || !e.hasDM || peer != e.server.peer) {
+	if (e.reg.bootstrapping() || !e.hasDM || peer != e.server.peer) && e.fromBootstrap(peer) {
 		// The bootstrap server's requests are bootstrap operations
 		// (bootstrap.go); when it shares the DM server's address, only
 		// during a bootstrap session.
