@@ -675,7 +675,7 @@ func (e *Engine) commitBootstrap() {
 	e.store()
 }
 
-// bootstrapRequest is the Bootstrap-Request message (POST /bs?ep=...).
+// bootstrapRequestMessage is the Bootstrap-Request (POST /bs?ep=...).
 func (e *Engine) bootstrapRequestMessage() *message.Message {
 	m := &message.Message{Code: codes.POST, Options: make(message.Options, 0, 4)}
 	m.Options = addPath(m.Options, "bs")
