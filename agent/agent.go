@@ -36,6 +36,12 @@ type Agent struct {
 	emu    sync.Mutex
 	inline inlineState
 
+	// target is the server the current port was opened for; carry holds
+	// datagrams the engine addressed to a new target, sent once the
+	// port for it is open (Engine.Target).
+	target Target
+	carry  []Datagram
+
 	mu      sync.Mutex
 	running bool
 	ran     bool
@@ -109,7 +115,7 @@ func New(cfg Config) (*Agent, error) {
 		return nil, err
 	}
 	var cred DTLSCredentials
-	if e.server.scheme == "coaps" {
+	if cfg.CertFile != "" {
 		// Loaded once: a certificate file that goes missing later does not
 		// stop a running agent from handshaking again.
 		if cred, err = cfg.dtlsCredentials(); err != nil {
@@ -200,17 +206,57 @@ func (a *Agent) Run(ctx context.Context) error {
 		a.saver = newStateSaver(filepath.Join(a.cfg.StateDir, StateFile), a.log)
 		defer a.saver.close()
 	}
-	if a.engine.server.scheme == "coaps" {
-		return a.runSecure(ctx)
+	for {
+		// The engine names the server to talk to; after a bootstrap it
+		// is another one, maybe over DTLS with the provisioned PSK.
+		a.target = a.engine.Target()
+		var err error
+		if a.target.Secure {
+			err = a.runSecure(ctx)
+		} else {
+			err = a.runPlain(ctx)
+		}
+		if !errors.Is(err, errRetarget) {
+			return err
+		}
+		a.log.Info("changing server", "server_uri", a.engine.Target().URI, "from", a.target.URI)
 	}
-	udp, err := ListenUDP(a.engine.Peer())
+}
+
+// runPlain serves the engine over a UDP socket until ctx ends or the
+// engine's target needs another port.
+func (a *Agent) runPlain(ctx context.Context) error {
+	udp, err := ListenUDP(a.target.Peer)
 	if err != nil {
 		return err
+	}
+	// Datagrams from the bootstrap server are tagged with its peer key
+	// even before anything was sent to it (server-initiated bootstrap).
+	for _, p := range a.engine.acceptedPeers() {
+		_, _ = udp.resolve(p)
 	}
 	port := a.withSide(udp)
 	defer port.Close()
 	a.setPort(port)
 	return a.loop(ctx, port)
+}
+
+// errRetarget ends a loop whose port cannot reach the engine's new
+// target.
+var errRetarget = errors.New("agent: server changed")
+
+// retargetLinger is how long a DTLS session to the previous server stays
+// open after the engine changed servers.
+const retargetLinger = 2 * time.Second
+
+// needsNewPort reports whether the port opened for the current target
+// cannot carry datagrams to t: a DTLS session is bound to one server
+// and credential, and a coaps server is never sent plaintext.
+func (a *Agent) needsNewPort(t Target) bool {
+	if t.Equal(a.target) || t.Peer == "" {
+		return false
+	}
+	return t.Secure || a.target.Secure
 }
 
 func (a *Agent) setPort(p port) {
@@ -229,14 +275,22 @@ func (a *Agent) runSecure(ctx context.Context) error {
 	first := true
 	for {
 		hctx, cancel := context.WithTimeout(ctx, a.cfg.handshakeTimeout())
-		sp, err := OpenSecureWith(hctx, a.engine.Peer(), a.cred)
+		cred := DTLSCredentials{PSKIdentity: a.target.PSKIdentity, PSKKey: a.target.PSKKey}
+		if a.target.Certificate {
+			cred = a.cred // loaded from the configured files by New
+		}
+		sp, err := OpenSecureWith(hctx, a.target.Peer, cred)
 		cancel()
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil
 			}
-			a.log.Warn("dtls handshake failed", "server_uri", a.cfg.ServerURI, "retry_in", delay, "err", err)
-			a.events.Push(Event{Kind: EventRegistrationFailed, Server: a.cfg.ServerURI, Err: err.Error()})
+			a.log.Warn("dtls handshake failed", "server_uri", a.target.URI, "retry_in", delay, "err", err)
+			a.engine.connectFailed(time.Now(), err)
+			a.forwardEvents()
+			if a.needsNewPort(a.engine.Target()) {
+				return errRetarget // falling back to bootstrap
+			}
 			if !a.wait(ctx, delay) {
 				return nil
 			}
@@ -253,24 +307,35 @@ func (a *Agent) runSecure(ctx context.Context) error {
 				return fmt.Errorf("agent: new session: %w", err)
 			}
 			a.engine = ne
+			if t := ne.Target(); !t.Equal(a.target) {
+				port.Close()
+				return errRetarget
+			}
 		}
 		first = false
 		a.setPort(port)
 		registered := false
 		err = a.loopSession(ctx, port, &registered)
-		port.Close()
+		if errors.Is(err, errRetarget) {
+			// The last answers to the old server (the 2.04 to
+			// Bootstrap-Finish) get time to be taken before the
+			// session's close_notify.
+			time.AfterFunc(retargetLinger, func() { port.Close() })
+		} else {
+			port.Close()
+		}
 		a.setPort(nil)
 		if !errors.Is(err, errNewSession) {
 			return err
 		}
 		if registered {
 			delay = a.cfg.dtlsRetryDelay()
-			a.log.Info("dtls session lost; handshaking again", "server_uri", a.cfg.ServerURI, "why", err)
+			a.log.Info("dtls session lost; handshaking again", "server_uri", a.target.URI, "why", err)
 			continue
 		}
 		// The session never carried a registration: back off before the
 		// next handshake, so a server that refuses does not get a storm.
-		a.log.Warn("no registration over the dtls session", "server_uri", a.cfg.ServerURI, "retry_in", delay, "why", err)
+		a.log.Warn("no registration over the dtls session", "server_uri", a.target.URI, "retry_in", delay, "why", err)
 		if !a.wait(ctx, delay) {
 			return nil
 		}
@@ -362,6 +427,10 @@ func (a *Agent) loopSession(ctx context.Context, port port, registered *bool) er
 		if ok {
 			*registered = true
 		}
+		if !stopping && a.needsNewPort(e.Target()) {
+			a.emu.Unlock()
+			return errRetarget
+		}
 		if secure && failed && !stopping {
 			a.emu.Unlock()
 			return fmt.Errorf("%w: registration failed", errNewSession)
@@ -440,7 +509,7 @@ func (a *Agent) loopSession(ctx context.Context, port port, registered *bool) er
 				return err
 			}
 		case <-stopDeadline:
-			a.log.Warn("de-registration timed out", "server_uri", a.cfg.ServerURI)
+			a.log.Warn("de-registration timed out", "server_uri", a.target.URI)
 			return nil
 		}
 	}
@@ -468,7 +537,8 @@ func (a *Agent) receiveInline(ctx context.Context, port port, d Datagram, kick c
 	restart, failed, ok := a.flush(ctx, port)
 	in := &a.inline
 	in.restart, in.failed, in.registered = in.restart || restart, in.failed || failed, in.registered || ok
-	wake := restart || failed || ok || d.Peer == e.server.peer || (!next.IsZero() && next.Before(in.armed))
+	wake := restart || failed || ok || d.Peer == e.server.peer || (!next.IsZero() && next.Before(in.armed)) ||
+		a.needsNewPort(e.Target())
 	a.emu.Unlock()
 	if wake {
 		select {
@@ -490,6 +560,12 @@ func (a *Agent) flush(ctx context.Context, port port) (restart, failed, register
 		}
 		a.fetch.run(ctx, f)
 	}
+	// Datagrams for a new target wait for its port; those held from the
+	// previous port go first.
+	next := e.Target()
+	retarget := a.needsNewPort(next)
+	held := a.carry
+	a.carry = nil
 	for {
 		j, ok := e.pollSync()
 		if !ok {
@@ -511,6 +587,13 @@ func (a *Agent) flush(ctx context.Context, port port) (restart, failed, register
 		if !ok {
 			break
 		}
+		held = append(held, d)
+	}
+	for _, d := range held {
+		if retarget && d.Peer == next.Peer {
+			a.carry = append(a.carry, d)
+			continue
+		}
 		if err := port.Send(d.Peer, d.Data); err != nil {
 			a.log.Warn("send", "err", err)
 		}
@@ -530,7 +613,7 @@ func (a *Agent) flush(ctx context.Context, port port) (restart, failed, register
 		switch ev.Kind {
 		case EventRestart:
 			restart = true
-		case EventRegistrationFailed:
+		case EventRegistrationFailed, EventBootstrapFailed:
 			failed = true
 		case EventRegistered:
 			registered = true
@@ -539,6 +622,24 @@ func (a *Agent) flush(ctx context.Context, port port) (restart, failed, register
 	}
 	a.events.Push(evs...)
 	return restart, failed, registered
+}
+
+// forwardEvents saves and forwards the engine's events outside the loop
+// (nothing is sent).
+func (a *Agent) forwardEvents() {
+	for {
+		ev, ok := a.engine.PollEvent()
+		if !ok {
+			return
+		}
+		if ev.Kind == EventStore {
+			a.state = ev.Data
+			if a.saver != nil {
+				a.saver.save(ev.Data)
+			}
+		}
+		a.events.Push(ev)
+	}
 }
 
 // systemMemory returns available and total memory in KiB from

@@ -33,6 +33,10 @@ const (
 	EnvCertFile = "AVC_CERT_FILE" // the client's certificate chain, PEM
 	EnvKeyFile  = "AVC_KEY_FILE"  // its private key, PEM (PKCS#8, EC or RSA)
 	EnvCAFile   = "AVC_CA_FILE"   // trust anchors for the server's certificate, PEM
+	// Bootstrap server credentials and behaviour (factory bootstrap).
+	EnvBootstrapPSKIdentity = "AVC_BOOTSTRAP_PSK_IDENTITY" // DTLS-PSK identity for a coaps bootstrap server; default AVC_PSK_IDENTITY
+	EnvBootstrapPSKKey      = "AVC_BOOTSTRAP_PSK_KEY"      // and its key (hex, never logged); default AVC_PSK_KEY
+	EnvBootstrapHoldOff     = "AVC_BOOTSTRAP_HOLD_OFF"     // seconds to wait before a Bootstrap-Request (/0/x/11)
 	// Firmware update settings (Object 5).
 	EnvFWVersion     = "AVC_FW_VERSION"           // running firmware version, /3/0/3
 	EnvFWInstallCmd  = "AVC_FW_INSTALL_CMD"       // command run with the image path to install it
@@ -48,6 +52,7 @@ const (
 // ConfigNames lists the configuration names in a stable order.
 var ConfigNames = []string{EnvServerURI, EnvEndpoint, EnvLifetime, EnvStateDir, EnvLogLevel, EnvPSKIdentity, EnvPSKKey, EnvBootstrapURI,
 	EnvCertFile, EnvKeyFile, EnvCAFile,
+	EnvBootstrapPSKIdentity, EnvBootstrapPSKKey, EnvBootstrapHoldOff,
 	EnvFWVersion, EnvFWInstallCmd, EnvFWTrustedKeys, EnvFWRequireSig, EnvFWCAFile, EnvFWPSKIdentity, EnvFWPSKKey,
 	EnvFWConnect, EnvFWLowSpeed}
 
@@ -73,12 +78,15 @@ type DeviceInfo struct {
 }
 
 // Config configures an [Engine] or an [Agent]. The zero value of every
-// field is usable except ServerURI and Endpoint, which are required.
+// field is usable except Endpoint, which is required, and ServerURI and
+// BootstrapURI, of which at least one is.
 type Config struct {
 	// ServerURI is the LwM2M server, "coap://host[:port]" (port 5683 when
 	// omitted) or "coaps://host[:port]" (DTLS, port 5684 when omitted;
 	// needs PSKIdentity and PSKKey, or CertFile, KeyFile and CAFile, and
 	// only the native driver, [New], supports it so far). AVC_SERVER_URI.
+	// It may be empty when BootstrapURI is set: the bootstrap server then
+	// provides one.
 	ServerURI string
 	// Endpoint is the client endpoint name sent at registration.
 	// AVC_ENDPOINT. ConfigFromEnv defaults it to "avc-" + the host name.
@@ -107,8 +115,31 @@ type Config struct {
 	// not supported: pion/dtls has no RFC 7250. AVC_CERT_FILE,
 	// AVC_KEY_FILE, AVC_CA_FILE.
 	CertFile, KeyFile, CAFile string
-	// BootstrapURI is the LwM2M bootstrap server. AVC_BOOTSTRAP_URI.
+	// BootstrapURI is the LwM2M bootstrap server (factory bootstrap: it
+	// becomes the Bootstrap-Server account of the Security object). The
+	// engine bootstraps from it when it has no usable DM server, when
+	// every Register failed BootstrapAfterFailures times in a row, or
+	// when the bootstrap server starts a session itself. Once bootstrapped,
+	// the provisioned Security and Server objects are kept in the stored
+	// state and replace ServerURI and the credentials on later starts.
+	// See docs/BOOTSTRAP.md. AVC_BOOTSTRAP_URI.
 	BootstrapURI string
+	// BootstrapPSKIdentity and BootstrapPSKKey are the DTLS-PSK credential
+	// of a coaps:// bootstrap server; empty means PSKIdentity and PSKKey.
+	// AVC_BOOTSTRAP_PSK_IDENTITY, AVC_BOOTSTRAP_PSK_KEY (hex, never logged).
+	BootstrapPSKIdentity string
+	BootstrapPSKKey      []byte
+	// BootstrapHoldOff is the Client Hold Off Time of the bootstrap
+	// account (/0/x/11): how long the engine waits, once it has decided
+	// to bootstrap, before it sends the Bootstrap-Request, leaving the
+	// bootstrap server time to start a session itself.
+	// AVC_BOOTSTRAP_HOLD_OFF, in seconds.
+	BootstrapHoldOff time.Duration
+	// BootstrapAfterFailures is how many consecutive failed Registers
+	// (refused or unanswered) make the engine fall back to bootstrap,
+	// when it has a bootstrap server; zero means 5 (the default of /1/x/17
+	// Communication Retry Count), negative never.
+	BootstrapAfterFailures int
 	// Binding is the LwM2M binding mode; empty means "U".
 	Binding string
 	// Device fills the Device object.
@@ -232,6 +263,20 @@ func (c *Config) Set(name, value string) error {
 		c.KeyFile = value
 	case EnvCAFile:
 		c.CAFile = value
+	case EnvBootstrapPSKIdentity:
+		c.BootstrapPSKIdentity = value
+	case EnvBootstrapPSKKey:
+		k, err := hex.DecodeString(value)
+		if err != nil {
+			return bad("want hex")
+		}
+		c.BootstrapPSKKey = k
+	case EnvBootstrapHoldOff:
+		n, err := strconv.ParseUint(strings.TrimSpace(value), 10, 32)
+		if err != nil {
+			return bad("want seconds, 0..4294967295")
+		}
+		c.BootstrapHoldOff = time.Duration(n) * time.Second
 	case EnvFWVersion:
 		if len(value) > 255 {
 			return bad("want at most 255 bytes")
@@ -319,6 +364,15 @@ func (c *Config) Get(name string) (string, error) {
 		return c.KeyFile, nil
 	case EnvCAFile:
 		return c.CAFile, nil
+	case EnvBootstrapPSKIdentity:
+		return c.BootstrapPSKIdentity, nil
+	case EnvBootstrapPSKKey:
+		if len(c.BootstrapPSKKey) > 0 {
+			return "(set)", nil
+		}
+		return "", nil
+	case EnvBootstrapHoldOff:
+		return strconv.FormatInt(int64(c.BootstrapHoldOff/time.Second), 10), nil
 	case EnvFWVersion:
 		return c.Device.FirmwareVersion, nil
 	case EnvFWInstallCmd:
@@ -394,14 +448,28 @@ func ConfigFromEnv() (Config, error) {
 // Validate checks the configuration and returns every problem joined.
 func (c *Config) Validate() error {
 	var errs []error
-	if c.ServerURI == "" {
+	if c.ServerURI == "" && c.BootstrapURI == "" {
+		// Without AVC_BOOTSTRAP_URI, that is: a bootstrap server can
+		// provide the DM server.
 		errs = append(errs, fmt.Errorf("%w: %s is required", ErrConfig, EnvServerURI))
-	} else if srv, err := parseServerURI(c.ServerURI); err != nil {
-		errs = append(errs, err)
-	} else if srv.scheme == "coaps" {
-		if err := c.validateDTLS(); err != nil {
+	} else if c.ServerURI != "" {
+		if srv, err := parseServerURI(c.ServerURI); err != nil {
 			errs = append(errs, err)
+		} else if srv.scheme == "coaps" {
+			if err := c.validateDTLS(); err != nil {
+				errs = append(errs, err)
+			}
 		}
+	}
+	if c.BootstrapURI != "" {
+		if srv, err := parseURI(EnvBootstrapURI, c.BootstrapURI); err != nil {
+			errs = append(errs, err)
+		} else if srv.scheme == "coaps" && c.bootstrapPSK() == nil {
+			errs = append(errs, fmt.Errorf("%w: %s=%q: coaps needs %s and %s (or %s and %s)", ErrConfig, EnvBootstrapURI, c.BootstrapURI, EnvBootstrapPSKIdentity, EnvBootstrapPSKKey, EnvPSKIdentity, EnvPSKKey))
+		}
+	}
+	if c.BootstrapHoldOff < 0 || c.BootstrapHoldOff%time.Second != 0 {
+		errs = append(errs, fmt.Errorf("%w: %s=%v: want whole seconds, at least 0", ErrConfig, EnvBootstrapHoldOff, c.BootstrapHoldOff))
 	}
 	if c.Endpoint == "" {
 		errs = append(errs, fmt.Errorf("%w: %s is required", ErrConfig, EnvEndpoint))
@@ -446,6 +514,29 @@ func (c *Config) fwPSK() *pskCred {
 		return &pskCred{identity: c.PSKIdentity, key: c.PSKKey}
 	}
 	return nil
+}
+
+// bootstrapPSK is the credential of a coaps bootstrap server, or nil.
+func (c *Config) bootstrapPSK() *pskCred {
+	switch {
+	case c.BootstrapPSKIdentity != "" && len(c.BootstrapPSKKey) > 0:
+		return &pskCred{identity: c.BootstrapPSKIdentity, key: c.BootstrapPSKKey}
+	case c.BootstrapPSKIdentity == "" && len(c.BootstrapPSKKey) == 0 && c.PSKIdentity != "" && len(c.PSKKey) > 0:
+		return &pskCred{identity: c.PSKIdentity, key: c.PSKKey}
+	}
+	return nil
+}
+
+// bootstrapAfter is the number of consecutive failed Registers after
+// which the engine falls back to bootstrap (0: never).
+func (c *Config) bootstrapAfter() int {
+	switch {
+	case c.BootstrapAfterFailures < 0:
+		return 0
+	case c.BootstrapAfterFailures == 0:
+		return 5
+	}
+	return c.BootstrapAfterFailures
 }
 
 // pskCred is a DTLS pre-shared key credential.
@@ -507,10 +598,14 @@ type serverAddr struct {
 	peer   string // host:port, the key datagrams are addressed by
 }
 
-func parseServerURI(s string) (serverAddr, error) {
+func parseServerURI(s string) (serverAddr, error) { return parseURI(EnvServerURI, s) }
+
+// parseURI parses a server URI; name is the setting it came from, for
+// error messages.
+func parseURI(name, s string) (serverAddr, error) {
 	u, err := url.Parse(s)
 	if err != nil {
-		return serverAddr{}, fmt.Errorf("%w: %s=%q: %v", ErrConfig, EnvServerURI, s, err)
+		return serverAddr{}, fmt.Errorf("%w: %s=%q: %v", ErrConfig, name, s, err)
 	}
 	var port string
 	switch u.Scheme {
@@ -519,15 +614,15 @@ func parseServerURI(s string) (serverAddr, error) {
 	case "coaps":
 		port = "5684"
 	default:
-		return serverAddr{}, fmt.Errorf("%w: %s=%q: want coap://host[:port] or coaps://host[:port]", ErrConfig, EnvServerURI, s)
+		return serverAddr{}, fmt.Errorf("%w: %s=%q: want coap://host[:port] or coaps://host[:port]", ErrConfig, name, s)
 	}
 	if u.Hostname() == "" {
-		return serverAddr{}, fmt.Errorf("%w: %s=%q: no host", ErrConfig, EnvServerURI, s)
+		return serverAddr{}, fmt.Errorf("%w: %s=%q: no host", ErrConfig, name, s)
 	}
 	if p := u.Port(); p != "" {
 		n, err := strconv.ParseUint(p, 10, 16)
 		if err != nil || n == 0 {
-			return serverAddr{}, fmt.Errorf("%w: %s=%q: bad port", ErrConfig, EnvServerURI, s)
+			return serverAddr{}, fmt.Errorf("%w: %s=%q: bad port", ErrConfig, name, s)
 		}
 		port = p
 	}

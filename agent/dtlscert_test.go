@@ -128,25 +128,32 @@ func TestAgentDTLSCertificateRefused(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			rctx, rcancel := context.WithTimeout(ctx, 2500*time.Millisecond)
+			rctx, rcancel := context.WithTimeout(ctx, 3*time.Second)
 			defer rcancel()
 			if err := a.Run(rctx); err != nil {
 				t.Fatalf("Run = %v; a refused handshake is retried until the context ends", err)
 			}
-			failed := 0
+			var failures []string
 			for ev := range a.Events() {
 				switch ev.Kind {
 				case agent.EventRegistered:
 					t.Fatalf("registered: %+v", ev)
 				case agent.EventRegistrationFailed:
-					if !strings.Contains(ev.Err, "dtls handshake") || !strings.Contains(ev.Err, tc.why) {
-						t.Errorf("failure %q, want the handshake's saying %q", ev.Err, tc.why)
+					if !strings.Contains(ev.Err, "dtls handshake") {
+						t.Errorf("failure %q is not the handshake's", ev.Err)
 					}
-					failed++
+					failures = append(failures, ev.Err)
 				}
 			}
-			if failed == 0 {
-				t.Error("no failed registration reported")
+			// A refusal says why. (pion's server now and then answers a
+			// ClientHello with a decode_error alert instead, under load:
+			// that attempt fails too, and a retry gets the real answer.)
+			said := false
+			for _, f := range failures {
+				said = said || strings.Contains(f, tc.why)
+			}
+			if !said {
+				t.Errorf("failures %q, want one saying %q", failures, tc.why)
 			}
 			if len(srv.Clients()) != 0 {
 				t.Errorf("clients = %+v, want none", srv.Clients())

@@ -44,10 +44,20 @@ type Datagram struct {
 // An Engine is not safe for concurrent use; a driver owns it from one
 // goroutine (or one wasm instance).
 type Engine struct {
-	cfg    Config
-	server serverAddr
-	log    *slog.Logger
-	rand   io.Reader
+	cfg Config
+	// server is the address of the DM server the engine registers with,
+	// dm its Security account and srvInst its Server instance; hasDM is
+	// false when there is no usable one (bootstrap.go).
+	server  serverAddr
+	dm      account
+	srvInst uint16
+	hasDM   bool
+	// The Bootstrap-Server account, cached (bootstrap.go).
+	bsAcc    account
+	bsOK     bool
+	bsCached bool
+	log      *slog.Logger
+	rand     io.Reader
 
 	tr   *transport
 	reg  *registration
@@ -91,13 +101,14 @@ func NewEngine(cfg Config, state []byte) (*Engine, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	srv, _ := parseServerURI(cfg.ServerURI)
-	if srv.scheme == "coaps" && !cfg.dtls {
-		// Only the native driver carries DTLS so far; any other driver
-		// would talk plaintext to a coaps server.
-		return nil, fmt.Errorf("%w: %s=%q: coaps is supported only by the native agent (agent.New) so far", ErrConfig, EnvServerURI, cfg.ServerURI)
+	for _, u := range []struct{ name, uri string }{{EnvServerURI, cfg.ServerURI}, {EnvBootstrapURI, cfg.BootstrapURI}} {
+		if srv, _ := parseURI(u.name, u.uri); srv.scheme == "coaps" && !cfg.dtls {
+			// Only the native driver carries DTLS so far; any other driver
+			// would talk plaintext to a coaps server.
+			return nil, fmt.Errorf("%w: %s=%q: coaps is supported only by the native agent (agent.New) so far", ErrConfig, u.name, u.uri)
+		}
 	}
-	e := &Engine{cfg: cfg, server: srv, log: cfg.Logger, rand: cfg.Rand}
+	e := &Engine{cfg: cfg, log: cfg.Logger, rand: cfg.Rand}
 	if e.log == nil {
 		e.log = slog.New(slog.DiscardHandler)
 	}
@@ -109,7 +120,9 @@ func NewEngine(cfg Config, state []byte) (*Engine, error) {
 		st, err := loadPersistent(state)
 		if err != nil {
 			e.logWarn("ignoring stored state", "err", err)
-		} else if st.ConfLifetime == e.st.ConfLifetime {
+		} else if st.ConfLifetime == e.st.ConfLifetime || st.Boot != nil {
+			// A lifetime the bootstrap server gave outlives the
+			// configured one, like the rest of what it provisioned.
 			e.st = st
 		} else {
 			st.Lifetime, st.ConfLifetime = e.st.Lifetime, e.st.ConfLifetime
@@ -125,6 +138,7 @@ func NewEngine(cfg Config, state []byte) (*Engine, error) {
 	e.fw = newFirmware(e)
 	e.sw = newSoftware(e)
 	e.objs = newObjectTree(e)
+	e.selectDM()
 	e.ctl = newControl(e)
 	e.reg = newRegistration(e)
 	e.obs = newObserver(e)
@@ -140,7 +154,8 @@ func (e *Engine) HandleDatagram(now time.Time, peer string, b []byte) {
 	e.stats.count(now, len(b), false)
 	var m *message.Message
 	var err error
-	if peer == e.server.peer {
+	fromServer := peer == e.server.peer || e.fromBootstrap(peer)
+	if fromServer {
 		m, err = decode(b)
 	} else {
 		// Only a pull's responses are taken from other peers; they are
@@ -156,14 +171,14 @@ func (e *Engine) HandleDatagram(now time.Time, peer string, b []byte) {
 		}
 		return
 	}
-	if peer != e.server.peer {
+	if (!e.hasDM || peer != e.server.peer) && !e.fromBootstrap(peer) {
 		if isRequest(m.Code) || !e.pullFrom(peer) {
 			e.logDebug("drop datagram from unknown peer", "peer", peer)
 			return
 		}
 	}
 	e.tr.handle(now, peer, m)
-	if peer == e.server.peer {
+	if fromServer {
 		e.version++
 		// A pull's blocks (from another peer) move only the download,
 		// whose state changes notify by themselves (observer.transition);
@@ -295,11 +310,13 @@ func (e *Engine) Registered() bool { return e.reg.location != "" }
 // Started reports whether a session was started and not stopped.
 func (e *Engine) Started() bool { return e.reg.started }
 
-// Peer returns the "host:port" of the configured server.
-func (e *Engine) Peer() string { return e.server.peer }
+// Peer returns the "host:port" of the server the engine addresses now
+// (Target().Peer).
+func (e *Engine) Peer() string { return e.Target().Peer }
 
-// ServerURI returns the configured server URI.
-func (e *Engine) ServerURI() string { return e.cfg.ServerURI }
+// ServerURI returns the URI of the server the engine addresses now
+// (Target().URI).
+func (e *Engine) ServerURI() string { return e.Target().URI }
 
 func (e *Engine) transmit(peer string, b []byte) {
 	e.out = append(e.out, Datagram{Peer: peer, Data: b})
@@ -345,7 +362,10 @@ func (e *Engine) Asleep() bool { return e.asleep }
 
 func (e *Engine) emit(ev Event) {
 	if ev.Server == "" {
-		ev.Server = e.cfg.ServerURI
+		ev.Server = e.dm.uri
+		if !e.hasDM {
+			ev.Server = e.Target().URI
+		}
 	}
 	e.events = append(e.events, ev)
 }

@@ -67,6 +67,18 @@ const (
 	// EventStatus: an update-control status (le_avc), with Status; only
 	// with Config.Control.Enabled.
 	EventStatus
+	// EventBootstrapStarted: a bootstrap session with Server (the
+	// bootstrap server) started: a Bootstrap-Request went out, or the
+	// bootstrap server started one itself (le_avc:
+	// LE_AVC_SESSION_BS_STARTED).
+	EventBootstrapStarted
+	// EventBootstrapFinished: the bootstrap server sent Bootstrap-Finish
+	// and the configuration it provisioned is stored; the engine now
+	// registers with the DM server it was given.
+	EventBootstrapFinished
+	// EventBootstrapFailed: a bootstrap session failed (Err, Code); the
+	// engine retries.
+	EventBootstrapFailed
 )
 
 var eventNames = map[EventKind]string{
@@ -91,6 +103,9 @@ var eventNames = map[EventKind]string{
 	EventRestart:            "restart",
 	EventSoftware:           "software",
 	EventStatus:             "status",
+	EventBootstrapStarted:   "bootstrap_started",
+	EventBootstrapFinished:  "bootstrap_finished",
+	EventBootstrapFailed:    "bootstrap_failed",
 }
 
 // String returns the kind's snake_case name.

@@ -1,7 +1,6 @@
 package agent
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"sort"
@@ -60,7 +59,16 @@ var (
 		{3, "Public Key or Identity", lwm2m.TypeOpaque, opRW, false},
 		{4, "Server Public Key", lwm2m.TypeOpaque, opRW, false},
 		{5, "Secret Key", lwm2m.TypeOpaque, opW, false},
+		{6, "SMS Security Mode", lwm2m.TypeInteger, opRW, false},
+		{7, "SMS Binding Key Parameters", lwm2m.TypeOpaque, opRW, false},
+		{8, "SMS Binding Secret Key(s)", lwm2m.TypeOpaque, opW, false},
+		{9, "LwM2M Server SMS Number", lwm2m.TypeString, opRW, false},
 		{10, "Short Server ID", lwm2m.TypeInteger, opRW, false},
+		{11, "Client Hold Off Time", lwm2m.TypeInteger, opRW, false},
+		{12, "Bootstrap-Server Account Timeout", lwm2m.TypeInteger, opRW, false},
+		{13, "Matching Type", lwm2m.TypeInteger, opRW, false},
+		{14, "SNI", lwm2m.TypeString, opRW, false},
+		{15, "Certificate Usage", lwm2m.TypeInteger, opRW, false},
 	}}
 	serverDef = &objDef{id: 1, name: "LwM2M Server", version: "1.1", res: []resDef{
 		{0, "Short Server ID", lwm2m.TypeInteger, opR, false},
@@ -72,6 +80,8 @@ var (
 		{6, "Notification Storing When Disabled or Offline", lwm2m.TypeBoolean, opRW, false},
 		{7, "Binding", lwm2m.TypeString, opRW, false},
 		{8, "Registration Update Trigger", lwm2m.TypeNone, opE, false},
+		{9, "Bootstrap-Request Trigger", lwm2m.TypeNone, opE, false},
+		{16, "Bootstrap on Registration Failure", lwm2m.TypeBoolean, opRW, false},
 		{23, "Mute Send", lwm2m.TypeBoolean, opRW, false},
 	}}
 	deviceDef = &objDef{id: 3, name: "Device", version: "1.1", res: []resDef{
@@ -167,37 +177,16 @@ func single(v lwm2m.Value) map[uint16]lwm2m.Value { return map[uint16]lwm2m.Valu
 func newObjectTree(e *Engine) *objectTree {
 	t := &objectTree{e: e, objs: make(map[uint16]*object)}
 	c := &e.cfg
-	ssid := int64(c.ssid())
-
-	// Security mode 3 (NoSec) for coap, 0 (PSK) for coaps with the
-	// identity in /0/0/3 and the key in the write-only /0/0/5. A DM server
-	// never reads /0 (4.01).
-	mode, identity, key := int64(3), []byte(nil), []byte(nil)
-	switch {
-	case e.server.scheme == "coaps" && c.CertFile != "":
-		mode = 2 // Certificate; the driver holds the certificate itself
-	case e.server.scheme == "coaps":
-		mode, identity, key = 0, []byte(c.PSKIdentity), bytes.Clone(c.PSKKey)
-	}
-	t.add(&object{def: securityDef, insts: map[uint16]*instance{0: {id: 0, vals: map[uint16]map[uint16]lwm2m.Value{
-		0:  single(lwm2m.String(c.ServerURI)),
-		1:  single(lwm2m.Bool(false)),
-		2:  single(lwm2m.Int(mode)),
-		3:  single(lwm2m.Opaque(identity)),
-		4:  single(lwm2m.Opaque(nil)),
-		5:  single(lwm2m.Opaque(key)),
-		10: single(lwm2m.Int(ssid)),
-	}}}})
-
-	t.add(&object{def: serverDef, insts: map[uint16]*instance{0: {id: 0, vals: map[uint16]map[uint16]lwm2m.Value{
-		0:  single(lwm2m.Int(ssid)),
-		2:  single(lwm2m.Int(0)),
-		3:  single(lwm2m.Int(0)),
-		5:  single(lwm2m.Int(int64(disableTimeout / time.Second))),
-		6:  single(lwm2m.Bool(true)),
-		23: single(lwm2m.Bool(false)),
-	}}},
-		dynamic: func(_ time.Time, _, res uint16) (map[uint16]lwm2m.Value, bool) {
+	// The Security /0 and Server /1 instances: the provisioned ones from
+	// the stored state after a bootstrap, otherwise the factory ones from
+	// the configuration (bootstrap.go). A DM server never reads /0 (4.01).
+	sec, srv := e.accountInstances()
+	t.add(&object{def: securityDef, insts: sec})
+	t.add(&object{def: serverDef, insts: srv,
+		dynamic: func(_ time.Time, inst, res uint16) (map[uint16]lwm2m.Value, bool) {
+			if inst != e.srvInst || !e.hasDM {
+				return nil, false
+			}
 			switch res {
 			case 1:
 				return single(lwm2m.Int(int64(e.st.Lifetime))), true
@@ -308,8 +297,15 @@ func (t *objectTree) list() []*object {
 	return out
 }
 
-func (e *Engine) writeServer(now time.Time, _, res uint16, v lwm2m.Value, apply bool) error {
+func (e *Engine) writeServer(now time.Time, inst, res uint16, v lwm2m.Value, apply bool) error {
+	if inst != e.srvInst && (res == 1 || res == 7) {
+		res = 0xffff // another server's instance: validated, then stored
+	}
 	switch res {
+	case 0xffff:
+		if v.Type == lwm2m.TypeInteger && v.Int <= 0 {
+			return errInvalid
+		}
 	case 1:
 		if v.Int <= 0 || v.Int > 1<<32-1 {
 			return errInvalid
@@ -346,6 +342,12 @@ func (e *Engine) execServer(now time.Time, _, res uint16, _ []byte) error {
 		e.reg.wantUpdat = true
 	case 4:
 		e.reg.wantDisable = true
+	case 9:
+		// Bootstrap-Request Trigger: bootstrap once this is answered.
+		if _, ok := e.bsAccount(); !ok {
+			return errRefused
+		}
+		e.reg.wantBootNow = true
 	}
 	return nil
 }

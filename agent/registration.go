@@ -30,6 +30,9 @@ const (
 	regUpdating                      // Update in flight
 	regDeregistering                 // De-register in flight
 	regWaiting                       // waiting to retry Register, or disabled
+	regBSHoldOff                     // waiting the Client Hold Off Time before a Bootstrap-Request
+	regBSRequest                     // Bootstrap-Request in flight
+	regBootstrapping                 // bootstrap session: serving the bootstrap server until Bootstrap-Finish
 )
 
 // registration is the client side of the LwM2M Registration interface
@@ -51,6 +54,13 @@ type registration struct {
 	wantUpdat   bool      // an update is due once the current exchange ends
 	wantDisable bool      // /1/0/4 was executed; act once answered
 	disabled    bool      // de-registering for /1/0/4 Disable
+
+	// Bootstrap (bootstrap.go).
+	wantBoot    bool      // bootstrap before the next Register (fallback, trigger)
+	wantBootNow bool      // /1/x/9 was executed; bootstrap once answered
+	bsFinished  bool      // Bootstrap-Finish accepted; commit once answered
+	bsDeadline  time.Time // a silent bootstrap session fails at this time
+	bsFailures  int       // consecutive failed bootstrap sessions
 }
 
 func newRegistration(e *Engine) *registration { return &registration{e: e} }
@@ -122,8 +132,9 @@ func (r *registration) reset() {
 	r.e.obs.clear()
 	r.state = regIdle
 	r.location = ""
-	r.updateAt, r.retryAt = time.Time{}, time.Time{}
+	r.updateAt, r.retryAt, r.bsDeadline = time.Time{}, time.Time{}, time.Time{}
 	r.wantUpdat = false
+	r.wantBootNow, r.bsFinished = false, false
 }
 
 // links is the registration payload: the object list in link format,
@@ -155,6 +166,16 @@ func (r *registration) links() string {
 }
 
 func (r *registration) register(now time.Time) {
+	if r.needBootstrap() {
+		r.bootstrap(now)
+		return
+	}
+	if !r.e.hasDM {
+		_, _, err := r.e.findDM()
+		r.e.logWarn("no usable LwM2M server", "err", err)
+		r.registerFailed(now, nil)
+		return
+	}
 	r.state = regRegistering
 	// A new registration ends every observation (Core TS 1.1 §6.4.1). Do
 	// it now rather than on the 2.01: the server may observe as soon as it
@@ -174,7 +195,7 @@ func (r *registration) register(now time.Time) {
 		m.Options = addString(m.Options, message.URIQuery, q)
 	}
 	m.Payload = []byte(links)
-	r.e.logInfo("registering", "server_uri", r.e.cfg.ServerURI, "endpoint", r.e.cfg.Endpoint, "lifetime", lt)
+	r.e.logInfo("registering", "server_uri", r.e.dm.uri, "endpoint", r.e.cfg.Endpoint, "lifetime", lt)
 	r.e.tr.request(now, r.e.server.peer, m, func(now time.Time, resp *message.Message) {
 		if r.state != regRegistering {
 			return
@@ -191,9 +212,13 @@ func (r *registration) register(now time.Time) {
 		r.location = "/" + strings.Join(loc, "/")
 		r.state = regRegistered
 		r.failures = 0
+		if r.e.st.RegFailures != 0 {
+			r.e.st.RegFailures = 0
+			r.e.store()
+		}
 		r.sentLifetime, r.sentBinding, r.sentLinks = lt, b, links
 		r.scheduleUpdate(now)
-		r.e.logInfo("registered", "server_uri", r.e.cfg.ServerURI, "location", r.location, "lifetime", lt)
+		r.e.logInfo("registered", "server_uri", r.e.dm.uri, "location", r.location, "lifetime", lt)
 		r.e.emit(Event{Kind: EventRegistered, Location: r.location, Lifetime: lt})
 		r.e.ctl.registered(now)
 		if r.e.fw != nil {
@@ -211,6 +236,13 @@ func (r *registration) registerFailed(now time.Time, resp *message.Message) {
 		ev.Err = "server answered " + ev.Code
 	}
 	r.failures++
+	if r.fallBack() {
+		r.e.emit(ev)
+		r.e.logWarn("registration failed; falling back to bootstrap", "server_uri", r.e.dm.uri, "err", ev.Err, "failures", r.e.st.RegFailures)
+		r.wantBoot = true
+		r.bootstrap(now)
+		return
+	}
 	delay := retryBase << min(r.failures-1, 20)
 	if delay > retryMax || delay <= 0 {
 		delay = retryMax
@@ -221,7 +253,7 @@ func (r *registration) registerFailed(now time.Time, resp *message.Message) {
 		r.e.emit(ev)
 		d, ok := r.e.ctl.registerFailed(now)
 		if !ok {
-			r.e.logWarn("registration failed; retry timers exhausted", "server_uri", r.e.cfg.ServerURI, "err", ev.Err)
+			r.e.logWarn("registration failed; retry timers exhausted", "server_uri", r.e.dm.uri, "err", ev.Err)
 			r.started = false
 			r.reset()
 			return
@@ -229,13 +261,13 @@ func (r *registration) registerFailed(now time.Time, resp *message.Message) {
 		r.state = regWaiting
 		r.location = ""
 		r.retryAt = now.Add(d)
-		r.e.logWarn("registration failed", "server_uri", r.e.cfg.ServerURI, "err", ev.Err, "retry_in", d)
+		r.e.logWarn("registration failed", "server_uri", r.e.dm.uri, "err", ev.Err, "retry_in", d)
 		return
 	}
 	r.state = regWaiting
 	r.location = ""
 	r.retryAt = now.Add(delay)
-	r.e.logWarn("registration failed", "server_uri", r.e.cfg.ServerURI, "err", ev.Err, "retry_in", delay)
+	r.e.logWarn("registration failed", "server_uri", r.e.dm.uri, "err", ev.Err, "retry_in", delay)
 	r.e.emit(ev)
 }
 
@@ -329,6 +361,15 @@ func (r *registration) deregister(now time.Time) {
 // afterExchange runs work deferred while an exchange was in flight or
 // until a server request had been answered.
 func (r *registration) afterExchange(now time.Time) {
+	if r.wantBootNow {
+		// /1/x/9 Bootstrap-Request Trigger: the registration is left
+		// as it is (the bootstrap server may replace it) and the
+		// client bootstraps.
+		r.wantBootNow = false
+		r.wantBoot = true
+		r.bootstrap(now)
+		return
+	}
 	if r.wantDisable {
 		r.wantDisable = false
 		r.disable(now)
@@ -362,6 +403,14 @@ func (r *registration) fire(now time.Time) {
 		if !now.Before(r.retryAt) {
 			r.register(now)
 		}
+	case regBSHoldOff:
+		if !now.Before(r.retryAt) {
+			r.bootstrapRequest(now)
+		}
+	case regBootstrapping:
+		if !now.Before(r.bsDeadline) {
+			r.bootstrapFailed(now, nil, "the bootstrap server went silent before Bootstrap-Finish")
+		}
 	}
 }
 
@@ -370,8 +419,10 @@ func (r *registration) next() time.Time {
 	switch r.state {
 	case regRegistered:
 		return r.updateAt
-	case regWaiting:
+	case regWaiting, regBSHoldOff:
 		return r.retryAt
+	case regBootstrapping:
+		return r.bsDeadline
 	}
 	return time.Time{}
 }

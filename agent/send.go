@@ -144,5 +144,5 @@ func pathsOf(recs []lwm2m.Record) string {
 
 // serverBool returns a boolean resource of the Server object instance.
 func (e *Engine) serverBool(res uint16) bool {
-	return e.objs.objs[1].insts[0].vals[res][0].Bool
+	return e.serverValue(res).Bool
 }

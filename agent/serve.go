@@ -32,6 +32,12 @@ func replyContent(f lwm2m.ContentFormat, payload []byte) *message.Message {
 // serve answers a request from the server (the LwM2M Device Management
 // and Service Enablement interface, Core TS 1.1 §6.3).
 func (e *Engine) serve(now time.Time, peer string, m *message.Message) *message.Message {
+	if (e.reg.bootstrapping() || !e.hasDM || peer != e.server.peer) && e.fromBootstrap(peer) {
+		// The bootstrap server's requests are bootstrap operations
+		// (bootstrap.go); when it shares the DM server's address, only
+		// during a bootstrap session.
+		return e.serveBootstrap(now, m)
+	}
 	if id, bad := badCriticalOption(m); bad {
 		// RFC 7252 §5.4.1: "Unrecognized options of class "critical" that
 		// occur in a Confirmable request MUST cause the return of a 4.02
@@ -96,7 +102,10 @@ func (e *Engine) serve(now time.Time, peer string, m *message.Message) *message.
 
 // afterServe runs work a request asked for, once its response is queued.
 func (e *Engine) afterServe(now time.Time) {
-	if e.reg.state == regRegistered {
+	switch {
+	case e.reg.bsFinished:
+		e.reg.bootstrapDone(now)
+	case e.reg.state == regRegistered:
 		e.reg.afterExchange(now)
 	}
 }
@@ -255,9 +264,19 @@ func (e *Engine) encodeRecords(p lwm2m.Path, format lwm2m.ContentFormat, recs []
 	return nil, errNotAcceptable
 }
 
-// serverInt returns an integer resource of the Server object instance.
+// serverInt returns an integer resource of the DM server's Server
+// instance (zero when it has none).
 func (e *Engine) serverInt(res uint16) int64 {
-	return e.objs.objs[1].insts[0].vals[res][0].Int
+	return e.serverValue(res).Int
+}
+
+// serverValue returns a resource of the DM server's Server instance.
+func (e *Engine) serverValue(res uint16) lwm2m.Value {
+	if in, ok := e.objs.objs[1].insts[e.srvInst]; ok {
+		v, _ := in.value(res)
+		return v
+	}
+	return lwm2m.Value{}
 }
 
 // decodeWrite turns a write payload into records.

@@ -33,6 +33,13 @@ type persistent struct {
 	// state without one (written before it existed, or with control
 	// off) loads with nil, and update control writes its defaults.
 	Ctl *ctlPersist `json:"ctl,omitempty"`
+	// Boot is what the last bootstrap provisioned (bootstrap.go): the
+	// Security and Server objects, credentials included. Without one the
+	// engine starts from the configuration (factory bootstrap).
+	Boot *bootRecord `json:"boot,omitempty"`
+	// RegFailures counts consecutive failed Registers towards the
+	// fallback to bootstrap (Config.BootstrapAfterFailures).
+	RegFailures int `json:"reg_failures,omitempty"`
 }
 
 // swRecords are the Software Management records. A record that does not
@@ -112,6 +119,14 @@ func loadPersistent(b []byte) (persistent, error) {
 		// A firmware record that cannot be right (B57) is dropped alone:
 		// Idle with Result 8, the rest of the state kept.
 		p.FW = fwPersist{State: FirmwareIdle, Result: ResultFailed, Severity: 1}
+	}
+	if p.Boot != nil && !p.Boot.valid() {
+		// A provisioning record that cannot be right is dropped: the
+		// factory configuration applies, and bootstraps again.
+		p.Boot = nil
+	}
+	if p.RegFailures < 0 {
+		p.RegFailures = 0
 	}
 	if p.Ctl != nil && !p.Ctl.valid() {
 		// A control record that cannot be right is dropped alone: the

@@ -38,7 +38,8 @@ const dtlsCIDSize = 8
 // the UDP server. Called by Start with s.mu held.
 func (s *Server) startDTLS() error {
 	cert := s.cfg.Certificate != nil
-	if s.cfg.PSK == nil && !cert {
+	pskOn := s.cfg.PSK != nil || len(s.bootstrap) > 0
+	if !pskOn && !cert {
 		return fmt.Errorf("server: CoAPSAddr %s needs Config.PSK or Config.Certificate", s.cfg.CoAPSAddr)
 	}
 	if cert && s.cfg.ClientCAs == nil {
@@ -51,7 +52,18 @@ func (s *Server) startDTLS() error {
 		piondtls.WithConnectionIDGenerator(piondtls.RandomCIDGenerator(dtlsCIDSize)),
 	}
 	var suites []piondtls.CipherSuiteID
-	if psk := s.cfg.PSK; psk != nil {
+	if pskOn {
+		psk := func(identity []byte) ([]byte, error) {
+			// The DM credentials this server provisions as a bootstrap
+			// server, then Config.PSK.
+			if key, ok := s.provisionedPSK(identity); ok {
+				return key, nil
+			}
+			if s.cfg.PSK == nil {
+				return nil, fmt.Errorf("unknown psk identity")
+			}
+			return s.cfg.PSK(identity)
+		}
 		suites = append(suites, pskCipherSuites...)
 		opts = append(opts, piondtls.WithPSK(func(identity []byte) ([]byte, error) {
 			key, err := psk(identity)

@@ -31,6 +31,11 @@ const (
 	// EventSend: a registered client reported values with the Send
 	// operation (§6.4.3); Records holds them.
 	EventSend EventKind = "send"
+	// EventBootstrapped: in bootstrap-server mode, a client that sent a
+	// Bootstrap-Request was provisioned and accepted Bootstrap-Finish.
+	EventBootstrapped EventKind = "bootstrapped"
+	// EventBootstrapFailed: provisioning a client failed; Err says why.
+	EventBootstrapFailed EventKind = "bootstrap_failed"
 )
 
 // Event reports a change of a client's registration. The fields other than
@@ -48,6 +53,8 @@ type Event struct {
 	Time     time.Time
 	// Records are the values of an EventSend.
 	Records []lwm2m.Record
+	// Err describes the failure of an EventBootstrapFailed.
+	Err string
 }
 
 // eventHub fans events out to subscribers without ever blocking the sender.

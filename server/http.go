@@ -44,6 +44,10 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /api/clients/{ep}/fota/{id}", s.apiFOTAStatus)
 	mux.HandleFunc("GET /api/clients/{ep}/fota/{id}/events", s.apiFOTAEvents)
 	mux.HandleFunc("DELETE /api/clients/{ep}/fota/{id}", s.apiCancelFOTA)
+	mux.HandleFunc("GET /api/bootstrap", s.apiBootstrapList)
+	mux.HandleFunc("GET /api/bootstrap/{ep}", s.apiBootstrapGet)
+	mux.HandleFunc("PUT /api/bootstrap/{ep}", s.apiBootstrapPut)
+	mux.HandleFunc("DELETE /api/bootstrap/{ep}", s.apiBootstrapDelete)
 	return mux
 }
 

@@ -140,6 +140,7 @@ func (s *Server) router() *mux.Router {
 	r.Handle("/rd", mux.HandlerFunc(s.handleRegister))
 	r.Handle("/rd/{id}", mux.HandlerFunc(s.handleRegistration))
 	r.Handle("/dp", mux.HandlerFunc(s.handleSend))
+	r.Handle("/bs", mux.HandlerFunc(s.handleBootstrapRequest))
 	return r
 }
 

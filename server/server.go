@@ -90,6 +90,12 @@ type Config struct {
 	// means the host of the listen address, or, when that is unspecified
 	// (0.0.0.0, ::), the local address that routes to the device.
 	FirmwareHost string
+	// Bootstrap holds the initial bootstrap configurations by endpoint
+	// name (AnyEndpoint for all others): with any, the server also acts
+	// as an LwM2M bootstrap server (see SetBootstrap and
+	// docs/BOOTSTRAP.md). The PSKs they provision are accepted on coaps
+	// besides those of PSK.
+	Bootstrap map[string]BootstrapConfig
 }
 
 // Server is avc's embedded LwM2M 1.1 server: a registration interface on
@@ -112,7 +118,8 @@ type Config struct {
 //
 //   - Security: plain CoAP (NoSec), and DTLS with pre-shared keys or
 //     X.509 certificates when Config.CoAPSAddr is set; no raw public keys.
-//   - No bootstrap interface, no Create, Delete or Send.
+//   - Bootstrap-server mode for the endpoints given a BootstrapConfig
+//     (Config.Bootstrap, SetBootstrap); no Create or Delete.
 //   - Queue mode (binding "Q") is recorded, but requests are sent at once.
 //
 // See OMA-TS-LightweightM2M_Core-V1_1_1 §6.2 (registration) and §6.3
@@ -136,9 +143,10 @@ type Server struct {
 	httpLn  net.Listener
 	wg      sync.WaitGroup
 
-	events eventHub
-	fw     firmwareStore // the images in Config.FirmwareDir
-	fotas  fotaTable     // firmware updates, and their block-wise transfers
+	events    eventHub
+	bootstrap map[string]BootstrapConfig // by endpoint (bootstrap.go)
+	fw        firmwareStore              // the images in Config.FirmwareDir
+	fotas     fotaTable                  // firmware updates, and their block-wise transfers
 }
 
 const (
@@ -177,6 +185,11 @@ func New(cfg Config) *Server {
 		byID:   make(map[string]*registration),
 		obs:    make(map[string]*Observation),
 		apiObs: make(map[string]*Observation),
+	}
+	for ep, c := range cfg.Bootstrap {
+		if err := s.SetBootstrap(ep, c); err != nil {
+			log.Error("ignoring bootstrap configuration", "ep", ep, "err", err)
+		}
 	}
 	s.events.init(log, cfg.EventBuffer)
 	s.fw.init(cfg.FirmwareDir)

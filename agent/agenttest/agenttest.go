@@ -73,11 +73,12 @@ type delivery struct {
 	data    []byte
 }
 
-// New returns a simulation of an engine configured by cfg (ServerURI and
-// Rand are filled in when empty) with state as its stored state.
+// New returns a simulation of an engine configured by cfg (ServerURI,
+// unless BootstrapURI is set, and Rand are filled in when empty) with
+// state as its stored state.
 func New(cfg agent.Config, state []byte, seed uint64, f Faults) (*Sim, error) {
 	rng := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
-	if cfg.ServerURI == "" {
+	if cfg.ServerURI == "" && cfg.BootstrapURI == "" {
 		cfg.ServerURI = ServerURI
 	}
 	if cfg.Endpoint == "" {
@@ -249,7 +250,7 @@ func (s *Sim) Restart(cfg *agent.Config) error {
 func (s *Sim) Reboot(cfg *agent.Config) error {
 	if cfg != nil {
 		c := *cfg
-		if c.ServerURI == "" {
+		if c.ServerURI == "" && c.BootstrapURI == "" {
 			c.ServerURI = ServerURI
 		}
 		if c.Endpoint == "" {

@@ -189,7 +189,10 @@ export type EventKind =
   | 'delete'
   | 'store'
   | 'firmware'
-  | 'restart';
+  | 'restart'
+  | 'bootstrap_started'
+  | 'bootstrap_finished'
+  | 'bootstrap_failed';
 
 /**
  * The progress of a firmware update (LwM2M Object 5), carried by
@@ -462,6 +465,10 @@ export interface AgentEvents {
   firmware: [AgentEvent];
   /** The module restarted its engine after a firmware install (path '/5/0/2'); nothing to do. */
   restart: [AgentEvent];
+  /** A bootstrap session started, finished (the DM server it gave is stored) or failed. */
+  bootstrap_started: [AgentEvent];
+  bootstrap_finished: [AgentEvent];
+  bootstrap_failed: [AgentEvent];
   /** The socket failed or the module kept trapping; the agent is closed. Emitted only when listened to (otherwise logged). */
   error: [AvcError];
 }

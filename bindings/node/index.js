@@ -738,11 +738,14 @@ export class Agent extends EventEmitter {
     if (this.#started) throw new AvcError('AVC_DUPLICATE', 'already started');
     if (!this.#module) throw new AvcError('AVC_CLOSED', 'agent closed');
     let family;
+    // Bootstrap only: the bootstrap server's address picks the socket's
+    // family; the module then names the DM server it was given.
+    const uri = this.#config.AVC_SERVER_URI || this.#config.AVC_BOOTSTRAP_URI;
     try {
-      family = await this.#resolve(serverPeer(this.#config.AVC_SERVER_URI));
+      family = await this.#resolve(serverPeer(uri));
     } catch (err) {
       if (err instanceof AvcError) throw err;
-      throw new AvcError('AVC_RESOLVE', `resolve ${this.#config.AVC_SERVER_URI}: ${err.message}`, { cause: err });
+      throw new AvcError('AVC_RESOLVE', `resolve ${uri}: ${err.message}`, { cause: err });
     }
     const socket = dgram.createSocket(family === 6 ? 'udp6' : 'udp4');
     await new Promise((resolve, reject) => {

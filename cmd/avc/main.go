@@ -119,6 +119,7 @@ func runAgent(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return func(v string) error { return cfg.Set(name, v) }
 	}
 	fs.Func("server", "LwM2M server URI ("+agent.EnvServerURI+")", set(agent.EnvServerURI))
+	fs.Func("bootstrap", "LwM2M bootstrap server URI ("+agent.EnvBootstrapURI+")", set(agent.EnvBootstrapURI))
 	fs.Func("endpoint", "endpoint name ("+agent.EnvEndpoint+")", set(agent.EnvEndpoint))
 	fs.Func("lifetime", "registration lifetime in seconds ("+agent.EnvLifetime+")", set(agent.EnvLifetime))
 	fs.Func("state-dir", "directory for persistent state ("+agent.EnvStateDir+")", set(agent.EnvStateDir))

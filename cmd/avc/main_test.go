@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -53,6 +55,46 @@ func TestCommands(t *testing.T) {
 			}
 			if !strings.Contains(out.String(), tt.want) {
 				t.Errorf("output %q lacks %q", out.String(), tt.want)
+			}
+		})
+	}
+}
+
+// TestServerBootstrapFlags: `avc server -bootstrap file` reads the
+// bootstrap configurations, refusing a file that is missing or invalid,
+// and -psk takes identity=hexkey.
+func TestServerBootstrapFlags(t *testing.T) {
+	dir := t.TempDir()
+	good := filepath.Join(dir, "good.json")
+	bad := filepath.Join(dir, "bad.json")
+	if err := os.WriteFile(good, []byte(`{"*":{"server_uri":"coap://127.0.0.1:5683","lifetime":300}}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(bad, []byte(`{"*":{"server_uri":"coaps://127.0.0.1"}}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name    string
+		args    []string
+		wantErr string
+	}{
+		{"good file", []string{"-bootstrap", good}, ""},
+		{"good file and coaps", []string{"-bootstrap", good, "-coaps", "127.0.0.1:0", "-psk", "dev=a1b2"}, ""},
+		{"missing file", []string{"-bootstrap", filepath.Join(dir, "none.json")}, "no such file"},
+		{"psk without key", []string{"-bootstrap", bad}, "psk"},
+		{"bad psk flag", []string{"-psk", "dev"}, "identity=hexkey"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx, cancel := context.WithCancel(context.Background())
+			cancel() // serve nothing: start, then close
+			args := append([]string{"-coap", "127.0.0.1:0", "-http", "", "-log-level", "error"}, tt.args...)
+			err := serverMain(ctx, args)
+			switch {
+			case tt.wantErr == "" && err != nil:
+				t.Fatalf("serverMain(%q) = %v", args, err)
+			case tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)):
+				t.Fatalf("serverMain(%q) = %v, want an error with %q", args, err, tt.wantErr)
 			}
 		})
 	}

@@ -2,10 +2,12 @@ package main
 
 import (
 	"context"
+	"encoding/hex"
 	"flag"
 	"fmt"
 	"log/slog"
 	"os"
+	"strings"
 
 	"github.com/avc-agent/avc/server"
 )
@@ -16,6 +18,10 @@ import (
 // Flags:
 //
 //	-coap addr       UDP address for CoAP (default 127.0.0.1:5683)
+//	-coaps addr      UDP address for CoAP over DTLS-PSK, "" for none (default "")
+//	-psk id=hexkey   a PSK the coaps listener accepts; repeatable
+//	-bootstrap file  bootstrap configurations (JSON, by endpoint name, "*"
+//	                 for any): the server also acts as a bootstrap server
 //	-http addr       address of the HTTP JSON API, "" for none (default 127.0.0.1:8080)
 //	-firmware-dir d  directory of firmware images served at /fw/<name>, "" for none
 //	-log-level lvl   debug, info, warn or error (default $AVC_LOG_LEVEL, else info)
@@ -27,6 +33,18 @@ func serverMain(ctx context.Context, args []string) error {
 	coapAddr := fs.String("coap", server.DefaultCoAPAddr, "UDP `address` for CoAP")
 	httpAddr := fs.String("http", "127.0.0.1:8080", "`address` of the HTTP JSON API (\"\" for none)")
 	firmwareDir := fs.String("firmware-dir", "", "`directory` of firmware images, served at /fw/<name> over CoAP and HTTP (\"\" for none)")
+	coapsAddr := fs.String("coaps", "", "UDP `address` for CoAP over DTLS-PSK (\"\" for none)")
+	psks := map[string][]byte{}
+	fs.Func("psk", "a pre-shared key the coaps listener accepts, `identity=hexkey` (repeatable)", func(v string) error {
+		id, k, ok := strings.Cut(v, "=")
+		key, err := hex.DecodeString(k)
+		if !ok || id == "" || err != nil || len(key) == 0 {
+			return fmt.Errorf("want identity=hexkey")
+		}
+		psks[id] = key
+		return nil
+	})
+	bootstrapFile := fs.String("bootstrap", "", "`file` of bootstrap configurations (JSON by endpoint name, \"*\" for any); the server then also acts as a bootstrap server")
 	defLevel := os.Getenv("AVC_LOG_LEVEL")
 	if defLevel == "" {
 		defLevel = "info"
@@ -48,12 +66,31 @@ func serverMain(ctx context.Context, args []string) error {
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 
-	s := server.New(server.Config{
+	cfg := server.Config{
 		CoAPAddr:    *coapAddr,
+		CoAPSAddr:   *coapsAddr,
 		HTTPAddr:    *httpAddr,
 		FirmwareDir: *firmwareDir,
 		Logger:      log,
-	})
+	}
+	if len(psks) > 0 {
+		cfg.PSK = func(id []byte) ([]byte, error) {
+			if k, ok := psks[string(id)]; ok {
+				return k, nil
+			}
+			return nil, fmt.Errorf("unknown psk identity")
+		}
+	}
+	if *bootstrapFile != "" {
+		b, err := os.ReadFile(*bootstrapFile)
+		if err != nil {
+			return fmt.Errorf("server: %w", err)
+		}
+		if cfg.Bootstrap, err = server.ParseBootstrapConfigs(b); err != nil {
+			return err
+		}
+	}
+	s := server.New(cfg)
 	if err := s.Start(ctx); err != nil {
 		return err
 	}

@@ -280,7 +280,13 @@ func (a *Agent) Run(ctx context.Context) error {
 	defer a.Close(context.WithoutCancel(ctx))
 	defer a.finish()
 
-	peer, err := agent.ServerPeer(a.cfg[agent.EnvServerURI])
+	uri := a.cfg[agent.EnvServerURI]
+	if uri == "" {
+		// Bootstrap only: the bootstrap server gives the DM server, which
+		// the same socket reaches (plain coap in wasm).
+		uri = a.cfg[agent.EnvBootstrapURI]
+	}
+	peer, err := agent.ServerPeer(uri)
 	if err != nil {
 		return err
 	}
