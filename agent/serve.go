@@ -351,8 +351,36 @@ func (e *Engine) write(now time.Time, p lwm2m.Path, m *message.Message, replace 
 		return errResp
 	}
 	e.applyWrites(now, ws, replace && p.Len >= 3)
+	if replace && p.Len == 2 {
+		e.dropUnwritten(p, recs)
+	}
 	e.emit(Event{Kind: EventWrite, Path: p.String()})
 	return reply(codes.Changed)
+}
+
+// dropUnwritten completes a Replace of the instance at p: the instance
+// becomes what the write gave, so its optional writable resources that
+// recs do not name lose their values (Core TS 1.1 §6.3.3). Mandatory
+// resources keep theirs, and objects whose values live in a hook
+// (firmware, software, host objects) are left to it.
+func (e *Engine) dropUnwritten(p lwm2m.Path, recs []lwm2m.Record) {
+	o, in, errResp := e.lookup(p)
+	if errResp != nil || o.write != nil {
+		return
+	}
+	keep := map[uint16]bool{}
+	for _, r := range recs {
+		keep[r.Path.Res()] = true
+	}
+	for _, id := range o.def.mandatory {
+		keep[id] = true
+	}
+	for i := range o.def.res {
+		d := &o.def.res[i]
+		if d.ops&opW != 0 && !keep[d.id] {
+			delete(in.vals, d.id)
+		}
+	}
 }
 
 // pendingWrite is one validated resource write.

@@ -54,6 +54,11 @@
 //	GET    /api/clients/{ep}                           one client
 //	GET    /api/clients/{ep}/read/{path}               Read; ?format=tlv|senml-json|text|opaque|<number>
 //	PUT    /api/clients/{ep}/write/{path}              Write (CoAP PUT, replace)
+//	POST   /api/clients/{ep}/write/{path}              Write (CoAP POST, partial update of an instance)
+//	POST   /api/clients/{ep}/create/{object}           Create; records name the new instance ("7/1" or "/3303/7/1")
+//	DELETE /api/clients/{ep}/instances/{object}/{id}   Delete
+//	POST   /api/clients/{ep}/read-composite            Read-Composite: {"paths":["/3/0/0","/1/0/1"],"format":"senml-cbor"}
+//	POST   /api/clients/{ep}/write-composite           Write-Composite: {"records":[{"path":"/1/0/1","value":60}]}
 //	POST   /api/clients/{ep}/execute/{path}            Execute; the body is the argument text
 //	GET    /api/clients/{ep}/discover/{path}           Discover
 //	PUT    /api/clients/{ep}/attributes/{path}         Write-Attributes; the body is the attributes
@@ -94,7 +99,10 @@
 // table of the Security, Server and Device objects; a record may name its
 // type ("type":"unsigned") for other resources, and otherwise the JSON
 // kind decides (string, boolean, integer or float). Write and Execute
-// answer {"code":"2.04"}.
+// answer {"code":"2.04"}, Delete {"code":"2.02"}, Create
+// {"code":"2.01","location":"/3303/7"}. The composite operations take
+// SenML JSON ("senml-json", the default) or SenML CBOR ("senml-cbor");
+// Read-Composite answers like Read.
 //
 // Discover answers
 //

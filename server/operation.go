@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"strings"
 
 	"github.com/plgd-dev/go-coap/v3/message"
 	"github.com/plgd-dev/go-coap/v3/message/codes"
@@ -26,6 +27,9 @@ type Response struct {
 	// at any depth, for text/plain and opaque for a single resource. It is
 	// nil for other content formats and other operations.
 	Records []lwm2m.Record
+	// Location is the Location-Path of the answer ("/3303/1" for a
+	// Create), empty when it has none.
+	Location string
 }
 
 // Read reads the object, instance, resource or resource instance at p on
@@ -141,6 +145,13 @@ func (s *Server) exchange(ctx context.Context, ep string, r request) (*Response,
 		req, err = conn.NewPutRequest(ctx, path, message.MediaType(r.format), body)
 	case codes.POST:
 		req, err = conn.NewPostRequest(ctx, path, message.MediaType(r.format), body)
+	case codes.DELETE:
+		req, err = conn.NewDeleteRequest(ctx, path)
+	case codeFETCH, codeIPATCH:
+		// Built as a POST (path, token, payload), then given its method.
+		if req, err = conn.NewPostRequest(ctx, path, message.MediaType(r.format), body); err == nil {
+			req.SetCode(method)
+		}
 	default:
 		err = fmt.Errorf("method %v", method)
 	}
@@ -166,6 +177,9 @@ func (s *Server) exchange(ctx context.Context, ep string, r request) (*Response,
 	resp := &Response{Code: m.Code(), ContentFormat: lwm2m.FormatNone}
 	if cf, err := m.ContentFormat(); err == nil {
 		resp.ContentFormat = lwm2m.ContentFormat(cf)
+	}
+	if loc, err := m.Options().LocationPath(); err == nil && loc != "" {
+		resp.Location = "/" + strings.TrimPrefix(loc, "/")
 	}
 	if resp.Payload, err = m.ReadBody(); err != nil {
 		return nil, fmt.Errorf("server: %s %s on %q: read payload: %w", op, p, ep, err)
@@ -212,6 +226,17 @@ func encodeRecords(p lwm2m.Path, format lwm2m.ContentFormat, recs []lwm2m.Record
 	if p.Len < 2 {
 		return nil, &inputError{fmt.Errorf("%w: write needs an instance or deeper", ErrBadPath)}
 	}
+	conv, err := convertRecords(p, recs)
+	if err != nil {
+		return nil, err
+	}
+	return encodeConverted(p, format, conv)
+}
+
+// convertRecords checks that recs are resources below p and converts
+// their values to the types of the server's table where that loses
+// nothing.
+func convertRecords(p lwm2m.Path, recs []lwm2m.Record) ([]lwm2m.Record, error) {
 	conv := make([]lwm2m.Record, len(recs))
 	for i, r := range recs {
 		if !p.Contains(r.Path) || r.Path.Len < 3 {
@@ -228,6 +253,11 @@ func encodeRecords(p lwm2m.Path, format lwm2m.ContentFormat, recs []lwm2m.Record
 		}
 		conv[i].Value = v
 	}
+	return conv, nil
+}
+
+// encodeConverted encodes checked records with p as the base path.
+func encodeConverted(p lwm2m.Path, format lwm2m.ContentFormat, conv []lwm2m.Record) ([]byte, error) {
 	var (
 		b   []byte
 		err error
@@ -248,6 +278,8 @@ func encodeRecords(p lwm2m.Path, format lwm2m.ContentFormat, recs []lwm2m.Record
 		b, err = tlv.Encode(p, conv)
 	case lwm2m.FormatSenMLJSON:
 		b, err = senml.EncodeJSON(p, conv)
+	case lwm2m.FormatSenMLCBOR:
+		b, err = senml.EncodeCBOR(p, conv)
 	default:
 		return nil, badInput("%w: %s", ErrFormat, format)
 	}

@@ -131,3 +131,48 @@ func resolvePaths(names [][2]*string) ([]lwm2m.Path, error) {
 	}
 	return out, nil
 }
+
+// EncodePathsJSON writes the body of a Read-Composite or Observe-Composite
+// request in SenML-JSON: one record per path, naming it with "n" only.
+// Each path must name at least an object.
+func EncodePathsJSON(paths []lwm2m.Path) ([]byte, error) {
+	recs, err := pathRecords(paths)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]map[string]string, len(recs))
+	for i, n := range recs {
+		out[i] = map[string]string{"n": n}
+	}
+	return json.Marshal(out)
+}
+
+// EncodePathsCBOR is EncodePathsJSON for SenML-CBOR (label 0, the name).
+func EncodePathsCBOR(paths []lwm2m.Path) ([]byte, error) {
+	if err := cborEncErr; err != nil {
+		return nil, err
+	}
+	recs, err := pathRecords(paths)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]map[int]string, len(recs))
+	for i, n := range recs {
+		out[i] = map[int]string{0: n}
+	}
+	return cborEnc.Marshal(out)
+}
+
+func pathRecords(paths []lwm2m.Path) ([]string, error) {
+	if len(paths) == 0 {
+		return nil, fmt.Errorf("%w: no path", ErrFormat)
+	}
+	names := make([]string, len(paths))
+	for i, p := range paths {
+		if p.Len == 0 {
+			return nil, fmt.Errorf("%w: path %d is the root", ErrFormat, i)
+		}
+		names[i] = p.String()
+	}
+	return names, nil
+}
