@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/avc-agent/avc/agent/agenttest"
 )
 
 func TestDemo(t *testing.T) {
@@ -89,6 +91,40 @@ func TestServerBootstrapFlags(t *testing.T) {
 			ctx, cancel := context.WithCancel(context.Background())
 			cancel() // serve nothing: start, then close
 			args := append([]string{"-coap", "127.0.0.1:0", "-http", "", "-log-level", "error"}, tt.args...)
+			err := serverMain(ctx, args)
+			switch {
+			case tt.wantErr == "" && err != nil:
+				t.Fatalf("serverMain(%q) = %v", args, err)
+			case tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)):
+				t.Fatalf("serverMain(%q) = %v, want an error with %q", args, err, tt.wantErr)
+			}
+		})
+	}
+}
+
+// TestServerCertFlags: -cert, -key and -client-ca start a coaps listener
+// with certificates; they go together and must hold what they say.
+func TestServerCertFlags(t *testing.T) {
+	dir := t.TempDir()
+	ca := agenttest.NewCA(t, "cli-ca")
+	_, cert, key := ca.Issue(t, dir, "cli-server")
+	caFile := ca.File(t, dir)
+	tests := []struct {
+		name    string
+		args    []string
+		wantErr string
+	}{
+		{"all three", []string{"-cert", cert, "-key", key, "-client-ca", caFile}, ""},
+		{"with a psk too", []string{"-cert", cert, "-key", key, "-client-ca", caFile, "-psk", "dev=a1b2"}, ""},
+		{"no client CA", []string{"-cert", cert, "-key", key}, "go together"},
+		{"key is not a key", []string{"-cert", cert, "-key", caFile, "-client-ca", caFile}, "-cert/-key"},
+		{"client CA without a certificate", []string{"-cert", cert, "-key", key, "-client-ca", key}, "no PEM certificate"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx, cancel := context.WithCancel(context.Background())
+			cancel()
+			args := append([]string{"-coap", "127.0.0.1:0", "-coaps", "127.0.0.1:0", "-http", "", "-log-level", "error"}, tt.args...)
 			err := serverMain(ctx, args)
 			switch {
 			case tt.wantErr == "" && err != nil:

@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/hex"
 	"flag"
 	"fmt"
@@ -18,8 +20,10 @@ import (
 // Flags:
 //
 //	-coap addr       UDP address for CoAP (default 127.0.0.1:5683)
-//	-coaps addr      UDP address for CoAP over DTLS-PSK, "" for none (default "")
+//	-coaps addr      UDP address for CoAP over DTLS, with -psk and/or -cert, "" for none (default "")
 //	-psk id=hexkey   a PSK the coaps listener accepts; repeatable
+//	-cert, -key f    the server's certificate chain and key (PEM) for coaps with certificates
+//	-client-ca f     trust anchors of the client certificates (PEM); with -cert
 //	-bootstrap file  bootstrap configurations (JSON, by endpoint name, "*"
 //	                 for any): the server also acts as a bootstrap server
 //	-http addr       address of the HTTP JSON API, "" for none (default 127.0.0.1:8080)
@@ -33,7 +37,10 @@ func serverMain(ctx context.Context, args []string) error {
 	coapAddr := fs.String("coap", server.DefaultCoAPAddr, "UDP `address` for CoAP")
 	httpAddr := fs.String("http", "127.0.0.1:8080", "`address` of the HTTP JSON API (\"\" for none)")
 	firmwareDir := fs.String("firmware-dir", "", "`directory` of firmware images, served at /fw/<name> over CoAP and HTTP (\"\" for none)")
-	coapsAddr := fs.String("coaps", "", "UDP `address` for CoAP over DTLS-PSK (\"\" for none)")
+	coapsAddr := fs.String("coaps", "", "UDP `address` for CoAP over DTLS, with -psk and/or -cert (\"\" for none)")
+	certFile := fs.String("cert", "", "PEM `file` of the server's certificate chain for coaps with certificates (with -key and -client-ca)")
+	keyFile := fs.String("key", "", "PEM `file` of the server certificate's private key")
+	clientCA := fs.String("client-ca", "", "PEM `file` of the trust anchors client certificates must chain to")
 	psks := map[string][]byte{}
 	fs.Func("psk", "a pre-shared key the coaps listener accepts, `identity=hexkey` (repeatable)", func(v string) error {
 		id, k, ok := strings.Cut(v, "=")
@@ -80,6 +87,24 @@ func serverMain(ctx context.Context, args []string) error {
 			}
 			return nil, fmt.Errorf("unknown psk identity")
 		}
+	}
+	if *certFile != "" || *keyFile != "" || *clientCA != "" {
+		if *certFile == "" || *keyFile == "" || *clientCA == "" {
+			return fmt.Errorf("server: -cert, -key and -client-ca go together")
+		}
+		pair, err := tls.LoadX509KeyPair(*certFile, *keyFile)
+		if err != nil {
+			return fmt.Errorf("server: -cert/-key: %w", err)
+		}
+		pem, err := os.ReadFile(*clientCA)
+		if err != nil {
+			return fmt.Errorf("server: -client-ca: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return fmt.Errorf("server: -client-ca %s: no PEM certificate", *clientCA)
+		}
+		cfg.Certificate, cfg.ClientCAs = &pair, pool
 	}
 	if *bootstrapFile != "" {
 		b, err := os.ReadFile(*bootstrapFile)
