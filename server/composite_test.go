@@ -27,7 +27,7 @@ var sensorDef = lwm2m.ObjectDef{ID: 33100, Name: "sensor", Version: "1.0", Multi
 }}
 
 // startSensorAgent runs a real agent with sensorDef, registered with s.
-func startSensorAgent(t *testing.T, s *server.Server, ep string) {
+func startSensorAgent(t *testing.T, s *server.Server, ep string) *agent.Agent {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
@@ -62,6 +62,7 @@ func startSensorAgent(t *testing.T, s *server.Server, ep string) {
 	case <-ctx.Done():
 		t.Fatal("the agent did not see its registration")
 	}
+	return a
 }
 
 func rec(path string, v lwm2m.Value) lwm2m.Record {
@@ -250,4 +251,58 @@ func TestHTTPCreateCompositeDelete(t *testing.T) {
 	call("DELETE", "/api/clients/http-comp/instances/33100/4", "", 200)
 	call("DELETE", "/api/clients/http-comp/instances/33100", "", 400)
 	call("DELETE", "/api/clients/http-comp/instances/33100/4", "", 502)
+}
+
+// TestObserveComposite observes a Device resource and a custom one with
+// one FETCH; a change of either is notified with both values, and Cancel
+// (a FETCH with Observe=1) ends it on both sides.
+func TestObserveComposite(t *testing.T) {
+	s := newServer(t, server.Config{CoAPAddr: "127.0.0.1:0"})
+	a := startSensorAgent(t, s, "obs-comp")
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if _, _, err := s.Create(ctx, "obs-comp", lwm2m.P(33100), lwm2m.FormatTLV, []lwm2m.Record{rec("/33100/0/1", lwm2m.String("a")), rec("/33100/0/2", lwm2m.Int(1))}); err != nil {
+		t.Fatal(err)
+	}
+	for _, format := range []lwm2m.ContentFormat{lwm2m.FormatSenMLCBOR, lwm2m.FormatSenMLJSON} {
+		t.Run(format.String(), func(t *testing.T) {
+			o, err := s.ObserveComposite(ctx, "obs-comp", []lwm2m.Path{lwm2m.P(3, 0, 9), lwm2m.P(33100, 0, 2)}, format)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if n := len(o.Response().Records); n != 2 {
+				t.Fatalf("first answer has %d records, want 2: %+v", n, o.Response())
+			}
+			level := int64(40 + len(format.String()))
+			if err := a.Do(ctx, agent.CmdSet{Path: lwm2m.P(3, 0, 9), Value: lwm2m.Int(level)}); err != nil {
+				t.Fatal(err)
+			}
+			select {
+			case n := <-o.Notifications():
+				got := map[string]string{}
+				for _, r := range n.Response.Records {
+					got[r.Path.String()] = r.Value.String()
+				}
+				if n.Err != nil || got["/3/0/9"] != lwm2m.Int(level).String() || got["/33100/0/2"] != "1" {
+					t.Fatalf("notification = %v (%v)", got, n.Err)
+				}
+			case <-ctx.Done():
+				t.Fatal("no notification after the change")
+			}
+			if err := o.Cancel(ctx); err != nil {
+				t.Fatalf("cancel: %v", err)
+			}
+			if err := a.Do(ctx, agent.CmdSet{Path: lwm2m.P(3, 0, 9), Value: lwm2m.Int(level + 1)}); err != nil {
+				t.Fatal(err)
+			}
+			select {
+			case n, ok := <-o.Notifications():
+				if ok {
+					t.Fatalf("a notification after Cancel: %+v", n)
+				}
+			case <-time.After(300 * time.Millisecond):
+				t.Fatal("the channel stayed open after Cancel")
+			}
+		})
+	}
 }

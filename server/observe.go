@@ -72,6 +72,7 @@ type Observation struct {
 	id     string
 	ep     string
 	path   lwm2m.Path
+	paths  []lwm2m.Path // the observed paths of an Observe-Composite; nil otherwise
 	accept lwm2m.ContentFormat
 	token  message.Token
 	reg    *registration
@@ -148,16 +149,24 @@ func (o *Observation) cancel(ctx context.Context) (*Response, error) {
 		return nil, nil
 	}
 	s.log.Debug("observation cancelled", "ep", o.ep, "path", o.path.String(), "id", o.id)
-	return s.exchange(ctx, o.ep, request{op: "cancel", method: codes.GET, path: o.path, accept: o.accept,
-		prepare: func(m *pool.Message, _ *registration) error {
-			// RFC 7641 §3.6: "a client MAY explicitly deregister by issuing
-			// a GET request that has the Token field set to the token of the
-			// observation to be cancelled and includes an Observe Option
-			// with the value set to 1 (deregister)."
-			m.SetObserve(1)
-			m.SetToken(o.token)
-			return nil
-		}})
+	r := request{op: "cancel", method: codes.GET, path: o.path, accept: o.accept}
+	if o.paths != nil {
+		payload, err := compositeRequest(o.paths, o.accept)
+		if err != nil {
+			return nil, err
+		}
+		r = o.compositeRequest("cancel", payload)
+	}
+	r.prepare = func(m *pool.Message, _ *registration) error {
+		// RFC 7641 §3.6: "a client MAY explicitly deregister by issuing
+		// a GET request that has the Token field set to the token of the
+		// observation to be cancelled and includes an Observe Option
+		// with the value set to 1 (deregister)."
+		m.SetObserve(1)
+		m.SetToken(o.token)
+		return nil
+	}
+	return s.exchange(ctx, o.ep, r)
 }
 
 // Observe starts observing the object, instance, resource or resource
@@ -181,25 +190,61 @@ func (o *Observation) cancel(ctx context.Context) (*Response, error) {
 //     WriteAttributes, before or during the observation.
 func (s *Server) Observe(ctx context.Context, ep string, p lwm2m.Path, accept lwm2m.ContentFormat) (*Observation, error) {
 	o := &Observation{s: s, ep: ep, path: p, accept: accept, ch: make(chan Notification, s.cfg.EventBuffer)}
-	resp, err := s.exchange(ctx, ep, request{op: "observe", method: codes.GET, path: p, accept: accept,
-		prepare: func(m *pool.Message, reg *registration) error {
-			m.SetObserve(0)
-			o.token = append(message.Token(nil), m.Token()...)
-			o.reg = reg
-			s.mu.Lock()
-			defer s.mu.Unlock()
-			switch {
-			case s.state == stateClosed:
-				return ErrClosed
-			case s.byEP[ep] != reg:
-				return fmt.Errorf("%w: %q", ErrRegistrationEnded, ep)
-			}
-			o.id = randomID(func(id string) bool { return s.observationByID(id) != nil })
-			// Registered before the request goes out, so that no
-			// notification can come before the server knows the token.
-			s.obs[string(o.token)] = o
-			return nil
-		}})
+	return s.observe(ctx, o, request{op: "observe", method: codes.GET, path: p, accept: accept})
+}
+
+// ObserveComposite observes several paths of the client registered as ep
+// with one request (Core TS 1.1 §6.4.2): a FETCH on the root with
+// Observe=0 whose SenML payload lists the paths, notified in format (SenML
+// JSON or SenML CBOR); each notification's Records hold the values of
+// every path. Cancel sends the same FETCH with Observe=1. Otherwise as
+// Observe.
+func (s *Server) ObserveComposite(ctx context.Context, ep string, paths []lwm2m.Path, format lwm2m.ContentFormat) (*Observation, error) {
+	payload, err := compositeRequest(paths, format)
+	if err != nil {
+		return nil, fmt.Errorf("server: observe-composite on %q: %w", ep, err)
+	}
+	o := &Observation{s: s, ep: ep, paths: append([]lwm2m.Path(nil), paths...), accept: format, ch: make(chan Notification, s.cfg.EventBuffer)}
+	return s.observe(ctx, o, o.compositeRequest("observe-composite", payload))
+}
+
+// compositeRequest is the FETCH of an Observe-Composite (and of its
+// cancellation) with the path list payload.
+func (o *Observation) compositeRequest(op string, payload []byte) request {
+	return request{op: op, method: codeFETCH, format: o.accept, accept: o.accept, payload: payload}
+}
+
+// decode decodes a response or notification of o.
+func (o *Observation) decode(r *Response) ([]lwm2m.Record, error) {
+	if o.paths != nil {
+		return decodeComposite(r.ContentFormat, r.Payload)
+	}
+	return decodeRecords(o.path, r.ContentFormat, r.Payload)
+}
+
+// observe sends r, the request that starts observation o, and waits for
+// its answer.
+func (s *Server) observe(ctx context.Context, o *Observation, r request) (*Observation, error) {
+	ep, p := o.ep, o.path
+	r.prepare = func(m *pool.Message, reg *registration) error {
+		m.SetObserve(0)
+		o.token = append(message.Token(nil), m.Token()...)
+		o.reg = reg
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		switch {
+		case s.state == stateClosed:
+			return ErrClosed
+		case s.byEP[ep] != reg:
+			return fmt.Errorf("%w: %q", ErrRegistrationEnded, ep)
+		}
+		o.id = randomID(func(id string) bool { return s.observationByID(id) != nil })
+		// Registered before the request goes out, so that no
+		// notification can come before the server knows the token.
+		s.obs[string(o.token)] = o
+		return nil
+	}
+	resp, err := s.exchange(ctx, ep, r)
 	if err != nil {
 		s.forget(o, err)
 		if resp == nil {
@@ -214,18 +259,18 @@ func (s *Server) Observe(ctx context.Context, ep string, p lwm2m.Path, accept lw
 	o.mu.Unlock()
 	if !observed {
 		s.forget(o, ErrNotObserved)
-		return o, fmt.Errorf("server: observe %s on %q: %w", p, ep, ErrNotObserved)
+		return o, fmt.Errorf("server: %s %s on %q: %w", r.op, p, ep, ErrNotObserved)
 	}
-	recs, err := decodeRecords(p, resp.ContentFormat, resp.Payload)
+	recs, err := o.decode(resp)
 	if err != nil {
-		err = fmt.Errorf("server: observe %s on %q: decode %s: %w", p, ep, resp.ContentFormat, err)
+		err = fmt.Errorf("server: %s %s on %q: decode %s: %w", r.op, p, ep, resp.ContentFormat, err)
 		s.forget(o, err)
 		return o, err
 	}
 	resp.Records = recs
 	if err := o.Err(); err != nil {
 		// The registration ended while the client answered.
-		return o, fmt.Errorf("server: observe %s on %q: %w", p, ep, err)
+		return o, fmt.Errorf("server: %s %s on %q: %w", r.op, p, ep, err)
 	}
 	s.log.Debug("observing", "ep", ep, "path", p.String(), "id", o.id, "token", hex.EncodeToString(o.token))
 	return o, nil
@@ -375,7 +420,7 @@ func (o *Observation) receive(m *pool.Message, now time.Time) error {
 	if n.Response.Payload, err = m.ReadBody(); err != nil {
 		n.Err = fmt.Errorf("read payload: %w", err)
 	} else if success(m.Code()) {
-		recs, err := decodeRecords(o.path, n.Response.ContentFormat, n.Response.Payload)
+		recs, err := o.decode(n.Response)
 		if err != nil {
 			n.Err = fmt.Errorf("decode %s: %w", n.Response.ContentFormat, err)
 		}
