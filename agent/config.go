@@ -166,6 +166,9 @@ type Config struct {
 	// dtls is set by New, the one driver that can speak DTLS: without it a
 	// coaps URI is refused rather than served in plaintext.
 	dtls bool
+	// dtlsServerOnly is set by CarryDTLS: DTLS to the LwM2M server only,
+	// no coaps Package URIs.
+	dtlsServerOnly bool
 	// httpFetch is set by drivers that serve FetchRequests (HTTP(S)
 	// pulls); /5/0/8 then lists HTTP and HTTPS.
 	httpFetch bool

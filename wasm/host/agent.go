@@ -62,6 +62,8 @@ type Agent struct {
 	// calls use it.
 	port    *agent.UDPPort
 	stopped bool // a Stop is in flight: waiting for "deregistered"
+
+	sendHook func(peer string, data []byte) // tests: sees every datagram sent
 }
 
 type cmdReq struct {
@@ -435,6 +437,9 @@ func (a *Agent) recoverTrap(ctx context.Context, trap error, stopping bool) erro
 func (a *Agent) send(peer string, data []byte) error {
 	if a.port == nil {
 		return errors.New("not running")
+	}
+	if a.sendHook != nil {
+		a.sendHook(peer, data)
 	}
 	if err := a.port.Send(peer, data); err != nil {
 		a.log.Warn("send", "err", err)
