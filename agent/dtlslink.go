@@ -29,11 +29,12 @@ type DTLSLink struct {
 	conn   *dtls.Conn
 	cancel context.CancelFunc // of the handshake
 
-	mu     sync.Mutex
-	up     bool  // the handshake succeeded
-	err    error // why the link failed or was closed; nil while usable
-	rx     [][]byte
-	closed bool
+	mu       sync.Mutex
+	up       bool  // the handshake succeeded
+	err      error // why the link failed or was closed; nil while usable
+	rx       [][]byte
+	closed   bool
+	finished bool // Close has sent what it sends
 }
 
 // maxLinkQueue bounds each queue of a DTLSLink (datagrams in either
@@ -165,7 +166,18 @@ func (l *DTLSLink) Close() {
 	go func() {
 		_ = l.conn.Close()
 		l.pc.Close()
+		l.mu.Lock()
+		l.finished = true
+		l.mu.Unlock()
 	}()
+}
+
+// Finished reports whether a closed link has put its last datagram (the
+// close_notify) in PollOutput.
+func (l *DTLSLink) Finished() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.finished
 }
 
 // peerAddr is a peer key as a net.Addr.

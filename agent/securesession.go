@@ -86,6 +86,7 @@ type SecureSession struct {
 	peer       string
 	log        *slog.Logger
 	link       *DTLSLink
+	closing    []*DTLSLink // replaced links, until their close_notify is out
 	phase      sessionPhase
 	sessions   int // sessions that came up
 	registered bool
@@ -145,10 +146,14 @@ func (s *SecureSession) Close() {
 	s.deadline = time.Time{}
 }
 
-// handshake starts a new DTLSLink.
+// handshake starts a new DTLSLink. The old one is closed first and its
+// close_notify goes out before the new ClientHello: a server that still
+// holds the old session from the same address and port would otherwise
+// take the ClientHello for a replay in that session and never answer.
 func (s *SecureSession) handshake(now time.Time) {
 	if s.link != nil {
 		s.link.Close()
+		s.closing = append(s.closing, s.link)
 	}
 	l, err := NewDTLSLink(s.peer, s.cfg.PSKIdentity, s.cfg.PSKKey)
 	if err != nil {
@@ -279,6 +284,18 @@ func (s *SecureSession) Send(b []byte) error {
 
 // PollOutput returns the next datagram to send to the server, if any.
 func (s *SecureSession) PollOutput() ([]byte, bool) {
+	for len(s.closing) > 0 {
+		if b, ok := s.closing[0].PollOutput(); ok {
+			return b, true
+		}
+		if !s.closing[0].Finished() {
+			// Its close_notify is not out yet: nothing of the new
+			// link may overtake it.
+			return nil, false
+		}
+		s.closing[0] = nil
+		s.closing = s.closing[1:]
+	}
 	if s.link == nil {
 		return nil, false
 	}

@@ -111,6 +111,9 @@ func (d *driver) secureSync(now time.Time) {
 		for b, ok := s.PollPlaintext(); ok; b, ok = s.PollPlaintext() {
 			d.engine.HandleDatagram(now, s.Peer(), b)
 		}
+		if s.CheckNAT(now, d.engine.PendingTransmit()) {
+			changed = true // the engine's datagrams are dropped in flush
+		}
 		d.flush(now)
 		if d.engine == nil {
 			return
@@ -169,8 +172,8 @@ func (d *driver) secureDatagram(now time.Time, peer string, data []byte) {
 
 // secureStep is step for coaps: the session's timers, then the engine's
 // (only while the session is up, or before the engine started: an engine
-// whose session is gone waits for the next one), with the NAT check in
-// between; it returns the earlier deadline.
+// whose session is gone waits for the next one); it returns the earlier
+// deadline.
 func (d *driver) secureStep(now time.Time) time.Time {
 	for i := 0; ; i++ {
 		d.secureSync(now)
@@ -181,10 +184,10 @@ func (d *driver) secureStep(now time.Time) time.Time {
 		var next time.Time
 		if d.sec.Up() || !e.Started() {
 			next = e.Step(now)
-			if d.sec.CheckNAT(now, e.PendingTransmit()) {
-				next = time.Time{}
+			d.secureSync(now) // with the NAT check before the engine's output
+			if !d.sec.Up() {
+				next = time.Time{} // the engine waits for the next session
 			}
-			d.secureSync(now)
 		}
 		if d.engine == nil {
 			return time.Time{}

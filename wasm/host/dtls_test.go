@@ -1,11 +1,14 @@
 package host
 
 import (
+	"bytes"
 	"context"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -361,5 +364,342 @@ func serveDTLSOnce(ln net.Listener, suite chan<- dtls.CipherSuiteID, reqs chan<-
 		if _, err := conn.Write(encodeMsg(resp)); err != nil {
 			return
 		}
+	}
+}
+
+// TestAgentDTLSSessionLost: the server restarts on the same address (its
+// DTLS sessions are gone); the module handshakes again and a new engine
+// registers anew with the new server, as the native driver does.
+func TestAgentDTLSSessionLost(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
+	defer cancel()
+	psk := func([]byte) ([]byte, error) { return testPSK, nil }
+	srv1 := server.New(server.Config{CoAPAddr: "127.0.0.1:0", CoAPSAddr: "127.0.0.1:0", PSK: psk})
+	if err := srv1.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	addr := srv1.CoAPSAddr().String()
+	ev1, unsub1 := srv1.Subscribe()
+	defer unsub1()
+	cfg := map[string]string{
+		agent.EnvServerURI:             "coaps://" + addr,
+		agent.EnvEndpoint:              "wasm-dtls-lost",
+		agent.EnvPSKIdentity:           "dev-psk",
+		agent.EnvPSKKey:                hex.EncodeToString(testPSK),
+		abi.ConfigNATTimeout:           "500",
+		abi.ConfigDTLSHandshakeTimeout: "1000",
+		abi.ConfigDTLSRetryDelay:       "200",
+	}
+	a, err := New(ctx, nil, cfg, WithRuntime(testRT))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rctx, rcancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- a.Run(rctx) }()
+	defer func() { rcancel(); <-done }()
+	var registered atomic.Int32
+	go func() {
+		for ev := range a.Events() {
+			if ev.Kind == agent.EventRegistered {
+				registered.Add(1)
+			}
+		}
+	}()
+	if _, err := server.WaitEvent(ctx, ev1, "wasm-dtls-lost", server.EventRegistered); err != nil {
+		t.Fatal(err)
+	}
+	srv1.Close()
+	srv2 := server.New(server.Config{CoAPSAddr: addr, CoAPAddr: "127.0.0.1:0", PSK: psk})
+	if err := srv2.Start(ctx); err != nil {
+		t.Fatalf("restart the server on %s: %v", addr, err)
+	}
+	defer srv2.Close()
+	ev2, unsub2 := srv2.Subscribe()
+	defer unsub2()
+	time.Sleep(700 * time.Millisecond) // longer than the NAT timeout
+	// Either the closing server's close_notify already ended the session
+	// (the new engine is registering: ErrNotRegistered), or this update,
+	// quiet for longer than the NAT timeout, starts the new session.
+	if err := a.Do(ctx, agent.CmdUpdate{}); err != nil && !errors.Is(err, agent.ErrNotRegistered) {
+		t.Fatalf("update: %v", err)
+	}
+	if _, err := server.WaitEvent(ctx, ev2, "wasm-dtls-lost", server.EventRegistered); err != nil {
+		t.Fatalf("no registration with the restarted server: %v", err)
+	}
+	for deadline := time.Now().Add(5 * time.Second); registered.Load() < 2; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d registered events, want one per session", registered.Load())
+		}
+	}
+}
+
+// dtlsTestServer is a pion DTLS-PSK listener that answers registrations
+// (2.01 /rd/x), updates (2.04) and de-registrations (2.02) on every
+// session it accepts, and counts the sessions.
+type dtlsTestServer struct {
+	ln       net.Listener
+	sessions atomic.Int32
+	mu       sync.Mutex
+	reqs     []string // "POST /rd" …, with the session number: "2 POST /rd"
+}
+
+func startDTLSTestServer(t *testing.T) *dtlsTestServer {
+	t.Helper()
+	ln, err := dtls.ListenWithOptions("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)},
+		dtls.WithPSK(func([]byte) ([]byte, error) { return testPSK, nil }),
+		dtls.WithCipherSuites(dtls.TLS_PSK_WITH_AES_128_CCM_8))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &dtlsTestServer{ln: ln}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			n := s.sessions.Add(1)
+			go s.serve(c.(*dtls.Conn), n)
+		}
+	}()
+	return s
+}
+
+func (s *dtlsTestServer) serve(conn *dtls.Conn, session int32) {
+	defer conn.Close()
+	if err := conn.HandshakeContext(context.Background()); err != nil {
+		return
+	}
+	buf := make([]byte, 2048)
+	for {
+		n, err := conn.Read(buf)
+		if err != nil {
+			return
+		}
+		m, err := decodeMsg(buf[:n])
+		if err != nil || m.Type == message.Acknowledgement {
+			continue
+		}
+		resp := &message.Message{Type: message.Acknowledgement, MessageID: m.MessageID, Token: m.Token, Code: codes.NotFound}
+		switch {
+		case m.Code == codes.POST && pathOf(m) == "/rd":
+			resp.Code = codes.Created
+			resp.Options = resp.Options.Add(message.Option{ID: message.LocationPath, Value: []byte("rd")})
+			resp.Options = resp.Options.Add(message.Option{ID: message.LocationPath, Value: []byte("x")})
+		case m.Code == codes.POST && pathOf(m) == "/rd/x":
+			resp.Code = codes.Changed
+		case m.Code == codes.DELETE && pathOf(m) == "/rd/x":
+			resp.Code = codes.Deleted
+		}
+		s.mu.Lock()
+		s.reqs = append(s.reqs, fmt.Sprintf("%d %s %s", session, m.Code, pathOf(m)))
+		s.mu.Unlock()
+		if _, err := conn.Write(encodeMsg(resp)); err != nil {
+			return
+		}
+	}
+}
+
+func (s *dtlsTestServer) requests() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.reqs...)
+}
+
+// udpHost is a minimal host for a Module: a loopback UDP socket, with the
+// time the test chooses (real time plus a skew it can add).
+type udpHost struct {
+	t      *testing.T
+	m      *Module
+	conn   *net.UDPConn
+	server *net.UDPAddr
+	rx     chan []byte
+	base   time.Time
+	skew   time.Duration
+	events []agent.Event
+	types  []byte // DTLS content type of each datagram sent
+}
+
+func newUDPHost(t *testing.T, server net.Addr) *udpHost {
+	conn, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	h := &udpHost{t: t, conn: conn, server: server.(*net.UDPAddr), rx: make(chan []byte, 64), base: time.Now()}
+	go func() {
+		buf := make([]byte, 64<<10)
+		for {
+			n, _, err := conn.ReadFromUDP(buf)
+			if err != nil {
+				close(h.rx)
+				return
+			}
+			h.rx <- bytes.Clone(buf[:n])
+		}
+	}()
+	m, err := testRT.Instantiate(context.Background(), Imports{SockSend: func(peer string, data []byte) error {
+		if peer != h.server.String() {
+			return fmt.Errorf("unexpected peer %s", peer)
+		}
+		h.types = append(h.types, data[0])
+		_, err := conn.WriteToUDP(data, h.server)
+		return err
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close(context.Background()) })
+	h.m = m
+	return h
+}
+
+func (h *udpHost) now() time.Time { return time.Now().Add(h.skew) }
+
+// until runs the module (datagrams in, steps, events out) until cond
+// holds, failing after 10 s.
+func (h *udpHost) until(what string, cond func() bool) {
+	h.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			h.t.Fatalf("no %s within 10 s; events %v", what, h.kinds())
+		}
+		select {
+		case d := <-h.rx:
+			if err := h.m.OnDatagram(h.now(), h.server.String(), d); err != nil {
+				h.t.Fatal(err)
+			}
+		case <-time.After(10 * time.Millisecond):
+		}
+		if _, err := h.m.Step(h.now()); err != nil {
+			h.t.Fatal(err)
+		}
+		for {
+			ev, ok, err := h.m.PollEvent()
+			if err != nil {
+				h.t.Fatal(err)
+			}
+			if !ok {
+				break
+			}
+			h.events = append(h.events, ev)
+		}
+	}
+}
+
+func (h *udpHost) count(k agent.EventKind) int {
+	n := 0
+	for _, ev := range h.events {
+		if ev.Kind == k {
+			n++
+		}
+	}
+	return n
+}
+
+func (h *udpHost) kinds() []string {
+	var ks []string
+	for _, ev := range h.events {
+		ks = append(ks, ev.Kind.String())
+	}
+	return ks
+}
+
+// TestDTLSNATTimeout: quiet for longer than the NAT timeout (the host's
+// clock jumps), the next thing the engine must send starts a new
+// handshake instead, and a new engine registers over the new session; the
+// update itself never goes out over the old session.
+func TestDTLSNATTimeout(t *testing.T) {
+	srv := startDTLSTestServer(t)
+	h := newUDPHost(t, srv.ln.Addr())
+	cfg := map[string]string{
+		agent.EnvServerURI:   "coaps://" + srv.ln.Addr().String(),
+		agent.EnvEndpoint:    "wasm-nat",
+		agent.EnvPSKIdentity: "dev-psk",
+		agent.EnvPSKKey:      hex.EncodeToString(testPSK),
+		abi.ConfigNATTimeout: "40000",
+	}
+	if err := h.m.Init(cfg, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.m.Command(h.now(), agent.CmdStart{}); err != nil {
+		t.Fatal(err)
+	}
+	h.until("registration", func() bool { return h.count(agent.EventRegistered) == 1 })
+	if err := h.m.Command(h.now(), agent.CmdUpdate{}); err != nil {
+		t.Fatal(err)
+	}
+	h.until("update", func() bool { return h.count(agent.EventUpdated) == 1 })
+
+	// 41 s of silence: the update must not go out over the old session.
+	h.skew = 41 * time.Second
+	sent := len(h.types)
+	if err := h.m.Command(h.now(), agent.CmdUpdate{}); err != nil {
+		t.Fatal(err)
+	}
+	// The old session's close_notify (an alert, 21), so that a server
+	// still holding it lets go, then the new ClientHello (handshake, 22);
+	// no application data (23).
+	if got := h.types[sent:]; !slices.Equal(got, []byte{21, 22}) {
+		t.Fatalf("after the NAT timeout the module sent content types %v, want [21 22]: close_notify, ClientHello", got)
+	}
+	h.until("registration over a new session", func() bool { return h.count(agent.EventRegistered) == 2 })
+	if n := srv.sessions.Load(); n != 2 {
+		t.Errorf("server accepted %d sessions, want 2", n)
+	}
+	want := []string{"1 POST /rd", "1 POST /rd/x", "2 POST /rd"}
+	if got := srv.requests(); !slices.Equal(got, want) {
+		t.Errorf("server saw %q, want %q", got, want)
+	}
+}
+
+// TestAgentDTLSRecoversFromTrap: after a trap the fresh module registers
+// again over a new DTLS session from a new socket, although the server
+// still holds the dead instance's session.
+func TestAgentDTLSRecoversFromTrap(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
+	defer cancel()
+	srv := startDTLSServer(t, ctx)
+	events, unsubscribe := srv.Subscribe()
+	defer unsubscribe()
+	cfg := map[string]string{
+		agent.EnvServerURI:   "coaps://" + srv.CoAPSAddr().String(),
+		agent.EnvEndpoint:    "wasm-dtls-trap",
+		agent.EnvPSKIdentity: "dev-psk",
+		agent.EnvPSKKey:      hex.EncodeToString(testPSK),
+	}
+	a, err := New(ctx, nil, cfg, WithRuntime(testRT))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rctx, rcancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- a.Run(rctx) }()
+	ev1, err := server.WaitEvent(ctx, events, "wasm-dtls-trap", server.EventRegistered)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nextEvent(t, a.Events(), agent.EventRegistered)
+	a.Module().mod.Close(context.Background()) // as a trap would
+	// The next call finds the instance dead; the update reaches the
+	// fresh one, which handshakes and registers anew.
+	if err := a.Do(ctx, agent.CmdUpdate{}); err != nil && !errors.Is(err, agent.ErrNotRegistered) {
+		t.Errorf("Do(update) after the trap = %v, want nil or ErrNotRegistered", err)
+	}
+	ev2, err := server.WaitEvent(ctx, events, "wasm-dtls-trap", server.EventRegistered)
+	if err != nil {
+		t.Fatalf("no registration after the trap: %v", err)
+	}
+	if ev1.Addr.String() == ev2.Addr.String() {
+		t.Errorf("registered again from the same address %s, want a new socket", ev2.Addr)
+	}
+	nextEvent(t, a.Events(), agent.EventRegistered)
+	rcancel()
+	nextEvent(t, a.Events(), agent.EventDeregistered)
+	if err := <-done; err != nil {
+		t.Fatal(err)
 	}
 }
