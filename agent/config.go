@@ -72,8 +72,8 @@ type DeviceInfo struct {
 type Config struct {
 	// ServerURI is the LwM2M server, "coap://host[:port]" (port 5683 when
 	// omitted) or "coaps://host[:port]" (DTLS with a pre-shared key, port
-	// 5684 when omitted; needs PSKIdentity and PSKKey, and only the native
-	// driver, [New], supports it so far). AVC_SERVER_URI.
+	// 5684 when omitted; needs PSKIdentity and PSKKey, and a driver that
+	// carries DTLS: [New] or avc.wasm, see CarryDTLS). AVC_SERVER_URI.
 	ServerURI string
 	// Endpoint is the client endpoint name sent at registration.
 	// AVC_ENDPOINT. ConfigFromEnv defaults it to "avc-" + the host name.

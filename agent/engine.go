@@ -93,9 +93,9 @@ func NewEngine(cfg Config, state []byte) (*Engine, error) {
 	}
 	srv, _ := parseServerURI(cfg.ServerURI)
 	if srv.scheme == "coaps" && !cfg.dtls {
-		// Only the native driver carries DTLS so far; any other driver
+		// Only drivers that carry DTLS (New, avc.wasm) may; any other
 		// would talk plaintext to a coaps server.
-		return nil, fmt.Errorf("%w: %s=%q: coaps is supported only by the native agent (agent.New) so far", ErrConfig, EnvServerURI, cfg.ServerURI)
+		return nil, fmt.Errorf("%w: %s=%q: coaps needs a driver that carries DTLS (agent.New, avc.wasm; see Config.CarryDTLS)", ErrConfig, EnvServerURI, cfg.ServerURI)
 	}
 	e := &Engine{cfg: cfg, server: srv, log: cfg.Logger, rand: cfg.Rand}
 	if e.log == nil {
