@@ -95,7 +95,7 @@ func NewEngine(cfg Config, state []byte) (*Engine, error) {
 	if srv.scheme == "coaps" && !cfg.dtls {
 		// Only drivers that carry DTLS (New, avc.wasm) may; any other
 		// would talk plaintext to a coaps server.
-		return nil, fmt.Errorf("%w: %s=%q: coaps needs a driver that carries DTLS (agent.New, avc.wasm; see Config.CarryDTLS)", ErrConfig, EnvServerURI, cfg.ServerURI)
+		return nil, fmt.Errorf("%w: %s=%q: coaps needs a driver that carries DTLS: the native agent (agent.New) or avc.wasm (Config.CarryDTLS)", ErrConfig, EnvServerURI, cfg.ServerURI)
 	}
 	e := &Engine{cfg: cfg, server: srv, log: cfg.Logger, rand: cfg.Rand}
 	if e.log == nil {
