@@ -109,6 +109,14 @@ func (l *DTLSLink) State() (up bool, err error) {
 	return l.up && l.err == nil, l.err
 }
 
+// Established reports whether the handshake ever succeeded, also after
+// the link ended.
+func (l *DTLSLink) Established() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.up
+}
+
 // Input hands the link one datagram received from the server.
 func (l *DTLSLink) Input(b []byte) { l.pc.deliver(b) }
 

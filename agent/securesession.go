@@ -153,7 +153,9 @@ func (s *SecureSession) Close() {
 func (s *SecureSession) handshake(now time.Time) {
 	if s.link != nil {
 		s.link.Close()
-		s.closing = append(s.closing, s.link)
+		if s.link.Established() { // only a session has a close_notify
+			s.closing = append(s.closing, s.link)
+		}
 	}
 	l, err := NewDTLSLink(s.peer, s.cfg.PSKIdentity, s.cfg.PSKKey)
 	if err != nil {

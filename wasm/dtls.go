@@ -77,7 +77,7 @@ func (d *driver) secureCommand(now time.Time, c agent.Command) (handled bool, er
 			// would have registered anew, so start afresh, unregistered.
 			d.renew(now, false)
 		}
-		d.pushEvent(agent.Event{Kind: agent.EventDeregistered})
+		d.pushEvent(agent.Event{Kind: agent.EventDeregistered, Server: d.cfg.ServerURI})
 		return true, nil
 	}
 	return false, nil
@@ -106,6 +106,15 @@ func (d *driver) secureSync(now time.Time) {
 				}
 			case agent.SessionFailed:
 				d.pushEvent(ch.Event)
+			case agent.SessionLost:
+				if d.stopping {
+					// Lost while de-registering: no new session; the
+					// stop ends here, unconfirmed.
+					d.stopping = false
+					s.Close()
+					d.renew(now, false)
+					d.pushEvent(agent.Event{Kind: agent.EventDeregistered, Server: d.cfg.ServerURI, Err: ch.Err.Error()})
+				}
 			}
 		}
 		for b, ok := s.PollPlaintext(); ok; b, ok = s.PollPlaintext() {
