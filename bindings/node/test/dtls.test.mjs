@@ -144,3 +144,37 @@ test('only DTLS records leave the module', async () => {
   mod.step(now);
   for (const d of sent) assert.ok(d.data[0] >= 20 && d.data[0] <= 25, `content type ${d.data[0]}`);
 });
+
+const coapRd = spawnSync('coap-rd-openssl', ['-?']).error ? null : 'coap-rd-openssl';
+
+test('register over coaps to libcoap\'s coap-rd-openssl (OpenSSL DTLS)', { skip: !coapRd && 'coap-rd-openssl is not installed (Debian libcoap3-bin)' }, async (t) => {
+  // A free UDP port pair: with -k, coap-rd listens for coap on port and
+  // coaps on port+1.
+  const dgram = await import('node:dgram');
+  const probe = dgram.createSocket('udp4');
+  await new Promise((resolve) => probe.bind(0, '127.0.0.1', resolve));
+  const port = probe.address().port;
+  probe.close();
+  const rd = spawn(coapRd, ['-A', '127.0.0.1', '-p', String(port), '-k', 'secretPSK', '-h', 'CoAP'], { stdio: 'ignore' });
+  t.after(() => rd.kill());
+  const agent = await Agent.create({
+    wasm: wasmPath(),
+    config: {
+      serverUri: `coaps://127.0.0.1:${port + 1}`,
+      endpoint: 'node-coap-rd',
+      lifetime: 300,
+      pskIdentity: 'CoAP-client',
+      pskKey: Buffer.from('secretPSK'),
+      // coap-rd may not listen yet when the first handshake starts.
+      dtlsHandshakeTimeoutMs: 2000,
+      dtlsRetryDelayMs: 200,
+    },
+  });
+  t.after(() => agent.close());
+  const registered = nextEvent(agent, 'registered', 20_000);
+  await agent.start();
+  const reg = await registered;
+  assert.match(reg.location, /^\/rd\//);
+  // coap-rd 4.3.1 dies of a double free on a De-register (libcoap's own
+  // coap-client does the same to it): close without de-registering.
+});
