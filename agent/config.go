@@ -83,10 +83,10 @@ type DeviceInfo struct {
 type Config struct {
 	// ServerURI is the LwM2M server, "coap://host[:port]" (port 5683 when
 	// omitted) or "coaps://host[:port]" (DTLS, port 5684 when omitted;
-	// needs PSKIdentity and PSKKey, or CertFile, KeyFile and CAFile, and
-	// only the native driver, [New], supports it so far). AVC_SERVER_URI.
-	// It may be empty when BootstrapURI is set: the bootstrap server then
-	// provides one.
+	// needs PSKIdentity and PSKKey, or CertFile, KeyFile and CAFile (native
+	// driver only), and a driver that carries DTLS: [New] or avc.wasm, see
+	// CarryDTLS). AVC_SERVER_URI. It may be empty when BootstrapURI is
+	// set: the bootstrap server then provides one.
 	ServerURI string
 	// Endpoint is the client endpoint name sent at registration.
 	// AVC_ENDPOINT. ConfigFromEnv defaults it to "avc-" + the host name.
@@ -213,6 +213,9 @@ type Config struct {
 	// dtls is set by New, the one driver that can speak DTLS: without it a
 	// coaps URI is refused rather than served in plaintext.
 	dtls bool
+	// dtlsServerOnly is set by CarryDTLS: DTLS to the LwM2M server only,
+	// no coaps Package URIs.
+	dtlsServerOnly bool
 	// httpFetch is set by drivers that serve FetchRequests (HTTP(S)
 	// pulls); /5/0/8 then lists HTTP and HTTPS.
 	httpFetch bool

@@ -566,7 +566,7 @@ func (e *Engine) fetchScheme(s string) bool {
 	case "coap":
 		return true
 	case "coaps":
-		return e.cfg.dtls && (e.cfg.fwPSK() != nil || e.cfg.securityHooks())
+		return e.cfg.dtls && !e.cfg.dtlsServerOnly && (e.cfg.fwPSK() != nil || e.cfg.securityHooks())
 	case "http", "https":
 		return e.cfg.httpFetch
 	}

@@ -24,6 +24,24 @@ var pskCipherSuites = []dtls.CipherSuiteID{
 	dtls.TLS_PSK_WITH_AES_128_GCM_SHA256,
 }
 
+// pskClientOptions are the pion options of every DTLS-PSK client session
+// to an LwM2M server, native (OpenSecure) or carried by a driver
+// (DTLSLink).
+func pskClientOptions(identity string, key []byte) []dtls.ClientOption {
+	psk := append([]byte(nil), key...)
+	return []dtls.ClientOption{
+		dtls.WithPSK(func([]byte) ([]byte, error) { return psk, nil }),
+		dtls.WithPSKIdentityHint([]byte(identity)),
+		dtls.WithCipherSuites(pskCipherSuites...),
+		// RFC 9146 Connection ID: the client asks for none of its own (a
+		// zero-length CID) and sends the server's, so a server that
+		// supports CIDs keeps the session when a NAT gives the client a
+		// new address or port, with no new handshake. A server without
+		// CID support ignores the extension.
+		dtls.WithConnectionIDGenerator(dtls.OnlySendCIDGenerator()),
+	}
+}
+
 // SecurePort is the DTLS counterpart of [UDPPort]: one UDP socket carrying
 // one DTLS-PSK session (pion/dtls) to the server. Send encrypts, Recv
 // delivers decrypted datagrams tagged with the server's peer key, so the
@@ -75,23 +93,11 @@ func OpenSecureWith(ctx context.Context, server string, cred DTLSCredentials) (*
 	if err != nil {
 		return nil, fmt.Errorf("agent: open socket: %w", err)
 	}
-	opts := []dtls.ClientOption{
-		// RFC 9146 Connection ID: the client asks for none of its own (a
-		// zero-length CID) and sends the server's, so a server that
-		// supports CIDs keeps the session when a NAT gives the client a
-		// new address or port, with no new handshake. A server without
-		// CID support ignores the extension.
-		dtls.WithConnectionIDGenerator(dtls.OnlySendCIDGenerator()),
-	}
+	var opts []dtls.ClientOption
 	if cred.certificate() {
-		opts = append(opts, certOptions(cred, host)...)
+		opts = append([]dtls.ClientOption{dtls.WithConnectionIDGenerator(dtls.OnlySendCIDGenerator())}, certOptions(cred, host)...)
 	} else {
-		psk := append([]byte(nil), cred.PSKKey...)
-		opts = append(opts,
-			dtls.WithPSK(func([]byte) ([]byte, error) { return psk, nil }),
-			dtls.WithPSKIdentityHint([]byte(cred.PSKIdentity)),
-			dtls.WithCipherSuites(pskCipherSuites...),
-		)
+		opts = pskClientOptions(cred.PSKIdentity, cred.PSKKey)
 	}
 	conn, err := dtls.ClientWithOptions(pc, addr, opts...)
 	if err != nil {

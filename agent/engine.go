@@ -103,9 +103,9 @@ func NewEngine(cfg Config, state []byte) (*Engine, error) {
 	}
 	for _, u := range []struct{ name, uri string }{{EnvServerURI, cfg.ServerURI}, {EnvBootstrapURI, cfg.BootstrapURI}} {
 		if srv, _ := parseURI(u.name, u.uri); srv.scheme == "coaps" && !cfg.dtls {
-			// Only the native driver carries DTLS so far; any other driver
+			// Only drivers that carry DTLS (New, avc.wasm) may; any other
 			// would talk plaintext to a coaps server.
-			return nil, fmt.Errorf("%w: %s=%q: coaps is supported only by the native agent (agent.New) so far", ErrConfig, u.name, u.uri)
+			return nil, fmt.Errorf("%w: %s=%q: coaps needs a driver that carries DTLS: the native agent (agent.New) or avc.wasm (Config.CarryDTLS)", ErrConfig, u.name, u.uri)
 		}
 	}
 	e := &Engine{cfg: cfg, log: cfg.Logger, rand: cfg.Rand}

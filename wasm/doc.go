@@ -10,7 +10,10 @@
 //
 // The module only marshals between the host ABI and the engine: it never
 // reads a clock (time comes from the now_ms arguments), opens a socket or a
-// file, starts a goroutine or blocks. Datagrams go out through the
+// file, or blocks. For a coaps:// server it also carries the DTLS session
+// (dtls.go): pion/dtls runs on goroutines, which the exports let run until
+// they are idle (its retransmission timers use the Go runtime's clock);
+// the engine sees plaintext. Datagrams go out through the
 // avc_host.sock_send import, log records through avc_host.log and the
 // persistent state through avc_host.storage_write; with firmware update
 // enabled, images go to the host through the avc_host.fw_* imports

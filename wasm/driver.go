@@ -7,7 +7,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"math"
 	"runtime/debug"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/avc-agent/avc/agent"
@@ -40,6 +43,11 @@ type driver struct {
 	cfg   agent.Config
 	state []byte
 	sets  []agent.CmdSet
+
+	// sec carries the DTLS session for a coaps:// server (dtls.go); nil
+	// for coap. stopping: a stop is de-registering over it.
+	sec      *agent.SecureSession
+	stopping bool
 }
 
 var d = driver{log: slog.New(slog.DiscardHandler)}
@@ -79,12 +87,12 @@ const maxRestarts = 3
 // asked for a restart (a firmware install), it then makes a new engine
 // from the last stored state and flushes that one too.
 func (d *driver) flush(now time.Time) {
-	for i := 0; d.drain(); i++ {
+	for i := 0; d.drain(now); i++ {
 		if i == maxRestarts {
 			d.log.Error("engine keeps asking for a restart; not restarting", "restarts", i)
 			return
 		}
-		d.restart(now)
+		d.restart(now, d.engine.Started())
 		if d.engine == nil {
 			return
 		}
@@ -93,7 +101,7 @@ func (d *driver) flush(now time.Time) {
 
 // drain moves the engine's events and datagrams to the host and reports
 // whether the engine asked for a restart.
-func (d *driver) drain() (restart bool) {
+func (d *driver) drain(now time.Time) (restart bool) {
 	e := d.engine
 	for ev, ok := e.PollEvent(); ok; ev, ok = e.PollEvent() {
 		switch ev.Kind {
@@ -105,15 +113,15 @@ func (d *driver) drain() (restart bool) {
 		case agent.EventRestart:
 			restart = true
 		}
-		b, err := json.Marshal(ev)
-		if err != nil {
-			d.log.Warn("drop event", "kind", ev.Kind.String(), "err", err)
-			continue
+		if d.sec != nil {
+			d.secureObserve(now, ev)
 		}
-		d.push(b)
+		d.pushEvent(ev)
 	}
 	for dg, ok := e.PollTransmit(); ok; dg, ok = e.PollTransmit() {
-		if rc := sockSend(dg.Peer, dg.Data); rc != 0 {
+		if d.sec != nil {
+			d.secureTransmit(dg)
+		} else if rc := sockSend(dg.Peer, dg.Data); rc != 0 {
 			// Like a lost datagram: CoAP retransmits.
 			d.log.Debug("send failed", "peer", dg.Peer, "len", len(dg.Data), "rc", rc)
 		}
@@ -125,14 +133,33 @@ func (d *driver) drain() (restart bool) {
 	return restart
 }
 
+// pushEvent queues one event for avc_poll_event.
+func (d *driver) pushEvent(ev agent.Event) {
+	b, err := json.Marshal(ev)
+	if err != nil {
+		d.log.Warn("drop event", "kind", ev.Kind.String(), "err", err)
+		return
+	}
+	d.push(b)
+}
+
+// output hands the engine's output to the host after an input: through
+// the DTLS session for coaps.
+func (d *driver) output(now time.Time) {
+	if d.sec != nil {
+		d.secureSync(now)
+		return
+	}
+	d.flush(now)
+}
+
 // restart replaces the engine with a new one made from the last stored
 // state, as after a reboot: it gets the values the host set, and starts
-// when the old one was started. The old session is not de-registered; the
+// when start is set (the old one was started). The old session is not de-registered; the
 // new engine registers again. Making it cannot fail with the same
 // configuration and a state the engine wrote; if it does all the same, the
 // engine is discarded as after a panic.
-func (d *driver) restart(now time.Time) {
-	started := d.engine.Started()
+func (d *driver) restart(now time.Time, started bool) {
 	carry := d.engine.HostInputs() // status handlers and install blocks
 	e, err := agent.NewEngine(d.cfg, bytes.Clone(d.state))
 	if err != nil {
@@ -173,6 +200,9 @@ func (d *driver) remember(c agent.CmdSet) {
 // step runs the engine's timers and returns its next deadline, that of
 // the new engine when the timers led to a restart.
 func (d *driver) step(now time.Time) time.Time {
+	if d.sec != nil {
+		return d.secureStep(now)
+	}
 	for {
 		e := d.engine
 		t := e.Step(now)
@@ -211,6 +241,22 @@ type moduleConfig struct {
 	docs     []string          // objects_xml
 	firmware bool              // firmware
 	control  bool              // control
+	// dtls_handshake_timeout_ms, dtls_retry_delay_ms, nat_timeout_ms
+	handshakeTimeout, retryDelay, natTimeout time.Duration
+}
+
+// durationKeys are the configuration keys given in milliseconds.
+var durationKeys = map[string]func(*moduleConfig) *time.Duration{
+	abi.ConfigDTLSHandshakeTimeout: func(mc *moduleConfig) *time.Duration { return &mc.handshakeTimeout },
+	abi.ConfigDTLSRetryDelay:       func(mc *moduleConfig) *time.Duration { return &mc.retryDelay },
+	abi.ConfigNATTimeout:           func(mc *moduleConfig) *time.Duration { return &mc.natTimeout },
+}
+
+// apply sets the durations on cfg.
+func (mc *moduleConfig) apply(cfg *agent.Config) {
+	cfg.DTLSHandshakeTimeout = mc.handshakeTimeout
+	cfg.DTLSRetryDelay = mc.retryDelay
+	cfg.NATTimeout = mc.natTimeout
 }
 
 // parseConfig decodes the avc_init configuration: a JSON object whose
@@ -242,6 +288,12 @@ func parseConfig(b []byte) (moduleConfig, error) {
 			if err := json.Unmarshal(v, &mc.control); err != nil {
 				return mc, fmt.Errorf("config: %s: want true or false, got %s", k, v)
 			}
+		case durationKeys[k] != nil:
+			ms, err := strconv.ParseInt(strings.Trim(string(v), `"`), 10, 64)
+			if err != nil || ms > math.MaxInt64/int64(time.Millisecond) || ms < math.MinInt64/int64(time.Millisecond) {
+				return mc, fmt.Errorf("config: %s: want milliseconds, got %s", k, v)
+			}
+			*durationKeys[k](&mc) = time.Duration(ms) * time.Millisecond
 		case len(v) > 0 && v[0] == '"':
 			var s string
 			if err := json.Unmarshal(v, &s); err != nil {

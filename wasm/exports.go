@@ -86,17 +86,25 @@ func avcInit(cfgPtr uint32, cfgLen int32, statePtr uint32, stateLen int32) (rc i
 		cfg.Firmware.Handler = hostFirmware{}
 	}
 	cfg.Control.Enabled = mc.control
+	mc.apply(&cfg) // DTLS timing
 	if err := cfg.ApplyMap(mc.settings); err != nil || objErr != nil {
 		// Report every problem at once, as agent.New does.
 		return d.fail(rcBadInput, "avc_init: %s", oneLine(errors.Join(objErr, err, cfg.Validate())))
 	}
 	log := slog.New(newHostHandler(cfg.LogLevel))
 	cfg.Logger = log
+	sec, err := secureSession(&cfg) // coaps: dtls.go
+	if err != nil {
+		return d.fail(rcBadInput, "avc_init: %s", oneLine(err))
+	}
 	e, err := agent.NewEngine(cfg, bytes.Clone(sb))
 	if err != nil {
 		return d.fail(rcBadInput, "avc_init: %s", oneLine(err))
 	}
-	d.engine, d.log = e, log
+	if d.sec != nil {
+		d.sec.Close() // of an engine discarded after a panic
+	}
+	d.engine, d.log, d.sec, d.stopping = e, log, sec, false
 	d.cfg, d.state, d.sets = cfg, bytes.Clone(sb), nil
 	d.flush(time.Time{}) // nothing here can ask for a restart
 	return d.ok()
@@ -133,11 +141,17 @@ func avcCommand(p uint32, n int32, nowMs int64) (rc int32) {
 		return d.fail(rcBadInput, "avc_command: %v", err)
 	}
 	now := msTime(nowMs)
-	err = d.engine.HandleCommand(now, c)
+	handled := false
+	if d.sec != nil {
+		handled, err = d.secureCommand(now, c)
+	}
+	if !handled {
+		err = d.engine.HandleCommand(now, c)
+	}
 	if set, ok := c.(agent.CmdSet); ok && err == nil {
 		d.remember(set)
 	}
-	d.flush(now)
+	d.output(now)
 	if rc := commandResult(err); rc != rcOK {
 		return d.fail(rc, "avc_command %s: %v", *w.Cmd, err)
 	}
@@ -162,6 +176,10 @@ func avcOnDatagram(peerPtr uint32, peerLen int32, dataPtr uint32, dataLen int32,
 	}
 	// The engine copies what it keeps; data may be reused after return.
 	now := msTime(nowMs)
+	if d.sec != nil {
+		d.secureDatagram(now, string(peer), data)
+		return d.ok()
+	}
 	d.engine.HandleDatagram(now, string(peer), data)
 	d.flush(now)
 	return d.ok()

@@ -89,7 +89,7 @@ export declare class AvcError extends Error {
  * forms. Numbers become strings; a byte array for pskKey becomes hex.
  */
 export interface Config {
-  /** LwM2M server, coap://host[:port]. Required. */
+  /** LwM2M server, coap://host[:port] or coaps://host[:port] (DTLS-PSK inside the module; port 5684). Required. */
   AVC_SERVER_URI?: string;
   /** Client endpoint name. Required. */
   AVC_ENDPOINT?: string;
@@ -125,6 +125,12 @@ export interface Config {
   fwInstallCmd?: string;
   fwTrustedKeys?: string;
   fwRequireSignature?: string | boolean;
+  /** coaps: DTLS handshake timeout in ms (default 30 000); also dtls_handshake_timeout_ms. */
+  dtlsHandshakeTimeoutMs?: number | string;
+  /** coaps: first wait after a failed handshake in ms, doubling (default 60 000); also dtls_retry_delay_ms. */
+  dtlsRetryDelayMs?: number | string;
+  /** coaps: silence after which a new session replaces the old before sending, in ms (default 40 000, negative: off); also nat_timeout_ms. */
+  natTimeoutMs?: number | string;
   [name: string]: string | number | boolean | Uint8Array | undefined | null;
 }
 

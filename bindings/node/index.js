@@ -93,14 +93,32 @@ function rcError(op, rc, message) {
 }
 
 /**
+ * The avc_init keys of the DTLS timing (wasm/ABI.md "avc_init"), in
+ * milliseconds, by their camelCase names; they are not AVC_* names.
+ */
+const MODULE_KEYS = Object.freeze({
+  dtlsHandshakeTimeoutMs: 'dtls_handshake_timeout_ms',
+  dtlsRetryDelayMs: 'dtls_retry_delay_ms',
+  natTimeoutMs: 'nat_timeout_ms',
+});
+const moduleKeyNames = new Set(Object.values(MODULE_KEYS));
+
+/**
  * Converts a configuration object to AVC_* names with string values.
  * Accepts AVC_* names and camelCase (serverUri → AVC_SERVER_URI); numbers
  * become strings, byte arrays (pskKey) hex; null and undefined are skipped.
+ * The DTLS timing keys (dtlsHandshakeTimeoutMs or
+ * dtls_handshake_timeout_ms, dtlsRetryDelayMs, natTimeoutMs) keep their
+ * avc_init names.
  */
 export function normalizeConfig(config = {}) {
   const out = {};
   for (const [key, value] of Object.entries(config)) {
     if (value === undefined || value === null) continue;
+    if (moduleKeyNames.has(key) || Object.hasOwn(MODULE_KEYS, key)) {
+      out[MODULE_KEYS[key] ?? key] = String(value);
+      continue;
+    }
     const name = key.startsWith('AVC_')
       ? key
       : 'AVC_' + key.replace(/([a-z0-9])([A-Z])/g, '$1_$2').toUpperCase();
@@ -547,15 +565,21 @@ function peerKey(address, port) {
   return address.includes(':') ? `[${address}]:${port}` : `${address}:${port}`;
 }
 
-// serverPeer: the "host:port" key the module sends the server's datagrams to.
+// serverPeer: the "host:port" key the module sends the server's datagrams
+// to (for coaps, the DTLS records the module makes).
 function serverPeer(uri) {
   let u;
   try {
     u = new URL(uri);
   } catch {
-    throw new AvcError('AVC_BAD_INPUT', `AVC_SERVER_URI=${JSON.stringify(uri)}: want coap://host[:port]`);
+    throw new AvcError('AVC_BAD_INPUT', `AVC_SERVER_URI=${JSON.stringify(uri)}: want coap://host[:port] or coaps://host[:port]`);
   }
-  return `${u.hostname}:${u.port || '5683'}`;
+  return `${u.hostname}:${u.port || (u.protocol === 'coaps:' ? '5684' : '5683')}`;
+}
+
+// isSecure: whether the module carries a DTLS session to the server.
+function isSecure(uri) {
+  return typeof uri === 'string' && uri.trim().toLowerCase().startsWith('coaps:');
 }
 
 function writeFileAtomic(file, data) {
@@ -609,6 +633,7 @@ export class Agent extends EventEmitter {
   #state;
   #module = null;
   #socket = null;
+  #family = 4;
   #timer = null;
   #addrs = new Map(); // peer key -> {address, port}
   #peers = new Map(); // "address:port" -> peer key
@@ -747,7 +772,7 @@ export class Agent extends EventEmitter {
       if (err instanceof AvcError) throw err;
       throw new AvcError('AVC_RESOLVE', `resolve ${uri}: ${err.message}`, { cause: err });
     }
-    const socket = dgram.createSocket(family === 6 ? 'udp6' : 'udp4');
+    const socket = this.#openSocket(family);
     await new Promise((resolve, reject) => {
       socket.once('error', reject);
       socket.bind(0, () => {
@@ -755,8 +780,8 @@ export class Agent extends EventEmitter {
         resolve();
       });
     });
-    socket.on('message', (msg, rinfo) => this.#receive(msg, rinfo));
     socket.on('error', (err) => this.#fatal(new AvcError('AVC_FAULT', `socket: ${err.message}`, { cause: err })));
+    this.#family = family;
     this.#socket = socket;
     this.#started = true;
     this.#stopping = false;
@@ -868,6 +893,27 @@ export class Agent extends EventEmitter {
     this.#module = null;
   }
 
+  #openSocket(family) {
+    const socket = dgram.createSocket(family === 6 ? 'udp6' : 'udp4');
+    socket.on('message', (msg, rinfo) => {
+      if (this.#socket === socket) this.#receive(msg, rinfo);
+    });
+    return socket;
+  }
+
+  // rebind gives a fresh module a new socket when it carries a DTLS
+  // session (coaps): the server may still hold the dead instance's session
+  // for the old port and would take the new ClientHello from there for a
+  // replay in it. The new socket binds on its first send.
+  #rebind() {
+    if (!this.#socket || !isSecure(this.#config.AVC_SERVER_URI)) return;
+    const old = this.#socket;
+    const socket = this.#openSocket(this.#family);
+    socket.on('error', (err) => this.#fatal(new AvcError('AVC_FAULT', `socket: ${err.message}`, { cause: err })));
+    this.#socket = socket;
+    old.close();
+  }
+
   #shutdown() {
     clearTimeout(this.#timer);
     this.#timer = null;
@@ -949,6 +995,7 @@ export class Agent extends EventEmitter {
     if (this.#stopping || this.#traps.length > MAX_TRAPS) throw trap;
     const mod = this.#newModule();
     this.#module = mod;
+    this.#rebind();
     if (this.#started) mod.command('start');
   }
 

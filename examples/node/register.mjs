@@ -7,7 +7,8 @@
 //
 // Configuration comes from the AVC_* environment (AVC_SERVER_URI,
 // AVC_ENDPOINT, AVC_LIFETIME, AVC_STATE_DIR, AVC_LOG_LEVEL, ...); avc.wasm
-// from $AVC_WASM or build/avc.wasm. Log records go to stderr, events to
+// from $AVC_WASM or build/avc.wasm. A coaps:// AVC_SERVER_URI with
+// AVC_PSK_IDENTITY and AVC_PSK_KEY (hex) runs DTLS inside avc.wasm. Log records go to stderr, events to
 // stdout. Once registered, it reports the battery level (/3/0/9) once with
 // the LwM2M Send operation and prints "sent: /3/0/9" when the server
 // acknowledges it. Exit status: 0 after "deregistered", 1 when de-registration timed

@@ -84,10 +84,10 @@ func main() {
 	flag.StringVar(&o.example, "node-example", "examples/node/register.mjs", "Node `script` that runs the wasm agent")
 	flag.StringVar(&o.node, "node", "node", "Node.js `binary`")
 	flag.IntVar(&o.engineMs, "engine-ms", 400, "`milliseconds` per repetition of the engine micro-measure")
-	flag.StringVar(&o.only, "only", "", "run one `part` of the bench: \"firmware\" (the pulls alone); empty: everything")
+	flag.StringVar(&o.only, "only", "", "run one `part` of the bench: \"firmware\" (the pulls alone) or \"dtls\" (coaps registrations); empty: everything")
 	flag.Parse()
-	if o.only != "" && o.only != "firmware" {
-		fmt.Fprintln(os.Stderr, "bench: -only takes \"firmware\" or nothing")
+	if o.only != "" && o.only != "firmware" && o.only != "dtls" {
+		fmt.Fprintln(os.Stderr, "bench: -only takes \"firmware\", \"dtls\" or nothing")
 		os.Exit(2)
 	}
 	if o.reads < 1 || o.runs < 1 || o.warmup < 0 {
@@ -129,6 +129,15 @@ func run(ctx context.Context, o options) int {
 	if o.only == "firmware" {
 		fw, failed := runFirmware(ctx, srv, abs(o.avc))
 		if !writeReport(o, "# avc bench: firmware pulls only (-only firmware)\n"+renderFirmware(fw)) || failed {
+			return 1
+		}
+		return 0
+	}
+
+	nodeBin, _ := exec.LookPath(o.node)
+	if o.only == "dtls" {
+		rows := runDTLS(ctx, root, abs(o.wasm), nodeBin)
+		if !writeReport(o, "# avc bench: coaps only (-only dtls)\n"+renderDTLS(rows)) || dtlsFailed(rows) {
 			return 1
 		}
 		return 0
@@ -225,10 +234,13 @@ func run(ctx context.Context, o options) int {
 		}
 	}
 
-	if !writeReport(o, render(o, root, subjects, eng, engErr)+renderFirmware(fw)) {
+	logf("coaps registrations")
+	dtlsRows := runDTLS(ctx, root, abs(o.wasm), nodeBin)
+
+	if !writeReport(o, render(o, root, subjects, eng, engErr)+renderFirmware(fw)+renderDTLS(dtlsRows)) {
 		return 1
 	}
-	failed := engErr != nil
+	failed := engErr != nil || dtlsFailed(dtlsRows)
 	for _, s := range subjects {
 		if s.err != nil {
 			failed = true

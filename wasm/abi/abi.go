@@ -37,6 +37,17 @@ const ConfigFirmware = "firmware"
 // avc_command.
 const ConfigControl = "control"
 
+// The avc_init configuration keys of the DTLS timing for a coaps:// server
+// (agent.Config.DTLSHandshakeTimeout, DTLSRetryDelay and NATTimeout), in
+// milliseconds, as a JSON number or a numeric string (ABI.md "avc_init").
+// Absent or 0 means the default (30 s, 60 s, 40 s); a negative NAT timeout
+// turns the NAT check off.
+const (
+	ConfigDTLSHandshakeTimeout = "dtls_handshake_timeout_ms"
+	ConfigDTLSRetryDelay       = "dtls_retry_delay_ms"
+	ConfigNATTimeout           = "nat_timeout_ms"
+)
+
 // MinEventLen is the smallest length avc_poll_event ever reports: shorter
 // events are padded with spaces, so that a result r with
 // -MinEventLen < r < 0 is always a result code and r <= -MinEventLen is

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -62,6 +63,8 @@ type Agent struct {
 	// calls use it.
 	port    *agent.UDPPort
 	stopped bool // a Stop is in flight: waiting for "deregistered"
+
+	sendHook func(peer string, data []byte) // tests: sees every datagram sent
 }
 
 type cmdReq struct {
@@ -294,12 +297,12 @@ func (a *Agent) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	defer port.Close()
 	a.port = port
-	return a.loop(ctx, port)
+	defer func() { a.port.Close() }() // the last one: see recoverTrap
+	return a.loop(ctx)
 }
 
-func (a *Agent) loop(ctx context.Context, port *agent.UDPPort) error {
+func (a *Agent) loop(ctx context.Context) error {
 	stopping := false
 	// apply runs one module call. After a trap it starts over with a fresh
 	// instance and retries the call once there.
@@ -346,6 +349,7 @@ func (a *Agent) loop(ctx context.Context, port *agent.UDPPort) error {
 		}
 		timer.Reset(wait)
 		var err error
+		port := a.port // recoverTrap may replace it
 		select {
 		case d, ok := <-port.Recv():
 			if !ok {
@@ -431,9 +435,35 @@ func (a *Agent) recoverTrap(ctx context.Context, trap error, stopping bool) erro
 	if err := a.instantiate(ctx); err != nil {
 		return errors.Join(trap, err)
 	}
+	if err := a.rebind(); err != nil {
+		return errors.Join(trap, err)
+	}
 	if err := a.mod.Command(time.Now(), agent.CmdStart{}); err != nil {
 		return errors.Join(trap, err)
 	}
+	return nil
+}
+
+// rebind gives a fresh module a new socket when it carries a DTLS session
+// (coaps): the server may still hold the dead instance's session for the
+// old address and port, and would take the new ClientHello from there for
+// a replay in it. A new port is a new session for the server, as every
+// session of the native driver is.
+func (a *Agent) rebind() error {
+	uri := a.cfg[agent.EnvServerURI]
+	if a.port == nil || !strings.HasPrefix(strings.ToLower(uri), "coaps:") {
+		return nil
+	}
+	peer, err := agent.ServerPeer(uri)
+	if err != nil {
+		return err
+	}
+	port, err := agent.ListenUDP(peer)
+	if err != nil {
+		return err
+	}
+	a.port.Close()
+	a.port = port
 	return nil
 }
 
@@ -441,6 +471,9 @@ func (a *Agent) recoverTrap(ctx context.Context, trap error, stopping bool) erro
 func (a *Agent) send(peer string, data []byte) error {
 	if a.port == nil {
 		return errors.New("not running")
+	}
+	if a.sendHook != nil {
+		a.sendHook(peer, data)
 	}
 	if err := a.port.Send(peer, data); err != nil {
 		a.log.Warn("send", "err", err)

@@ -33,5 +33,11 @@
 //     when that is set. A firmware install restarts the engine inside the module (an
 //     [agent.EventRestart] is reported); the host does nothing for it.
 //   - Modules get real randomness (crypto/rand) and the system clocks; the
-//     engine itself only sees the times passed to the exports.
+//     engine itself only sees the times passed to the exports. Both matter
+//     for coaps:// servers, whose DTLS session (PSK) runs inside the
+//     module: its handshake randoms come from crypto/rand, its
+//     retransmission timers from the Go runtime's clock. The Agent moves
+//     only the encrypted datagrams, and gives a module it re-instantiates
+//     after a trap a new socket (a server may still hold the dead
+//     instance's session for the old port).
 package host
