@@ -63,9 +63,9 @@ type embedding struct {
 	sends bool
 	sent  string
 	// dtls: the embedding speaks coaps (DTLS-PSK) from AVC_PSK_IDENTITY
-	// and AVC_PSK_KEY.
-	dtls  bool
-	start func(t *testing.T, env map[string]string) running
+	// and AVC_PSK_KEY; certs: also with certificates (AVC_CERT_FILE...).
+	dtls, certs bool
+	start       func(t *testing.T, env map[string]string) running
 }
 
 func TestScenarioEveryEmbedding(t *testing.T) {
@@ -84,7 +84,7 @@ func TestScenarioEveryEmbedding(t *testing.T) {
 func TestScenarioOverCoaps(t *testing.T) {
 	for _, mode := range []string{"psk", "cert"} {
 		for _, e := range embeddings() {
-			if !e.dtls {
+			if !e.dtls || (mode == "cert" && !e.certs) {
 				continue
 			}
 			t.Run(mode+"/"+e.name, func(t *testing.T) {
@@ -260,12 +260,12 @@ func hasLink(ev server.Event, target string) bool {
 
 func embeddings() []embedding {
 	return []embedding{
-		{name: "go", sends: true, dtls: true, start: startNative},
-		{name: "go-example", started: "event: registered", stopped: "event: deregistered", sends: true, sent: "sent: /3/0/9", dtls: true, start: startGoExample},
-		{name: "c", started: "LE_AVC_SESSION_STARTED", stopped: "LE_AVC_SESSION_STOPPED", dtls: true, start: startC},
-		{name: "python", started: "SESSION_STARTED", stopped: "SESSION_STOPPED", sends: true, sent: "send requested: /3/0/9", dtls: true, start: startPython},
-		{name: "wazero", sends: true, start: startWazero},
-		{name: "node", started: "registered", stopped: "deregistered", sends: true, sent: "sent: /3/0/9", start: startNode},
+		{name: "go", sends: true, dtls: true, certs: true, start: startNative},
+		{name: "go-example", started: "event: registered", stopped: "event: deregistered", sends: true, sent: "sent: /3/0/9", dtls: true, certs: true, start: startGoExample},
+		{name: "c", started: "LE_AVC_SESSION_STARTED", stopped: "LE_AVC_SESSION_STOPPED", dtls: true, certs: true, start: startC},
+		{name: "python", started: "SESSION_STARTED", stopped: "SESSION_STOPPED", sends: true, sent: "send requested: /3/0/9", dtls: true, certs: true, start: startPython},
+		{name: "wazero", sends: true, dtls: true, start: startWazero},
+		{name: "node", started: "registered", stopped: "deregistered", sends: true, sent: "sent: /3/0/9", dtls: true, start: startNode},
 	}
 }
 
