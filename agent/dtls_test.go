@@ -389,23 +389,14 @@ func (p *natProxy) rebind(t *testing.T) *net.UDPAddr {
 	return out.LocalAddr().(*net.UDPAddr)
 }
 
-// TestAgentDTLSNATRebinding: behind a NAT that gives the agent a new
-// outside port, the DTLS session carries on thanks to the Connection ID
-// (RFC 9146: the agent offers a zero-length CID of its own and sends the
-// server's): the agent's next Registration Update reaches the server from
-// the new port, the server answers there, and there is no new handshake
-// and no new registration.
-func TestAgentDTLSNATRebinding(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	srv, asked := startDTLSServer(t, ctx)
-	events, unsubscribe := srv.Subscribe()
-	defer unsubscribe()
-	nat := startNAT(t, srv.CoAPSAddr())
-
+// runBehindNAT runs an agent registering as ep over DTLS-PSK through nat
+// with srv, and returns once both sides have the registration; the agent
+// stops when the test ends.
+func runBehindNAT(t *testing.T, ctx context.Context, srv *server.Server, events <-chan server.Event, nat *natProxy, ep string) *agent.Agent {
+	t.Helper()
 	a, err := agent.New(agent.Config{
 		ServerURI:   "coaps://" + nat.in.LocalAddr().String(),
-		Endpoint:    "nat-1",
+		Endpoint:    ep,
 		Lifetime:    300 * time.Second,
 		PSKIdentity: "dev-psk",
 		PSKKey:      testPSK,
@@ -420,13 +411,16 @@ func TestAgentDTLSNATRebinding(t *testing.T) {
 	go func() {
 		for ev := range a.Events() {
 			if ev.Kind == agent.EventRegistered {
-				close(registered)
+				select {
+				case <-registered:
+				default:
+					close(registered)
+				}
 			}
 		}
 	}()
-	defer func() { stop(); <-done }()
-
-	if _, err := server.WaitEvent(ctx, events, "nat-1", server.EventRegistered); err != nil {
+	t.Cleanup(func() { stop(); <-done })
+	if _, err := server.WaitEvent(ctx, events, ep, server.EventRegistered); err != nil {
 		t.Fatal(err)
 	}
 	select {
@@ -434,6 +428,24 @@ func TestAgentDTLSNATRebinding(t *testing.T) {
 	case <-ctx.Done():
 		t.Fatal("the agent did not report its registration")
 	}
+	return a
+}
+
+// TestAgentDTLSNATRebinding: behind a NAT that gives the agent a new
+// outside port, the DTLS session carries on thanks to the Connection ID
+// (RFC 9146: the agent offers a zero-length CID of its own and sends the
+// server's): the agent's next Registration Update reaches the server from
+// the new port, the server answers there, and there is no new handshake
+// and no new registration.
+func TestAgentDTLSNATRebinding(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	srv, asked := startDTLSServer(t, ctx)
+	events, unsubscribe := srv.Subscribe()
+	defer unsubscribe()
+	nat := startNAT(t, srv.CoAPSAddr())
+
+	a := runBehindNAT(t, ctx, srv, events, nat, "nat-1")
 	if n := asked.Load(); n != 1 {
 		t.Fatalf("%d handshakes before the rebinding, want 1", n)
 	}
@@ -470,27 +482,7 @@ func TestAgentDTLSDropsInjectedAndReplayed(t *testing.T) {
 	events, unsubscribe := srv.Subscribe()
 	defer unsubscribe()
 	nat := startNAT(t, srv.CoAPSAddr())
-	a, err := agent.New(agent.Config{
-		ServerURI:   "coaps://" + nat.in.LocalAddr().String(),
-		Endpoint:    "inject-1",
-		Lifetime:    300 * time.Second,
-		PSKIdentity: "dev-psk",
-		PSKKey:      testPSK,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	actx, stop := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- a.Run(actx) }()
-	go func() {
-		for range a.Events() {
-		}
-	}()
-	defer func() { stop(); <-done }()
-	if _, err := server.WaitEvent(ctx, events, "inject-1", server.EventRegistered); err != nil {
-		t.Fatal(err)
-	}
+	runBehindNAT(t, ctx, srv, events, nat, "inject-1")
 	before := len(nat.sentToAgent())
 	if _, err := srv.Read(ctx, "inject-1", lwm2m.P(3, 0, 0), lwm2m.FormatText); err != nil {
 		t.Fatal(err)

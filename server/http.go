@@ -204,6 +204,13 @@ func toReadJSON(resp *Response) (readJSON, error) {
 }
 
 func (s *Server) apiWrite(w http.ResponseWriter, r *http.Request) {
+	s.apiWriteWith(w, r, s.Write)
+}
+
+// apiWriteWith answers a write route with op (Write, WriteUpdate): the
+// body's value or records at {path}, and the client's code.
+func (s *Server) apiWriteWith(w http.ResponseWriter, r *http.Request,
+	op func(context.Context, string, lwm2m.Path, lwm2m.ContentFormat, []lwm2m.Record) (*Response, error)) {
 	p, err := apiPath(r, 2)
 	if err != nil {
 		s.apiError(w, err)
@@ -221,7 +228,7 @@ func (s *Server) apiWrite(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := s.opContext(r)
 	defer cancel()
-	resp, err := s.Write(ctx, r.PathValue("ep"), p, format, recs)
+	resp, err := op(ctx, r.PathValue("ep"), p, format, recs)
 	if err != nil {
 		s.apiError(w, err)
 		return

@@ -25,11 +25,22 @@ type compositeBody struct {
 	Records []recordJSON `json:"records"`
 }
 
-func (b *compositeBody) format() (lwm2m.ContentFormat, error) {
-	if b.Format == "" {
-		return lwm2m.FormatSenMLJSON, nil
+// compositeBody reads the body of a composite route and its format,
+// answering the error itself when it cannot (ok false).
+func (s *Server) compositeBody(w http.ResponseWriter, r *http.Request) (body compositeBody, format lwm2m.ContentFormat, ok bool) {
+	if err := decodeBody(w, r, &body); err != nil {
+		s.apiError(w, err)
+		return body, 0, false
 	}
-	return parseFormat(b.Format)
+	format = lwm2m.FormatSenMLJSON
+	if body.Format != "" {
+		var err error
+		if format, err = parseFormat(body.Format); err != nil {
+			s.apiError(w, &inputError{err})
+			return body, 0, false
+		}
+	}
+	return body, format, true
 }
 
 // apiCreate: POST /api/clients/{ep}/create/{object} with a write body
@@ -84,42 +95,14 @@ func (s *Server) apiDelete(w http.ResponseWriter, r *http.Request) {
 // apiWriteUpdate: POST /api/clients/{ep}/write/{path} with a write body:
 // a partial update (PUT on the same route replaces).
 func (s *Server) apiWriteUpdate(w http.ResponseWriter, r *http.Request) {
-	p, err := apiPath(r, 2)
-	if err != nil {
-		s.apiError(w, err)
-		return
-	}
-	var body writeBody
-	if err := decodeBody(w, r, &body); err != nil {
-		s.apiError(w, err)
-		return
-	}
-	format, recs, err := body.records(p)
-	if err != nil {
-		s.apiError(w, &inputError{err})
-		return
-	}
-	ctx, cancel := s.opContext(r)
-	defer cancel()
-	resp, err := s.WriteUpdate(ctx, r.PathValue("ep"), p, format, recs)
-	if err != nil {
-		s.apiError(w, err)
-		return
-	}
-	s.writeJSON(w, http.StatusOK, codeJSON{Code: codeString(resp.Code)})
+	s.apiWriteWith(w, r, s.WriteUpdate)
 }
 
 // apiReadComposite: POST /api/clients/{ep}/read-composite with
 // {"paths": [...], "format": ...}; answered like a read.
 func (s *Server) apiReadComposite(w http.ResponseWriter, r *http.Request) {
-	var body compositeBody
-	if err := decodeBody(w, r, &body); err != nil {
-		s.apiError(w, err)
-		return
-	}
-	format, err := body.format()
-	if err != nil {
-		s.apiError(w, &inputError{err})
+	body, format, ok := s.compositeBody(w, r)
+	if !ok {
 		return
 	}
 	var paths []lwm2m.Path
@@ -149,14 +132,8 @@ func (s *Server) apiReadComposite(w http.ResponseWriter, r *http.Request) {
 // apiWriteComposite: POST /api/clients/{ep}/write-composite with
 // {"records": [{"path": "/3/0/14", "value": ...}, ...], "format": ...}.
 func (s *Server) apiWriteComposite(w http.ResponseWriter, r *http.Request) {
-	var body compositeBody
-	if err := decodeBody(w, r, &body); err != nil {
-		s.apiError(w, err)
-		return
-	}
-	format, err := body.format()
-	if err != nil {
-		s.apiError(w, &inputError{err})
+	body, format, ok := s.compositeBody(w, r)
+	if !ok {
 		return
 	}
 	var recs []lwm2m.Record
