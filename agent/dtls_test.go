@@ -15,6 +15,7 @@ import (
 	"github.com/plgd-dev/go-coap/v3/message/codes"
 
 	"github.com/avc-agent/avc/agent"
+	"github.com/avc-agent/avc/agent/agenttest"
 	"github.com/avc-agent/avc/lwm2m"
 	"github.com/avc-agent/avc/server"
 )
@@ -44,58 +45,75 @@ func startDTLSServer(t *testing.T, ctx context.Context) (*server.Server, *atomic
 	return srv, asked
 }
 
-// TestAgentOverDTLS registers the native agent over DTLS-PSK, reads /3/0
-// through the DTLS session, checks /0 stays closed and de-registers.
+// TestAgentOverDTLS registers the native agent over DTLS, with a PSK
+// (Security mode 0) and with a client certificate and the CA of the
+// server's (mode 2, the configuration given by name as every embedding
+// does), reads /3/0 through the session, checks /0 stays closed and
+// de-registers.
 func TestAgentOverDTLS(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	srv, _ := startDTLSServer(t, ctx)
-	events, unsubscribe := srv.Subscribe()
-	defer unsubscribe()
+	for _, mode := range []string{"psk", "cert"} {
+		t.Run(mode, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			var srv *server.Server
+			cfg := agent.Config{Endpoint: "dtls-" + mode, Lifetime: 300 * time.Second}
+			switch mode {
+			case "psk":
+				srv, _ = startDTLSServer(t, ctx)
+				cfg.PSKIdentity, cfg.PSKKey = "dev-psk", testPSK
+			case "cert":
+				ca := agenttest.NewCA(t, "avc-test-ca")
+				srv = certServer(t, ctx, ca, ca, net.IPv4(127, 0, 0, 1))
+				dir := t.TempDir()
+				_, certFile, keyFile := ca.Issue(t, dir, "cert-1")
+				for name, v := range map[string]string{agent.EnvCertFile: certFile, agent.EnvKeyFile: keyFile, agent.EnvCAFile: ca.File(t, dir)} {
+					if err := cfg.Set(name, v); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			cfg.ServerURI = "coaps://" + srv.CoAPSAddr().String()
+			events, unsubscribe := srv.Subscribe()
+			defer unsubscribe()
+			a, err := agent.New(cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			actx, stop := context.WithCancel(ctx)
+			done := make(chan error, 1)
+			go func() { done <- a.Run(actx) }()
+			go func() {
+				for range a.Events() {
+				}
+			}()
 
-	a, err := agent.New(agent.Config{
-		ServerURI:   "coaps://" + srv.CoAPSAddr().String(),
-		Endpoint:    "dtls-1",
-		Lifetime:    300 * time.Second,
-		PSKIdentity: "dev-psk",
-		PSKKey:      testPSK,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	actx, stop := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- a.Run(actx) }()
-	go func() {
-		for range a.Events() {
-		}
-	}()
+			ev, err := server.WaitEvent(ctx, events, cfg.Endpoint, server.EventRegistered)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got, want := ev.Addr.String(), a.LocalAddr().String(); got != want {
+				t.Errorf("registered from %s, want the agent's DTLS socket %s", got, want)
+			}
+			resp, err := srv.Read(ctx, cfg.Endpoint, lwm2m.P(3, 0), lwm2m.FormatTLV)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if resp.Code != codes.Content || len(resp.Records) == 0 {
+				t.Fatalf("read /3/0 = %v with %d records", resp.Code, len(resp.Records))
+			}
+			// Keys are never readable by a DM server: /0 answers 4.01.
+			if resp, err = srv.Read(ctx, cfg.Endpoint, lwm2m.P(0, 0, 5), lwm2m.FormatNone); err == nil || !strings.Contains(err.Error(), "4.01") {
+				t.Errorf("read /0/0/5 = %+v, %v; want 4.01", resp, err)
+			}
 
-	ev, err := server.WaitEvent(ctx, events, "dtls-1", server.EventRegistered)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got, want := ev.Addr.String(), a.LocalAddr().String(); got != want {
-		t.Errorf("registered from %s, want the agent's DTLS socket %s", got, want)
-	}
-	resp, err := srv.Read(ctx, "dtls-1", lwm2m.P(3, 0), lwm2m.FormatTLV)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if resp.Code != codes.Content || len(resp.Records) == 0 {
-		t.Fatalf("read /3/0 = %v with %d records", resp.Code, len(resp.Records))
-	}
-	// The key is never readable by a DM server: /0 answers 4.01.
-	if resp, err = srv.Read(ctx, "dtls-1", lwm2m.P(0, 0, 5), lwm2m.FormatNone); err == nil || !strings.Contains(err.Error(), "4.01") {
-		t.Errorf("read /0/0/5 = %+v, %v; want 4.01", resp, err)
-	}
-
-	stop()
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
-	if _, err := server.WaitEvent(ctx, events, "dtls-1", server.EventDeregistered); err != nil {
-		t.Fatal(err)
+			stop()
+			if err := <-done; err != nil {
+				t.Fatal(err)
+			}
+			if _, err := server.WaitEvent(ctx, events, cfg.Endpoint, server.EventDeregistered); err != nil {
+				t.Fatal(err)
+			}
+		})
 	}
 }
 

@@ -12,7 +12,6 @@ import (
 
 	"github.com/avc-agent/avc/agent"
 	"github.com/avc-agent/avc/agent/agenttest"
-	"github.com/avc-agent/avc/lwm2m"
 	"github.com/avc-agent/avc/server"
 )
 
@@ -33,61 +32,6 @@ func certServer(t *testing.T, ctx context.Context, ca, clientCA *agenttest.CA, s
 	}
 	t.Cleanup(func() { srv.Close() })
 	return srv
-}
-
-// TestAgentDTLSCertificate: with a client certificate and the CA of the
-// server's, the native agent registers over DTLS (Security mode 2), the
-// server reads through the session, and the agent de-registers.
-func TestAgentDTLSCertificate(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	ca := agenttest.NewCA(t, "avc-test-ca")
-	srv := certServer(t, ctx, ca, ca, net.IPv4(127, 0, 0, 1))
-	events, unsubscribe := srv.Subscribe()
-	defer unsubscribe()
-	dir := t.TempDir()
-	_, certFile, keyFile := ca.Issue(t, dir, "cert-1")
-
-	cfg := agent.Config{Endpoint: "cert-1", Lifetime: 300 * time.Second}
-	for name, v := range map[string]string{
-		agent.EnvServerURI: "coaps://" + srv.CoAPSAddr().String(),
-		agent.EnvCertFile:  certFile,
-		agent.EnvKeyFile:   keyFile,
-		agent.EnvCAFile:    ca.File(t, dir),
-	} {
-		if err := cfg.Set(name, v); err != nil {
-			t.Fatal(err)
-		}
-	}
-	a, err := agent.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	actx, stop := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- a.Run(actx) }()
-	go func() {
-		for range a.Events() {
-		}
-	}()
-	ev, err := server.WaitEvent(ctx, events, "cert-1", server.EventRegistered)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got, want := ev.Addr.String(), a.LocalAddr().String(); got != want {
-		t.Errorf("registered from %s, want the agent's DTLS socket %s", got, want)
-	}
-	resp, err := srv.Read(ctx, "cert-1", lwm2m.P(3, 0, 0), lwm2m.FormatText)
-	if err != nil || len(resp.Payload) == 0 {
-		t.Fatalf("read /3/0/0 = %+v, %v", resp, err)
-	}
-	stop()
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
-	if _, err := server.WaitEvent(ctx, events, "cert-1", server.EventDeregistered); err != nil {
-		t.Fatal(err)
-	}
 }
 
 // TestAgentDTLSCertificateRefused: the agent refuses a server whose
