@@ -170,6 +170,9 @@ func (a *Agent) Run(ctx context.Context) error {
 		a.saver = newStateSaver(filepath.Join(a.cfg.StateDir, StateFile), a.log)
 		defer a.saver.close()
 	}
+	if a.cfg.Control.OnDemand {
+		return a.runOnDemand(ctx)
+	}
 	if a.engine.server.scheme == "coaps" {
 		return a.runSecure(ctx)
 	}
@@ -198,12 +201,21 @@ func (a *Agent) runSecure(ctx context.Context) error {
 	delay := a.cfg.dtlsRetryDelay()
 	first := true
 	for {
+		// Update control reports the handshake (AUTH_STARTED/FAILED)
+		// while the engine has no registration the failure would end.
+		idle := a.engine.reg.state == regIdle
+		if idle {
+			a.tellLink(LinkAuthStarted, "")
+		}
 		hctx, cancel := context.WithTimeout(ctx, a.cfg.handshakeTimeout())
 		sp, err := OpenSecure(hctx, a.engine.Peer(), a.cfg.PSKIdentity, a.cfg.PSKKey)
 		cancel()
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil
+			}
+			if idle {
+				a.tellLink(LinkAuthFailed, err.Error())
 			}
 			a.log.Warn("dtls handshake failed", "server_uri", a.cfg.ServerURI, "retry_in", delay, "err", err)
 			a.events.Push(Event{Kind: EventRegistrationFailed, Server: a.cfg.ServerURI, Err: err.Error()})
@@ -289,9 +301,12 @@ func (a *Agent) loopSession(ctx context.Context, port port, registered *bool) er
 	secure := isSecure(port)
 	lastRecv := time.Now()
 	// A new engine may have started its session by itself (update
-	// control resuming after a restart): ErrDuplicate is fine.
-	if err := a.engine.HandleCommand(time.Now(), CmdStart{}); err != nil && !errors.Is(err, ErrDuplicate) {
-		return err
+	// control resuming after a restart): ErrDuplicate is fine. On demand
+	// the engine opened the link for a session of its own.
+	if !a.cfg.Control.OnDemand {
+		if err := a.engine.HandleCommand(time.Now(), CmdStart{}); err != nil && !errors.Is(err, ErrDuplicate) {
+			return err
+		}
 	}
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
@@ -326,6 +341,9 @@ func (a *Agent) loopSession(ctx context.Context, port port, registered *bool) er
 				return fmt.Errorf("agent: restart: %w", err)
 			}
 			a.engine = ne
+			if a.cfg.Control.OnDemand {
+				continue // the new engine connects by itself if it must
+			}
 			if err := ne.HandleCommand(time.Now(), CmdStart{}); err != nil && !errors.Is(err, ErrDuplicate) {
 				return err
 			}
@@ -333,6 +351,9 @@ func (a *Agent) loopSession(ctx context.Context, port port, registered *bool) er
 		}
 		if stopping && !e.reg.busy() {
 			return nil
+		}
+		if a.cfg.Control.OnDemand && !stopping && !e.NeedsLink() {
+			return errLinkIdle
 		}
 		wait := time.Hour
 		if !next.IsZero() {
@@ -394,6 +415,12 @@ func (a *Agent) flush(ctx context.Context, port port) (restart, failed, register
 			a.log.Warn("send", "err", err)
 		}
 	}
+	return a.flushEvents()
+}
+
+// flushEvents saves state and forwards events (see flush).
+func (a *Agent) flushEvents() (restart, failed, registered bool) {
+	e := a.engine
 	var evs []Event
 	for {
 		ev, ok := e.PollEvent()

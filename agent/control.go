@@ -157,6 +157,14 @@ type ControlConfig struct {
 	// long without activity, reporting NO_UPDATE; zero means
 	// DefaultActivityTimeout.
 	ActivityTimeout time.Duration
+	// OnDemand makes the native driver's Run keep no session of its own:
+	// it runs the engine's timers without a socket, opens the link (the
+	// socket, and the DTLS handshake for coaps) when the engine needs it
+	// (NeedsLink: a CmdStart, the polling timer, a resumed connection)
+	// and closes it when the session has ended, until its context ends.
+	// This is how a host that starts and stops sessions itself (le_avc)
+	// keeps the polling and retry timers running between sessions.
+	OnDemand bool
 }
 
 // StatusInfo is the payload of EventStatus: a status with le_avc's
@@ -190,6 +198,12 @@ type ControlState struct {
 	Blocks      int // install blocks held
 	UserSession bool
 	LastPoll    time.Time
+	// Session is whether a session is started (CmdStart, or opened by
+	// update control), up or still registering or retrying.
+	Session bool
+	// Retrying is whether a retry timer runs (StartSession answers
+	// LE_BUSY).
+	Retrying bool
 }
 
 // CmdAccept accepts the pending operation What (le_avc_Accept*). It
@@ -234,6 +248,48 @@ type CmdSetRetryTimers struct{ Minutes []uint16 }
 // returns ErrOverflow.
 type CmdSetAPN struct{ Name, User, Password string }
 
+// CmdSessionRequests tells the engine whether the host has a session
+// request handler (le_avc_AddSessionRequestEventHandler). With one, the
+// engine neither opens nor closes a session by itself: where it would open
+// one (the polling timer, an accepted or resumed connection, a retry of
+// the retry table) it emits EventSessionAcquire, and where it would close
+// an inactive session it did not open for the host it emits
+// EventSessionRelease; the host answers with CmdStart or CmdStop. Sessions
+// the host asks for (CmdStart, accepting a download) and the close before
+// a firmware install are not forwarded.
+type CmdSessionRequests struct{ Handler bool }
+
+// LinkPhase is a step of the driver's link to the server (CmdLink).
+type LinkPhase int
+
+// Link phases.
+const (
+	// LinkAuthStarted: a DTLS handshake with the server started
+	// (le_avc LE_AVC_AUTH_STARTED).
+	LinkAuthStarted LinkPhase = iota + 1
+	// LinkAuthFailed: the DTLS handshake failed (LE_AVC_AUTH_FAILED);
+	// what waited to be sent to the server fails as unanswered.
+	LinkAuthFailed
+	// LinkFailed: the link could not be opened (the socket, the name);
+	// what waited to be sent fails as unanswered.
+	LinkFailed
+)
+
+// linkPhaseNames are the phases' names in the JSON command form.
+var linkPhaseNames = map[LinkPhase]string{LinkAuthStarted: "auth_started", LinkAuthFailed: "auth_failed", LinkFailed: "failed"}
+
+// CmdLink reports a step of the driver's link to the server, so that the
+// engine, not the driver, decides what follows: a failed link fails a
+// Register in flight at once (EventRegistrationFailed, then the retry
+// policy) instead of after the CoAP timeouts, and ends a De-register in
+// flight. Drivers that open the link on demand report every phase; any
+// driver may report the DTLS ones.
+type CmdLink struct {
+	Phase LinkPhase
+	// Err says why the link failed.
+	Err string
+}
+
 // CmdStatusHandlers tells the engine how many status handlers the host
 // has: with none, pending agreements wait; when the first registers,
 // pending operations and stored results are offered to it at once.
@@ -250,6 +306,10 @@ func (CmdSetPollingTimer) command() string {
 func (CmdSetRetryTimers) command() string { return "set_retry_timers" }
 func (CmdSetAPN) command() string         { return "set_apn" }
 func (CmdStatusHandlers) command() string { return "status_handlers" }
+func (CmdSessionRequests) command() string {
+	return "session_requests"
+}
+func (CmdLink) command() string { return "link" }
 
 // ErrControlOff: an update-control command while Config.Control.Enabled
 // is false.
@@ -261,6 +321,57 @@ func (e *Engine) Control() ControlState {
 		return ControlState{HTTPStatus: HTTPStatusUnknown}
 	}
 	return e.ctl.state()
+}
+
+// NeedsLink reports whether the engine needs its link to the server now:
+// a session is being opened, is up or is being closed, or datagrams wait
+// to be sent. A driver that opens the link on demand
+// (ControlConfig.OnDemand) opens it while this holds and closes it once it
+// no longer does.
+func (e *Engine) NeedsLink() bool {
+	switch e.reg.state {
+	case regRegistering, regRegistered, regUpdating, regDeregistering:
+		return true
+	}
+	return e.pendingTransmit() || len(e.tr.exchanges) > 0
+}
+
+// link applies CmdLink.
+func (e *Engine) link(now time.Time, c CmdLink) error {
+	switch c.Phase {
+	case LinkAuthStarted:
+		e.ctl.authStatus(StatusAuthStarted)
+		return nil
+	case LinkAuthFailed:
+		e.ctl.authStatus(StatusAuthFailed)
+	case LinkFailed:
+	default:
+		return fmt.Errorf("%w: link phase %d", ErrBadValue, c.Phase)
+	}
+	why := c.Err
+	if why == "" {
+		why = "link failed"
+	}
+	e.logWarn("link to the server failed", "server_uri", e.cfg.ServerURI, "err", why)
+	// What waited to go out never will.
+	e.out = nil
+	r := e.reg
+	switch r.state {
+	case regRegistering, regRegistered, regUpdating:
+		// Unanswered: a failed registration (the retry policy decides
+		// when to try again; a session that was up registers anew).
+		e.tr.cancelAll()
+		r.location = ""
+		r.registerFailed(now, nil)
+	case regDeregistering:
+		e.tr.cancelAll()
+		r.reset()
+		e.emit(Event{Kind: EventDeregistered, Err: why})
+		e.ctl.stopped(now)
+	default:
+		e.tr.cancelAll()
+	}
+	return nil
 }
 
 // controlCommand applies an update-control command.

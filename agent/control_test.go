@@ -648,3 +648,127 @@ func TestControlPersistentStore(t *testing.T) {
 		}
 	}
 }
+
+// countEvents counts the events of kind emitted so far.
+func countEvents(s *ctlSim, kind agent.EventKind) int { return len(s.EventsOf(kind)) }
+
+// le_avc_AddSessionRequestEventHandler: with a session request handler the
+// engine asks the host (EventSessionAcquire) instead of opening a session
+// for its polling timer, answers the host's CmdStart, and asks it to close
+// an inactive session (EventSessionRelease) instead of closing it; without
+// the handler any more, it opens the session itself.
+func TestControlSessionRequests(t *testing.T) {
+	t.Run("polling timer", func(t *testing.T) {
+		s := newCtlSim(t, func(c *agent.Config) { c.Control.ActivityTimeout = 5 * time.Second })
+		s.do(t, agent.CmdSessionRequests{Handler: true})
+		s.do(t, agent.CmdSetPollingTimer{Minutes: 1})
+		t0 := s.Now
+		if _, ok := s.WaitEvent(agent.EventSessionAcquire, 2*time.Minute); !ok || !near(s.Now, t0.Add(time.Minute)) {
+			t.Fatalf("no acquire request at minute 1 (now %v)", s.Now.Sub(t0))
+		}
+		s.RunFor(time.Minute / 2)
+		if len(s.Server.Registers) != 0 || s.Engine.Started() {
+			t.Fatal("the engine opened the session itself")
+		}
+		// The host answers.
+		s.start(t)
+		s.RunFor(time.Minute)
+		if countEvents(s, agent.EventSessionRelease) != 0 || !s.Engine.Registered() {
+			t.Error("the host's session was released or closed")
+		}
+		s.do(t, agent.CmdStop{})
+	})
+	t.Run("release", func(t *testing.T) {
+		s := newCtlSim(t, func(c *agent.Config) { c.Control.ActivityTimeout = 5 * time.Second })
+		s.do(t, agent.CmdSetPollingTimer{Minutes: 1})
+		// No handler yet: the poll opens the session itself.
+		if _, ok := s.WaitEvent(agent.EventRegistered, 2*time.Minute); !ok {
+			t.Fatal("the poll did not connect")
+		}
+		s.do(t, agent.CmdSessionRequests{Handler: true})
+		if _, ok := s.WaitEvent(agent.EventSessionRelease, 10*time.Second); !ok {
+			t.Fatal("no release request after the activity timeout")
+		}
+		s.RunFor(time.Minute / 2)
+		if !s.Engine.Registered() || len(s.Server.Deregisters) != 0 || countEvents(s, agent.EventSessionRelease) != 1 {
+			t.Fatalf("the engine closed the session itself, or asked %d times", countEvents(s, agent.EventSessionRelease))
+		}
+		s.do(t, agent.CmdStop{})
+		if _, ok := s.WaitEvent(agent.EventDeregistered, 10*time.Second); !ok {
+			t.Fatal("CmdStop did not close it")
+		}
+	})
+	t.Run("retry", func(t *testing.T) {
+		s := newCtlSim(t, nil)
+		s.Server.RegisterCode = codes.Forbidden
+		s.do(t, agent.CmdSessionRequests{Handler: true})
+		l := s.statuses()
+		s.do(t, agent.CmdStart{})
+		failed := l.wait(t, agent.StatusSessionFailed, time.Second)
+		if err := s.Do(agent.CmdStart{}); !errors.Is(err, agent.ErrBusy) || !s.Engine.Control().Retrying {
+			t.Errorf("CmdStart while the retry timer runs = %v, want ErrBusy", err)
+		}
+		// The first retry timer (15 min): asked, not retried.
+		if _, ok := s.WaitEvent(agent.EventSessionAcquire, time.Hour); !ok {
+			t.Fatal("no acquire request for the retry")
+		}
+		if d := s.Now.Sub(failed.at); d < 15*time.Minute || d > 15*time.Minute+time.Second {
+			t.Errorf("asked after %v, want 15m", d)
+		}
+		if len(s.Server.Registers) != 1 {
+			t.Fatalf("%d Registers: the engine retried itself", len(s.Server.Registers))
+		}
+		s.do(t, agent.CmdStart{})
+		second := l.wait(t, agent.StatusSessionFailed, time.Second)
+		// The answer to a retry's request goes on with the table (60 min
+		// next), it does not start it over.
+		if _, ok := s.WaitEvent(agent.EventSessionAcquire, 2*time.Hour); !ok {
+			t.Fatal("no second acquire request")
+		}
+		if d := s.Now.Sub(second.at); d < 60*time.Minute || d > 60*time.Minute+time.Second {
+			t.Errorf("second request after %v, want 60m", d)
+		}
+		// The handler goes away while the engine waits for an answer: it
+		// connects itself.
+		s.do(t, agent.CmdSessionRequests{Handler: false})
+		s.RunFor(time.Second)
+		if len(s.Server.Registers) != 3 {
+			t.Errorf("%d Registers after the handler went away, want 3", len(s.Server.Registers))
+		}
+	})
+}
+
+// The link statuses (le_avc AUTH_STARTED, AUTH_FAILED) come from the
+// driver's CmdLink, and a failed link fails the Register in flight at once
+// (then the retry table), or ends a De-register in flight.
+func TestControlLinkStatuses(t *testing.T) {
+	s := newCtlSim(t, nil)
+	l := s.statuses()
+	s.do(t, agent.CmdLink{Phase: agent.LinkAuthStarted})
+	l.wait(t, agent.StatusAuthStarted, 0)
+	s.do(t, agent.CmdStart{})
+	s.do(t, agent.CmdLink{Phase: agent.LinkAuthFailed, Err: "bad key"})
+	failedAuth := l.wait(t, agent.StatusAuthFailed, 0)
+	failed := l.wait(t, agent.StatusSessionFailed, 0)
+	if !failed.at.Equal(failedAuth.at) || countEvents(s, agent.EventRegistrationFailed) != 1 {
+		t.Errorf("SESSION_FAILED at %v after AUTH_FAILED at %v, %d registration failures; want at once, 1",
+			failed.at, failedAuth.at, countEvents(s, agent.EventRegistrationFailed))
+	}
+	if st := s.Engine.Control(); !st.Retrying || !st.Session {
+		t.Errorf("after the failed link: %+v, want the retry timer running", st)
+	}
+	// The first retry (15 min) registers.
+	if _, ok := s.WaitEvent(agent.EventRegistered, 16*time.Minute); !ok {
+		t.Fatal("no retry after the failed link")
+	}
+	// A link lost while de-registering: the session is down at once.
+	s.do(t, agent.CmdStop{})
+	s.do(t, agent.CmdLink{Phase: agent.LinkFailed, Err: "socket closed"})
+	l.wait(t, agent.StatusSessionStopped, 0)
+	if s.Engine.NeedsLink() || s.Engine.Started() {
+		t.Error("the engine still needs the link after it failed while de-registering")
+	}
+	if err := s.Do(agent.CmdLink{Phase: 99}); !errors.Is(err, agent.ErrBadValue) {
+		t.Errorf("unknown phase = %v, want ErrBadValue", err)
+	}
+}

@@ -140,6 +140,16 @@ type control struct {
 	rebootAt    time.Time
 	fwAfterStop bool // install the firmware once de-registered
 
+	// The session request handler (CmdSessionRequests): sessReq is
+	// whether the host has one; retryAt is the retry timer the engine
+	// runs itself while it does (the registration does not retry), and
+	// asked whether the acquire request of a retry is unanswered;
+	// released whether EventSessionRelease was sent for this session.
+	sessReq  bool
+	retryAt  time.Time
+	asked    bool
+	released bool
+
 	waitSession bool // a suspended download resumes with the next session
 	updateType  UpdateType
 	appName     string
@@ -175,7 +185,8 @@ func (c *control) state() ControlState {
 	s := ControlState{Agreements: p.Agreements, PollingTimer: p.Polling, RetryTimers: p.Retry,
 		APNName: p.APNName, APNUser: p.APNUser, APNPassword: p.APNPassword,
 		UpdateType: c.updateType, AppUpdateName: c.appName, Error: c.lastErr, HTTPStatus: c.httpStatus,
-		Blocks: len(c.blocks), UserSession: c.user}
+		Blocks: len(c.blocks), UserSession: c.user,
+		Session: c.e.reg.started, Retrying: c.retrying()}
 	if p.LastPoll != 0 {
 		s.LastPoll = time.Unix(p.LastPoll, 0)
 	}
@@ -252,7 +263,7 @@ func (c *control) accept(now time.Time, what Agreement) {
 	c.pend[what] = pendOp{}
 	switch what {
 	case AgreeConnection:
-		c.connect(now, false)
+		c.want(now)
 	case AgreeDownload:
 		if !c.e.reg.started {
 			// AcceptDownload without a session starts one (a user
@@ -284,6 +295,33 @@ func (c *control) accept(now time.Time, what Agreement) {
 	case AgreeReboot:
 		c.rebootAt = now.Add(ActionDelay)
 	}
+}
+
+// want opens a session the engine itself needs, or, with a session
+// request handler, asks the host to (EventSessionAcquire).
+func (c *control) want(now time.Time) {
+	if c.e.reg.started {
+		return
+	}
+	if c.sessReq {
+		c.e.logInfo("update control: asking the host for a session")
+		c.e.emit(Event{Kind: EventSessionAcquire})
+		return
+	}
+	c.connect(now, false)
+}
+
+// retrying reports whether a retry timer runs.
+func (c *control) retrying() bool {
+	return !c.retryAt.IsZero() || (c.e.reg.started && c.e.reg.state == regWaiting)
+}
+
+// authStatus reports a DTLS handshake's start or failure.
+func (c *control) authStatus(s AVCStatus) {
+	if c == nil {
+		return
+	}
+	c.status(StatusInfo{Status: s, TotalBytes: -1, Progress: -1}, 0)
 }
 
 // connect opens a session (user: the host asked for it).
@@ -358,6 +396,13 @@ func (c *control) command(now time.Time, cmd Command) error {
 		}
 		p.APNName, p.APNUser, p.APNPassword = cmd.Name, cmd.User, cmd.Password
 		c.e.store()
+	case CmdSessionRequests:
+		c.sessReq = cmd.Handler
+		if !c.sessReq && c.asked {
+			// Nobody left to answer: the engine opens it itself.
+			c.asked = false
+			c.connect(now, false)
+		}
 	case CmdStatusHandlers:
 		if cmd.Count < 0 {
 			return ErrBadValue
@@ -393,7 +438,7 @@ func (c *control) newHandler(now time.Time) {
 // waits; the session is the host's.
 func (c *control) start(now time.Time) error {
 	r := c.e.reg
-	if r.started && r.state == regWaiting {
+	if c.retrying() {
 		return ErrBusy
 	}
 	if r.started {
@@ -401,7 +446,12 @@ func (c *control) start(now time.Time) error {
 	}
 	c.user = true
 	c.pend[AgreeConnection] = pendOp{}
-	c.retryIdx = 0
+	if !c.asked {
+		// A new attempt, not the answer to a retry's request: the
+		// retry table starts over.
+		c.retryIdx = 0
+	}
+	c.asked = false
 	return r.start(now)
 }
 
@@ -517,6 +567,15 @@ func (c *control) fire(now time.Time) {
 			c.offer(now, Agreement(i), op)
 		}
 	}
+	if !c.retryAt.IsZero() && !now.Before(c.retryAt) {
+		c.retryAt = time.Time{}
+		if c.sessReq {
+			c.asked = true
+			c.want(now)
+		} else {
+			c.connect(now, false)
+		}
+	}
 	if !c.installAt.IsZero() && !now.Before(c.installAt) {
 		c.installAt = time.Time{}
 		c.install(now, c.installTgt)
@@ -540,7 +599,15 @@ func (c *control) fire(now time.Time) {
 			c.activityAt = now.Add(c.activityTimeout())
 		} else {
 			c.status(StatusInfo{Status: StatusNoUpdate, TotalBytes: -1, Progress: -1}, 0)
-			if !c.user && c.e.reg.started {
+			switch {
+			case c.user || !c.e.reg.started:
+			case c.sessReq:
+				if !c.released {
+					c.released = true
+					c.e.logInfo("update control: asking the host to close an inactive session")
+					c.e.emit(Event{Kind: EventSessionRelease})
+				}
+			default:
 				c.e.logInfo("update control: closing an inactive polling session")
 				_ = c.e.reg.stop(now)
 			}
@@ -582,6 +649,7 @@ func (c *control) next() time.Time {
 			take(op.at)
 		}
 	}
+	take(c.retryAt)
 	take(c.installAt)
 	take(c.rebootAt)
 	take(c.pollAt)
@@ -606,6 +674,7 @@ func (c *control) registered(now time.Time) {
 		return
 	}
 	c.retryIdx = 0
+	c.retryAt, c.asked, c.released = time.Time{}, false, false
 	c.pend[AgreeConnection] = pendOp{}
 	c.status(StatusInfo{Status: StatusSessionStarted, TotalBytes: -1, Progress: -1}, 0)
 	c.activityAt = now.Add(c.activityTimeout())
@@ -621,7 +690,16 @@ func (c *control) registered(now time.Time) {
 // false to stop retrying.
 func (c *control) registerFailed(now time.Time) (time.Duration, bool) {
 	c.status(StatusInfo{Status: StatusSessionFailed, TotalBytes: -1, Progress: -1}, 0)
-	return c.nextRetry()
+	d, ok := c.nextRetry()
+	if ok && c.sessReq {
+		// With a session request handler the engine runs the retry
+		// timer itself and asks the host when it fires; the
+		// registration stops meanwhile.
+		c.retryAt = now.Add(d)
+		c.e.logInfo("update control: retry timer armed; the host will be asked", "in", d)
+		return 0, false
+	}
+	return d, ok
 }
 
 // stopped: the session is down (de-registered or stopped).
@@ -630,6 +708,7 @@ func (c *control) stopped(now time.Time) {
 		return
 	}
 	c.user = false
+	c.released = false
 	c.activityAt = time.Time{}
 	c.status(StatusInfo{Status: StatusSessionStopped, TotalBytes: -1, Progress: -1}, 0)
 	// A download in progress is suspended until the next session.

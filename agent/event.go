@@ -67,6 +67,12 @@ const (
 	// EventStatus: an update-control status (le_avc), with Status; only
 	// with Config.Control.Enabled.
 	EventStatus
+	// EventSessionAcquire and EventSessionRelease: with a session request
+	// handler (CmdSessionRequests), update control asks the host to open
+	// a session it needs, or to close an inactive one (le_avc
+	// LE_AVC_SESSION_ACQUIRE, LE_AVC_SESSION_RELEASE).
+	EventSessionAcquire
+	EventSessionRelease
 )
 
 var eventNames = map[EventKind]string{
@@ -91,6 +97,8 @@ var eventNames = map[EventKind]string{
 	EventRestart:            "restart",
 	EventSoftware:           "software",
 	EventStatus:             "status",
+	EventSessionAcquire:     "session_acquire",
+	EventSessionRelease:     "session_release",
 }
 
 // String returns the kind's snake_case name.
