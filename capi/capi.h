@@ -33,6 +33,13 @@ static inline void avc_call_comm_info_(le_avc_CommInfoHandlerFunc_t fn, uint8_t 
     fn(code, str, (void*)ctx);
 }
 
+/* Calls the le_avc session request handler. */
+static inline void avc_call_session_request_(le_avc_SessionRequestHandlerFunc_t fn, int32_t request,
+                                             uintptr_t ctx)
+{
+    fn((le_avc_SessionRequest_t)request, (void*)ctx);
+}
+
 /* Calls an avc log callback. */
 static inline void avc_call_log_(avc_log_fn fn, uintptr_t user, int level, const char* msg)
 {

@@ -19,13 +19,15 @@ import (
 
 // Update control: the le_avc functions beyond sessions and status
 // handlers (le_avc_Accept*, Defer*, BlockInstall, the timers, APN, user
-// agreements...). Every session's agent runs with Config.Control.Enabled;
-// the engine does the work. The engine lives only while a session runs,
-// so, like values.go, libavc keeps what the host set between sessions and
-// hands it to every session's agent when it starts (attachControl); while
-// a session runs, a setting goes to its agent at once. Getters ask the
-// running agent (agent.Agent.Control) and otherwise answer from ctl.known:
-// the host's settings, the agent's last snapshot, or the defaults.
+// agreements...). The runner's agent (session.go) runs with
+// Config.Control.Enabled; the engine does the work. The runner exists from
+// the first use of libavc on when the configuration makes one, and is
+// replaced when the configuration changes, so, like values.go, libavc
+// keeps what the host set and hands it to every new runner
+// (attachControl); while one runs, a setting goes to its agent at once.
+// Getters ask the running agent (agent.Agent.Control) and otherwise answer
+// from ctl.known: the host's settings, the agent's last snapshot, or the
+// defaults.
 
 // le_avc_SessionType_t values.
 const (
@@ -108,6 +110,31 @@ func applyLocked(cmd agent.Command) (applied bool, err error) {
 	return true, err
 }
 
+// waitAttached waits a little for a runner that is starting to take the
+// settings (attachControl), so that a setting right after the first use
+// reaches its engine, and its answer the caller. ctl.mu is not held.
+func waitAttached() {
+	if inFirmwareHandler() {
+		return
+	}
+	core.mu.Lock()
+	r := core.run
+	core.mu.Unlock()
+	if r == nil {
+		return
+	}
+	deadline := time.Now().Add(controlWait)
+	for time.Now().Before(deadline) && !closed(r.done) && r.ctx.Err() == nil {
+		ctl.mu.Lock()
+		ok := ctl.live != nil && ctl.live.a == r.a
+		ctl.mu.Unlock()
+		if ok {
+			return
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
 // controlCommand is the shape of every setter: check, apply to the
 // running agent (an engine error is returned and nothing is kept), then
 // remember with keep (under ctl.mu).
@@ -116,6 +143,7 @@ func controlCommand(name string, cmd agent.Command, keep func()) error {
 	if inFirmwareHandler() {
 		return errorf(rcFault, "%s: not allowed from a firmware handler (the session is busy calling it)", name)
 	}
+	waitAttached()
 	ctl.mu.Lock()
 	defer ctl.mu.Unlock()
 	applied, err := applyLocked(cmd)
@@ -132,6 +160,7 @@ func controlCommand(name string, cmd agent.Command, keep func()) error {
 // else the last known.
 func controlState() agent.ControlState {
 	lazyInit()
+	waitAttached()
 	ctl.mu.Lock()
 	l, st := ctl.live, ctl.known
 	ctl.mu.Unlock()
@@ -198,14 +227,27 @@ func attachControl(a *agent.Agent, ctx context.Context) {
 	l := &liveAgent{a: a, ctx: ctx}
 	ctl.mu.Lock()
 	defer ctl.mu.Unlock()
-	cmds := []agent.Command{agent.CmdStatusHandlers{Count: statusHandlerCount()}}
+	cmds := []agent.Command{agent.CmdStatusHandlers{Count: statusHandlerCount()},
+		agent.CmdSessionRequests{Handler: sessionRequestHandlerSet()}}
 	for i, set := range ctl.setAgreement {
 		if set {
 			cmds = append(cmds, agent.CmdSetAgreement{What: agent.Agreement(i), Enable: ctl.known.Agreements[i]})
 		}
 	}
 	if ctl.setPolling {
-		cmds = append(cmds, agent.CmdSetPollingTimer{Minutes: ctl.known.PollingTimer})
+		// Setting the polling timer restarts its schedule: only when the
+		// engine's (persisted) value differs.
+		c, cancel := context.WithTimeout(ctx, controlWait)
+		st, err := a.Control(c)
+		for errors.Is(err, agent.ErrClosed) && c.Err() == nil {
+			// Run has not started yet.
+			time.Sleep(time.Millisecond)
+			st, err = a.Control(c)
+		}
+		cancel()
+		if err != nil || st.PollingTimer != ctl.known.PollingTimer {
+			cmds = append(cmds, agent.CmdSetPollingTimer{Minutes: ctl.known.PollingTimer})
+		}
 	}
 	if ctl.setRetry {
 		cmds = append(cmds, agent.CmdSetRetryTimers{Minutes: slices.Clone(ctl.known.RetryTimers[:])})
@@ -256,8 +298,16 @@ func noteStatus(status int32) {
 	}
 }
 
+// ctlUp reports whether a DM session is up.
+func ctlUp() bool {
+	ctl.mu.Lock()
+	defer ctl.mu.Unlock()
+	return ctl.up
+}
+
 // handlerCountKick wakes the goroutine that tells the running agent how
-// many status handlers there are (CmdStatusHandlers). It is a goroutine so
+// many status handlers there are (CmdStatusHandlers) and whether it has a
+// session request handler (CmdSessionRequests). It is a goroutine so
 // that Add/Remove never wait for the agent (they may be called from a
 // firmware handler, on the agent's loop); it always sends the current
 // count, so the last count sent is right.
@@ -277,6 +327,9 @@ func handlerCountLoop() {
 		ctl.mu.Lock()
 		if _, err := applyLocked(agent.CmdStatusHandlers{Count: statusHandlerCount()}); err != nil && !errors.Is(err, agent.ErrUnknownCommand) {
 			logger.Warn("the agent refused the status handler count", "err", err)
+		}
+		if _, err := applyLocked(agent.CmdSessionRequests{Handler: sessionRequestHandlerSet()}); err != nil && !errors.Is(err, agent.ErrUnknownCommand) {
+			logger.Warn("the agent refused the session request handler", "err", err)
 		}
 		ctl.mu.Unlock()
 	}
@@ -299,6 +352,7 @@ func acceptOrDefer(what agent.Agreement, minutes int64) error {
 	if inFirmwareHandler() {
 		return errorf(rcFault, "%s: not allowed from a firmware handler", name)
 	}
+	waitAttached()
 	ctl.mu.Lock()
 	defer ctl.mu.Unlock()
 	applied, err := applyLocked(cmd)

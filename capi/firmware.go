@@ -310,6 +310,7 @@ func installFirmware(name string, h agent.FirmwareHandler) error {
 		if last == nil || ended(last) {
 			core.fw = h
 			core.mu.Unlock()
+			go ensureRunner() // the runner must not call the old handler
 			return nil
 		}
 		core.mu.Unlock()

@@ -181,6 +181,15 @@ func detachValues(a *agent.Agent) {
 // replacing earlier definitions with the same IDs. A nil document removes
 // every definition.
 func defineObjects(xml []byte, clear bool) error {
+	err := defineObjectsConfig(xml, clear)
+	if err == nil && !inFirmwareHandler() {
+		// The runner is made anew with the objects (session.go).
+		_, _ = ensureRunner()
+	}
+	return err
+}
+
+func defineObjectsConfig(xml []byte, clear bool) error {
 	if clear {
 		core.mu.Lock()
 		core.objects = nil
