@@ -149,9 +149,18 @@ void le_avc_RemoveStatusEventHandler(le_avc_StatusEventHandlerRef_t handlerRef);
  * [in] handlerPtr  the handler; NULL is refused.
  * [in] contextPtr  passed unchanged to the handler; never dereferenced.
  *
- * libavc opens and closes sessions itself (le_avc_StartSession, and the
- * agent's own connections for accepted operations), so today this handler
- * is registered but never called.
+ * While a handler is registered, the agent opens and closes no session
+ * by itself: when it needs one (its polling timer is due, a retry timer of
+ * le_avc_SetRetryTimers fires, a connection is accepted or resumed after
+ * a restart) it calls the handler with LE_AVC_SESSION_ACQUIRE and the
+ * application opens it with le_avc_StartSession (or not); when a session
+ * the application did not start has been inactive for the activity
+ * timeout it calls the handler once with LE_AVC_SESSION_RELEASE and the
+ * application closes it with le_avc_StopSession (or not). Sessions the
+ * application asks for (le_avc_StartSession, le_avc_AcceptDownload) and
+ * the close before a firmware install are not forwarded. The handler runs
+ * on libavc's dispatcher thread, like the status handlers. Once it is
+ * removed, a request left unanswered is carried out by the agent.
  *
  * @return a non-NULL reference for le_avc_RemoveSessionRequestEventHandler,
  *         or NULL when handlerPtr is NULL or a handler is already
@@ -230,15 +239,24 @@ void le_avc_RemoveCommInfoHandler
  * le_avc_StopSession. Non-blocking: the outcome is reported to status
  * handlers as LE_AVC_SESSION_STARTED once the server accepts the
  * registration, or LE_AVC_SESSION_FAILED when it refuses or does not
- * answer (the agent then retries with back-off while the session lasts).
+ * answer (the agent then retries along the retry timers,
+ * le_avc_SetRetryTimers, and gives up when they are spent).
  *
- * The configuration is read when this is called; later changes apply to
- * the next session. A start right after a stop waits (in the background)
- * for the previous session's de-registration to finish first.
+ * The agent itself runs from the first le_avc call on (when the
+ * configuration names a server), so its polling timer connects even if
+ * the application never calls this; such a session is closed after the
+ * activity timeout, and le_avc_StopSession closes it too. The socket is
+ * open only while a session needs it. A configuration change
+ * (avc_config_set, avc_object_define_xml, avc_fw_install,
+ * le_avc_SetNatTimeout) applies from the next session on. A start right
+ * after a stop waits (in the background) for the previous session's
+ * de-registration to finish first.
  *
  * @return
  *  - LE_OK         the session start was requested.
- *  - LE_DUPLICATE  a session is already started.
+ *  - LE_DUPLICATE  a session is already started (by the application, or
+ *                  by the agent for its polling timer).
+ *  - LE_BUSY       a retry timer runs after a failed connection.
  *  - LE_FAULT      the configuration is missing or invalid (for example no
  *                  AVC_SERVER_URI); the reason is logged and available from
  *                  avc_last_error().
@@ -265,9 +283,9 @@ le_result_t le_avc_StartDmSession
 );
 
 /*
- * Stops the session: the agent de-registers (waiting at most 10 s for the
- * server) and reports LE_AVC_SESSION_STOPPED to status handlers when done.
- * Non-blocking.
+ * Stops the session, the application's or one the agent opened itself
+ * (a poll): the agent de-registers and reports LE_AVC_SESSION_STOPPED to
+ * status handlers when done. Non-blocking.
  *
  * @return
  *  - LE_OK         the stop was requested; LE_AVC_SESSION_STOPPED follows.
