@@ -772,3 +772,60 @@ func TestControlLinkStatuses(t *testing.T) {
 		t.Errorf("unknown phase = %v, want ErrBadValue", err)
 	}
 }
+
+// DOWNLOAD_TIMEOUT: a pull that runs out of its connect time (le_avc's
+// 300 s) reports DOWNLOAD_TIMEOUT, then DOWNLOAD_FAILED (network error).
+// DOWNLOAD_ABORTED: the server resets the download (/5/0/1 written empty)
+// while it waits for the agreement or transfers; the agreement is
+// withdrawn.
+func TestControlDownloadTimeoutAndAborted(t *testing.T) {
+	t.Run("timeout", func(t *testing.T) {
+		s := newCtlSim(t, nil)
+		l := s.statuses()
+		s.start(t)
+		s.files.Mute = true
+		t0 := s.Now
+		s.write(t, "/5/0/1", s.files.URI("a.bin"))
+		to := l.wait(t, agent.StatusDownloadTimeout, time.Hour)
+		failed := l.wait(t, agent.StatusDownloadFailed, 0)
+		if d := to.at.Sub(t0); d < 300*time.Second {
+			t.Errorf("DOWNLOAD_TIMEOUT after %v, want the 300 s connect time at least", d)
+		}
+		if !failed.at.Equal(to.at) || failed.Error != agent.AVCErrNetwork || to.Type != agent.UpdateFirmware {
+			t.Errorf("DOWNLOAD_FAILED %+v at %v after DOWNLOAD_TIMEOUT %+v at %v", failed.StatusInfo, failed.at, to.StatusInfo, to.at)
+		}
+	})
+	t.Run("aborted while pending", func(t *testing.T) {
+		s := newCtlSim(t, nil)
+		s.do(t, agent.CmdSetAgreement{What: agent.AgreeDownload, Enable: true})
+		s.do(t, agent.CmdStatusHandlers{Count: 1})
+		l := s.statuses()
+		s.start(t)
+		s.write(t, "/5/0/1", s.files.URI("a.bin"))
+		l.wait(t, agent.StatusDownloadPending, time.Second)
+		if c := s.write(t, "/5/0/1", ""); c != codes.Changed {
+			t.Fatalf("reset: %v", c)
+		}
+		l.wait(t, agent.StatusDownloadAborted, 0)
+		if err := s.Do(agent.CmdAccept{What: agent.AgreeDownload}); !errors.Is(err, agent.ErrNotPending) {
+			t.Errorf("AcceptDownload after the abort = %v, want ErrNotPending", err)
+		}
+		s.RunFor(time.Hour)
+		if len(s.files.Requests) != 0 || l.has(agent.StatusDownloadComplete) {
+			t.Error("the aborted download ran")
+		}
+	})
+	t.Run("aborted in progress", func(t *testing.T) {
+		s := newCtlSim(t, nil)
+		l := s.statuses()
+		s.start(t)
+		s.write(t, "/5/0/1", s.files.URI("a.bin"))
+		l.wait(t, agent.StatusDownloadInProgress, time.Second)
+		s.write(t, "/5/0/1", "")
+		l.wait(t, agent.StatusDownloadAborted, 0)
+		s.RunFor(time.Hour)
+		if l.has(agent.StatusDownloadComplete) || l.has(agent.StatusDownloadFailed) {
+			t.Errorf("statuses after the abort: %v", l.names())
+		}
+	})
+}

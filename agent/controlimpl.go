@@ -911,6 +911,13 @@ func (c *control) dlFailed(d *download, r UpdateResult, why error) {
 	if c == nil || r == ResultCancelled || r == ResultInitial {
 		return
 	}
+	if errors.Is(why, errDownloadTimeout) {
+		// The connect or low-speed limit ran out (le_avc's 300 s and
+		// 1000 s below 100 B/s): DOWNLOAD_TIMEOUT says why, then
+		// DOWNLOAD_FAILED reports the outcome.
+		tgt := c.targetOf(d)
+		c.status(StatusInfo{Status: StatusDownloadTimeout, TotalBytes: -1, Progress: -1, Type: targetType(tgt), Error: AVCErrNetwork}, tgt)
+	}
 	rec := d.t.record()
 	tgt := c.targetOf(d)
 	hadManifest := false
@@ -925,6 +932,59 @@ func (c *control) dlFailed(d *download, r UpdateResult, why error) {
 		c.status(StatusInfo{Status: StatusCertificationKO, TotalBytes: -1, Progress: -1, Type: targetType(tgt), Error: c.lastErr}, tgt)
 	}
 	c.status(StatusInfo{Status: StatusDownloadFailed, TotalBytes: -1, Progress: -1, Type: targetType(tgt), Error: c.lastErr}, tgt)
+}
+
+// errDownloadTimeout is wrapped by the failure of a pull that ran out of
+// its connect or low-speed time (DOWNLOAD_TIMEOUT).
+var errDownloadTimeout = errors.New("download timed out")
+
+// dlReset: the target of d is reset (/5/0/1 written empty, /5/0/10 or a
+// Software Management reset) with r. A transfer under way, or waiting for
+// the download agreement, was aborted by the server: DOWNLOAD_ABORTED,
+// and the pending agreement is withdrawn. Failures were reported by
+// dlFailed already.
+func (c *control) dlReset(d *download, r UpdateResult) {
+	if c == nil || (r != ResultInitial && r != ResultCancelled) {
+		return
+	}
+	op := &c.pend[AgreeDownload]
+	pending := (op.active || op.blocked) && op.d == d
+	if !pending && d.pull == nil && d.push == nil {
+		return
+	}
+	if pending {
+		*op = pendOp{}
+		c.waitSession = false
+	}
+	tgt := c.targetOf(d)
+	c.status(StatusInfo{Status: StatusDownloadAborted, TotalBytes: -1, Progress: -1, Type: targetType(tgt)}, tgt)
+	c.p().Resume, c.p().Target = StatusNoUpdate, 0
+	c.e.store()
+}
+
+// bootstrapStarted and bootstrapEnded are update control's entry points
+// for the bootstrap client: call bootstrapStarted when a bootstrap session
+// is up (the Bootstrap-Request was accepted), and bootstrapEnded when it
+// is over (Bootstrap-Finish, or a failure). They report le_avc's
+// SESSION_BS_STARTED, then SESSION_STOPPED or SESSION_FAILED; the DM
+// session that follows reports SESSION_STARTED through registered as
+// usual. Both are no-ops without update control.
+func (c *control) bootstrapStarted() {
+	if c == nil {
+		return
+	}
+	c.status(StatusInfo{Status: StatusSessionBSStarted, TotalBytes: -1, Progress: -1}, 0)
+}
+
+func (c *control) bootstrapEnded(failed bool) {
+	if c == nil {
+		return
+	}
+	s := StatusSessionStopped
+	if failed {
+		s = StatusSessionFailed
+	}
+	c.status(StatusInfo{Status: s, TotalBytes: -1, Progress: -1}, 0)
 }
 
 // avcErrorOf maps an Update Result onto AVCError (see the file comment).
