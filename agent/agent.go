@@ -26,7 +26,7 @@ type Agent struct {
 	events *EventQueue
 	state  []byte // the engine's last stored state, for restarts
 	fetch  *fetcher
-	saver  *stateSaver // nil without StateDir
+	saver  *stateSaver // nil without StateDir or StateStore
 
 	mu      sync.Mutex
 	running bool
@@ -57,7 +57,19 @@ const StateFile = "agent-state.json"
 // state from cfg.StateDir. It starts nothing.
 func New(cfg Config) (*Agent, error) {
 	var state []byte
-	if cfg.StateDir != "" {
+	switch {
+	case cfg.StateStore != nil:
+		b, err := cfg.StateStore.Load()
+		if err != nil {
+			// Like a corrupt state: the engine starts from the defaults
+			// (and stores them).
+			if cfg.Logger != nil {
+				cfg.Logger.Warn("cannot load the state; starting from the defaults", "err", err)
+			}
+			b = nil
+		}
+		state = b
+	case cfg.StateDir != "":
 		b, err := os.ReadFile(filepath.Join(cfg.StateDir, StateFile))
 		if err != nil && !errors.Is(err, os.ErrNotExist) {
 			return nil, fmt.Errorf("agent: read state: %w", err)
@@ -166,8 +178,13 @@ func (a *Agent) Run(ctx context.Context) error {
 		a.events.Close()
 	}()
 
-	if a.cfg.StateDir != "" {
-		a.saver = newStateSaver(filepath.Join(a.cfg.StateDir, StateFile), a.log)
+	switch {
+	case a.cfg.StateStore != nil:
+		a.saver = newStateSaver(a.cfg.StateStore.Save, a.log)
+		defer a.saver.close()
+	case a.cfg.StateDir != "":
+		path := filepath.Join(a.cfg.StateDir, StateFile)
+		a.saver = newStateSaver(func(b []byte) error { return WriteFileAtomic(path, b, 0o600) }, a.log)
 		defer a.saver.close()
 	}
 	if a.cfg.Control.OnDemand {
@@ -465,23 +482,24 @@ func systemMemory() (free, total int64) {
 	return free, total
 }
 
-// stateSaver writes the engine's state file off the protocol loop: the
-// loop hands it the latest state and goes on; a goroutine writes it
-// atomically (WriteFileAtomic), skipping states superseded meanwhile.
+// stateSaver writes the engine's state off the protocol loop: the loop
+// hands it the latest state and goes on; a goroutine writes it atomically
+// (WriteFileAtomic, or the StateStore), skipping states superseded
+// meanwhile.
 // The engine syncs firmware storage before it emits a state that counts
 // on it, so a late write never claims bytes that are not durable; it only
 // means a crash may restart from an older (still consistent) state.
 type stateSaver struct {
-	path string
-	log  *slog.Logger
-	mu   sync.Mutex
-	next []byte // the state to write; nil when written
-	kick chan struct{}
-	done chan struct{}
+	saveFn func([]byte) error
+	log    *slog.Logger
+	mu     sync.Mutex
+	next   []byte // the state to write; nil when written
+	kick   chan struct{}
+	done   chan struct{}
 }
 
-func newStateSaver(path string, log *slog.Logger) *stateSaver {
-	s := &stateSaver{path: path, log: log, kick: make(chan struct{}, 1), done: make(chan struct{})}
+func newStateSaver(save func([]byte) error, log *slog.Logger) *stateSaver {
+	s := &stateSaver{saveFn: save, log: log, kick: make(chan struct{}, 1), done: make(chan struct{})}
 	go s.run()
 	return s
 }
@@ -511,7 +529,7 @@ func (s *stateSaver) write() {
 	if b == nil {
 		return
 	}
-	if err := WriteFileAtomic(s.path, b, 0o600); err != nil {
+	if err := s.saveFn(b); err != nil {
 		s.log.Error("save state", "err", err)
 	}
 }

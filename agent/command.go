@@ -55,7 +55,10 @@ func (CmdSet) command() string    { return "set" }
 // "timers":[15,60,240,480,1440,2880,0,0]}, {"cmd":"set_apn","name":"apn",
 // "user":"u","password":"p"}, {"cmd":"status_handlers","count":1},
 // {"cmd":"session_requests","enable":true}, {"cmd":"link","phase":
-// "auth_started"} (or "auth_failed", "failed", with "error"). The
+// "auth_started"} (or "auth_failed", "failed", with "error"),
+// {"cmd":"set_credential","credential":"bs_psk","server":0,"data":
+// "<base64>"} (credentials sw_public_key, fw_public_key,
+// bs_server_address, bs_psk_id, bs_psk). The
 // agreements are named connection, download, install, uninstall, reboot.
 func ParseCommand(b []byte) (Command, error) {
 	var w struct {
@@ -75,6 +78,9 @@ func ParseCommand(b []byte) (Command, error) {
 		Count   int      `json:"count"`
 		Phase   string   `json:"phase"`
 		Err     string   `json:"error"`
+		Cred    string   `json:"credential"`
+		Server  uint16   `json:"server"`
+		Data    []byte   `json:"data"`
 	}
 	if err := json.Unmarshal(b, &w); err != nil {
 		return nil, fmt.Errorf("agent: parse command: %w", err)
@@ -114,6 +120,13 @@ func ParseCommand(b []byte) (Command, error) {
 		return CmdStatusHandlers{Count: w.Count}, nil
 	case "session_requests":
 		return CmdSessionRequests{Handler: w.Enable}, nil
+	case "set_credential":
+		for i, n := range credentialNames {
+			if n == w.Cred {
+				return CmdSetCredential{Type: CredentialType(i), ServerID: w.Server, Data: w.Data}, nil
+			}
+		}
+		return nil, fmt.Errorf("agent: parse command: %w: credential %q", ErrBadValue, w.Cred)
 	case "link":
 		for ph, n := range linkPhaseNames {
 			if n == w.Phase {

@@ -104,6 +104,29 @@ const (
 	AVCErrPkgTooBig       AVCError = 7
 )
 
+// CredentialType names a credential le_avc_SetCredential provisions
+// (le_avc_CredentialType_t).
+type CredentialType int
+
+// Credential types.
+const (
+	CredSWPublicKey     CredentialType = 0 // key that signs application packages
+	CredFWPublicKey     CredentialType = 1 // key that signs firmware packages
+	CredBSServerAddress CredentialType = 2 // bootstrap server URI
+	CredBSPSKID         CredentialType = 3 // bootstrap DTLS PSK identity
+	CredBSPSK           CredentialType = 4 // bootstrap DTLS PSK
+)
+
+// NumCredentialTypes is how many CredentialType values there are.
+const NumCredentialTypes = 5
+
+// credentialNames are the credential types' names in the JSON command
+// form.
+var credentialNames = [NumCredentialTypes]string{"sw_public_key", "fw_public_key", "bs_server_address", "bs_psk_id", "bs_psk"}
+
+// MaxCredentialSize is the largest credential (LE_AVC_MAX_CREDENTIAL_SIZE).
+const MaxCredentialSize = 4096
+
 // Limits of the update-control settings (le_avc's defines).
 const (
 	PollingTimerMax   = 525600 // minutes
@@ -204,6 +227,9 @@ type ControlState struct {
 	// Retrying is whether a retry timer runs (StartSession answers
 	// LE_BUSY).
 	Retrying bool
+	// Credentials tells, by CredentialType, whether one is provisioned
+	// (CmdSetCredential) for any server; the values stay inside.
+	Credentials [NumCredentialTypes]bool
 }
 
 // CmdAccept accepts the pending operation What (le_avc_Accept*). It
@@ -247,6 +273,19 @@ type CmdSetRetryTimers struct{ Minutes []uint16 }
 // CmdSetAPN sets the APN configuration; a value beyond its length limit
 // returns ErrOverflow.
 type CmdSetAPN struct{ Name, User, Password string }
+
+// CmdSetCredential provisions a credential (le_avc_SetCredential) for
+// the server ServerID (0 the bootstrap server) in the persistent store,
+// replacing an earlier one of the same type and server. Data holds 1 to
+// MaxCredentialSize bytes; a bootstrap server address must be a coap:// or
+// coaps:// URI. Otherwise it returns ErrBadValue. The store keeps it
+// across restarts; the bootstrap client reads the bootstrap credentials
+// from it.
+type CmdSetCredential struct {
+	Type     CredentialType
+	ServerID uint16
+	Data     []byte
+}
 
 // CmdSessionRequests tells the engine whether the host has a session
 // request handler (le_avc_AddSessionRequestEventHandler). With one, the
@@ -310,6 +349,9 @@ func (CmdSessionRequests) command() string {
 	return "session_requests"
 }
 func (CmdLink) command() string { return "link" }
+func (CmdSetCredential) command() string {
+	return "set_credential"
+}
 
 // ErrControlOff: an update-control command while Config.Control.Enabled
 // is false.
@@ -416,4 +458,19 @@ func replaceEngine(now time.Time, cfg Config, state []byte, old *Engine) (*Engin
 		}
 	}
 	return ne, nil
+}
+
+// StateStore keeps the engine's persistent state (the EventStore data:
+// update control's settings and resume record among it) for the native
+// driver, in place of the file under Config.StateDir: a host's flash, for
+// example (libavc's avc_storage_set). The state is one versioned,
+// checksummed record; the engine drops one that does not verify and
+// starts from the defaults, which it stores at once.
+type StateStore interface {
+	// Load returns the stored record, nil when there is none. An error
+	// is logged and treated as no record.
+	Load() ([]byte, error)
+	// Save stores b durably and atomically: all of it, or the previous
+	// record stays. An error is logged; the next change is saved again.
+	Save(b []byte) error
 }

@@ -829,3 +829,37 @@ func TestControlDownloadTimeoutAndAborted(t *testing.T) {
 		}
 	})
 }
+
+// le_avc_SetCredential: credentials go to the persistent store and
+// survive a reboot; Control reports which types are provisioned; bad
+// values are refused.
+func TestControlCredentials(t *testing.T) {
+	s := newCtlSim(t, nil)
+	for _, bad := range []agent.CmdSetCredential{
+		{Type: agent.CredBSPSK},
+		{Type: agent.CredBSPSK, Data: make([]byte, agent.MaxCredentialSize+1)},
+		{Type: agent.NumCredentialTypes, Data: []byte{1}},
+		{Type: agent.CredBSServerAddress, Data: []byte("bs.example.com")},
+		{Type: agent.CredBSServerAddress, Data: []byte("http://bs.example.com")},
+	} {
+		if err := s.Do(bad); !errors.Is(err, agent.ErrBadValue) {
+			t.Errorf("%v: %v, want ErrBadValue", bad.Type, err)
+		}
+	}
+	s.do(t, agent.CmdSetCredential{Type: agent.CredBSServerAddress, Data: []byte("coaps://bs.example.com")})
+	s.do(t, agent.CmdSetCredential{Type: agent.CredBSPSKID, Data: []byte("id")})
+	s.do(t, agent.CmdSetCredential{Type: agent.CredBSPSK, Data: []byte{1, 2, 3}})
+	want := [agent.NumCredentialTypes]bool{false, false, true, true, true}
+	if got := s.Engine.Control().Credentials; got != want {
+		t.Fatalf("Credentials = %v, want %v", got, want)
+	}
+	if err := s.Reboot(nil); err != nil {
+		t.Fatal(err)
+	}
+	if got := s.Engine.Control().Credentials; got != want {
+		t.Errorf("after a reboot: Credentials = %v, want %v", got, want)
+	}
+	if strings.Contains(fmt.Sprint(s.Engine.Control()), "\x01\x02\x03") {
+		t.Error("the snapshot shows a key")
+	}
+}

@@ -3,6 +3,9 @@ package agent
 import (
 	"encoding/json"
 	"errors"
+	"net/url"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/avc-agent/avc/fwpkg"
@@ -66,6 +69,25 @@ type ctlPersist struct {
 	// Result is the last install/uninstall outcome, replayed to a
 	// status handler that registers later.
 	Result *StatusInfo `json:"result,omitempty"`
+	// Creds are the provisioned credentials (CmdSetCredential) by
+	// "type/server" ("4/0": the bootstrap PSK). The state file is
+	// written with mode 0600; a host's storage keeps it as it keeps the
+	// rest.
+	Creds map[string][]byte `json:"creds,omitempty"`
+}
+
+func credKey(t CredentialType, server uint16) string {
+	return strconv.Itoa(int(t)) + "/" + strconv.Itoa(int(server))
+}
+
+// credential returns the provisioned credential t of server, nil when
+// there is none: the entry point for the bootstrap client (the bootstrap
+// server address and PSK are those of server 0). Nil-safe.
+func (c *control) credential(t CredentialType, server uint16) []byte {
+	if c == nil {
+		return nil
+	}
+	return c.p().Creds[credKey(t, server)]
 }
 
 // UnmarshalJSON implements json.Unmarshaler: a record that does not
@@ -194,6 +216,12 @@ func (c *control) state() ControlState {
 		if c.pend[i].active {
 			s.Pending = c.pend[i].info.Status
 			break
+		}
+	}
+	for k := range p.Creds {
+		t, _, _ := strings.Cut(k, "/")
+		if n, err := strconv.Atoi(t); err == nil && n >= 0 && n < NumCredentialTypes {
+			s.Credentials[n] = true
 		}
 	}
 	return s
@@ -395,6 +423,21 @@ func (c *control) command(now time.Time, cmd Command) error {
 			return ErrOverflow
 		}
 		p.APNName, p.APNUser, p.APNPassword = cmd.Name, cmd.User, cmd.Password
+		c.e.store()
+	case CmdSetCredential:
+		if cmd.Type < 0 || cmd.Type >= NumCredentialTypes || len(cmd.Data) == 0 || len(cmd.Data) > MaxCredentialSize {
+			return ErrBadValue
+		}
+		if cmd.Type == CredBSServerAddress {
+			u, err := url.Parse(string(cmd.Data))
+			if err != nil || (u.Scheme != "coap" && u.Scheme != "coaps") || u.Host == "" {
+				return ErrBadValue
+			}
+		}
+		if p.Creds == nil {
+			p.Creds = map[string][]byte{}
+		}
+		p.Creds[credKey(cmd.Type, cmd.ServerID)] = append([]byte(nil), cmd.Data...)
 		c.e.store()
 	case CmdSessionRequests:
 		c.sessReq = cmd.Handler

@@ -35,3 +35,24 @@ func TestControlBootstrapEntryPoints(t *testing.T) {
 		}
 	}
 }
+
+// The bootstrap client reads the provisioned credentials of server 0.
+func TestControlCredentialEntryPoint(t *testing.T) {
+	e, err := NewEngine(Config{ServerURI: "coap://127.0.0.1", Endpoint: "bs", Control: ControlConfig{Enabled: true}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.HandleCommand(e.now, CmdSetCredential{Type: CredBSPSK, ServerID: 0, Data: []byte{7}}); err != nil {
+		t.Fatal(err)
+	}
+	if got := e.ctl.credential(CredBSPSK, 0); len(got) != 1 || got[0] != 7 {
+		t.Errorf("credential(BS_PSK, 0) = %v", got)
+	}
+	if got := e.ctl.credential(CredBSPSK, 1); got != nil {
+		t.Errorf("credential(BS_PSK, 1) = %v, want none", got)
+	}
+	var off *control
+	if off.credential(CredBSPSK, 0) != nil {
+		t.Error("a nil control has credentials")
+	}
+}

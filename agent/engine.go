@@ -178,7 +178,7 @@ func (e *Engine) HandleCommand(now time.Time, c Command) error {
 	case CmdSend:
 		return e.snd.send(now, c.Paths)
 	case CmdAccept, CmdDefer, CmdSetAgreement, CmdBlockInstall, CmdUnblockInstall,
-		CmdSetPollingTimer, CmdSetRetryTimers, CmdSetAPN, CmdStatusHandlers, CmdSessionRequests:
+		CmdSetPollingTimer, CmdSetRetryTimers, CmdSetAPN, CmdStatusHandlers, CmdSessionRequests, CmdSetCredential:
 		return e.controlCommand(now, c)
 	case CmdLink:
 		return e.link(now, c)

@@ -46,6 +46,7 @@ var core struct {
 	envErrs  map[string]string     // setting name -> why its environment value was refused
 	objects  []lwm2m.ObjectDef     // avc_object_define_xml, for the next runner
 	fw       agent.FirmwareHandler // avc_fw_install, for the next runner; nil: the agent's default
+	store    *cStorage             // avc_storage_set; nil: the file under AVC_STATE_DIR
 	sess     *session              // started by the host and not stopped
 	last     *session              // most recently started, possibly still stopping
 	stopping []*session            // stopped, waiting for the engine's SESSION_STOPPED
@@ -84,6 +85,7 @@ type runner struct {
 	gen     uint64
 	objects []lwm2m.ObjectDef
 	fw      agent.FirmwareHandler
+	store   *cStorage
 	nat     time.Duration
 }
 
@@ -129,19 +131,25 @@ func defaultConfig() agent.Config {
 }
 
 // lazyInit reads the environment if nothing initialised the configuration
-// yet; every le_avc export calls it first.
+// yet, and starts the agent; every le_avc export calls it first.
 func lazyInit() {
-	core.mu.Lock()
-	warnings := initLocked(true)
-	core.mu.Unlock()
-	for _, w := range warnings {
-		logger.Warn("refusing environment setting", "err", w)
-	}
+	lazyInitConfig()
 	// The engine runs from the first use on (its timers: the polling
 	// timer connects without a session started), if the configuration
 	// makes one.
 	if _, err := ensureRunner(); err != nil {
 		logger.Debug("no agent runs yet", "err", err)
+	}
+}
+
+// lazyInitConfig reads the environment if nothing initialised the
+// configuration yet.
+func lazyInitConfig() {
+	core.mu.Lock()
+	warnings := initLocked(true)
+	core.mu.Unlock()
+	for _, w := range warnings {
+		logger.Warn("refusing environment setting", "err", w)
 	}
 }
 
@@ -210,7 +218,8 @@ func problemsLocked() []string {
 // staleLocked reports whether r was made from another configuration than
 // the current one. core.mu is held.
 func staleLocked(r *runner, nat time.Duration) bool {
-	return r.gen != core.gen || !sameObjects(r.objects, core.objects) || !sameHandler(r.fw, core.fw) || r.nat != nat
+	return r.gen != core.gen || !sameObjects(r.objects, core.objects) || !sameHandler(r.fw, core.fw) ||
+		r.store != core.store || r.nat != nat
 }
 
 func sameObjects(a, b []lwm2m.ObjectDef) bool {
@@ -279,7 +288,10 @@ func ensureRunner() (*runner, error) {
 	if core.fw != nil {
 		cfg.Firmware.Handler = core.fw
 	}
-	gen, objects, fw := core.gen, core.objects, core.fw
+	if core.store != nil {
+		cfg.StateStore = core.store
+	}
+	gen, objects, fw, store := core.gen, core.objects, core.fw, core.store
 	core.mu.Unlock()
 
 	// agent.New may log (and read the state file): no lock held.
@@ -302,7 +314,7 @@ func ensureRunner() (*runner, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	nr := &runner{a: a, ctx: ctx, cancel: cancel, done: make(chan struct{}), prev: r,
-		gen: gen, objects: objects, fw: fw, nat: cfg.NATTimeout}
+		gen: gen, objects: objects, fw: fw, store: store, nat: cfg.NATTimeout}
 	core.run = nr
 	core.mu.Unlock()
 	if r != nil {
