@@ -3,8 +3,8 @@
 package main
 
 import (
+	"cmp"
 	"context"
-	"encoding/hex"
 	"errors"
 	"maps"
 	"slices"
@@ -55,7 +55,8 @@ var ctl struct {
 	setPolling   bool
 	setRetry     bool
 	setAPN       bool
-	blocks       map[uint64]bool // install blocks held, by reference
+	blocks       map[uint64]bool                   // install blocks held, by reference
+	creds        map[[2]int]agent.CmdSetCredential // le_avc_SetCredential, by type and server
 	nextBlock    uint64
 	nat          uint32     // le_avc_SetNatTimeout, seconds
 	live         *liveAgent // the running session's agent once attached
@@ -257,6 +258,11 @@ func attachControl(a *agent.Agent, ctx context.Context) {
 	}
 	for _, ref := range slices.Sorted(maps.Keys(ctl.blocks)) {
 		cmds = append(cmds, agent.CmdBlockInstall{Ref: ref})
+	}
+	for _, k := range slices.SortedFunc(maps.Keys(ctl.creds), func(a, b [2]int) int {
+		return cmp.Or(cmp.Compare(a[0], b[0]), cmp.Compare(a[1], b[1]))
+	}) {
+		cmds = append(cmds, ctl.creds[k])
 	}
 	for _, c := range cmds {
 		err := doRunning(l, c)
@@ -539,53 +545,64 @@ func startDmSession(serverID uint16) error {
 // le_avc_CredentialStatus_t values.
 const (
 	credentialNone = 1 // LE_AVC_NO_CREDENTIAL_PROVISIONED
+	credentialBS   = 2 // LE_AVC_BS_CREDENTIAL_PROVISIONED
 	credentialDM   = 3 // LE_AVC_DM_CREDENTIAL_PROVISIONED
 )
 
+// credentialStatus implements le_avc_GetCredentialStatus: DM credentials
+// are the DM server's PSK (AVC_PSK_IDENTITY and AVC_PSK_KEY); bootstrap
+// credentials are a bootstrap PSK identity and PSK provisioned with
+// le_avc_SetCredential (kept in the persistent store).
 func credentialStatus() int {
 	lazyInit()
 	core.mu.Lock()
-	defer core.mu.Unlock()
-	if core.cfg.PSKIdentity != "" && len(core.cfg.PSKKey) > 0 {
+	dm := core.cfg.PSKIdentity != "" && len(core.cfg.PSKKey) > 0
+	core.mu.Unlock()
+	if dm {
 		return credentialDM
+	}
+	st := controlState()
+	if st.Credentials[agent.CredBSPSKID] && st.Credentials[agent.CredBSPSK] {
+		return credentialBS
 	}
 	return credentialNone
 }
 
-// le_avc_CredentialType_t values libavc can write.
-const (
-	credBSServerAddress = 2 // LE_AVC_BS_SERVER_ADDRESS
-	credBSPSKID         = 3 // LE_AVC_BS_PSK_ID
-	credBSPSK           = 4 // LE_AVC_BS_PSK
-)
-
-// maxCredential is LE_AVC_MAX_CREDENTIAL_SIZE.
-const maxCredential = 4096
-
-// setCredential implements le_avc_SetCredential through the configuration
-// of the next session.
-func setCredential(typ int, cred []byte) error {
+// setCredential implements le_avc_SetCredential: the credential goes to
+// the engine's persistent store (CmdSetCredential), and is replayed to
+// every new runner; a bootstrap server address also becomes
+// AVC_BOOTSTRAP_URI.
+func setCredential(typ int, server uint16, cred []byte) error {
 	const name = "le_avc_SetCredential"
-	if len(cred) > maxCredential {
-		return errorf(rcFault, "%s: %d bytes: at most %d", name, len(cred), maxCredential)
+	if len(cred) == 0 || len(cred) > agent.MaxCredentialSize {
+		return errorf(rcFault, "%s: %d bytes: want 1 to %d", name, len(cred), agent.MaxCredentialSize)
 	}
-	var setting, value string
-	switch typ {
-	case credBSServerAddress:
-		setting, value = agent.EnvBootstrapURI, string(cred)
-	case credBSPSKID:
-		setting, value = agent.EnvPSKIdentity, string(cred)
-	case credBSPSK:
-		setting, value = agent.EnvPSKKey, hex.EncodeToString(cred)
-	default:
-		return errorf(rcFault, "%s: credential type %d is not supported", name, typ)
+	if typ < 0 || typ >= agent.NumCredentialTypes {
+		return errorf(rcFault, "%s: unknown credential type %d", name, typ)
 	}
-	if value == "" {
-		return errorf(rcFault, "%s: empty credential", name)
+	cmd := agent.CmdSetCredential{Type: agent.CredentialType(typ), ServerID: server, Data: slices.Clone(cred)}
+	// The engine decides what it accepts; without a running one, a
+	// throwaway engine answers.
+	pc := probeConfig(nil)
+	pc.Control.Enabled = true
+	if e, err := agent.NewEngine(pc, nil); err != nil || e.HandleCommand(time.Now(), cmd) != nil {
+		return errorf(rcFault, "%s: the agent refuses this credential (a bootstrap server address must be a coap:// or coaps:// URI)", name)
 	}
-	lazyInit()
-	if err := configSet(setting, value); err != nil {
-		return errorf(rcFault, "%s: %v", name, strings.TrimPrefix(err.Error(), "avc_config_set: "))
+	if typ == int(agent.CredBSServerAddress) {
+		if err := configSet(agent.EnvBootstrapURI, string(cred)); err != nil {
+			return errorf(rcFault, "%s: %v", name, strings.TrimPrefix(err.Error(), "avc_config_set: "))
+		}
+	}
+	err := controlCommand(name, cmd, func() {
+		ctl.known.Credentials[typ] = true
+		if ctl.creds == nil {
+			ctl.creds = map[[2]int]agent.CmdSetCredential{}
+		}
+		ctl.creds[[2]int{typ, int(server)}] = cmd
+	})
+	if err != nil {
+		// ErrBadValue (a bad bootstrap server address) and the like.
+		return errorf(rcFault, "%s: %s", name, strings.TrimPrefix(err.Error(), "le_result "))
 	}
 	return nil
 }

@@ -147,7 +147,10 @@ func TestControlInSession(t *testing.T) {
 	defer pollEnable(false)
 
 	mustCode(t, configSet(agent.EnvStateDir, t.TempDir()), rcOK)
-	t.Cleanup(func() { _ = configSet(agent.EnvStateDir, "") })
+	t.Cleanup(func() {
+		_ = configSet(agent.EnvStateDir, "")
+		retireRunner(t) // it must not write into the removed directory
+	})
 	mustCode(t, configSet(agent.EnvServerURI, "coap://"+srv.CoAPAddr().String()), rcOK)
 	mustCode(t, configSet(agent.EnvEndpoint, "capi-control"), rcOK)
 	retry := []uint16{1, 2, 3, 4, 5, 6, 7, 8}

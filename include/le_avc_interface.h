@@ -586,8 +586,12 @@ le_result_t le_avc_SetRetryTimers
 /*
  * Gets which credentials the device holds.
  *
- * @return LE_AVC_DM_CREDENTIAL_PROVISIONED when a DTLS PSK (identity and
- *         key: AVC_PSK_IDENTITY and AVC_PSK_KEY) is configured, else
+ * @return LE_AVC_DM_CREDENTIAL_PROVISIONED when the device management
+ *         server's DTLS PSK (identity and key: AVC_PSK_IDENTITY and
+ *         AVC_PSK_KEY) is configured; else LE_AVC_BS_CREDENTIAL_PROVISIONED
+ *         when a bootstrap PSK identity and PSK were provisioned with
+ *         le_avc_SetCredential (they are kept in the persistent store, so
+ *         this holds after a restart too, once the agent runs); else
  *         LE_AVC_NO_CREDENTIAL_PROVISIONED.
  */
 le_avc_CredentialStatus_t le_avc_GetCredentialStatus(void);
@@ -681,21 +685,28 @@ bool le_avc_IsSessionStarted
 );
 
 /*
- * Writes a credential, for the next session.
+ * Provisions a credential: it is kept in the persistent store (the
+ * state file under AVC_STATE_DIR, or the host's storage of
+ * avc_storage_set), replacing an earlier one of the same type and server,
+ * and survives restarts.
  *
- * [in] credType  LE_AVC_BS_SERVER_ADDRESS (a URI: sets AVC_BOOTSTRAP_URI),
- *                LE_AVC_BS_PSK_ID (sets AVC_PSK_IDENTITY) or LE_AVC_BS_PSK
- *                (raw key bytes: sets AVC_PSK_KEY). libavc uses one PSK for
- *                the bootstrap and the device management server.
- *                LE_AVC_SW_PUBLIC_KEY and LE_AVC_FW_PUBLIC_KEY are not
- *                supported (use avc_fw_set_trusted_key).
- * [in] serverId  ignored (libavc has one server).
- * [in] credPtr   the credential, copied; at most LE_AVC_MAX_CREDENTIAL_SIZE
+ * [in] credType  LE_AVC_BS_SERVER_ADDRESS (a coap:// or coaps:// URI; it
+ *                also sets AVC_BOOTSTRAP_URI), LE_AVC_BS_PSK_ID and
+ *                LE_AVC_BS_PSK (the bootstrap server's DTLS PSK identity
+ *                and raw key bytes, for the bootstrap client; the device
+ *                management server's PSK is AVC_PSK_IDENTITY and
+ *                AVC_PSK_KEY), LE_AVC_SW_PUBLIC_KEY and
+ *                LE_AVC_FW_PUBLIC_KEY (stored; firmware packages are
+ *                verified with the key of avc_fw_set_trusted_key).
+ * [in] serverId  the server the credential is for (0: the bootstrap
+ *                server).
+ * [in] credPtr   the credential, copied; 1 to LE_AVC_MAX_CREDENTIAL_SIZE
  *                (4096) bytes.
  * [in] credSize  its size in bytes.
  *
- * @return LE_OK; LE_FAULT for an unsupported type, a NULL or too long
- *         credential, or a value the configuration refuses.
+ * @return LE_OK; LE_FAULT for an unknown type, a NULL, empty or too long
+ *         credential, or a bootstrap server address that is not a
+ *         coap:// or coaps:// URI.
  */
 le_result_t le_avc_SetCredential
 (
