@@ -863,3 +863,103 @@ func TestControlCredentials(t *testing.T) {
 		t.Error("the snapshot shows a key")
 	}
 }
+
+// ctlSwSim is a Software Management simulation with update control on:
+// /9/0 holds an installed application, the session is up.
+func ctlSwSim(t *testing.T) (*swSim, *ctlSim) {
+	t.Helper()
+	s := newSwSim(t, 5, agenttest.Faults{}, func(c *agent.Config) { c.Control.Enabled = true })
+	s.files.Files["app"] = pkg(t, image(20<<10, 31), "1.0.0", testKey)
+	s.create(t, 0)
+	s.deliver(t, 0, "app")
+	s.install(t, 0)
+	return s, &ctlSim{fwSim: s.fwSim}
+}
+
+// Object 9 uninstall under the uninstall agreement: Execute /9/0/6 waits
+// for it (UNINSTALL_PENDING, re-sent every 30 minutes, deferred by
+// DeferUninstall), a block holds the accepted uninstall for 3-minute
+// retries, and only acceptance while unblocked uninstalls.
+func TestControlUninstallAgreement(t *testing.T) {
+	s, c := ctlSwSim(t)
+	c.do(t, agent.CmdSetAgreement{What: agent.AgreeUninstall, Enable: true})
+	c.do(t, agent.CmdStatusHandlers{Count: 1})
+	l := c.statuses()
+	if code := s.execArgs(t, "/9/0/6", ""); code != codes.Changed {
+		t.Fatalf("Uninstall: %v", code)
+	}
+	first := l.wait(t, agent.StatusUninstallPending, time.Second)
+	st := s.Engine.Control()
+	if first.Type != agent.UpdateApplication || st.Pending != agent.StatusUninstallPending || st.AppUpdateName == "" {
+		t.Fatalf("UNINSTALL_PENDING %+v; Control %+v", first.StatusInfo, st)
+	}
+	s.wantState(t, 0, agent.SoftwareInstalled, agent.SoftwareResultInstalled)
+	if err := s.Do(agent.CmdAccept{What: agent.AgreeInstall}); !errors.Is(err, agent.ErrNotPending) {
+		t.Errorf("AcceptInstall while an uninstall is pending = %v", err)
+	}
+	// Re-sent after 30 minutes.
+	again := l.wait(t, agent.StatusUninstallPending, time.Hour)
+	if d := again.at.Sub(first.at); d > agent.PendingRenotify || d < agent.PendingRenotify-20*time.Millisecond {
+		t.Errorf("re-sent after %v, want %v", d, agent.PendingRenotify)
+	}
+	// DeferUninstall(10): offered again 10 minutes later, not before.
+	c.do(t, agent.CmdDefer{What: agent.AgreeUninstall, Minutes: 10})
+	deferredAt := s.Now
+	again = l.wait(t, agent.StatusUninstallPending, time.Hour)
+	if d := again.at.Sub(deferredAt); d != 10*time.Minute {
+		t.Errorf("offered again %v after the defer, want 10m", d)
+	}
+	// Blocked: accepted, but nothing happens; offered again after 3 min.
+	c.do(t, agent.CmdBlockInstall{Ref: 1})
+	calls := len(s.apps.Calls)
+	c.do(t, agent.CmdAccept{What: agent.AgreeUninstall})
+	acceptedAt := s.Now
+	retry := l.wait(t, agent.StatusUninstallPending, time.Hour)
+	if d := retry.at.Sub(acceptedAt); d != agent.NoHandlerRetry {
+		t.Errorf("blocked uninstall offered again after %v, want %v", d, agent.NoHandlerRetry)
+	}
+	if l.has(agent.StatusUninstallInProgress) || len(s.apps.Calls) != calls {
+		t.Fatalf("uninstalled while blocked: statuses %v, handler calls %q", l.names(), s.apps.Calls)
+	}
+	s.wantState(t, 0, agent.SoftwareInstalled, agent.SoftwareResultInstalled)
+	// Unblocked and accepted: it runs.
+	c.do(t, agent.CmdUnblockInstall{Ref: 1})
+	c.do(t, agent.CmdAccept{What: agent.AgreeUninstall})
+	l.wait(t, agent.StatusUninstallInProgress, time.Second)
+	done := l.wait(t, agent.StatusUninstallComplete, time.Minute)
+	if done.Type != agent.UpdateApplication {
+		t.Errorf("UNINSTALL_COMPLETE %+v", done.StatusInfo)
+	}
+	s.wantState(t, 0, agent.SoftwareInitial, agent.SoftwareResultInitial)
+	if got := s.apps.Calls[len(s.apps.Calls)-1]; !strings.HasPrefix(got, "uninstall 0") {
+		t.Errorf("last handler call %q, want the uninstall", got)
+	}
+}
+
+// The resume row UNINSTALL_PENDING ⇒ UNINSTALL_PENDING: an uninstall
+// waiting for its agreement at a reboot is offered again after it, to
+// the handler that registers, and accepting it then uninstalls.
+func TestControlResumeUninstallPending(t *testing.T) {
+	s, c := ctlSwSim(t)
+	c.do(t, agent.CmdSetAgreement{What: agent.AgreeUninstall, Enable: true})
+	c.do(t, agent.CmdStatusHandlers{Count: 1})
+	l := c.statuses()
+	s.execArgs(t, "/9/0/6", "")
+	before := l.wait(t, agent.StatusUninstallPending, time.Second)
+	if err := s.Reboot(nil); err != nil {
+		t.Fatal(err)
+	}
+	l = c.statuses()
+	s.RunFor(time.Second)
+	if l.has(agent.StatusUninstallPending) {
+		t.Error("offered before a status handler registered")
+	}
+	c.do(t, agent.CmdStatusHandlers{Count: 1})
+	after := l.wait(t, agent.StatusUninstallPending, 0)
+	if after.Type != before.Type || s.Engine.Control().Pending != agent.StatusUninstallPending {
+		t.Fatalf("after the reboot: %+v, Control %+v", after.StatusInfo, s.Engine.Control())
+	}
+	c.do(t, agent.CmdAccept{What: agent.AgreeUninstall})
+	l.wait(t, agent.StatusUninstallComplete, time.Minute)
+	s.wantState(t, 0, agent.SoftwareInitial, agent.SoftwareResultInitial)
+}
