@@ -202,34 +202,39 @@ type StatusInfo struct {
 }
 
 // ControlState is a snapshot of update control, for the le_avc getters.
+// Its JSON form is what the wasm module's avc_control returns.
 type ControlState struct {
-	Agreements                    [NumAgreements]bool
-	PollingTimer                  uint32 // minutes; 0 disabled
-	RetryTimers                   [NumRetryTimers]uint16
-	APNName, APNUser, APNPassword string
+	// Agreements are the user agreements, by Agreement (connection,
+	// download, install, uninstall, reboot).
+	Agreements   [NumAgreements]bool    `json:"agreements"`
+	PollingTimer uint32                 `json:"polling_timer"` // minutes; 0 disabled
+	RetryTimers  [NumRetryTimers]uint16 `json:"retry_timers"`  // minutes
+	APNName      string                 `json:"apn_name"`
+	APNUser      string                 `json:"apn_user"`
+	APNPassword  string                 `json:"apn_password"`
 	// Pending is the status waiting for the host's answer
 	// (StatusNoUpdate when none).
-	Pending    AVCStatus
-	UpdateType UpdateType
+	Pending    AVCStatus  `json:"pending"`
+	UpdateType UpdateType `json:"update_type"`
 	// AppUpdateName is the Object 9 package name of a pending
 	// application update.
-	AppUpdateName string
-	Error         AVCError
+	AppUpdateName string   `json:"app_update_name"`
+	Error         AVCError `json:"error"`
 	// HTTPStatus is the status of the last HTTP download, or
 	// HTTPStatusUnknown.
-	HTTPStatus  uint16
-	Blocks      int // install blocks held
-	UserSession bool
-	LastPoll    time.Time
+	HTTPStatus  uint16    `json:"http_status"`
+	Blocks      int       `json:"blocks"` // install blocks held
+	UserSession bool      `json:"user_session"`
+	LastPoll    time.Time `json:"last_poll,omitzero"`
 	// Session is whether a session is started (CmdStart, or opened by
 	// update control), up or still registering or retrying.
-	Session bool
+	Session bool `json:"session"`
 	// Retrying is whether a retry timer runs (StartSession answers
 	// LE_BUSY).
-	Retrying bool
+	Retrying bool `json:"retrying"`
 	// Credentials tells, by CredentialType, whether one is provisioned
 	// (CmdSetCredential) for any server; the values stay inside.
-	Credentials [NumCredentialTypes]bool
+	Credentials [NumCredentialTypes]bool `json:"credentials"`
 }
 
 // CmdAccept accepts the pending operation What (le_avc_Accept*). It
@@ -364,6 +369,10 @@ func (e *Engine) Control() ControlState {
 	}
 	return e.ctl.state()
 }
+
+// ControlEnabled reports whether the engine has update control
+// (Config.Control.Enabled).
+func (e *Engine) ControlEnabled() bool { return e.ctl != nil }
 
 // NeedsLink reports whether the engine needs its link to the server now:
 // a session is being opened, is up or is being closed, or datagrams wait
