@@ -15,22 +15,26 @@
  *
  * Update control (the "le_avc personality")
  * -----------------------------------------
- * Every session libavc starts runs its agent with update control on: the
- * agent asks before it downloads, installs, uninstalls, reboots or
- * connects when the user agreement for that operation is enabled, and
- * reports LE_AVC_* statuses (with totalNumBytes and progress) to the
- * status handlers; with an agreement disabled (the default) it accepts on
- * its own, as avcService does.
+ * libavc's agent runs with update control on: it asks before it
+ * downloads, installs, uninstalls, reboots or connects when the user
+ * agreement for that operation is enabled, and reports LE_AVC_* statuses
+ * (with totalNumBytes and progress) to the status handlers; with an
+ * agreement disabled (the default) it accepts on its own, as avcService
+ * does.
  *
- * The agent lives only while a session runs. Settings made between
- * sessions (user agreements, polling and retry timers, APN, install
- * blocks) are kept by libavc and handed to the agent of every session
- * when it starts; while a session runs they go to its agent at once.
- * Getters answer from the running agent, else from the last values libavc
- * knows: those the host set, or the agent reported before its session
- * ended, or the defaults (agreements disabled, polling 0, retry timers
- * {15, 60, 240, 480, 1440, 2880, 0, 0}, empty APN). Nothing can be pending
- * without a session, so Accept and Defer functions return LE_FAULT then.
+ * The agent runs from the first le_avc call on whenever the configuration
+ * names a server (AVC_SERVER_URI), session or not: its polling and retry
+ * timers run, and it opens the network only while a session needs it.
+ * It keeps its settings (user agreements, timers, last poll, APN,
+ * credentials, resume state) in the persistent store: the state file
+ * under AVC_STATE_DIR, or the host's storage (avc_storage_set). A
+ * configuration change (avc_config_set and the like) makes a new agent
+ * from the store before the next session. libavc also keeps the settings
+ * the host made and hands them to every new agent. Without a configured
+ * server there is no agent: getters answer from the last values libavc
+ * knows (those the host set, or the defaults: agreements disabled,
+ * polling 0, retry timers {15, 60, 240, 480, 1440, 2880, 0, 0}, empty
+ * APN), and Accept and Defer return LE_FAULT, as nothing can be pending.
  *
  * Behaviour common to every function
  * ----------------------------------
