@@ -513,8 +513,14 @@ func natTimeout() time.Duration {
 func setNatTimeout(seconds uint32) {
 	lazyInit()
 	ctl.mu.Lock()
+	changed := ctl.nat != seconds
 	ctl.nat = seconds
 	ctl.mu.Unlock()
+	if changed {
+		core.mu.Lock()
+		core.gen++ // the next runner uses it
+		core.mu.Unlock()
+	}
 }
 
 func sessionStarted(serverID uint16) bool {

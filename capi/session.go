@@ -13,7 +13,6 @@ import (
 	"fmt"
 	"maps"
 	"os"
-	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -81,12 +80,7 @@ type runner struct {
 	cancel context.CancelFunc
 	done   chan struct{} // closed once the runner has ended
 	prev   *runner       // the runner before; this one runs after it ended
-	// What it was made from, to tell when it is stale.
-	gen     uint64
-	objects []lwm2m.ObjectDef
-	fw      agent.FirmwareHandler
-	store   *cStorage
-	nat     time.Duration
+	gen    uint64        // core.gen it was made from; another one makes it stale
 }
 
 // initLocked initialises the configuration once: from the environment,
@@ -217,22 +211,7 @@ func problemsLocked() []string {
 
 // staleLocked reports whether r was made from another configuration than
 // the current one. core.mu is held.
-func staleLocked(r *runner, nat time.Duration) bool {
-	return r.gen != core.gen || !sameObjects(r.objects, core.objects) || !sameHandler(r.fw, core.fw) ||
-		r.store != core.store || r.nat != nat
-}
-
-func sameObjects(a, b []lwm2m.ObjectDef) bool {
-	return len(a) == len(b) && (len(a) == 0 || &a[0] == &b[0])
-}
-
-func sameHandler(a, b agent.FirmwareHandler) bool {
-	if a == nil || b == nil {
-		return a == nil && b == nil
-	}
-	ta, tb := reflect.TypeOf(a), reflect.TypeOf(b)
-	return ta == tb && ta.Comparable() && a == b
-}
+func staleLocked(r *runner) bool { return r.gen != core.gen }
 
 // closed reports whether ch is closed.
 func closed(ch <-chan struct{}) bool {
@@ -261,11 +240,12 @@ func ensureRunner() (*runner, error) {
 	nat := natTimeout() // before core.mu: ctl.mu is never taken under it
 	core.mu.Lock()
 	r := core.run
-	if r != nil && !closed(r.done) && r.ctx.Err() == nil && (core.sess != nil || !staleLocked(r, nat)) {
+	alive := r != nil && !closed(r.done) && r.ctx.Err() == nil
+	if alive && (core.sess != nil || !staleLocked(r)) {
 		core.mu.Unlock()
 		return r, nil
 	}
-	if core.failGen == core.gen+1 && (r == nil || !staleLocked(r, nat)) {
+	if core.failGen == core.gen+1 {
 		core.mu.Unlock()
 		return nil, errorf(rcFault, "%s", core.failMsg)
 	}
@@ -291,7 +271,7 @@ func ensureRunner() (*runner, error) {
 	if core.store != nil {
 		cfg.StateStore = core.store
 	}
-	gen, objects, fw, store := core.gen, core.objects, core.fw, core.store
+	gen := core.gen
 	core.mu.Unlock()
 
 	// agent.New may log (and read the state file): no lock held.
@@ -303,7 +283,13 @@ func ensureRunner() (*runner, error) {
 		if core.gen == gen {
 			core.failGen, core.failMsg = gen+1, msg
 		}
+		stale := r != nil && core.run == r && core.sess == nil
 		core.mu.Unlock()
+		if stale {
+			// The configuration no longer makes an agent: the old one
+			// stops too.
+			retire(r)
+		}
 		logger.Debug("no agent", "err", msg)
 		return nil, errorf(rcFault, "%s", msg)
 	}
@@ -313,20 +299,25 @@ func ensureRunner() (*runner, error) {
 		return cur, nil
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	nr := &runner{a: a, ctx: ctx, cancel: cancel, done: make(chan struct{}), prev: r,
-		gen: gen, objects: objects, fw: fw, store: store, nat: cfg.NATTimeout}
+	nr := &runner{a: a, ctx: ctx, cancel: cancel, done: make(chan struct{}), prev: r, gen: gen}
 	core.run = nr
 	core.mu.Unlock()
 	if r != nil {
 		// Stale: it ends (de-registering if it must), and nr runs after
 		// it; values and settings go to nr from now on.
-		r.cancel()
-		detachValues(r.a)
-		detachControl(r.a)
+		retire(r)
 	}
 	startDispatcher()
 	go nr.run()
 	return nr, nil
+}
+
+// retire ends r: it de-registers if it must, and values and settings no
+// longer go to it.
+func retire(r *runner) {
+	r.cancel()
+	detachValues(r.a)
+	detachControl(r.a)
 }
 
 // do sends cmd to r's agent, waiting for its Run to start (after the

@@ -99,6 +99,7 @@ func setStorage(s *C.avc_storage_t, user C.uintptr_t) error {
 		return errorf(rcNotPermitted, "%s: a session is started; stop it first (le_avc_StopSession)", name)
 	}
 	core.store = st
+	core.gen++ // the next runner uses it
 	core.mu.Unlock()
 	return nil
 }

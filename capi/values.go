@@ -194,6 +194,7 @@ func defineObjectsConfig(xml []byte, clear bool) error {
 	if clear {
 		core.mu.Lock()
 		core.objects = nil
+		core.gen++
 		core.mu.Unlock()
 		return nil
 	}
@@ -220,5 +221,6 @@ func defineObjectsConfig(xml []byte, clear bool) error {
 		return errorf(rcBadParameter, "avc_object_define_xml: %s", strings.ReplaceAll(err.Error(), "\n", "; "))
 	}
 	core.objects = merged
+	core.gen++
 	return nil
 }
