@@ -87,8 +87,11 @@ test-python: lib cli
 test-node: wasm
 	node --test bindings/node/test/
 
+# One package at a time: the behaviour suite measures what timing changes
+# (bytes refetched after kills, retransmission schedules), and the interop
+# package next to it would load both cores with its peers.
 test-integration: build
-	$(GO) test -count=1 -tags integration ./test/...
+	$(GO) test -p 1 -count=1 -tags integration ./test/...
 
 bench: build
 	scripts/bench.sh
