@@ -13,22 +13,21 @@
 # firmware update the server drives (leagree.c, also under
 # AddressSanitizer and valgrind); an eCall-like program blocks the install
 # of one until it unblocks, and the install waits for the 3-minute retry
-# (lecall.c; not under valgrind: the retry is le_avc's fixed 3 minutes,
-# and the engine has no setting to shorten it).
+# (lecall.c, also under AddressSanitizer and valgrind).
 #
-# lecall takes a little over three minutes: it starts first, in the
-# background, and the script waits for it at the end. Each update program
+# lecall takes a little over three minutes: its three runs start first, in
+# the background, and the script waits for them at the end. Each update program
 # has its own `avc server` and state directory.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 tmp=$(mktemp -d)
 server_pids=()
-lecall_pid=
+lecall_pids=()
 cleanup() {
-	if [ -n "$lecall_pid" ]; then
-		kill "$lecall_pid" 2>/dev/null || true
-		wait "$lecall_pid" 2>/dev/null || true
-	fi
+	for pid in ${lecall_pids[@]+"${lecall_pids[@]}"}; do
+		kill "$pid" 2>/dev/null || true
+		wait "$pid" 2>/dev/null || true
+	done
 	for pid in ${server_pids[@]+"${server_pids[@]}"}; do
 		kill "$pid" 2>/dev/null || true
 		wait "$pid" 2>/dev/null || true
@@ -69,18 +68,28 @@ mkdir "$tmp/images" "$tmp/bg"
 head -c 200000 /dev/urandom >"$tmp/fw.img"
 "$tmp/avc" pack -in "$tmp/fw.img" -out "$tmp/images/fw.avc" -name c-fota -version 2.0.0 -key "$tmp/fw.key" >/dev/null
 
-# lecall first, in the background (see above): its own server, state
-# directory and binary (the compile loop below must not replace a running
-# executable).
+# lecall first, in the background (see above), three times at once: plain,
+# under AddressSanitizer and under valgrind's Memcheck, each with its own
+# server, state directory and binary (the compile loop below must not
+# replace a running executable).
 cc -std=c99 "${flags[@]}" -o "$tmp/bg/lecall" capi/testdata/lecall.c -Lbuild -lavc -lpthread
-start_server lecall
-lecall_coap=$coap
-env -u AVC_SERVER_URI LD_LIBRARY_PATH=build timeout 300 \
-	"$tmp/bg/lecall" "coap://$coap" "$http" "$tmp/lecall-state" "$(cat "$tmp/fw.pub")" 2.0.0 "coap://$coap/fw/fw.avc" \
-	>"$tmp/lecall.out" 2>"$tmp/lecall.err" &
-lecall_pid=$!
+cc -std=c99 "${flags[@]}" -fsanitize=address -fno-omit-frame-pointer -g -o "$tmp/bg/lecall-asan" \
+	capi/testdata/lecall.c -Lbuild -lavc -lpthread
+lecall_runs=(lecall lecall-asan lecall-vg)
+for run in "${lecall_runs[@]}"; do
+	start_server "$run"
+	echo "$coap" >"$tmp/$run.coap"
+	prog=("$tmp/bg/${run%-vg}")
+	if [ "$run" = lecall-vg ]; then
+		prog=(valgrind --quiet --error-exitcode=99 --leak-check=no --suppressions=scripts/valgrind-go.supp "$tmp/bg/lecall")
+	fi
+	env -u AVC_SERVER_URI LD_LIBRARY_PATH=build ASAN_OPTIONS=detect_leaks=0 timeout 420 \
+		"${prog[@]}" "coap://$coap" "$http" "$tmp/$run-state" "$(cat "$tmp/fw.pub")" 2.0.0 "coap://$coap/fw/fw.avc" \
+		>"$tmp/$run.out" 2>"$tmp/$run.err" &
+	lecall_pids+=($!)
+done
 lecall_start=$SECONDS
-echo "lecall: started in the background (about 3 minutes)"
+echo "lecall: started in the background, plain, under AddressSanitizer and under valgrind (about 3 minutes)"
 
 for h in include/*.h; do
 	name=$(basename "$h")
@@ -234,14 +243,18 @@ env -u AVC_SERVER_URI LD_LIBRARY_PATH=build timeout 300 valgrind --quiet --error
 	{ cat "$tmp/leagree-vg.out" "$tmp/leagree-vg.err"; echo "leagree failed under valgrind; server log:"; cat "$tmp/leagree-server.log"; exit 1; }
 echo "leagree under valgrind: $(tail -1 "$tmp/leagree-vg.out")"
 
-# Install blocking: wait for lecall, started first.
+# Install blocking: wait for the lecall runs, started first.
 echo "lecall: waiting (running for $((SECONDS - lecall_start)) s)"
-rc=0
-wait "$lecall_pid" || rc=$?
-lecall_pid=
-if [ "$rc" -ne 0 ]; then
-	cat "$tmp/lecall.out" "$tmp/lecall.err"
-	echo "lecall failed (exit status $rc; 124: timed out); server ($lecall_coap) log:"; cat "$tmp/lecall-server.log"
-	exit 1
-fi
-echo "lecall (install blocked, then the 3-minute retry): $(tail -1 "$tmp/lecall.out") in $((SECONDS - lecall_start)) s"
+for i in "${!lecall_runs[@]}"; do
+	run=${lecall_runs[$i]}
+	rc=0
+	wait "${lecall_pids[$i]}" || rc=$?
+	if [ "$rc" -ne 0 ]; then
+		cat "$tmp/$run.out" "$tmp/$run.err"
+		echo "$run failed (exit status $rc; 124: timed out, 99: valgrind errors); server ($(cat "$tmp/$run.coap")) log:"
+		cat "$tmp/$run-server.log"
+		exit 1
+	fi
+	echo "$run (install blocked, then the 3-minute retry): $(tail -1 "$tmp/$run.out") after $((SECONDS - lecall_start)) s"
+done
+lecall_pids=()
