@@ -49,6 +49,11 @@ func (e *Engine) collectPaths(now time.Time, paths []lwm2m.Path) ([]lwm2m.Record
 			return nil, reply(codes.Unauthorized)
 		}
 		got, errResp := e.collect(now, p)
+		if errResp != nil && errResp.Code == codes.Unauthorized {
+			// Access control: a path the server may not read refuses
+			// the whole operation (acl.go).
+			return nil, errResp
+		}
 		if errResp != nil {
 			continue
 		}

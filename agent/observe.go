@@ -138,15 +138,25 @@ func newObserver(e *Engine) *observer {
 // observe again, Core TS 1.1 §6.4.1).
 func (ob *observer) clear() { clear(ob.obs) }
 
-// effective returns the attributes that apply to p: the server defaults
-// from /1/0/2 and /1/0/3, then object, instance and resource level, the
-// deeper level winning (Core TS 1.1 §5.1.2).
-func (ob *observer) effective(p lwm2m.Path) attrs {
+// clearPeer drops the observations of the server at peer.
+func (ob *observer) clearPeer(peer string) {
+	for k, o := range ob.obs {
+		if o.peer == peer {
+			delete(ob.obs, k)
+		}
+	}
+}
+
+// effective returns the attributes that apply to p observed by the
+// server at peer: that server's defaults from /1/x/2 and /1/x/3, then
+// object, instance and resource level, the deeper level winning (Core TS
+// 1.1 §5.1.2).
+func (ob *observer) effective(peer string, p lwm2m.Path) attrs {
 	var a attrs
-	if v := ob.e.serverInt(2); v > 0 {
+	if v := ob.e.serverValueOf(peer, 2).Int; v > 0 {
 		a.pmin = optInt{v, true}
 	}
-	if v := ob.e.serverInt(3); v > 0 {
+	if v := ob.e.serverValueOf(peer, 3).Int; v > 0 {
 		a.pmax = optInt{v, true}
 	}
 	for l := 1; l <= p.Len && l <= 3; l++ {
@@ -180,8 +190,10 @@ func (ob *observer) observeComposite(now time.Time, peer string, paths []lwm2m.P
 	ob.obs[string(m.Token)].paths = paths
 }
 
-// current returns the records an observation reports now.
+// current returns the records an observation reports now: those its
+// server may read (acl.go).
 func (ob *observer) current(now time.Time, o *observation) ([]lwm2m.Record, *message.Message) {
+	defer ob.e.actAs(ob.e.ssidOf(o.peer))()
 	if o.paths != nil {
 		return ob.e.collectPaths(now, o.paths)
 	}
@@ -236,7 +248,7 @@ func (ob *observer) fire(now time.Time) {
 }
 
 func (ob *observer) evaluate(now time.Time, o *observation) {
-	a := ob.effective(o.path)
+	a := ob.effective(o.peer, o.path)
 	if a.epmin.ok && now.Sub(o.evalAt) < seconds(a.epmin.v) && !o.dirty {
 		return
 	}
@@ -445,7 +457,7 @@ func (ob *observer) next() time.Time {
 		}
 	}
 	for _, o := range ob.obs {
-		a := ob.effective(o.path)
+		a := ob.effective(o.peer, o.path)
 		pmin := seconds(max(a.pmin.v, 0))
 		if o.dirty && !o.inFlight {
 			take(o.sent.Add(pmin))
@@ -471,6 +483,9 @@ func (ob *observer) writeAttributes(p lwm2m.Path, queries []string) *message.Mes
 	o, in, errResp := ob.e.lookup(p)
 	if errResp != nil {
 		return errResp
+	}
+	if !ob.e.permit(p, ACLRead) {
+		return reply(codes.Unauthorized)
 	}
 	var d *resDef
 	if p.Len == 3 {

@@ -29,10 +29,11 @@ func replyContent(f lwm2m.ContentFormat, payload []byte) *message.Message {
 	return m
 }
 
-// serve answers a request from the server (the LwM2M Device Management
-// and Service Enablement interface, Core TS 1.1 §6.3).
+// serve answers a request from a server (the LwM2M Device Management
+// and Service Enablement interface, Core TS 1.1 §6.3). With more than one
+// DM server, the requesting server's access rights are checked (acl.go).
 func (e *Engine) serve(now time.Time, peer string, m *message.Message) *message.Message {
-	if (e.reg.bootstrapping() || !e.hasDM || peer != e.server.peer) && e.fromBootstrap(peer) {
+	if (e.reg.bootstrapping() || !e.isDMPeer(peer)) && e.fromBootstrap(peer) {
 		// The bootstrap server's requests are bootstrap operations
 		// (bootstrap.go); when it shares the DM server's address, only
 		// during a bootstrap session.
@@ -45,6 +46,7 @@ func (e *Engine) serve(now time.Time, peer string, m *message.Message) *message.
 		e.logDebug("bad option", "option", int(id))
 		return reply(codes.BadOption)
 	}
+	defer e.actAs(e.ssidOf(peer))()
 	p, err := lwm2m.ParseSegments(stringOpts(m, message.URIPath))
 	if err != nil {
 		return reply(codes.NotFound)
@@ -108,6 +110,11 @@ func (e *Engine) afterServe(now time.Time) {
 	case e.reg.state == regRegistered:
 		e.reg.afterExchange(now)
 	}
+	for _, r := range e.extra {
+		if r.state == regRegistered {
+			r.afterExchange(now)
+		}
+	}
 }
 
 // typeOf returns the data type of the resource at p (resource or resource
@@ -153,6 +160,9 @@ func (e *Engine) collect(now time.Time, p lwm2m.Path) ([]lwm2m.Record, *message.
 	if errResp != nil {
 		return nil, errResp
 	}
+	if !e.permit(p, ACLRead) {
+		return nil, reply(codes.Unauthorized)
+	}
 	var recs []lwm2m.Record
 	addRes := func(in *instance, d *resDef) {
 		vals := o.values(now, in, d.id)
@@ -176,8 +186,15 @@ func (e *Engine) collect(now time.Time, p lwm2m.Path) ([]lwm2m.Record, *message.
 	}
 	switch p.Len {
 	case 1:
+		readable := 0
 		for _, id := range o.instanceIDs() {
-			addInst(o.insts[id])
+			if e.permit(lwm2m.P(o.def.id, id), ACLRead) {
+				readable++
+				addInst(o.insts[id])
+			}
+		}
+		if readable == 0 && len(o.insts) > 0 {
+			return nil, reply(codes.Unauthorized)
 		}
 	case 2:
 		addInst(in)
@@ -384,6 +401,9 @@ func (e *Engine) checkWrites(now time.Time, recs []lwm2m.Record) ([]pendingWrite
 		if errResp != nil {
 			return nil, errResp
 		}
+		if !e.permit(r.Path, ACLWrite) {
+			return nil, reply(codes.Unauthorized)
+		}
 		d, ok := o.def.resource(r.Path.Res())
 		if !ok {
 			return nil, reply(codes.NotFound)
@@ -452,6 +472,9 @@ func (e *Engine) execute(now time.Time, p lwm2m.Path, args []byte) *message.Mess
 	if !ok {
 		return reply(codes.NotFound)
 	}
+	if !e.permit(p, ACLExecute) {
+		return reply(codes.Unauthorized)
+	}
 	if d.ops&opE == 0 {
 		return reply(codes.MethodNotAllowed)
 	}
@@ -477,6 +500,9 @@ func (e *Engine) discover(p lwm2m.Path) *message.Message {
 	o, in, errResp := e.lookup(p)
 	if errResp != nil {
 		return errResp
+	}
+	if !e.permit(p, ACLRead) {
+		return reply(codes.Unauthorized)
 	}
 	var links []linkformat.Link
 	resLinks := func(in *instance, only *resDef) {
@@ -513,6 +539,9 @@ func (e *Engine) discover(p lwm2m.Path) *message.Message {
 		links = append(links, l)
 		for _, id := range o.instanceIDs() {
 			ip := lwm2m.P(o.def.id, id)
+			if !e.permit(ip, ACLRead) {
+				continue
+			}
 			links = append(links, linkformat.Link{Target: ip.String(), Params: e.obs.attrs[ip].params()})
 			resLinks(o.insts[id], nil)
 		}
