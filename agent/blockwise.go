@@ -527,7 +527,7 @@ func newBlock2Entry(now time.Time, payload, format []byte, szx uint8) *block2Ent
 // the observations that have ended.
 func (t *transport) watch(token []byte, key string) {
 	for tok := range t.bw.observed {
-		if _, live := t.e.obs.obs[tok]; !live {
+		if !t.e.obs.hasToken(tok) {
 			delete(t.bw.observed, tok)
 		}
 	}

@@ -89,7 +89,7 @@ func (e *Engine) fetch(now time.Time, peer string, p lwm2m.Path, m *message.Mess
 	}
 	obs, observing := uintOpt(m, message.Observe)
 	if observing && obs == 1 {
-		e.obs.cancel(m.Token)
+		e.obs.cancel(peer, m.Token)
 	}
 	recs, errResp := e.collectPaths(now, paths)
 	if errResp != nil {

@@ -126,7 +126,7 @@ const maxStored = 32
 // observer holds the observations and the attributes written by the server.
 type observer struct {
 	e     *Engine
-	obs   map[string]*observation // by token
+	obs   map[string]*observation // by obsKey: peer and token
 	attrs map[lwm2m.Path]attrs
 }
 
@@ -178,7 +178,7 @@ func (ob *observer) observe(now time.Time, peer string, p lwm2m.Path, m, resp *m
 	o := &observation{token: append([]byte(nil), m.Token...), peer: peer, path: p, format: lwm2m.ContentFormat(cf),
 		seq: 2, payload: resp.Payload, sent: now, evalAt: now, conAt: now}
 	o.num, o.hasNum = ob.numeric(now, p)
-	ob.obs[string(o.token)] = o
+	ob.obs[obsKey(peer, o.token)] = o
 	resp.Options = addUint(resp.Options, message.Observe, o.seq)
 	ob.e.logDebug("observe", "path", p.String(), "format", o.format.String())
 }
@@ -187,7 +187,7 @@ func (ob *observer) observe(now time.Time, peer string, p lwm2m.Path, m, resp *m
 // (Core TS 1.1 §6.4.2); its attributes are the server's defaults.
 func (ob *observer) observeComposite(now time.Time, peer string, paths []lwm2m.Path, m, resp *message.Message) {
 	ob.observe(now, peer, lwm2m.Path{}, m, resp)
-	ob.obs[string(m.Token)].paths = paths
+	ob.obs[obsKey(peer, m.Token)].paths = paths
 }
 
 // current returns the records an observation reports now: those its
@@ -201,7 +201,21 @@ func (ob *observer) current(now time.Time, o *observation) ([]lwm2m.Record, *mes
 }
 
 // cancel removes the observation with token (GET with Observe=1).
-func (ob *observer) cancel(token []byte) { delete(ob.obs, string(token)) }
+func (ob *observer) cancel(peer string, token []byte) { delete(ob.obs, obsKey(peer, token)) }
+
+// hasToken reports whether an observation has token.
+func (ob *observer) hasToken(token string) bool {
+	for _, o := range ob.obs {
+		if string(o.token) == token {
+			return true
+		}
+	}
+	return false
+}
+
+// obsKey is the key of the observation of peer with token: tokens are the
+// server's, so two servers may use the same one.
+func obsKey(peer string, token []byte) string { return peer + "\x00" + string(token) }
 
 // reset cancels the observation whose notification had message ID mid.
 func (ob *observer) reset(mid uint16) {
@@ -266,7 +280,7 @@ func (ob *observer) evaluate(now time.Time, o *observation) {
 		// (RFC 7641 §3.2).
 		resp := errResp
 		resp.Token = o.token
-		delete(ob.obs, string(o.token))
+		delete(ob.obs, obsKey(o.peer, o.token))
 		ob.e.tr.notify(now, o.peer, resp, false, nil)
 		return
 	}
@@ -423,7 +437,7 @@ func (ob *observer) sendAs(now time.Time, o *observation, payload []byte, forceC
 	con := forceCON || iv < 0 || now.Sub(o.conAt) >= iv
 	o.payload, o.sent, o.dirty = payload, now, false
 	o.num, o.hasNum = ob.numeric(now, o.path)
-	token := string(o.token)
+	token := obsKey(o.peer, o.token)
 	if con {
 		o.inFlight, o.conAt = true, now
 	}

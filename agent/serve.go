@@ -65,7 +65,7 @@ func (e *Engine) serve(now time.Time, peer string, m *message.Message) *message.
 		}
 		obs, observing := uintOpt(m, message.Observe)
 		if observing && obs == 1 {
-			e.obs.cancel(m.Token) // RFC 7641 §3.6: deregister, then answer normally
+			e.obs.cancel(peer, m.Token) // RFC 7641 §3.6: deregister, then answer normally
 		}
 		resp = e.read(now, p, m)
 		if observing && obs == 0 && resp.Code == codes.Content {
