@@ -226,9 +226,13 @@ func (e *Engine) fromBootstrap(peer string) bool {
 }
 
 // acceptedPeers returns the peers whose datagrams the engine takes: the
-// target, and the bootstrap server when it may start a session.
+// target, the further DM servers, and the bootstrap server when it may
+// start a session.
 func (e *Engine) acceptedPeers() []string {
 	peers := []string{e.Target().Peer}
+	for _, r := range e.extra {
+		peers = append(peers, r.peer())
+	}
 	if bs, ok := e.bsAccount(); ok && bs.addr.scheme == "coap" && bs.addr.peer != peers[0] {
 		peers = append(peers, bs.addr.peer)
 	}

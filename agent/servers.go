@@ -127,6 +127,16 @@ func (e *Engine) stopExtras(now time.Time) {
 	}
 }
 
+// busy reports whether a De-register is in flight with any server.
+func (e *Engine) busy() bool {
+	for _, r := range e.registrations() {
+		if r.busy() {
+			return true
+		}
+	}
+	return false
+}
+
 // registrations returns the primary registration and the further ones.
 func (e *Engine) registrations() []*registration {
 	return append([]*registration{e.reg}, e.extra...)
@@ -246,8 +256,11 @@ func (r *registration) binding() string {
 
 // event emits ev as the registration's server's.
 func (r *registration) event(ev Event) {
-	if ev.Server == "" && r.extra {
-		ev.Server = r.acc.uri
+	if r.extra {
+		if ev.Server == "" {
+			ev.Server = r.acc.uri
+		}
+		ev.Further = true
 	}
 	r.e.emit(ev)
 }
