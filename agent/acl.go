@@ -46,7 +46,8 @@ var aclDef = &objDef{id: 2, name: "LwM2M Access Control", version: "1.0", multip
 
 // aclObject returns the live Access Control object.
 func (e *Engine) aclObject() *object {
-	return &object{def: aclDef, insts: map[uint16]*instance{}, write: func(_ time.Time, _, res uint16, v lwm2m.Value, _ bool) error {
+	return &object{def: aclDef, insts: map[uint16]*instance{}, write: func(_ time.Time, _, res uint16, v lwm2m.Value, apply bool) error {
+		e.aclDirty = e.aclDirty || apply
 		switch res {
 		case 2:
 			if v.Int < 0 || v.Int > int64(ACLAll) {
@@ -161,6 +162,7 @@ func (e *Engine) aclAdd(obj, inst, owner uint16, acl map[uint16]ACLRights) {
 func (e *Engine) aclCreated(obj, inst uint16) {
 	if e.acting {
 		e.aclAdd(obj, inst, e.as, nil)
+		e.aclDirty = true
 	}
 }
 
@@ -168,6 +170,21 @@ func (e *Engine) aclCreated(obj, inst uint16) {
 func (e *Engine) aclDeleted(obj, inst uint16) {
 	if in := e.aclFind(obj, inst); in != nil {
 		delete(e.objs.objs[2].insts, in.id)
+		e.aclDirty = true
+	}
+}
+
+// aclStore keeps the Access Control instances a DM server changed, once
+// its request is answered, when a bootstrap provisioned them (the
+// configuration's are made anew at each start).
+func (e *Engine) aclStore() {
+	if !e.aclDirty {
+		return
+	}
+	e.aclDirty = false
+	if e.st.Boot != nil {
+		e.st.Boot.Access = aclRecordsOf(e.objs.objs[2])
+		e.store()
 	}
 }
 

@@ -60,6 +60,8 @@ type Engine struct {
 	multi  bool
 	acting bool
 	as     uint16
+	// aclDirty is set when a server changed /2 (acl.go).
+	aclDirty bool
 	// The Bootstrap-Server account, cached (bootstrap.go).
 	bsAcc    account
 	bsOK     bool

@@ -104,6 +104,7 @@ func (e *Engine) serve(now time.Time, peer string, m *message.Message) *message.
 
 // afterServe runs work a request asked for, once its response is queued.
 func (e *Engine) afterServe(now time.Time) {
+	e.aclStore()
 	switch {
 	case e.reg.bsFinished:
 		e.reg.bootstrapDone(now)

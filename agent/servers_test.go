@@ -612,3 +612,93 @@ func TestMultiServerConfig(t *testing.T) {
 		}
 	}
 }
+
+// TestBootstrapSeveralServers: a bootstrap server provisions two DM
+// servers and the Access Control instances; the engine registers with
+// both, enforces what was written (no defaults beside it), and keeps all
+// of it across a restart.
+func TestBootstrapSeveralServers(t *testing.T) {
+	s, bs := bootstrapSim(t, agent.Config{Endpoint: "dev-ms"})
+	s2 := s.AddServer(server2Peer)
+	second := agenttest.Account{Instance: 2, URI: server2URI, SSID: 102, Lifetime: 120}
+	srv2 := []lwm2m.Record{
+		{Path: lwm2m.P(1, 1, 0), Value: lwm2m.Int(102)},
+		{Path: lwm2m.P(1, 1, 1), Value: lwm2m.Int(120)},
+		{Path: lwm2m.P(1, 1, 7), Value: lwm2m.String("U")},
+	}
+	acl := []lwm2m.Record{
+		{Path: lwm2m.P(2, 0, 0), Value: lwm2m.Int(3)},
+		{Path: lwm2m.P(2, 0, 1), Value: lwm2m.Int(0)},
+		{Path: lwm2m.P(2, 0, 2, 102), Value: lwm2m.Int(int64(agent.ACLRead))},
+		{Path: lwm2m.P(2, 0, 3), Value: lwm2m.Int(101)},
+		{Path: lwm2m.P(2, 1, 0), Value: lwm2m.Int(1)},
+		{Path: lwm2m.P(2, 1, 1), Value: lwm2m.Int(1)},
+		{Path: lwm2m.P(2, 1, 3), Value: lwm2m.Int(102)},
+	}
+	wantCodes(t, []codes.Code{
+		bs.Write("/0/2", second.SecurityRecords()...),
+		bs.Write("/1/1", srv2...),
+		bs.Write("/2", acl...),
+	}, codes.Changed, codes.Changed, codes.Changed)
+	// A value out of range is refused.
+	if c := bs.Write("/2/5", lwm2m.Record{Path: lwm2m.P(2, 5, 2, 1), Value: lwm2m.Int(99)}); c != codes.BadRequest {
+		t.Errorf("bootstrap write of rights 99 = %v, want 4.00", c)
+	}
+	wantCodes(t, []codes.Code{
+		bs.Write("/0/1", dmAccount.SecurityRecords()...),
+		bs.Write("/1/0", dmAccount.ServerRecords()...),
+		code(bs.Finish()),
+	}, codes.Changed, codes.Changed, codes.Changed)
+	check := func(when string) {
+		t.Helper()
+		bothRegistered(t, s, s2)
+		if q := agenttest.Queries(s2.Registers[len(s2.Registers)-1]); !slices.Contains(q, "lt=120") {
+			t.Errorf("%s: server 2 registers with %v, want lt=120", when, q)
+		}
+		for _, tt := range []struct {
+			sv   *agenttest.Server
+			code codes.Code
+			path string
+			want codes.Code
+		}{
+			{s2, codes.GET, "/3/0/0", codes.Content},
+			{s2, codes.POST, "/3/0/12", codes.Unauthorized},
+			{s2, codes.GET, "/4/0", codes.Unauthorized}, // no Access Control instance
+			{s2, codes.GET, "/1/1", codes.Content},
+			{s2, codes.GET, "/1/0", codes.Unauthorized},
+			{s.Server, codes.POST, "/3/0/12", codes.Changed},
+			{s.Server, codes.GET, "/1/1", codes.Unauthorized},
+		} {
+			if r := tt.sv.Request(tt.code, tt.path, nil); r == nil || r.Code != tt.want {
+				t.Errorf("%s: %s %v %s = %v, want %v", when, tt.sv.Peer(), tt.code, tt.path, r, tt.want)
+			}
+		}
+	}
+	check("after bootstrap")
+	// The owner of /2/0 grants server 2 Execute; the change outlives a
+	// restart.
+	grant := senmlJSON(t, lwm2m.Record{Path: lwm2m.P(2, 0, 2, 102), Value: lwm2m.Int(int64(agent.ACLRead | agent.ACLExecute))})
+	if r := s.Server.Request(codes.POST, "/2/0", grant, senmlOpt()); r == nil || r.Code != codes.Changed {
+		t.Fatalf("owner writes /2/0: %v", r)
+	}
+	if err := s.Restart(nil); err != nil {
+		t.Fatal(err)
+	}
+	bothRegistered(t, s, s2)
+	if r := s2.Request(codes.POST, "/3/0/12", nil); r == nil || r.Code != codes.Changed {
+		t.Errorf("after the grant and a restart: server 2 executes /3/0/12: %v", r)
+	}
+	if r := s2.Request(codes.GET, "/4/0", nil); r == nil || r.Code != codes.Unauthorized {
+		t.Errorf("after a restart: server 2 reads /4/0: %v, want 4.01", r)
+	}
+	if len(bs.Requests) != 1 {
+		t.Errorf("bootstrapped again: %d requests", len(bs.Requests))
+	}
+}
+
+func code(m *message.Message) codes.Code {
+	if m == nil {
+		return 0
+	}
+	return m.Code
+}
