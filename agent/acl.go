@@ -62,8 +62,9 @@ func (e *Engine) aclObject() *object {
 	}}
 }
 
-// actAs makes the engine check access for the server ssid (when more than
-// one server is configured) until the returned function is called.
+// actAs makes the engine serve the server ssid until the returned
+// function is called: its attributes apply, and its access rights are
+// checked when more than one server is configured.
 func (e *Engine) actAs(ssid uint16) func() {
 	prevActing, prevAs := e.acting, e.as
 	e.acting, e.as = e.multi, ssid

@@ -317,9 +317,9 @@ func (e *Engine) deleteInstance(p lwm2m.Path) *message.Message {
 	e.emit(Event{Kind: EventDelete, Path: p.String()})
 	// Attributes written on the instance or below go with it: an
 	// instance created later with the same ID starts afresh.
-	for ap := range e.obs.attrs {
-		if p.Contains(ap) {
-			delete(e.obs.attrs, ap)
+	for k := range e.obs.attrs {
+		if p.Contains(k.path) {
+			delete(e.obs.attrs, k)
 		}
 	}
 	e.logDebug("instance deleted", "path", p.String())

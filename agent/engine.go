@@ -54,8 +54,9 @@ type Engine struct {
 	hasDM   bool
 	// extra are the registrations with the further DM servers, multi is
 	// set when more than one DM server account is usable (servers.go):
-	// Access Control is then enforced for the server whose request is
-	// served, or whose observation is evaluated: as (acl.go).
+	// Access Control is then enforced (acting) for the server whose
+	// request is served, or whose observation is evaluated: as, the
+	// Short Server ID whose attributes apply (acl.go, observe.go).
 	extra  []*registration
 	multi  bool
 	acting bool

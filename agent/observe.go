@@ -127,11 +127,22 @@ const maxStored = 32
 type observer struct {
 	e     *Engine
 	obs   map[string]*observation // by obsKey: peer and token
-	attrs map[lwm2m.Path]attrs
+	attrs map[attrKey]attrs
 }
 
+// attrKey names the attributes one server wrote on one path: attributes
+// are the server's own (Core TS 1.1 §5.1.2), each server's observations
+// follow its attributes alone.
+type attrKey struct {
+	ssid uint16
+	path lwm2m.Path
+}
+
+// attrsOf returns the attributes server ssid wrote on p.
+func (ob *observer) attrsOf(ssid uint16, p lwm2m.Path) attrs { return ob.attrs[attrKey{ssid, p}] }
+
 func newObserver(e *Engine) *observer {
-	return &observer{e: e, obs: make(map[string]*observation), attrs: make(map[lwm2m.Path]attrs)}
+	return &observer{e: e, obs: make(map[string]*observation), attrs: make(map[attrKey]attrs)}
 }
 
 // clear drops every observation (after a new registration the server must
@@ -159,12 +170,13 @@ func (ob *observer) effective(peer string, p lwm2m.Path) attrs {
 	if v := ob.e.serverValueOf(peer, 3).Int; v > 0 {
 		a.pmax = optInt{v, true}
 	}
+	ssid := ob.e.ssidOf(peer)
 	for l := 1; l <= p.Len && l <= 3; l++ {
 		q := p
 		for q.Len > l {
 			q = q.Parent()
 		}
-		if at, ok := ob.attrs[q]; ok {
+		if at, ok := ob.attrs[attrKey{ssid, q}]; ok {
 			a = a.over(at)
 		}
 	}
@@ -508,7 +520,8 @@ func (ob *observer) writeAttributes(p lwm2m.Path, queries []string) *message.Mes
 			return reply(codes.NotFound)
 		}
 	}
-	cur := ob.attrs[p]
+	key := attrKey{ob.e.as, p}
+	cur := ob.attrs[key]
 	for _, q := range queries {
 		name, value, hasValue := strings.Cut(q, "=")
 		if err := cur.set(name, value, hasValue); err != nil {
@@ -527,9 +540,9 @@ func (ob *observer) writeAttributes(p lwm2m.Path, queries []string) *message.Mes
 		return reply(codes.BadRequest)
 	}
 	if cur == (attrs{}) {
-		delete(ob.attrs, p)
+		delete(ob.attrs, key)
 	} else {
-		ob.attrs[p] = cur
+		ob.attrs[key] = cur
 	}
 	return reply(codes.Changed)
 }

@@ -526,7 +526,7 @@ func (e *Engine) discover(p lwm2m.Path) *message.Message {
 			if d.multi {
 				l.Params = []linkformat.Param{{Name: "dim", Value: fmt.Sprint(len(vals))}}
 			}
-			l.Params = append(l.Params, e.obs.attrs[rp].params()...)
+			l.Params = append(l.Params, e.obs.attrsOf(e.as, rp).params()...)
 			links = append(links, l)
 		}
 	}
@@ -536,18 +536,18 @@ func (e *Engine) discover(p lwm2m.Path) *message.Message {
 		if o.def.version != "1.0" {
 			l.Params = []linkformat.Param{{Name: "ver", Value: o.def.version}}
 		}
-		l.Params = append(l.Params, e.obs.attrs[p].params()...)
+		l.Params = append(l.Params, e.obs.attrsOf(e.as, p).params()...)
 		links = append(links, l)
 		for _, id := range o.instanceIDs() {
 			ip := lwm2m.P(o.def.id, id)
 			if !e.permit(ip, ACLRead) {
 				continue
 			}
-			links = append(links, linkformat.Link{Target: ip.String(), Params: e.obs.attrs[ip].params()})
+			links = append(links, linkformat.Link{Target: ip.String(), Params: e.obs.attrsOf(e.as, ip).params()})
 			resLinks(o.insts[id], nil)
 		}
 	case 2:
-		links = append(links, linkformat.Link{Target: p.String(), Params: e.obs.attrs[p].params()})
+		links = append(links, linkformat.Link{Target: p.String(), Params: e.obs.attrsOf(e.as, p).params()})
 		resLinks(in, nil)
 	case 3:
 		d, ok := o.def.resource(p.Res())

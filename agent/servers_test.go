@@ -702,3 +702,41 @@ func code(m *message.Message) codes.Code {
 	}
 	return m.Code
 }
+
+// TestMultiServerAttributes: attributes are each server's own: server
+// 2's pmin holds back its notifications, not server 1's, and each one's
+// Discover shows its own.
+func TestMultiServerAttributes(t *testing.T) {
+	s, s2 := twoServers(t, agent.Config{})
+	bothRegistered(t, s, s2)
+	pmin := message.Option{ID: message.URIQuery, Value: []byte("pmin=60")}
+	if r := s2.Request(codes.PUT, "/3/0/9", nil, pmin); r == nil || r.Code != codes.Changed {
+		t.Fatalf("server 2 writes attributes: %v", r)
+	}
+	for _, sv := range []*agenttest.Server{s.Server, s2} {
+		if r := sv.Request(codes.GET, "/3/0/9", nil, agenttest.Uint(message.Observe, 0)); r == nil || r.Code != codes.Content {
+			t.Fatalf("%s observes /3/0/9: %v", sv.Peer(), r)
+		}
+	}
+	set(t, s, "/3/0/9", "70")
+	s.RunFor(time.Second)
+	if got := payloads(s.Server.Notifications); !slices.Equal(got, []string{"70"}) {
+		t.Errorf("server 1 notifications = %q, want [70] at once", got)
+	}
+	if len(s2.Notifications) != 0 {
+		t.Errorf("server 2 notified within its pmin")
+	}
+	s.RunFor(time.Minute)
+	if got := payloads(s2.Notifications); !slices.Equal(got, []string{"70"}) {
+		t.Errorf("server 2 notifications = %q, want [70] after pmin", got)
+	}
+	for _, tt := range []struct {
+		sv   *agenttest.Server
+		want bool
+	}{{s.Server, false}, {s2, true}} {
+		r := tt.sv.Request(codes.GET, "/3/0/9", nil, linkOpt())
+		if r == nil || strings.Contains(string(r.Payload), "pmin=60") != tt.want {
+			t.Errorf("%s discovers /3/0/9: %v %s", tt.sv.Peer(), r, r.Payload)
+		}
+	}
+}
