@@ -397,3 +397,21 @@ func (e *Engine) bootstrapWriteACL(p lwm2m.Path, m *message.Message) *message.Me
 	e.logInfo("bootstrap write", "path", p.String())
 	return reply(codes.Changed)
 }
+
+// permitPush checks a package write that streams into storage
+// (packageWrite) without going through serve: nil when the server at
+// peer may write its path, 4.01 otherwise.
+func (e *Engine) permitPush(peer string, m *message.Message) *message.Message {
+	if !e.multi || !e.isDMPeer(peer) {
+		return nil
+	}
+	p, err := lwm2m.ParseSegments(stringOpts(m, message.URIPath))
+	if err != nil {
+		return nil
+	}
+	defer e.actAs(e.ssidOf(peer))()
+	if !e.permit(p, ACLWrite) {
+		return reply(codes.Unauthorized)
+	}
+	return nil
+}

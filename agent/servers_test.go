@@ -740,3 +740,18 @@ func TestMultiServerAttributes(t *testing.T) {
 		}
 	}
 }
+
+// TestACLFirmwarePush: a package pushed block-wise to /5/0/0 streams into
+// storage beside serve; access control still applies to it.
+func TestACLFirmwarePush(t *testing.T) {
+	s, s2 := twoServers(t, agent.Config{Firmware: agent.FirmwareConfig{Handler: &agenttest.Flash{Running: "1.0.0"}}})
+	bothRegistered(t, s, s2)
+	block := make([]byte, 1024)
+	cf := agenttest.Uint(message.ContentFormat, 42)
+	if r := s2.Request(codes.PUT, "/5/0/0", block, cf, agenttest.Block(message.Block1, 0, true, 6)); r == nil || r.Code != codes.Unauthorized {
+		t.Errorf("server 2 pushes a block to /5/0/0: %v, want 4.01", r)
+	}
+	if r := s.Server.Request(codes.PUT, "/5/0/0", block, cf, agenttest.Block(message.Block1, 0, true, 6)); r == nil || r.Code != codes.Continue {
+		t.Errorf("server 1 pushes a block to /5/0/0: %v, want 2.31", r)
+	}
+}
