@@ -145,11 +145,8 @@ func newObserver(e *Engine) *observer {
 	return &observer{e: e, obs: make(map[string]*observation), attrs: make(map[attrKey]attrs)}
 }
 
-// clear drops every observation (after a new registration the server must
-// observe again, Core TS 1.1 §6.4.1).
-func (ob *observer) clear() { clear(ob.obs) }
-
-// clearPeer drops the observations of the server at peer.
+// clearPeer drops the observations of the server at peer (after a new
+// registration the server must observe again, Core TS 1.1 §6.4.1).
 func (ob *observer) clearPeer(peer string) {
 	for k, o := range ob.obs {
 		if o.peer == peer {

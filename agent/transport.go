@@ -190,11 +190,6 @@ func (t *transport) notify(now time.Time, peer string, m *message.Message, con b
 	return mid
 }
 
-// cancelAll forgets every outstanding exchange without calling done.
-func (t *transport) cancelAll() {
-	clear(t.exchanges)
-}
-
 // cancelPeer forgets the outstanding exchanges with peer.
 func (t *transport) cancelPeer(peer string) {
 	t.cancelExcept(func(p string) bool { return p != peer })
