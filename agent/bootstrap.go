@@ -284,7 +284,11 @@ func (e *Engine) accountInstances() (sec, srv map[uint16]*instance) {
 				10: single(lwm2m.Int(int64(a.ShortServerID))),
 			}}
 			in := defaultServerInstance(next, int64(a.ShortServerID))
-			in.vals[1] = single(lwm2m.Int(int64(a.Lifetime / time.Second)))
+			lt := uint32(a.Lifetime / time.Second)
+			if w, ok := e.st.Lifetimes[a.ShortServerID]; ok && w.Conf == lt && w.Lifetime > 0 {
+				lt = w.Lifetime // written by a server, kept across restarts
+			}
+			in.vals[1] = single(lwm2m.Int(int64(lt)))
 			in.vals[7] = single(lwm2m.String("U"))
 			srv[next] = in
 			next++

@@ -303,6 +303,7 @@ func (t *objectTree) list() []*object {
 }
 
 func (e *Engine) writeServer(now time.Time, inst, res uint16, v lwm2m.Value, apply bool) error {
+	res0 := res
 	if inst != e.srvInst && (res == 1 || res == 7) {
 		res = 0xffff // another server's instance: validated, then stored
 	}
@@ -318,6 +319,9 @@ func (e *Engine) writeServer(now time.Time, inst, res uint16, v lwm2m.Value, app
 			// A further server's lifetime or binding: it learns it
 			// from an update once this write has been answered.
 			r.wantUpdat = true
+			if res0 == 1 {
+				e.keepLifetime(inst, uint32(v.Int))
+			}
 		}
 	case 1:
 		if v.Int <= 0 || v.Int > 1<<32-1 {

@@ -321,3 +321,33 @@ func (e *Engine) Servers() []ServerState {
 	}
 	return out
 }
+
+// keepLifetime stores lt, written to the Server instance inst of a
+// further server, so that it outlives a restart: in the bootstrap record
+// when a bootstrap provisioned the servers, otherwise beside the
+// configured lifetime it replaces.
+func (e *Engine) keepLifetime(inst uint16, lt uint32) {
+	if b := e.st.Boot; b != nil {
+		if r, ok := b.Server[inst]; ok {
+			r[1] = lwm2m.Int(int64(lt))
+			e.store()
+		}
+		return
+	}
+	in, ok := e.objs.objs[1].insts[inst]
+	if !ok {
+		return
+	}
+	v, _ := in.value(0)
+	ssid := uint16(v.Int)
+	for _, a := range e.cfg.extraServers() {
+		if a.ShortServerID != ssid {
+			continue
+		}
+		if e.st.Lifetimes == nil {
+			e.st.Lifetimes = map[uint16]lifetimeRecord{}
+		}
+		e.st.Lifetimes[ssid] = lifetimeRecord{Lifetime: lt, Conf: uint32(a.Lifetime / time.Second)}
+		e.store()
+	}
+}

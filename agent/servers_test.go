@@ -257,6 +257,25 @@ func TestMultiServerTriggerAndDisable(t *testing.T) {
 	if !slices.Contains(agenttest.Queries(last), "lt=500") || len(s.Server.Updates) != u1 {
 		t.Errorf("after writing /1/1/1: server 2's update %v, server 1 updates %d (was %d)", agenttest.Queries(last), len(s.Server.Updates), u1)
 	}
+	// The written lifetime outlives a restart, until the configured one
+	// changes.
+	n := len(s2.Registers)
+	if err := s.Restart(nil); err != nil {
+		t.Fatal(err)
+	}
+	bothRegistered(t, s, s2)
+	if q := agenttest.Queries(s2.Registers[n]); !slices.Contains(q, "lt=500") {
+		t.Errorf("after a restart server 2 registers with %v, want lt=500", q)
+	}
+	cfg := agent.Config{ServerURI: agenttest.ServerURI, Lifetime: 300 * time.Second,
+		Servers: []agent.ServerAccount{{URI: server2URI, ShortServerID: 2, Lifetime: 100 * time.Second}}}
+	if err := s.Restart(&cfg); err != nil {
+		t.Fatal(err)
+	}
+	bothRegistered(t, s, s2)
+	if q := agenttest.Queries(s2.Registers[len(s2.Registers)-1]); !slices.Contains(q, "lt=100") {
+		t.Errorf("after configuring 100 s server 2 registers with %v, want lt=100", q)
+	}
 }
 
 // TestMultiServerSend: Send goes to the server CmdSend names, the first
@@ -681,10 +700,17 @@ func TestBootstrapSeveralServers(t *testing.T) {
 	if r := s.Server.Request(codes.POST, "/2/0", grant, senmlOpt()); r == nil || r.Code != codes.Changed {
 		t.Fatalf("owner writes /2/0: %v", r)
 	}
+	// So does the lifetime server 2 writes.
+	if r := s2.Request(codes.PUT, "/1/1/1", []byte("77"), textOpt()); r == nil || r.Code != codes.Changed {
+		t.Fatalf("server 2 writes /1/1/1: %v", r)
+	}
 	if err := s.Restart(nil); err != nil {
 		t.Fatal(err)
 	}
 	bothRegistered(t, s, s2)
+	if q := agenttest.Queries(s2.Registers[len(s2.Registers)-1]); !slices.Contains(q, "lt=77") {
+		t.Errorf("after a restart server 2 registers with %v, want lt=77", q)
+	}
 	if r := s2.Request(codes.POST, "/3/0/12", nil); r == nil || r.Code != codes.Changed {
 		t.Errorf("after the grant and a restart: server 2 executes /3/0/12: %v", r)
 	}
