@@ -90,8 +90,12 @@ func (e *Engine) permitCreate(obj uint16) bool {
 	return e.rights(e.as, obj, ACLCreateInstance)&ACLCreate != 0
 }
 
-// rights returns the rights of server ssid on /obj/inst.
+// rights returns the rights of server ssid on /obj/inst; a peer that is
+// no DM server (ssid 0) has none.
 func (e *Engine) rights(ssid uint16, obj, inst uint16) ACLRights {
+	if ssid == 0 {
+		return 0
+	}
 	aco := e.objs.objs[2]
 	if obj == 2 {
 		in, ok := aco.insts[inst]
