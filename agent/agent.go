@@ -246,19 +246,42 @@ func (a *Agent) Run(ctx context.Context) error {
 // runPlain serves the engine over a UDP socket until ctx ends or the
 // engine's target needs another port.
 func (a *Agent) runPlain(ctx context.Context) error {
-	udp, err := ListenUDP(a.target.Peer)
+	// The one socket reaches every coap server the engine talks to (the
+	// further DM servers too): it binds loopback only when they all are.
+	peers := a.engine.acceptedPeers()
+	udp, err := ListenUDP(listenPeer(a.target.Peer, peers))
 	if err != nil {
 		return err
 	}
-	// Datagrams from the bootstrap server are tagged with its peer key
-	// even before anything was sent to it (server-initiated bootstrap).
-	for _, p := range a.engine.acceptedPeers() {
+	// Datagrams from the bootstrap server and the further servers are
+	// tagged with their peer keys even before anything was sent to them
+	// (server-initiated bootstrap, a further server's first request).
+	for _, p := range peers {
 		_, _ = udp.resolve(p)
 	}
 	port := a.withSide(udp)
 	defer port.Close()
 	a.setPort(port)
 	return a.loop(ctx, port)
+}
+
+// listenPeer returns the peer ListenUDP opens the socket for: target,
+// unless target is on loopback and another of peers is not (a socket
+// bound to loopback cannot reach it).
+func listenPeer(target string, peers []string) string {
+	loopback := func(peer string) bool {
+		addr, err := net.ResolveUDPAddr("udp", peer)
+		return err == nil && addr.IP.IsLoopback()
+	}
+	if !loopback(target) {
+		return target
+	}
+	for _, p := range peers {
+		if p != target && !loopback(p) {
+			return p
+		}
+	}
+	return target
 }
 
 // errRetarget ends a loop whose port cannot reach the engine's new
@@ -491,7 +514,7 @@ func (a *Agent) loopSession(ctx context.Context, port port, registered *bool) er
 			}
 			continue
 		}
-		if stopping && !e.reg.busy() {
+		if stopping && !e.busy() {
 			a.emu.Unlock()
 			return nil
 		}
@@ -578,7 +601,7 @@ func (a *Agent) receiveInline(ctx context.Context, port port, d Datagram, kick c
 	restart, failed, ok := a.flush(ctx, port)
 	in := &a.inline
 	in.restart, in.failed, in.registered = in.restart || restart, in.failed || failed, in.registered || ok
-	wake := restart || failed || ok || d.Peer == e.server.peer || (!next.IsZero() && next.Before(in.armed)) ||
+	wake := restart || failed || ok || e.isDMPeer(d.Peer) || (!next.IsZero() && next.Before(in.armed)) ||
 		a.needsNewPort(e.Target())
 	a.emu.Unlock()
 	if wake {
@@ -657,12 +680,14 @@ func (a *Agent) flushEvents() (restart, failed, registered bool) {
 				a.saver.save(ev.Data)
 			}
 		}
-		switch ev.Kind {
-		case EventRestart:
+		switch {
+		case ev.Kind == EventRestart:
 			restart = true
-		case EventRegistrationFailed, EventBootstrapFailed:
+		case ev.Further:
+			// A further server's registration is not the session's.
+		case ev.Kind == EventRegistrationFailed, ev.Kind == EventBootstrapFailed:
 			failed = true
-		case EventRegistered:
+		case ev.Kind == EventRegistered:
 			registered = true
 		}
 		evs = append(evs, ev)

@@ -274,7 +274,10 @@ func (t *transport) serveRequest(now time.Time, peer string, m *message.Message)
 	}
 	if d := t.e.packageWrite(m); d != nil {
 		// A firmware or software package streams into storage block by
-		// block (fwpush.go).
+		// block (fwpush.go), once access control allows the write.
+		if resp := t.e.permitPush(peer, m); resp != nil {
+			return resp
+		}
 		return d.pushRequest(now, m, b1, has1)
 	}
 	var ack *BlockOption
@@ -527,7 +530,7 @@ func newBlock2Entry(now time.Time, payload, format []byte, szx uint8) *block2Ent
 // the observations that have ended.
 func (t *transport) watch(token []byte, key string) {
 	for tok := range t.bw.observed {
-		if _, live := t.e.obs.obs[tok]; !live {
+		if !t.e.obs.hasToken(tok) {
 			delete(t.bw.observed, tok)
 		}
 	}

@@ -174,38 +174,26 @@ func (e *Engine) findBSAccount() (account, bool) {
 // findDM returns the first usable DM server account (in /0 instance
 // order) and its Server instance, or why there is none.
 func (e *Engine) findDM() (account, uint16, error) {
-	sec, srv := e.objs.objs[0], e.objs.objs[1]
-	why := "no LwM2M Server account in /0"
-	for _, id := range sec.instanceIDs() {
-		in := sec.insts[id]
-		if v, ok := in.value(1); ok && v.Bool {
-			continue
-		}
-		a, err := e.accountOf(in)
-		if err != nil {
-			why = fmt.Sprintf("/0/%d: %v", id, err)
-			continue
-		}
-		for _, sid := range srv.instanceIDs() {
-			if v, ok := srv.insts[sid].value(0); ok && v.Int == a.ssid {
-				return a, sid, nil
-			}
-		}
-		why = fmt.Sprintf("/0/%d: no /1 instance with Short Server ID %d", id, a.ssid)
+	all, err := e.findDMs()
+	if err != nil {
+		return account{}, 0, err
 	}
-	return account{}, 0, fmt.Errorf("%s", why)
+	return all[0].acc, all[0].srvInst, nil
 }
 
 // selectDM makes the first usable DM server the one the engine
-// registers with.
+// registers with, and the others further servers (servers.go).
 func (e *Engine) selectDM() {
-	a, sid, err := e.findDM()
-	e.hasDM = err == nil
+	all, _ := e.findDMs()
+	e.hasDM = len(all) > 0
+	e.multi = len(all) > 1
 	if !e.hasDM {
 		e.server, e.dm = serverAddr{}, account{}
+		e.syncExtra(nil)
 		return
 	}
-	e.server, e.dm, e.srvInst = a.addr, a, sid
+	e.server, e.dm, e.srvInst = all[0].acc.addr, all[0].acc, all[0].srvInst
+	e.syncExtra(all[1:])
 }
 
 // Target returns the server the engine addresses now: the bootstrap
@@ -238,9 +226,13 @@ func (e *Engine) fromBootstrap(peer string) bool {
 }
 
 // acceptedPeers returns the peers whose datagrams the engine takes: the
-// target, and the bootstrap server when it may start a session.
+// target, the further DM servers, and the bootstrap server when it may
+// start a session.
 func (e *Engine) acceptedPeers() []string {
 	peers := []string{e.Target().Peer}
+	for _, r := range e.extra {
+		peers = append(peers, r.peer())
+	}
 	if bs, ok := e.bsAccount(); ok && bs.addr.scheme == "coap" && bs.addr.peer != peers[0] {
 		peers = append(peers, bs.addr.peer)
 	}
@@ -279,6 +271,28 @@ func (e *Engine) accountInstances() (sec, srv map[uint16]*instance) {
 		}}
 		srv[0] = defaultServerInstance(0, ssid)
 		next = 1
+		// Further DM servers (Config.Servers), over coap: their lifetime
+		// and binding live in their Server instance.
+		for _, a := range c.extraServers() {
+			sec[next] = &instance{id: next, vals: map[uint16]map[uint16]lwm2m.Value{
+				0:  single(lwm2m.String(a.URI)),
+				1:  single(lwm2m.Bool(false)),
+				2:  single(lwm2m.Int(secModeNoSec)),
+				3:  single(lwm2m.Opaque(nil)),
+				4:  single(lwm2m.Opaque(nil)),
+				5:  single(lwm2m.Opaque(nil)),
+				10: single(lwm2m.Int(int64(a.ShortServerID))),
+			}}
+			in := defaultServerInstance(next, int64(a.ShortServerID))
+			lt := uint32(a.Lifetime / time.Second)
+			if w, ok := e.st.Lifetimes[a.ShortServerID]; ok && w.Conf == lt && w.Lifetime > 0 {
+				lt = w.Lifetime // written by a server, kept across restarts
+			}
+			in.vals[1] = single(lwm2m.Int(int64(lt)))
+			in.vals[7] = single(lwm2m.String("U"))
+			srv[next] = in
+			next++
+		}
 	}
 	if c.BootstrapURI != "" {
 		mode, identity, key := int64(secModeNoSec), []byte(nil), []byte(nil)
@@ -320,6 +334,8 @@ func defaultServerInstance(id uint16, ssid int64) *instance {
 type bootRecord struct {
 	Security map[uint16]map[uint16]lwm2m.Value `json:"security"`
 	Server   map[uint16]map[uint16]lwm2m.Value `json:"server"`
+	// Access holds the Access Control instances by instance ID (acl.go).
+	Access map[uint16]aclRecord `json:"access,omitempty"`
 }
 
 // maxAccounts bounds the Security and Server instances a bootstrap
@@ -343,7 +359,7 @@ func recordOf(o *object) map[uint16]map[uint16]lwm2m.Value {
 // snapshotBoot records the Security and Server objects; the active
 // server's lifetime and binding live in the persistent state.
 func (e *Engine) snapshotBoot() *bootRecord {
-	return &bootRecord{Security: recordOf(e.objs.objs[0]), Server: recordOf(e.objs.objs[1])}
+	return &bootRecord{Security: recordOf(e.objs.objs[0]), Server: recordOf(e.objs.objs[1]), Access: aclRecordsOf(e.objs.objs[2])}
 }
 
 func (b *bootRecord) instances() (sec, srv map[uint16]*instance) {
@@ -378,7 +394,7 @@ func (b *bootRecord) valid() bool {
 		}
 		return true
 	}
-	if !check(securityDef, b.Security) || !check(serverDef, b.Server) {
+	if !check(securityDef, b.Security) || !check(serverDef, b.Server) || !validACLRecords(b.Access) {
 		return false
 	}
 	n := 0
@@ -446,6 +462,9 @@ func (e *Engine) serveBootstrap(now time.Time, m *message.Message) *message.Mess
 func (e *Engine) bootstrapWrite(now time.Time, p lwm2m.Path, m *message.Message) *message.Message {
 	if p.Len == 0 {
 		return reply(codes.BadRequest)
+	}
+	if p.Obj() == 2 {
+		return e.bootstrapWriteACL(p, m)
 	}
 	if p.Obj() > 1 {
 		if _, _, errResp := e.lookup(p); errResp != nil {
@@ -560,7 +579,7 @@ func (e *Engine) bootstrapDelete(p lwm2m.Path) *message.Message {
 	if bs, ok := e.bsAccount(); ok {
 		bsInst = int(bs.inst)
 	}
-	sec, srv := e.objs.objs[0], e.objs.objs[1]
+	sec, srv, aco := e.objs.objs[0], e.objs.objs[1], e.objs.objs[2]
 	clearSec := func() {
 		for id := range sec.insts {
 			if int(id) != bsInst {
@@ -572,6 +591,11 @@ func (e *Engine) bootstrapDelete(p lwm2m.Path) *message.Message {
 	case p.Len == 0:
 		clearSec()
 		clear(srv.insts)
+		clear(aco.insts)
+	case p.Len == 1 && p.Obj() == 2:
+		clear(aco.insts)
+	case p.Len == 2 && p.Obj() == 2:
+		delete(aco.insts, p.Inst())
 	case p.Len == 1 && p.Obj() == 0:
 		clearSec()
 	case p.Len == 1 && p.Obj() == 1:
@@ -682,6 +706,7 @@ func (e *Engine) commitBootstrap() {
 	}
 	delete(in.vals, 1)
 	delete(in.vals, 7)
+	e.aclDefaults()
 	e.st.Boot = e.snapshotBoot()
 	e.st.RegFailures = 0
 	e.store()
@@ -738,7 +763,7 @@ func (r *registration) fallBack() bool {
 // during which the bootstrap server may start the session itself.
 func (r *registration) bootstrap(now time.Time) {
 	bs, _ := r.e.bsAccount()
-	r.e.obs.clear()
+	r.e.obs.clearPeer(r.peer())
 	r.location = ""
 	r.state = regBSHoldOff
 	r.retryAt = now.Add(bs.holdOff)
@@ -789,7 +814,7 @@ func (r *registration) bootstrapActivity(now time.Time) {
 	default:
 		bs, _ := r.e.bsAccount()
 		r.e.logInfo("server-initiated bootstrap", "server_uri", bs.uri)
-		r.e.obs.clear()
+		r.e.obs.clearPeer(r.peer())
 		r.location = ""
 		r.sessionStarted(bs)
 	}

@@ -49,6 +49,11 @@ func (e *Engine) collectPaths(now time.Time, paths []lwm2m.Path) ([]lwm2m.Record
 			return nil, reply(codes.Unauthorized)
 		}
 		got, errResp := e.collect(now, p)
+		if errResp != nil && errResp.Code == codes.Unauthorized {
+			// Access control: a path the server may not read refuses
+			// the whole operation (acl.go).
+			return nil, errResp
+		}
 		if errResp != nil {
 			continue
 		}
@@ -84,7 +89,7 @@ func (e *Engine) fetch(now time.Time, peer string, p lwm2m.Path, m *message.Mess
 	}
 	obs, observing := uintOpt(m, message.Observe)
 	if observing && obs == 1 {
-		e.obs.cancel(m.Token)
+		e.obs.cancel(peer, m.Token)
 	}
 	recs, errResp := e.collectPaths(now, paths)
 	if errResp != nil {

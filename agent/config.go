@@ -47,6 +47,10 @@ const (
 	EnvFWPSKKey      = "AVC_FW_PSK_KEY"           // and its key (hex); default the server's PSK
 	EnvFWConnect     = "AVC_FW_CONNECT_TIMEOUT"   // seconds a pull may take to get its first answer (300)
 	EnvFWLowSpeed    = "AVC_FW_LOW_SPEED"         // "bytes/s,seconds": fail a pull slower than that for that long (100,1000)
+	// Several DM servers (Config.Servers) and their access control
+	// (Config.AccessControl).
+	EnvServerURIs = "AVC_SERVER_URIS" // further DM servers: "coap://host[:port][;ssid=N][;lifetime=S]", comma-separated
+	EnvACL        = "AVC_ACL"         // Access Control /2 instances: "/OBJ/INST [owner=SSID] [SSID=RIGHTS]...", semicolon-separated
 )
 
 // ConfigNames lists the configuration names in a stable order.
@@ -54,7 +58,7 @@ var ConfigNames = []string{EnvServerURI, EnvEndpoint, EnvLifetime, EnvStateDir, 
 	EnvCertFile, EnvKeyFile, EnvCAFile,
 	EnvBootstrapPSKIdentity, EnvBootstrapPSKKey, EnvBootstrapHoldOff,
 	EnvFWVersion, EnvFWInstallCmd, EnvFWTrustedKeys, EnvFWRequireSig, EnvFWCAFile, EnvFWPSKIdentity, EnvFWPSKKey,
-	EnvFWConnect, EnvFWLowSpeed}
+	EnvFWConnect, EnvFWLowSpeed, EnvServerURIs, EnvACL}
 
 // DefaultLifetime is the registration lifetime used when none is configured
 // (LwM2M's own default for /1/x/1 is 86400 s).
@@ -150,6 +154,27 @@ type Config struct {
 	Device DeviceInfo
 	// ShortServerID is the server's short ID in /0 and /1; zero means 1.
 	ShortServerID uint16
+	// Servers are further LwM2M DM servers beside ServerURI (the first
+	// server). The engine registers with each one on its own: its own
+	// lifetime, updates, retries and location; its requests are served
+	// and its observations notified to it. With more than one server the
+	// Access Control object /2 is enforced (AccessControl). Several
+	// servers are supported over coap only, and without queue mode
+	// (Binding "UQ"). AVC_SERVER_URIS: comma-separated URIs, each
+	// optionally followed by ";ssid=N" and ";lifetime=SECONDS".
+	Servers []ServerAccount
+	// AccessControl lists Access Control object instances (/2) that
+	// replace the defaults the engine makes when more than one server is
+	// configured: the first server owns every object instance (full
+	// access) and may create instances, each other server owns its own
+	// Server instance (/1) and may read (observe, discover) everything
+	// else. An entry names the object instance it governs (InstanceID
+	// 65535 for Create on the object). Ignored with a single server,
+	// which has full access. AVC_ACL: semicolon-separated entries such as
+	// "/3/0 owner=1 2=rwe 0=r" (rights as letters r, w, e, d, c or a
+	// number 0..31; ACL key 0 is the default for servers without an
+	// entry; the owner defaults to the first server).
+	AccessControl []AccessControl
 	// NotifyCONInterval is how often at most an Observe notification is
 	// sent confirmable; zero means DefaultNotifyCONInterval (24 h), a
 	// negative value means every notification is confirmable.
@@ -330,6 +355,18 @@ func (c *Config) Set(name, value string) error {
 		}
 		c.Firmware.LowSpeedLimit, c.Firmware.LowSpeedTime = int64(r), time.Duration(d)*time.Second
 		c.Software.LowSpeedLimit, c.Software.LowSpeedTime = c.Firmware.LowSpeedLimit, c.Firmware.LowSpeedTime
+	case EnvServerURIs:
+		srvs, err := parseServerURIs(value)
+		if err != nil {
+			return bad(err.Error())
+		}
+		c.Servers = srvs
+	case EnvACL:
+		acl, err := parseACL(value)
+		if err != nil {
+			return bad(err.Error())
+		}
+		c.AccessControl = acl
 	case EnvFWRequireSig:
 		b, err := strconv.ParseBool(value)
 		if err != nil {
@@ -406,6 +443,10 @@ func (c *Config) Get(name string) (string, error) {
 	case EnvFWLowSpeed:
 		l := c.Firmware.limits()
 		return fmt.Sprintf("%d,%d", l.lowSpeedLimit, int64(l.lowSpeedTime/time.Second)), nil
+	case EnvServerURIs:
+		return formatServerURIs(c.Servers), nil
+	case EnvACL:
+		return formatACL(c.AccessControl), nil
 	}
 	return "", fmt.Errorf("%w: unknown setting %q", ErrConfig, name)
 }
@@ -468,6 +509,7 @@ func (c *Config) Validate() error {
 			}
 		}
 	}
+	errs = append(errs, c.validateServers()...)
 	if c.BootstrapURI != "" {
 		if srv, err := parseURI(EnvBootstrapURI, c.BootstrapURI); err != nil {
 			errs = append(errs, err)

@@ -411,16 +411,16 @@ func (e *Engine) link(now time.Time, c CmdLink) error {
 	case regRegistering, regRegistered, regUpdating:
 		// Unanswered: a failed registration (the retry policy decides
 		// when to try again; a session that was up registers anew).
-		e.tr.cancelAll()
+		e.tr.cancelPeer(e.Target().Peer)
 		r.location = ""
 		r.registerFailed(now, nil)
 	case regDeregistering:
-		e.tr.cancelAll()
+		e.tr.cancelPeer(e.Target().Peer)
 		r.reset()
 		e.emit(Event{Kind: EventDeregistered, Err: why})
 		e.ctl.stopped(now)
 	default:
-		e.tr.cancelAll()
+		e.tr.cancelPeer(e.Target().Peer)
 	}
 	return nil
 }

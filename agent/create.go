@@ -76,6 +76,9 @@ func (e *Engine) create(now time.Time, p lwm2m.Path, m *message.Message) *messag
 		// operation".
 		return reply(codes.MethodNotAllowed)
 	}
+	if !e.permitCreate(o.def.id) {
+		return reply(codes.Unauthorized)
+	}
 	insts, errResp := e.decodeCreate(o, m)
 	if errResp != nil {
 		return errResp
@@ -151,6 +154,7 @@ func (e *Engine) create(now time.Time, p lwm2m.Path, m *message.Message) *messag
 			in.vals[c.d.id][ri] = c.r.Value
 		}
 		ip := lwm2m.P(o.def.id, ni.id)
+		e.aclCreated(o.def.id, ni.id)
 		e.logDebug("instance created", "path", ip.String())
 		// A dedicated create event may replace this write event.
 		e.emit(Event{Kind: EventCreate, Path: ip.String()})
@@ -299,6 +303,9 @@ func (e *Engine) deleteInstance(p lwm2m.Path) *message.Message {
 	if _, ok := o.insts[p.Inst()]; !ok {
 		return reply(codes.NotFound)
 	}
+	if !e.permit(p, ACLDelete) {
+		return reply(codes.Unauthorized)
+	}
 	if o.deleting != nil {
 		if err := o.deleting(e.now, p.Inst()); err != nil {
 			e.logWarn("instance not deleted", "path", p.String(), "err", err)
@@ -306,12 +313,13 @@ func (e *Engine) deleteInstance(p lwm2m.Path) *message.Message {
 		}
 	}
 	delete(o.insts, p.Inst())
+	e.aclDeleted(p.Obj(), p.Inst())
 	e.emit(Event{Kind: EventDelete, Path: p.String()})
 	// Attributes written on the instance or below go with it: an
 	// instance created later with the same ID starts afresh.
-	for ap := range e.obs.attrs {
-		if p.Contains(ap) {
-			delete(e.obs.attrs, ap)
+	for k := range e.obs.attrs {
+		if p.Contains(k.path) {
+			delete(e.obs.attrs, k)
 		}
 	}
 	e.logDebug("instance deleted", "path", p.String())
@@ -331,7 +339,9 @@ func (e *Engine) instancesChanged(p lwm2m.Path) {
 			o.dirty = true
 		}
 	}
-	if e.reg.location != "" && e.reg.linksChanged() {
-		e.reg.wantUpdat = true
+	for _, r := range e.registrations() {
+		if r.location != "" && r.linksChanged() {
+			r.wantUpdat = true
+		}
 	}
 }

@@ -52,6 +52,17 @@ type Engine struct {
 	dm      account
 	srvInst uint16
 	hasDM   bool
+	// extra are the registrations with the further DM servers, multi is
+	// set when more than one DM server account is usable (servers.go):
+	// Access Control is then enforced (acting) for the server whose
+	// request is served, or whose observation is evaluated: as, the
+	// Short Server ID whose attributes apply (acl.go, observe.go).
+	extra  []*registration
+	multi  bool
+	acting bool
+	as     uint16
+	// aclDirty is set when a server changed /2 (acl.go).
+	aclDirty bool
 	// The Bootstrap-Server account, cached (bootstrap.go).
 	bsAcc    account
 	bsOK     bool
@@ -139,6 +150,7 @@ func NewEngine(cfg Config, state []byte) (*Engine, error) {
 	e.sw = newSoftware(e)
 	e.objs = newObjectTree(e)
 	e.selectDM()
+	e.aclDefaults()
 	e.ctl = newControl(e)
 	e.reg = newRegistration(e)
 	e.obs = newObserver(e)
@@ -154,7 +166,7 @@ func (e *Engine) HandleDatagram(now time.Time, peer string, b []byte) {
 	e.stats.count(now, len(b), false)
 	var m *message.Message
 	var err error
-	fromServer := peer == e.server.peer || e.fromBootstrap(peer)
+	fromServer := e.isDMPeer(peer) || e.fromBootstrap(peer)
 	if fromServer {
 		m, err = decode(b)
 	} else {
@@ -171,7 +183,7 @@ func (e *Engine) HandleDatagram(now time.Time, peer string, b []byte) {
 		}
 		return
 	}
-	if (!e.hasDM || peer != e.server.peer) && !e.fromBootstrap(peer) {
+	if !e.isDMPeer(peer) && !e.fromBootstrap(peer) {
 		if isRequest(m.Code) || !e.pullFrom(peer) {
 			e.logDebug("drop datagram from unknown peer", "peer", peer)
 			return
@@ -216,9 +228,14 @@ func (e *Engine) HandleCommand(now time.Time, c Command) error {
 	case CmdStop:
 		return e.reg.stop(now)
 	case CmdUpdate:
+		// Every registered server is updated; the answer is the first
+		// server's.
+		for _, r := range e.extra {
+			_ = r.triggerUpdate(now)
+		}
 		return e.reg.triggerUpdate(now)
 	case CmdSend:
-		return e.snd.send(now, c.Paths)
+		return e.snd.send(now, c)
 	case CmdAccept, CmdDefer, CmdSetAgreement, CmdBlockInstall, CmdUnblockInstall,
 		CmdSetPollingTimer, CmdSetRetryTimers, CmdSetAPN, CmdStatusHandlers, CmdSessionRequests, CmdSetCredential:
 		return e.controlCommand(now, c)
@@ -228,10 +245,12 @@ func (e *Engine) HandleCommand(now time.Time, c Command) error {
 		if err := e.objs.set(c.Path, c.Value); err != nil {
 			return err
 		}
-		if e.reg.location != "" && e.reg.linksChanged() {
-			// A new instance: the server learns it from an update (now,
-			// or after the one in flight).
-			e.reg.triggerUpdate(now)
+		for _, r := range e.registrations() {
+			if r.location != "" && r.linksChanged() {
+				// A new instance: the server learns it from an update
+				// (now, or after the one in flight).
+				r.triggerUpdate(now)
+			}
 		}
 		e.obs.fire(now)
 		return nil
@@ -247,6 +266,12 @@ func (e *Engine) Step(now time.Time) time.Time {
 	sent := e.sent
 	e.tr.fire(now)
 	e.reg.fire(now)
+	if e.reg.started {
+		e.startExtras(now)
+	}
+	for _, r := range e.extra {
+		r.fire(now)
+	}
 	if e.fw != nil {
 		e.fw.boot(now)
 		e.fw.fire(now)
@@ -272,6 +297,11 @@ func (e *Engine) Step(now time.Time) time.Time {
 	}
 	if e.sw != nil {
 		swNext = e.sw.next()
+	}
+	for _, r := range e.extra {
+		if t := r.next(); !t.IsZero() && (next.IsZero() || t.Before(next)) {
+			next = t
+		}
 	}
 	for _, t := range []time.Time{e.reg.next(), e.obs.next(), awake, fwNext, swNext, e.ctl.next()} {
 		if !t.IsZero() && (next.IsZero() || t.Before(next)) {
@@ -327,7 +357,7 @@ func (e *Engine) transmit(peer string, b []byte) {
 }
 
 // queueMode reports whether the binding asks for queue mode.
-func (e *Engine) queueMode() bool { return strings.HasSuffix(e.st.Binding, "Q") }
+func (e *Engine) queueMode() bool { return strings.HasSuffix(e.st.Binding, "Q") && len(e.extra) == 0 }
 
 // activity notes an exchange at now: in queue mode the client stays
 // reachable for the queue window after it (Core TS 1.1 §6.5: the client

@@ -149,6 +149,11 @@ type Event struct {
 	Kind EventKind `json:"kind"`
 	// Server is the server URI the event concerns.
 	Server string `json:"server,omitempty"`
+	// Further is set when the event concerns a further DM server
+	// (Config.Servers) rather than the first one, whose registration is
+	// the session hosts follow: a host that tracks one session ignores
+	// the registration events of further servers.
+	Further bool `json:"further,omitempty"`
 	// Location is the registration's location path ("/rd/5a3f").
 	Location string `json:"location,omitempty"`
 	// Lifetime is the registration lifetime in seconds.

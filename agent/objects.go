@@ -218,6 +218,11 @@ func newObjectTree(e *Engine) *objectTree {
 		20: single(lwm2m.Int(1)), // normal
 		21: single(lwm2m.Int(d.MemoryTotal)),
 	}
+	aco := e.aclObject()
+	if b := e.st.Boot; b != nil {
+		aco.insts = b.aclInstances()
+	}
+	t.add(aco)
 	t.add(&object{def: deviceDef, insts: map[uint16]*instance{0: {id: 0, vals: dev}},
 		dynamic: func(now time.Time, _, res uint16) (map[uint16]lwm2m.Value, bool) {
 			switch res {
@@ -253,7 +258,7 @@ func newObjectTree(e *Engine) *objectTree {
 // builtinObject reports whether the engine implements object id itself.
 func builtinObject(id uint16) bool {
 	switch id {
-	case 0, 1, 3, 4, 5, 6, 7, 9:
+	case 0, 1, 2, 3, 4, 5, 6, 7, 9:
 		return true
 	}
 	return false
@@ -298,13 +303,25 @@ func (t *objectTree) list() []*object {
 }
 
 func (e *Engine) writeServer(now time.Time, inst, res uint16, v lwm2m.Value, apply bool) error {
+	res0 := res
 	if inst != e.srvInst && (res == 1 || res == 7) {
 		res = 0xffff // another server's instance: validated, then stored
 	}
 	switch res {
 	case 0xffff:
-		if v.Type == lwm2m.TypeInteger && v.Int <= 0 {
+		if v.Type == lwm2m.TypeInteger && (v.Int <= 0 || v.Int > 1<<32-1) {
 			return errInvalid
+		}
+		if v.Type == lwm2m.TypeString && v.Str != "U" && (v.Str != "UQ" || e.multi) {
+			return errInvalid
+		}
+		if r := e.regBySrvInst(inst); apply && r != nil {
+			// A further server's lifetime or binding: it learns it
+			// from an update once this write has been answered.
+			r.wantUpdat = true
+			if res0 == 1 {
+				e.keepLifetime(inst, uint32(v.Int))
+			}
 		}
 	case 1:
 		if v.Int <= 0 || v.Int > 1<<32-1 {
@@ -319,7 +336,8 @@ func (e *Engine) writeServer(now time.Time, inst, res uint16, v lwm2m.Value, app
 		}
 		return nil
 	case 7:
-		if v.Str != "U" && v.Str != "UQ" {
+		if v.Str != "U" && (v.Str != "UQ" || e.multi) {
+			// Queue mode is for a single server.
 			return errInvalid
 		}
 		if apply && v.Str != e.st.Binding {
@@ -336,12 +354,21 @@ func (e *Engine) writeServer(now time.Time, inst, res uint16, v lwm2m.Value, app
 	return errNoHook
 }
 
-func (e *Engine) execServer(now time.Time, _, res uint16, _ []byte) error {
+func (e *Engine) execServer(now time.Time, inst, res uint16, _ []byte) error {
+	// Update and Disable concern the server of this Server instance
+	// alone.
+	r := e.regBySrvInst(inst)
 	switch res {
 	case 8:
-		e.reg.wantUpdat = true
+		if r == nil {
+			return errRefused
+		}
+		r.wantUpdat = true
 	case 4:
-		e.reg.wantDisable = true
+		if r == nil {
+			return errRefused
+		}
+		r.wantDisable = true
 	case 9:
 		// Bootstrap-Request Trigger: bootstrap once this is answered.
 		if _, ok := e.bsAccount(); !ok {
@@ -495,6 +522,7 @@ func (t *objectTree) set(p lwm2m.Path, v lwm2m.Value) error {
 			in.vals[5] = single(lwm2m.Value{Type: lwm2m.TypeTime})
 		}
 		o.insts[p.Inst()] = in
+		t.e.aclHostInstance(o.def.id, in.id)
 	}
 	if in.vals[d.id] == nil {
 		in.vals[d.id] = make(map[uint16]lwm2m.Value)

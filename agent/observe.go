@@ -126,35 +126,54 @@ const maxStored = 32
 // observer holds the observations and the attributes written by the server.
 type observer struct {
 	e     *Engine
-	obs   map[string]*observation // by token
-	attrs map[lwm2m.Path]attrs
+	obs   map[string]*observation // by obsKey: peer and token
+	attrs map[attrKey]attrs
 }
+
+// attrKey names the attributes one server wrote on one path: attributes
+// are the server's own (Core TS 1.1 §5.1.2), each server's observations
+// follow its attributes alone.
+type attrKey struct {
+	ssid uint16
+	path lwm2m.Path
+}
+
+// attrsOf returns the attributes server ssid wrote on p.
+func (ob *observer) attrsOf(ssid uint16, p lwm2m.Path) attrs { return ob.attrs[attrKey{ssid, p}] }
 
 func newObserver(e *Engine) *observer {
-	return &observer{e: e, obs: make(map[string]*observation), attrs: make(map[lwm2m.Path]attrs)}
+	return &observer{e: e, obs: make(map[string]*observation), attrs: make(map[attrKey]attrs)}
 }
 
-// clear drops every observation (after a new registration the server must
-// observe again, Core TS 1.1 §6.4.1).
-func (ob *observer) clear() { clear(ob.obs) }
+// clearPeer drops the observations of the server at peer (after a new
+// registration the server must observe again, Core TS 1.1 §6.4.1).
+func (ob *observer) clearPeer(peer string) {
+	for k, o := range ob.obs {
+		if o.peer == peer {
+			delete(ob.obs, k)
+		}
+	}
+}
 
-// effective returns the attributes that apply to p: the server defaults
-// from /1/0/2 and /1/0/3, then object, instance and resource level, the
-// deeper level winning (Core TS 1.1 §5.1.2).
-func (ob *observer) effective(p lwm2m.Path) attrs {
+// effective returns the attributes that apply to p observed by the
+// server at peer: that server's defaults from /1/x/2 and /1/x/3, then
+// object, instance and resource level, the deeper level winning (Core TS
+// 1.1 §5.1.2).
+func (ob *observer) effective(peer string, p lwm2m.Path) attrs {
 	var a attrs
-	if v := ob.e.serverInt(2); v > 0 {
+	if v := ob.e.serverValueOf(peer, 2).Int; v > 0 {
 		a.pmin = optInt{v, true}
 	}
-	if v := ob.e.serverInt(3); v > 0 {
+	if v := ob.e.serverValueOf(peer, 3).Int; v > 0 {
 		a.pmax = optInt{v, true}
 	}
+	ssid := ob.e.ssidOf(peer)
 	for l := 1; l <= p.Len && l <= 3; l++ {
 		q := p
 		for q.Len > l {
 			q = q.Parent()
 		}
-		if at, ok := ob.attrs[q]; ok {
+		if at, ok := ob.attrs[attrKey{ssid, q}]; ok {
 			a = a.over(at)
 		}
 	}
@@ -168,7 +187,7 @@ func (ob *observer) observe(now time.Time, peer string, p lwm2m.Path, m, resp *m
 	o := &observation{token: append([]byte(nil), m.Token...), peer: peer, path: p, format: lwm2m.ContentFormat(cf),
 		seq: 2, payload: resp.Payload, sent: now, evalAt: now, conAt: now}
 	o.num, o.hasNum = ob.numeric(now, p)
-	ob.obs[string(o.token)] = o
+	ob.obs[obsKey(peer, o.token)] = o
 	resp.Options = addUint(resp.Options, message.Observe, o.seq)
 	ob.e.logDebug("observe", "path", p.String(), "format", o.format.String())
 }
@@ -177,11 +196,13 @@ func (ob *observer) observe(now time.Time, peer string, p lwm2m.Path, m, resp *m
 // (Core TS 1.1 §6.4.2); its attributes are the server's defaults.
 func (ob *observer) observeComposite(now time.Time, peer string, paths []lwm2m.Path, m, resp *message.Message) {
 	ob.observe(now, peer, lwm2m.Path{}, m, resp)
-	ob.obs[string(m.Token)].paths = paths
+	ob.obs[obsKey(peer, m.Token)].paths = paths
 }
 
-// current returns the records an observation reports now.
+// current returns the records an observation reports now: those its
+// server may read (acl.go).
 func (ob *observer) current(now time.Time, o *observation) ([]lwm2m.Record, *message.Message) {
+	defer ob.e.actAs(ob.e.ssidOf(o.peer))()
 	if o.paths != nil {
 		return ob.e.collectPaths(now, o.paths)
 	}
@@ -189,7 +210,21 @@ func (ob *observer) current(now time.Time, o *observation) ([]lwm2m.Record, *mes
 }
 
 // cancel removes the observation with token (GET with Observe=1).
-func (ob *observer) cancel(token []byte) { delete(ob.obs, string(token)) }
+func (ob *observer) cancel(peer string, token []byte) { delete(ob.obs, obsKey(peer, token)) }
+
+// hasToken reports whether an observation has token.
+func (ob *observer) hasToken(token string) bool {
+	for _, o := range ob.obs {
+		if string(o.token) == token {
+			return true
+		}
+	}
+	return false
+}
+
+// obsKey is the key of the observation of peer with token: tokens are the
+// server's, so two servers may use the same one.
+func obsKey(peer string, token []byte) string { return peer + "\x00" + string(token) }
 
 // reset cancels the observation whose notification had message ID mid.
 func (ob *observer) reset(mid uint16) {
@@ -236,7 +271,7 @@ func (ob *observer) fire(now time.Time) {
 }
 
 func (ob *observer) evaluate(now time.Time, o *observation) {
-	a := ob.effective(o.path)
+	a := ob.effective(o.peer, o.path)
 	if a.epmin.ok && now.Sub(o.evalAt) < seconds(a.epmin.v) && !o.dirty {
 		return
 	}
@@ -254,7 +289,7 @@ func (ob *observer) evaluate(now time.Time, o *observation) {
 		// (RFC 7641 §3.2).
 		resp := errResp
 		resp.Token = o.token
-		delete(ob.obs, string(o.token))
+		delete(ob.obs, obsKey(o.peer, o.token))
 		ob.e.tr.notify(now, o.peer, resp, false, nil)
 		return
 	}
@@ -411,7 +446,7 @@ func (ob *observer) sendAs(now time.Time, o *observation, payload []byte, forceC
 	con := forceCON || iv < 0 || now.Sub(o.conAt) >= iv
 	o.payload, o.sent, o.dirty = payload, now, false
 	o.num, o.hasNum = ob.numeric(now, o.path)
-	token := string(o.token)
+	token := obsKey(o.peer, o.token)
 	if con {
 		o.inFlight, o.conAt = true, now
 	}
@@ -445,7 +480,7 @@ func (ob *observer) next() time.Time {
 		}
 	}
 	for _, o := range ob.obs {
-		a := ob.effective(o.path)
+		a := ob.effective(o.peer, o.path)
 		pmin := seconds(max(a.pmin.v, 0))
 		if o.dirty && !o.inFlight {
 			take(o.sent.Add(pmin))
@@ -472,6 +507,9 @@ func (ob *observer) writeAttributes(p lwm2m.Path, queries []string) *message.Mes
 	if errResp != nil {
 		return errResp
 	}
+	if !ob.e.permit(p, ACLRead) {
+		return reply(codes.Unauthorized)
+	}
 	var d *resDef
 	if p.Len == 3 {
 		var ok bool
@@ -479,7 +517,8 @@ func (ob *observer) writeAttributes(p lwm2m.Path, queries []string) *message.Mes
 			return reply(codes.NotFound)
 		}
 	}
-	cur := ob.attrs[p]
+	key := attrKey{ob.e.as, p}
+	cur := ob.attrs[key]
 	for _, q := range queries {
 		name, value, hasValue := strings.Cut(q, "=")
 		if err := cur.set(name, value, hasValue); err != nil {
@@ -498,9 +537,9 @@ func (ob *observer) writeAttributes(p lwm2m.Path, queries []string) *message.Mes
 		return reply(codes.BadRequest)
 	}
 	if cur == (attrs{}) {
-		delete(ob.attrs, p)
+		delete(ob.attrs, key)
 	} else {
-		ob.attrs[p] = cur
+		ob.attrs[key] = cur
 	}
 	return reply(codes.Changed)
 }

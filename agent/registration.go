@@ -38,8 +38,14 @@ const (
 // registration is the client side of the LwM2M Registration interface
 // (Core TS 1.1 §6.2).
 type registration struct {
-	e        *Engine
-	state    regState
+	e     *Engine
+	state regState
+	// extra is set for a further DM server's registration (servers.go);
+	// acc and srvInst then name its account. The primary registration
+	// (Engine.reg) follows Engine.dm and also runs bootstrap.
+	extra    bool
+	acc      account
+	srvInst  uint16
 	started  bool
 	location string // "/rd/abc" while registered
 
@@ -72,6 +78,7 @@ func (r *registration) start(now time.Time) error {
 	r.started = true
 	r.failures = 0
 	r.register(now)
+	r.e.startExtras(now)
 	return nil
 }
 
@@ -80,14 +87,19 @@ func (r *registration) stop(now time.Time) error {
 		return ErrDuplicate
 	}
 	r.started = false
+	if !r.extra {
+		r.e.stopExtras(now)
+	}
 	switch r.state {
 	case regRegistered, regUpdating:
 		r.deregister(now)
 	default:
-		r.e.tr.cancelAll()
+		r.cancelExchanges()
 		r.reset()
-		r.e.emit(Event{Kind: EventDeregistered})
-		r.e.ctl.stopped(now)
+		r.event(Event{Kind: EventDeregistered})
+		if !r.extra {
+			r.e.ctl.stopped(now)
+		}
 	}
 	return nil
 }
@@ -129,7 +141,7 @@ func bindingQuery(b string) []string {
 func (r *registration) busy() bool { return r.state == regDeregistering }
 
 func (r *registration) reset() {
-	r.e.obs.clear()
+	r.e.obs.clearPeer(r.peer())
 	r.state = regIdle
 	r.location = ""
 	r.updateAt, r.retryAt, r.bsDeadline = time.Time{}, time.Time{}, time.Time{}
@@ -142,10 +154,11 @@ func (r *registration) reset() {
 func (r *registration) links() string {
 	ls := []linkformat.Link{{Target: "/", Params: []linkformat.Param{{Name: "rt", Value: "oma.lwm2m", Quoted: true}, {Name: "ct", Value: "11542"}}}}
 	for _, o := range r.e.objs.list() {
-		if o.def.id == 0 {
+		insts := o.instanceIDs()
+		if o.def.id == 0 || (o.def.id == 2 && len(insts) == 0) {
+			// Access Control is listed when it is in use (acl.go).
 			continue
 		}
-		insts := o.instanceIDs()
 		var params []linkformat.Param
 		if o.def.version != "" && o.def.version != "1.0" {
 			params = append(params, linkformat.Param{Name: "ver", Value: o.def.version})
@@ -166,11 +179,11 @@ func (r *registration) links() string {
 }
 
 func (r *registration) register(now time.Time) {
-	if r.needBootstrap() {
+	if !r.extra && r.needBootstrap() {
 		r.bootstrap(now)
 		return
 	}
-	if !r.e.hasDM {
+	if !r.extra && !r.e.hasDM {
 		_, _, err := r.e.findDM()
 		r.e.logWarn("no usable LwM2M server", "err", err)
 		r.registerFailed(now, nil)
@@ -180,9 +193,9 @@ func (r *registration) register(now time.Time) {
 	// A new registration ends every observation (Core TS 1.1 §6.4.1). Do
 	// it now rather than on the 2.01: the server may observe as soon as it
 	// has registered us, before its answer reaches us.
-	r.e.obs.clear()
-	lt := r.e.st.Lifetime
-	b := r.e.st.Binding
+	r.e.obs.clearPeer(r.peer())
+	lt := r.lifetime()
+	b := r.binding()
 	links := r.links()
 	m := &message.Message{Code: codes.POST, Options: make(message.Options, 0, 8)}
 	m.Options = addPath(m.Options, "rd")
@@ -195,8 +208,8 @@ func (r *registration) register(now time.Time) {
 		m.Options = addString(m.Options, message.URIQuery, q)
 	}
 	m.Payload = []byte(links)
-	r.e.logInfo("registering", "server_uri", r.e.dm.uri, "endpoint", r.e.cfg.Endpoint, "lifetime", lt)
-	r.e.tr.request(now, r.e.server.peer, m, func(now time.Time, resp *message.Message) {
+	r.e.logInfo("registering", "server_uri", r.uri(), "endpoint", r.e.cfg.Endpoint, "lifetime", lt)
+	r.e.tr.request(now, r.peer(), m, func(now time.Time, resp *message.Message) {
 		if r.state != regRegistering {
 			return
 		}
@@ -212,17 +225,19 @@ func (r *registration) register(now time.Time) {
 		r.location = "/" + strings.Join(loc, "/")
 		r.state = regRegistered
 		r.failures = 0
-		if r.e.st.RegFailures != 0 {
+		if !r.extra && r.e.st.RegFailures != 0 {
 			r.e.st.RegFailures = 0
 			r.e.store()
 		}
 		r.sentLifetime, r.sentBinding, r.sentLinks = lt, b, links
 		r.scheduleUpdate(now)
-		r.e.logInfo("registered", "server_uri", r.e.dm.uri, "location", r.location, "lifetime", lt)
-		r.e.emit(Event{Kind: EventRegistered, Location: r.location, Lifetime: lt})
-		r.e.ctl.registered(now)
-		if r.e.fw != nil {
-			r.e.fw.registered(now)
+		r.e.logInfo("registered", "server_uri", r.uri(), "location", r.location, "lifetime", lt)
+		r.event(Event{Kind: EventRegistered, Location: r.location, Lifetime: lt})
+		if !r.extra {
+			r.e.ctl.registered(now)
+			if r.e.fw != nil {
+				r.e.fw.registered(now)
+			}
 		}
 		r.e.snd.flush(now)
 		r.afterExchange(now)
@@ -236,9 +251,9 @@ func (r *registration) registerFailed(now time.Time, resp *message.Message) {
 		ev.Err = "server answered " + ev.Code
 	}
 	r.failures++
-	if r.fallBack() {
+	if !r.extra && r.fallBack() {
 		r.e.emit(ev)
-		r.e.logWarn("registration failed; falling back to bootstrap", "server_uri", r.e.dm.uri, "err", ev.Err, "failures", r.e.st.RegFailures)
+		r.e.logWarn("registration failed; falling back to bootstrap", "server_uri", r.uri(), "err", ev.Err, "failures", r.e.st.RegFailures)
 		r.wantBoot = true
 		r.bootstrap(now)
 		return
@@ -247,13 +262,13 @@ func (r *registration) registerFailed(now time.Time, resp *message.Message) {
 	if delay > retryMax || delay <= 0 {
 		delay = retryMax
 	}
-	if r.e.ctl != nil {
+	if !r.extra && r.e.ctl != nil {
 		// Update control: the retry table replaces the back-off; when
 		// it is exhausted, retrying stops.
 		r.e.emit(ev)
 		d, ok := r.e.ctl.registerFailed(now)
 		if !ok {
-			r.e.logWarn("registration failed; retry timers exhausted", "server_uri", r.e.dm.uri, "err", ev.Err)
+			r.e.logWarn("registration failed; retry timers exhausted", "server_uri", r.uri(), "err", ev.Err)
 			r.started = false
 			r.reset()
 			return
@@ -261,14 +276,14 @@ func (r *registration) registerFailed(now time.Time, resp *message.Message) {
 		r.state = regWaiting
 		r.location = ""
 		r.retryAt = now.Add(d)
-		r.e.logWarn("registration failed", "server_uri", r.e.dm.uri, "err", ev.Err, "retry_in", d)
+		r.e.logWarn("registration failed", "server_uri", r.uri(), "err", ev.Err, "retry_in", d)
 		return
 	}
 	r.state = regWaiting
 	r.location = ""
 	r.retryAt = now.Add(delay)
-	r.e.logWarn("registration failed", "server_uri", r.e.dm.uri, "err", ev.Err, "retry_in", delay)
-	r.e.emit(ev)
+	r.e.logWarn("registration failed", "server_uri", r.uri(), "err", ev.Err, "retry_in", delay)
+	r.event(ev)
 }
 
 // scheduleUpdate arms the Registration Update timer so that the update
@@ -283,7 +298,7 @@ func (r *registration) scheduleUpdate(now time.Time) {
 func (r *registration) update(now time.Time) {
 	r.state = regUpdating
 	r.wantUpdat = false
-	lt, b, links := r.e.st.Lifetime, r.e.st.Binding, r.links()
+	lt, b, links := r.lifetime(), r.binding(), r.links()
 	r.updateLinks = links
 	m := &message.Message{Code: codes.POST, Options: make(message.Options, 0, 8)}
 	m.Options = addPath(m.Options, r.location)
@@ -300,8 +315,8 @@ func (r *registration) update(now time.Time) {
 		m.Payload = []byte(links)
 	}
 	loc := r.location
-	r.e.logDebug("registration update", "location", loc, "lifetime", lt)
-	r.e.tr.request(now, r.e.server.peer, m, func(now time.Time, resp *message.Message) {
+	r.e.logDebug("registration update", "server_uri", r.uri(), "location", loc, "lifetime", lt)
+	r.e.tr.request(now, r.peer(), m, func(now time.Time, resp *message.Message) {
 		if r.state != regUpdating || r.location != loc {
 			return
 		}
@@ -309,7 +324,7 @@ func (r *registration) update(now time.Time) {
 			r.state = regRegistered
 			r.sentLifetime, r.sentBinding, r.sentLinks = lt, b, links
 			r.scheduleUpdate(now)
-			r.e.emit(Event{Kind: EventUpdated, Location: loc, Lifetime: lt})
+			r.event(Event{Kind: EventUpdated, Location: loc, Lifetime: lt})
 			// Back online in queue mode: what was stored goes out now.
 			r.e.obs.flush(now)
 			r.e.snd.flush(now)
@@ -323,7 +338,7 @@ func (r *registration) update(now time.Time) {
 		if resp != nil {
 			why = "server answered " + codeString(resp.Code)
 		}
-		r.e.logWarn("registration update failed; registering again", "location", loc, "err", why)
+		r.e.logWarn("registration update failed; registering again", "server_uri", r.uri(), "location", loc, "err", why)
 		r.location = ""
 		r.register(now)
 	})
@@ -334,9 +349,9 @@ func (r *registration) deregister(now time.Time) {
 	loc := r.location
 	m := &message.Message{Code: codes.DELETE, Options: make(message.Options, 0, 4)}
 	m.Options = addPath(m.Options, loc)
-	r.e.tr.cancelAll()
-	r.e.logInfo("deregistering", "location", loc)
-	r.e.tr.request(now, r.e.server.peer, m, func(now time.Time, resp *message.Message) {
+	r.cancelExchanges()
+	r.e.logInfo("deregistering", "server_uri", r.uri(), "location", loc)
+	r.e.tr.request(now, r.peer(), m, func(now time.Time, resp *message.Message) {
 		if r.state != regDeregistering {
 			return
 		}
@@ -350,11 +365,13 @@ func (r *registration) deregister(now time.Time) {
 		if r.started && r.disabled {
 			// /1/0/4 Disable: come back after the disable timeout.
 			r.state = regWaiting
-			r.retryAt = now.Add(disableTimeout)
+			r.retryAt = now.Add(r.disableTimeout())
 			r.disabled = false
 		}
-		r.e.emit(ev)
-		r.e.ctl.stopped(now)
+		r.event(ev)
+		if !r.extra {
+			r.e.ctl.stopped(now)
+		}
 	})
 }
 
@@ -380,7 +397,7 @@ func (r *registration) afterExchange(now time.Time) {
 	}
 }
 
-// disable handles an Execute on /1/0/4: de-register now and register
+// disable handles an Execute on /1/x/4 of the registration's server: de-register now and register
 // again after the disable timeout.
 func (r *registration) disable(now time.Time) {
 	if r.state == regRegistered || r.state == regUpdating {
@@ -389,8 +406,19 @@ func (r *registration) disable(now time.Time) {
 	}
 }
 
-// disableTimeout is /1/0/5's default (86400 s).
+// disableTimeout is /1/x/5's default (86400 s).
 const disableTimeout = 86400 * time.Second
+
+// disableTimeout is how long the registration stays disabled after
+// /1/x/4: the server's /1/x/5.
+func (r *registration) disableTimeout() time.Duration {
+	if in, ok := r.serverInst(); ok {
+		if v, ok := in.value(5); ok && v.Int > 0 {
+			return time.Duration(v.Int) * time.Second
+		}
+	}
+	return disableTimeout
+}
 
 // fire starts the Registration Update or the Register retry when due.
 func (r *registration) fire(now time.Time) {

@@ -12,7 +12,7 @@ import (
 	"github.com/avc-agent/avc/lwm2m/senml"
 )
 
-// ErrSendMuted: CmdSend while the server's Mute Send (/1/0/23) is true.
+// ErrSendMuted: CmdSend while the server's Mute Send (/1/x/23) is true.
 var ErrSendMuted = errors.New("agent: send is muted by the server")
 
 // maxSendQueue bounds the Sends kept while offline; beyond it the oldest
@@ -27,12 +27,17 @@ const maxSendQueue = 64
 // server has muted Send.
 type CmdSend struct {
 	Paths []lwm2m.Path
+	// Server is the Short Server ID of the server to send to, when
+	// several are configured (Config.Servers); zero means the first
+	// server. An unknown ID is ErrBadValue.
+	Server uint16
 }
 
 func (CmdSend) command() string { return "send" }
 
 // sendBatch is one Send: values read at one time.
 type sendBatch struct {
+	ssid     uint16 // the server's; 0: the first server
 	at       time.Time
 	recs     []lwm2m.Record
 	inFlight bool
@@ -44,9 +49,16 @@ type sender struct {
 	queue []*sendBatch
 }
 
-func (s *sender) send(now time.Time, paths []lwm2m.Path) error {
-	if s.e.serverBool(23) {
-		return ErrSendMuted
+func (s *sender) send(now time.Time, c CmdSend) error {
+	paths := c.Paths
+	target := s.e.regBySSID(c.Server)
+	if c.Server != 0 && target == nil {
+		return fmt.Errorf("%w: send: no server with short server ID %d", ErrBadValue, c.Server)
+	}
+	if in, ok := target.serverInst(); ok {
+		if v, _ := in.value(23); v.Bool {
+			return ErrSendMuted
+		}
 	}
 	if len(paths) == 0 {
 		return fmt.Errorf("%w: send: no paths", ErrBadValue)
@@ -69,44 +81,50 @@ func (s *sender) send(now time.Time, paths []lwm2m.Path) error {
 		s.e.logWarn("send queue full: dropping the oldest values")
 		s.queue = s.queue[1:]
 	}
-	s.queue = append(s.queue, &sendBatch{at: now, recs: recs})
+	ssid := uint16(0) // the first server, whichever it is then
+	if target != s.e.reg {
+		ssid = target.ssid()
+	}
+	s.queue = append(s.queue, &sendBatch{ssid: ssid, at: now, recs: recs})
 	s.flush(now)
 	return nil
 }
 
-// flush sends the queued batches once the client is registered (and, in
-// queue mode, awake with the server informed).
+// flush sends the queued batches of every server that is registered
+// (and, in queue mode, awake with the server informed).
 func (s *sender) flush(now time.Time) {
 	e := s.e
-	if e.reg.location == "" || e.reg.state != regRegistered && e.reg.state != regUpdating {
-		return
-	}
-	if e.queueMode() && (e.asleep || e.reg.state != regRegistered) {
-		if e.asleep {
-			e.reg.update(now) // wake; the update's success flushes
-		}
-		return
-	}
-	for _, b := range s.queue {
-		if b.inFlight {
+	for _, r := range e.registrations() {
+		if r.location == "" || r.state != regRegistered && r.state != regUpdating {
 			continue
 		}
-		s.post(now, b)
+		if r == e.reg && e.queueMode() && (e.asleep || e.reg.state != regRegistered) {
+			if e.asleep {
+				e.reg.update(now) // wake; the update's success flushes
+			}
+			continue
+		}
+		for _, b := range s.queue {
+			if b.inFlight || e.regBySSID(b.ssid) != r {
+				continue
+			}
+			s.post(now, r, b)
+		}
 	}
 }
 
-func (s *sender) post(now time.Time, b *sendBatch) {
+func (s *sender) post(now time.Time, r *registration, b *sendBatch) {
 	payload, err := senml.EncodeCBORAt(lwm2m.Path{}, b.recs, b.at)
 	if err != nil {
 		s.drop(b)
-		s.e.emit(Event{Kind: EventSendFailed, Err: err.Error()})
+		r.event(Event{Kind: EventSendFailed, Err: err.Error()})
 		return
 	}
 	b.inFlight = true
 	m := &message.Message{Code: codes.POST, Options: make(message.Options, 0, 4), Payload: payload}
 	m.Options = addPath(m.Options, "dp")
 	m.Options = addUint(m.Options, message.ContentFormat, uint32(lwm2m.FormatSenMLCBOR))
-	s.e.tr.request(now, s.e.server.peer, m, func(now time.Time, resp *message.Message) {
+	s.e.tr.request(now, r.peer(), m, func(now time.Time, resp *message.Message) {
 		b.inFlight = false
 		switch {
 		case resp == nil:
@@ -114,10 +132,10 @@ func (s *sender) post(now time.Time, b *sendBatch) {
 			s.e.logWarn("send not acknowledged; kept for later", "values", len(b.recs))
 		case resp.Code == codes.Changed:
 			s.drop(b)
-			s.e.emit(Event{Kind: EventSent, Path: pathsOf(b.recs)})
+			r.event(Event{Kind: EventSent, Path: pathsOf(b.recs)})
 		default:
 			s.drop(b)
-			s.e.emit(Event{Kind: EventSendFailed, Code: codeString(resp.Code), Err: "server refused the values"})
+			r.event(Event{Kind: EventSendFailed, Code: codeString(resp.Code), Err: "server refused the values"})
 		}
 	})
 }

@@ -29,10 +29,11 @@ func replyContent(f lwm2m.ContentFormat, payload []byte) *message.Message {
 	return m
 }
 
-// serve answers a request from the server (the LwM2M Device Management
-// and Service Enablement interface, Core TS 1.1 §6.3).
+// serve answers a request from a server (the LwM2M Device Management
+// and Service Enablement interface, Core TS 1.1 §6.3). With more than one
+// DM server, the requesting server's access rights are checked (acl.go).
 func (e *Engine) serve(now time.Time, peer string, m *message.Message) *message.Message {
-	if (e.reg.bootstrapping() || !e.hasDM || peer != e.server.peer) && e.fromBootstrap(peer) {
+	if (e.reg.bootstrapping() || !e.isDMPeer(peer)) && e.fromBootstrap(peer) {
 		// The bootstrap server's requests are bootstrap operations
 		// (bootstrap.go); when it shares the DM server's address, only
 		// during a bootstrap session.
@@ -45,6 +46,7 @@ func (e *Engine) serve(now time.Time, peer string, m *message.Message) *message.
 		e.logDebug("bad option", "option", int(id))
 		return reply(codes.BadOption)
 	}
+	defer e.actAs(e.ssidOf(peer))()
 	p, err := lwm2m.ParseSegments(stringOpts(m, message.URIPath))
 	if err != nil {
 		return reply(codes.NotFound)
@@ -63,7 +65,7 @@ func (e *Engine) serve(now time.Time, peer string, m *message.Message) *message.
 		}
 		obs, observing := uintOpt(m, message.Observe)
 		if observing && obs == 1 {
-			e.obs.cancel(m.Token) // RFC 7641 §3.6: deregister, then answer normally
+			e.obs.cancel(peer, m.Token) // RFC 7641 §3.6: deregister, then answer normally
 		}
 		resp = e.read(now, p, m)
 		if observing && obs == 0 && resp.Code == codes.Content {
@@ -102,11 +104,17 @@ func (e *Engine) serve(now time.Time, peer string, m *message.Message) *message.
 
 // afterServe runs work a request asked for, once its response is queued.
 func (e *Engine) afterServe(now time.Time) {
+	e.aclStore()
 	switch {
 	case e.reg.bsFinished:
 		e.reg.bootstrapDone(now)
 	case e.reg.state == regRegistered:
 		e.reg.afterExchange(now)
+	}
+	for _, r := range e.extra {
+		if r.state == regRegistered {
+			r.afterExchange(now)
+		}
 	}
 }
 
@@ -153,6 +161,9 @@ func (e *Engine) collect(now time.Time, p lwm2m.Path) ([]lwm2m.Record, *message.
 	if errResp != nil {
 		return nil, errResp
 	}
+	if !e.permit(p, ACLRead) {
+		return nil, reply(codes.Unauthorized)
+	}
 	var recs []lwm2m.Record
 	addRes := func(in *instance, d *resDef) {
 		vals := o.values(now, in, d.id)
@@ -176,8 +187,15 @@ func (e *Engine) collect(now time.Time, p lwm2m.Path) ([]lwm2m.Record, *message.
 	}
 	switch p.Len {
 	case 1:
+		readable := 0
 		for _, id := range o.instanceIDs() {
-			addInst(o.insts[id])
+			if e.permit(lwm2m.P(o.def.id, id), ACLRead) {
+				readable++
+				addInst(o.insts[id])
+			}
+		}
+		if readable == 0 && len(o.insts) > 0 {
+			return nil, reply(codes.Unauthorized)
 		}
 	case 2:
 		addInst(in)
@@ -412,6 +430,9 @@ func (e *Engine) checkWrites(now time.Time, recs []lwm2m.Record) ([]pendingWrite
 		if errResp != nil {
 			return nil, errResp
 		}
+		if !e.permit(r.Path, ACLWrite) {
+			return nil, reply(codes.Unauthorized)
+		}
 		d, ok := o.def.resource(r.Path.Res())
 		if !ok {
 			return nil, reply(codes.NotFound)
@@ -480,6 +501,9 @@ func (e *Engine) execute(now time.Time, p lwm2m.Path, args []byte) *message.Mess
 	if !ok {
 		return reply(codes.NotFound)
 	}
+	if !e.permit(p, ACLExecute) {
+		return reply(codes.Unauthorized)
+	}
 	if d.ops&opE == 0 {
 		return reply(codes.MethodNotAllowed)
 	}
@@ -506,6 +530,9 @@ func (e *Engine) discover(p lwm2m.Path) *message.Message {
 	if errResp != nil {
 		return errResp
 	}
+	if !e.permit(p, ACLRead) {
+		return reply(codes.Unauthorized)
+	}
 	var links []linkformat.Link
 	resLinks := func(in *instance, only *resDef) {
 		for i := range o.def.res {
@@ -527,7 +554,7 @@ func (e *Engine) discover(p lwm2m.Path) *message.Message {
 			if d.multi {
 				l.Params = []linkformat.Param{{Name: "dim", Value: fmt.Sprint(len(vals))}}
 			}
-			l.Params = append(l.Params, e.obs.attrs[rp].params()...)
+			l.Params = append(l.Params, e.obs.attrsOf(e.as, rp).params()...)
 			links = append(links, l)
 		}
 	}
@@ -537,15 +564,18 @@ func (e *Engine) discover(p lwm2m.Path) *message.Message {
 		if o.def.version != "1.0" {
 			l.Params = []linkformat.Param{{Name: "ver", Value: o.def.version}}
 		}
-		l.Params = append(l.Params, e.obs.attrs[p].params()...)
+		l.Params = append(l.Params, e.obs.attrsOf(e.as, p).params()...)
 		links = append(links, l)
 		for _, id := range o.instanceIDs() {
 			ip := lwm2m.P(o.def.id, id)
-			links = append(links, linkformat.Link{Target: ip.String(), Params: e.obs.attrs[ip].params()})
+			if !e.permit(ip, ACLRead) {
+				continue
+			}
+			links = append(links, linkformat.Link{Target: ip.String(), Params: e.obs.attrsOf(e.as, ip).params()})
 			resLinks(o.insts[id], nil)
 		}
 	case 2:
-		links = append(links, linkformat.Link{Target: p.String(), Params: e.obs.attrs[p].params()})
+		links = append(links, linkformat.Link{Target: p.String(), Params: e.obs.attrsOf(e.as, p).params()})
 		resLinks(in, nil)
 	case 3:
 		d, ok := o.def.resource(p.Res())

@@ -40,6 +40,19 @@ type persistent struct {
 	// RegFailures counts consecutive failed Registers towards the
 	// fallback to bootstrap (Config.BootstrapAfterFailures).
 	RegFailures int `json:"reg_failures,omitempty"`
+	// Lifetimes are the lifetimes servers wrote to the Server instances
+	// of further configured servers (Config.Servers), by Short Server
+	// ID, each with the configured lifetime it replaced: it applies
+	// until the operator configures another (servers.go). A bootstrap's
+	// servers keep theirs in Boot.
+	Lifetimes map[uint16]lifetimeRecord `json:"lifetimes,omitempty"`
+}
+
+// lifetimeRecord is a server-written lifetime and the configured one it
+// replaced, in seconds.
+type lifetimeRecord struct {
+	Lifetime uint32 `json:"lifetime"`
+	Conf     uint32 `json:"conf"`
 }
 
 // swRecords are the Software Management records. A record that does not

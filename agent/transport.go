@@ -190,9 +190,19 @@ func (t *transport) notify(now time.Time, peer string, m *message.Message, con b
 	return mid
 }
 
-// cancelAll forgets every outstanding exchange without calling done.
-func (t *transport) cancelAll() {
-	clear(t.exchanges)
+// cancelPeer forgets the outstanding exchanges with peer.
+func (t *transport) cancelPeer(peer string) {
+	t.cancelExcept(func(p string) bool { return p != peer })
+}
+
+// cancelExcept forgets the outstanding exchanges with the peers keep
+// does not keep.
+func (t *transport) cancelExcept(keep func(peer string) bool) {
+	for k, x := range t.exchanges {
+		if !keep(x.peer) {
+			delete(t.exchanges, k)
+		}
+	}
 }
 
 // fire retransmits or expires the exchanges whose deadline has come and

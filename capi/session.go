@@ -653,6 +653,9 @@ func (s *session) detach() {
 // factory_reset, notify, sleep, wake, store and kinds added later are
 // not reported through le_avc (ok is false).
 func statusOf(ev agent.Event) (status int, msg string, ok bool) {
+	if ev.Further {
+		return 0, "", false // a further server's registration is not the le_avc session
+	}
 	switch ev.Kind {
 	case agent.EventRegistered:
 		return statusSessionStarted, ev.Location, true

@@ -26,7 +26,8 @@ import (
 // Bootstrap-Request (POST /bs?ep=...) from an endpoint the server has a
 // BootstrapConfig for, it answers 2.04, then deletes the client's server
 // accounts (Bootstrap-Delete "/"), writes a Security instance /0/1 and a
-// Server instance /1/0 for the DM server of the configuration, and sends
+// Server instance /1/0 for the DM server of the configuration (and one
+// more of each for every further server in Servers), and sends
 // Bootstrap-Finish. It works on coap and, when Config.CoAPSAddr is set,
 // coaps.
 
@@ -41,7 +42,7 @@ const (
 )
 
 // BootstrapConfig is what the bootstrap server provisions on a client:
-// one DM server account.
+// one DM server account, and optionally further ones (Servers).
 type BootstrapConfig struct {
 	// ServerURI is the DM server, "coap://host[:port]" or
 	// "coaps://host[:port]".
@@ -61,6 +62,11 @@ type BootstrapConfig struct {
 	Lifetime time.Duration `json:"-"`
 	// Binding is written to /1/0/7; empty means "U".
 	Binding string `json:"binding,omitempty"`
+	// Servers are further DM server accounts, written to the next /0 and
+	// /1 instances (the client registers with each; avc clients take
+	// further servers over coap only). Their own Servers must be empty;
+	// their Short Server IDs must differ.
+	Servers []BootstrapConfig `json:"servers,omitempty"`
 }
 
 // MarshalJSON writes the configuration with the lifetime in seconds and
@@ -156,7 +162,29 @@ func (c *BootstrapConfig) validate() error {
 	if b := c.Binding; b != "" && strings.Trim(b, "UQSTN") != "" {
 		return badInput("binding %q", b)
 	}
+	ssids := map[uint16]bool{c.ssid(): true}
+	for i := range c.Servers {
+		f := &c.Servers[i]
+		if len(f.Servers) > 0 {
+			return badInput("servers[%d]: a further server has no servers of its own", i)
+		}
+		if err := f.validate(); err != nil {
+			return badInput("servers[%d]: %v", i, err)
+		}
+		if ssids[f.ssid()] {
+			return badInput("servers[%d]: short_server_id %d used twice", i, f.ssid())
+		}
+		ssids[f.ssid()] = true
+	}
 	return nil
+}
+
+// ssid returns the Short Server ID, default applied.
+func (c *BootstrapConfig) ssid() uint16 {
+	if c.ShortServerID == 0 {
+		return 1
+	}
+	return c.ShortServerID
 }
 
 // SetBootstrap sets the bootstrap configuration of endpoint ep
@@ -226,8 +254,10 @@ func (s *Server) provisionedPSK(identity []byte) ([]byte, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, c := range s.bootstrap {
-		if c.mode() == SecurityPSK && c.PSKIdentity == string(identity) {
-			return bytes.Clone(c.PSKKey), true
+		for _, a := range append([]BootstrapConfig{c}, c.Servers...) {
+			if a.mode() == SecurityPSK && a.PSKIdentity == string(identity) {
+				return bytes.Clone(a.PSKKey), true
+			}
 		}
 	}
 	return nil, false
@@ -282,13 +312,10 @@ func (s *Server) handleBootstrapRequest(w mux.ResponseWriter, r *mux.Message) {
 	}()
 }
 
-// bootstrapRecords returns the Security /0/<inst> and Server /1/0
-// records of c.
-func bootstrapRecords(c BootstrapConfig, inst uint16) (sec, srv []lwm2m.Record) {
-	ssid := int64(c.ShortServerID)
-	if ssid == 0 {
-		ssid = 1
-	}
+// bootstrapRecords returns the Security /0/<inst> and Server
+// /1/<srvInst> records of c.
+func bootstrapRecords(c BootstrapConfig, inst, srvInst uint16) (sec, srv []lwm2m.Record) {
+	ssid := int64(c.ssid())
 	lt := c.Lifetime
 	if lt == 0 {
 		lt = DefaultLifetime
@@ -312,18 +339,18 @@ func bootstrapRecords(c BootstrapConfig, inst uint16) (sec, srv []lwm2m.Record) 
 		{Path: p(10), Value: lwm2m.Int(ssid)},
 	}
 	srv = []lwm2m.Record{
-		{Path: lwm2m.P(1, 0, 0), Value: lwm2m.Int(ssid)},
-		{Path: lwm2m.P(1, 0, 1), Value: lwm2m.Int(int64(lt / time.Second))},
-		{Path: lwm2m.P(1, 0, 6), Value: lwm2m.Bool(true)},
-		{Path: lwm2m.P(1, 0, 7), Value: lwm2m.String(binding)},
+		{Path: lwm2m.P(1, srvInst, 0), Value: lwm2m.Int(ssid)},
+		{Path: lwm2m.P(1, srvInst, 1), Value: lwm2m.Int(int64(lt / time.Second))},
+		{Path: lwm2m.P(1, srvInst, 6), Value: lwm2m.Bool(true)},
+		{Path: lwm2m.P(1, srvInst, 7), Value: lwm2m.String(binding)},
 	}
 	return sec, srv
 }
 
 // provision runs the bootstrap operations on conn: Delete "/", Discover
 // /0 to find the instance of the client's Bootstrap-Server account, Write
-// the DM account to the lowest other /0 instance and /1/0 (TLV),
-// Bootstrap-Finish.
+// the DM account to the lowest other /0 instance and /1/0 (TLV), each
+// further server's to the next ones, Bootstrap-Finish.
 func provision(ctx context.Context, conn mux.Conn, c BootstrapConfig) error {
 	check := func(op string, m interface{ Code() codes.Code }, err error, want codes.Code) error {
 		if err != nil {
@@ -360,15 +387,21 @@ func provision(ctx context.Context, conn mux.Conn, c BootstrapConfig) error {
 			used[p.Inst()] = true
 		}
 	}
-	inst := uint16(0)
-	for used[inst] {
-		inst++
-	}
-	sec, srv := bootstrapRecords(c, inst)
-	for _, w := range []struct {
+	type write struct {
 		path lwm2m.Path
 		recs []lwm2m.Record
-	}{{lwm2m.P(0, inst), sec}, {lwm2m.P(1, 0), srv}} {
+	}
+	var writes []write
+	inst := uint16(0)
+	for i, a := range append([]BootstrapConfig{c}, c.Servers...) {
+		for used[inst] {
+			inst++
+		}
+		used[inst] = true
+		sec, srv := bootstrapRecords(a, inst, uint16(i))
+		writes = append(writes, write{lwm2m.P(0, inst), sec}, write{lwm2m.P(1, uint16(i)), srv})
+	}
+	for _, w := range writes {
 		body, err := tlv.Encode(w.path, w.recs)
 		if err != nil {
 			return fmt.Errorf("bootstrap-write %s: %w", w.path, err)

@@ -364,3 +364,44 @@ func TestBootstrapFallbackAfterDTLSFailure(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestBootstrapSeveralServers: a bootstrap configuration with a further
+// server provisions both accounts; the agent registers with each, with
+// its own lifetime, and each server can read the agent.
+func TestBootstrapSeveralServers(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*testTimeout)
+	defer cancel()
+	var dms [2]*server.Server
+	var evs [2]<-chan server.Event
+	for i := range dms {
+		dms[i] = newServer(t, server.Config{CoAPAddr: "127.0.0.1:0"})
+		ch, stop := dms[i].Subscribe()
+		defer stop()
+		evs[i] = ch
+	}
+	bcfg := server.BootstrapConfig{ServerURI: "coap://" + dms[0].CoAPAddr().String(), ShortServerID: 101, Lifetime: 120 * time.Second,
+		Servers: []server.BootstrapConfig{{ServerURI: "coap://" + dms[1].CoAPAddr().String(), ShortServerID: 102, Lifetime: 90 * time.Second}}}
+	bs := newServer(t, server.Config{CoAPAddr: "127.0.0.1:0", Bootstrap: map[string]server.BootstrapConfig{server.AnyEndpoint: bcfg}})
+	runAgent(t, agent.Config{Endpoint: "dev-ms", StateDir: t.TempDir(), BootstrapURI: "coap://" + bs.CoAPAddr().String()})
+	for i, lt := range []time.Duration{120 * time.Second, 90 * time.Second} {
+		reg, err := server.WaitEvent(ctx, evs[i], "dev-ms", server.EventRegistered)
+		if err != nil {
+			t.Fatalf("not registered with DM server %d: %v", i+1, err)
+		}
+		if reg.Lifetime != lt {
+			t.Errorf("DM server %d: lifetime %v, want %v", i+1, reg.Lifetime, lt)
+		}
+		resp, err := dms[i].Read(ctx, "dev-ms", lwm2m.P(3, 0, 0), lwm2m.FormatText)
+		if err != nil || string(resp.Payload) != "avc" {
+			t.Errorf("DM server %d reads /3/0/0: %v, %v", i+1, resp, err)
+		}
+	}
+	for _, bad := range []server.BootstrapConfig{
+		{ServerURI: "coap://a", Servers: []server.BootstrapConfig{{ServerURI: "coap://b"}}}, // both ssid 1
+		{ServerURI: "coap://a", Servers: []server.BootstrapConfig{{ServerURI: "x", ShortServerID: 2}}},
+	} {
+		if err := bs.SetBootstrap("bad", bad); err == nil {
+			t.Errorf("SetBootstrap(%+v) accepted", bad)
+		}
+	}
+}

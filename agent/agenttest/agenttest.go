@@ -95,7 +95,7 @@ func New(cfg agent.Config, state []byte, seed uint64, f Faults) (*Sim, error) {
 		f.Latency = 10 * time.Millisecond
 	}
 	s := &Sim{Now: Epoch, Engine: e, Faults: f, Seed: seed, rng: rng, peers: make(map[string]func([]byte)), cfg: cfg, state: state}
-	s.Server = &Server{sim: s, Location: []string{"rd", "a1"}, responses: make(map[string]*message.Message), mid: uint16(rng.Uint32())}
+	s.Server = &Server{sim: s, peer: ServerPeer, Location: []string{"rd", "a1"}, responses: make(map[string]*message.Message), mid: uint16(rng.Uint32())}
 	return s, nil
 }
 
@@ -221,6 +221,21 @@ func (s *Sim) drain() {
 		s.Events = append(s.Events, ev)
 	}
 }
+
+// AddServer adds a further scripted LwM2M server at peer ("host:port"),
+// for an engine configured with several servers (Config.Servers): the
+// datagrams the engine sends to peer reach it, and its requests and
+// answers come from peer. Its location defaults to "/rd/<peer's port>".
+func (s *Sim) AddServer(peer string) *Server {
+	_, port, _ := strings.Cut(peer, ":")
+	sv := &Server{sim: s, peer: peer, Location: []string{"rd", "s" + port}, responses: make(map[string]*message.Message),
+		mid: uint16(s.rng.Uint32())}
+	s.peers[peer] = sv.receive
+	return sv
+}
+
+// Peer returns the server's peer key ("host:port").
+func (sv *Server) Peer() string { return sv.peer }
 
 // AddPeer makes the simulated network deliver the datagrams the engine
 // sends to peer ("host:port") to handle; SendFrom answers.
@@ -370,7 +385,8 @@ func Queries(m *message.Message) []string {
 // Server is a scripted LwM2M server: it answers the registration
 // interface and sends requests to the agent on demand.
 type Server struct {
-	sim *Sim
+	sim  *Sim
+	peer string // ServerPeer, or the one given to AddServer
 	// Location is the Location-Path answered to a Register.
 	Location []string
 	// Silent makes the server answer nothing.
@@ -435,9 +451,9 @@ func (sv *Server) receive(b []byte) {
 		}
 		switch {
 		case sv.ResetNotifications:
-			sv.sim.send(true, encodeMsg(&message.Message{Type: message.Reset, MessageID: m.MessageID}))
+			sv.sim.sendPeer(sv.peer, true, encodeMsg(&message.Message{Type: message.Reset, MessageID: m.MessageID}))
 		case m.Type == message.Confirmable && !sv.IgnoreNotifications:
-			sv.sim.send(true, encodeMsg(&message.Message{Type: message.Acknowledgement, MessageID: m.MessageID}))
+			sv.sim.sendPeer(sv.peer, true, encodeMsg(&message.Message{Type: message.Acknowledgement, MessageID: m.MessageID}))
 		}
 		return
 	}
@@ -480,7 +496,7 @@ func (sv *Server) receive(b []byte) {
 	default:
 		resp.Code = codes.NotFound
 	}
-	sv.sim.send(true, encodeMsg(resp))
+	sv.sim.sendPeer(sv.peer, true, encodeMsg(resp))
 }
 
 // Request sends a confirmable request to the agent and runs the
@@ -507,7 +523,7 @@ func (sv *Server) Request(code codes.Code, path string, payload []byte, opts ...
 	timeout := agent.AckTimeout
 	deadline := s.Now.Add(5 * time.Minute)
 	for s.Now.Before(deadline) {
-		s.send(true, wire)
+		s.sendPeer(sv.peer, true, wire)
 		s.RunUntil(s.Now.Add(timeout), func() bool { return sv.responses[key] != nil })
 		if r := sv.responses[key]; r != nil {
 			delete(sv.responses, key)

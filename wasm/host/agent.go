@@ -420,7 +420,7 @@ func (a *Agent) drain() error {
 		if !ok {
 			return nil
 		}
-		if ev.Kind == agent.EventDeregistered {
+		if ev.Kind == agent.EventDeregistered && !ev.Further {
 			a.stopped = false
 		}
 		evs = append(evs, ev)

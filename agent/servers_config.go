@@ -1,0 +1,277 @@
+package agent
+
+import (
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// ServerAccount is a further LwM2M DM server (Config.Servers). It becomes
+// a Security (/0) and a Server (/1) instance of its own, like ServerURI.
+type ServerAccount struct {
+	// URI is the server, "coap://host[:port]" (port 5683 when omitted):
+	// several servers are supported over coap only.
+	URI string
+	// ShortServerID identifies the server in /0, /1 and the access
+	// control lists (1..65534); zero means the lowest ID above the first
+	// server's that no other server uses.
+	ShortServerID uint16
+	// Lifetime is the server's registration lifetime (/1/x/1); zero means
+	// Config.Lifetime.
+	Lifetime time.Duration
+}
+
+// ACLRights are the access rights of an Access Control List entry
+// (/2/x/2, Core TS 1.1 §E.3): one bit per operation.
+type ACLRights uint8
+
+// The access rights.
+const (
+	ACLRead    ACLRights = 1 << iota // Read, Observe, Discover, Write-Attributes
+	ACLWrite                         // Write
+	ACLExecute                       // Execute
+	ACLDelete                        // Delete
+	ACLCreate                        // Create (on the object's instance 65535)
+	// ACLAll is every right.
+	ACLAll = ACLRead | ACLWrite | ACLExecute | ACLDelete | ACLCreate
+)
+
+// ACLCreateInstance is the Object Instance ID of an Access Control
+// instance that governs Create on its object (MAX_ID).
+const ACLCreateInstance = 65535
+
+// AccessControl is one Access Control object instance (Object 2).
+type AccessControl struct {
+	// ObjectID and InstanceID name the object instance it governs; an
+	// InstanceID of ACLCreateInstance (65535) governs Create on ObjectID.
+	ObjectID, InstanceID uint16
+	// ACL holds the rights of each server by Short Server ID; the entry
+	// with key 0 applies to the servers without one of their own.
+	ACL map[uint16]ACLRights
+	// Owner is the Short Server ID of the Access Control Owner, the one
+	// server that may change this instance, and which has full access to
+	// the object instance when ACL has no entry for it; zero means the
+	// first server (ServerURI). 65535 means only a bootstrap server may
+	// change it.
+	Owner uint16
+}
+
+// parseServerURIs parses AVC_SERVER_URIS.
+func parseServerURIs(value string) ([]ServerAccount, error) {
+	var out []ServerAccount
+	for _, item := range strings.Split(value, ",") {
+		if item = strings.TrimSpace(item); item == "" {
+			continue
+		}
+		parts := strings.Split(item, ";")
+		a := ServerAccount{URI: strings.TrimSpace(parts[0])}
+		for _, kv := range parts[1:] {
+			k, v, ok := strings.Cut(strings.TrimSpace(kv), "=")
+			n, err := strconv.ParseUint(strings.TrimSpace(v), 10, 32)
+			switch {
+			case !ok || err != nil:
+				return nil, fmt.Errorf("%q: want ssid=N or lifetime=SECONDS after the URI", kv)
+			case k == "ssid" && n >= 1 && n <= 65534:
+				a.ShortServerID = uint16(n)
+			case k == "lifetime" && n >= 1:
+				a.Lifetime = time.Duration(n) * time.Second
+			default:
+				return nil, fmt.Errorf("%q: want ssid=1..65534 or lifetime=1..4294967295", kv)
+			}
+		}
+		out = append(out, a)
+	}
+	return out, nil
+}
+
+func formatServerURIs(srvs []ServerAccount) string {
+	var items []string
+	for _, a := range srvs {
+		s := a.URI
+		if a.ShortServerID != 0 {
+			s += ";ssid=" + strconv.Itoa(int(a.ShortServerID))
+		}
+		if a.Lifetime != 0 {
+			s += ";lifetime=" + strconv.FormatInt(int64(a.Lifetime/time.Second), 10)
+		}
+		items = append(items, s)
+	}
+	return strings.Join(items, ",")
+}
+
+// parseRights parses rights as letters (r, w, e, d, c) or a number.
+func parseRights(s string) (ACLRights, error) {
+	if n, err := strconv.ParseUint(s, 10, 8); err == nil {
+		if n > uint64(ACLAll) {
+			return 0, fmt.Errorf("rights %q: want 0..31", s)
+		}
+		return ACLRights(n), nil
+	}
+	var r ACLRights
+	for _, c := range s {
+		i := strings.IndexRune("rwedc", c)
+		if i < 0 {
+			return 0, fmt.Errorf("rights %q: want letters r, w, e, d, c or a number 0..31", s)
+		}
+		r |= 1 << i
+	}
+	return r, nil
+}
+
+// String returns the rights as letters ("rw"), "-" for none.
+func (r ACLRights) String() string {
+	var b strings.Builder
+	for i, c := range "rwedc" {
+		if r&(1<<i) != 0 {
+			b.WriteRune(c)
+		}
+	}
+	if b.Len() == 0 {
+		return "-"
+	}
+	return b.String()
+}
+
+// parseACL parses AVC_ACL.
+func parseACL(value string) ([]AccessControl, error) {
+	var out []AccessControl
+	for _, entry := range strings.Split(value, ";") {
+		fields := strings.Fields(entry)
+		if len(fields) == 0 {
+			continue
+		}
+		segs := strings.Split(strings.Trim(fields[0], "/"), "/")
+		if len(segs) != 2 {
+			return nil, fmt.Errorf("%q: want /OBJECT/INSTANCE first", fields[0])
+		}
+		obj, err1 := strconv.ParseUint(segs[0], 10, 16)
+		inst, err2 := strconv.ParseUint(segs[1], 10, 16)
+		if err1 != nil || err2 != nil {
+			return nil, fmt.Errorf("%q: want /OBJECT/INSTANCE first", fields[0])
+		}
+		ac := AccessControl{ObjectID: uint16(obj), InstanceID: uint16(inst), ACL: map[uint16]ACLRights{}}
+		for _, f := range fields[1:] {
+			k, v, ok := strings.Cut(f, "=")
+			if !ok {
+				return nil, fmt.Errorf("%q: want owner=SSID or SSID=RIGHTS", f)
+			}
+			if k == "owner" {
+				n, err := strconv.ParseUint(v, 10, 16)
+				if err != nil || n == 0 {
+					return nil, fmt.Errorf("%q: want owner=1..65535", f)
+				}
+				ac.Owner = uint16(n)
+				continue
+			}
+			ssid, err := strconv.ParseUint(k, 10, 16)
+			if err != nil || ssid > 65534 {
+				return nil, fmt.Errorf("%q: want SSID=RIGHTS with SSID 0..65534", f)
+			}
+			r, err := parseRights(v)
+			if err != nil {
+				return nil, err
+			}
+			ac.ACL[uint16(ssid)] = r
+		}
+		out = append(out, ac)
+	}
+	return out, nil
+}
+
+func formatACL(acl []AccessControl) string {
+	var entries []string
+	for _, ac := range acl {
+		s := fmt.Sprintf("/%d/%d", ac.ObjectID, ac.InstanceID)
+		if ac.Owner != 0 {
+			s += fmt.Sprintf(" owner=%d", ac.Owner)
+		}
+		keys := make([]uint16, 0, len(ac.ACL))
+		for k := range ac.ACL {
+			keys = append(keys, k)
+		}
+		slices.Sort(keys)
+		for _, k := range keys {
+			s += fmt.Sprintf(" %d=%d", k, ac.ACL[k])
+		}
+		entries = append(entries, s)
+	}
+	return strings.Join(entries, "; ")
+}
+
+// extraServers returns Config.Servers with their Short Server IDs filled
+// in: the lowest ID above the first server's that no server uses.
+func (c *Config) extraServers() []ServerAccount {
+	used := map[uint16]bool{c.ssid(): true}
+	for _, a := range c.Servers {
+		used[a.ShortServerID] = true
+	}
+	out := make([]ServerAccount, len(c.Servers))
+	next := c.ssid()
+	for i, a := range c.Servers {
+		if a.ShortServerID == 0 {
+			for next++; used[next] || next == 0 || next == 65535; next++ {
+			}
+			a.ShortServerID = next
+			used[next] = true
+		}
+		if a.Lifetime == 0 {
+			a.Lifetime = c.lifetime()
+		}
+		out[i] = a
+	}
+	return out
+}
+
+// validateServers checks Servers and AccessControl.
+func (c *Config) validateServers() []error {
+	var errs []error
+	bad := func(format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%w: %s", ErrConfig, fmt.Sprintf(format, args...)))
+	}
+	if len(c.Servers) > 0 {
+		if c.ServerURI == "" {
+			bad("%s needs %s (the first server)", EnvServerURIs, EnvServerURI)
+		} else if a, err := parseServerURI(c.ServerURI); err == nil && a.scheme == "coaps" {
+			bad("%s=%q: several LwM2M servers are supported over coap only", EnvServerURI, c.ServerURI)
+		}
+		if c.binding() != "U" {
+			bad("binding %q: queue mode is not supported with several servers", c.Binding)
+		}
+		if len(c.Servers)+1 > maxAccounts-1 {
+			bad("%s: at most %d servers", EnvServerURIs, maxAccounts-1)
+		}
+	}
+	seen := map[uint16]bool{c.ssid(): true}
+	for _, a := range c.Servers {
+		if srv, err := parseURI(EnvServerURIs, a.URI); err != nil {
+			errs = append(errs, err)
+		} else if srv.scheme != "coap" {
+			bad("%s=%q: several LwM2M servers are supported over coap only", EnvServerURIs, a.URI)
+		}
+		if a.ShortServerID == 65535 {
+			bad("%s: short server ID 65535: want 1..65534", EnvServerURIs)
+		}
+		if a.ShortServerID != 0 {
+			if seen[a.ShortServerID] {
+				bad("%s: short server ID %d used twice", EnvServerURIs, a.ShortServerID)
+			}
+			seen[a.ShortServerID] = true
+		}
+		if a.Lifetime < 0 || a.Lifetime%time.Second != 0 || a.Lifetime > (1<<32-1)*time.Second {
+			bad("%s: lifetime %v: want whole seconds up to 2^32-1", EnvServerURIs, a.Lifetime)
+		}
+	}
+	for _, ac := range c.AccessControl {
+		if ac.ObjectID == 0 || ac.ObjectID == 2 || ac.ObjectID == 65535 {
+			bad("%s: object %d: access control governs objects 1 and 3..65534", EnvACL, ac.ObjectID)
+		}
+		for k, r := range ac.ACL {
+			if k == 65535 || r > ACLAll {
+				bad("%s: /%d/%d: entry %d=%d: want SSID 0..65534 and rights 0..31", EnvACL, ac.ObjectID, ac.InstanceID, k, r)
+			}
+		}
+	}
+	return errs
+}
