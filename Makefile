@@ -17,7 +17,7 @@ FUZZ_TARGETS := ./agent:FuzzHandleDatagram ./lwm2m/tlv:FuzzDecode \
 	./lwm2m:FuzzParseObjectXML ./agent:FuzzBlockOption ./lwm2m/senml:FuzzDecodePathsJSON \
 	./fwpkg:FuzzVerifier ./fwpkg:FuzzUnmarshal ./fwpkg:FuzzParseManifest ./fwpkg:FuzzCompareVersions \
 	./internal/httpfetch:FuzzParseContentRange ./internal/httpfetch:FuzzValidateURL \
-	./agent:FuzzFirmwareDatagram ./agent:FuzzSoftwareDatagram
+	./agent:FuzzFirmwareDatagram ./agent:FuzzSoftwareDatagram ./internal/wsrelay:FuzzReadFrame
 FUZZ_TIME    ?= 3s
 
 .PHONY: all build lib wasm cli headers demo test deps vet unit fuzz-short fuzz \
