@@ -21,7 +21,7 @@ FUZZ_TARGETS := ./agent:FuzzHandleDatagram ./lwm2m/tlv:FuzzDecode \
 FUZZ_TIME    ?= 3s
 
 .PHONY: all build lib wasm cli headers demo test deps vet unit fuzz-short fuzz \
-	test-c test-python test-node test-integration bench clean
+	test-c test-python test-node test-browser test-integration bench clean
 
 all: build
 
@@ -48,7 +48,7 @@ demo: cli
 deps:
 	scripts/deps.sh
 
-test: deps build vet unit fuzz-short test-c test-python test-node test-integration
+test: deps build vet unit fuzz-short test-c test-python test-node test-browser test-integration
 	@echo "make test: all suites passed"
 
 vet:
@@ -86,6 +86,11 @@ test-python: lib cli
 
 test-node: wasm
 	node --test bindings/node/test/
+
+# The browser binding: unit tests in Node, then examples/browser in
+# headless Chromium against `avc server` through `avc relay`.
+test-browser: wasm cli
+	node --test bindings/browser/test/
 
 test-integration: build
 	$(GO) test -count=1 -tags integration ./test/...
