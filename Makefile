@@ -92,8 +92,11 @@ test-node: wasm
 test-browser: wasm cli
 	node --test bindings/browser/test/
 
+# One package at a time: the behaviour suite measures what timing changes
+# (bytes refetched after kills, retransmission schedules), and the interop
+# package next to it would load both cores with its peers.
 test-integration: build
-	$(GO) test -count=1 -tags integration ./test/...
+	$(GO) test -p 1 -count=1 -tags integration ./test/...
 
 bench: build
 	scripts/bench.sh

@@ -26,7 +26,7 @@ type Agent struct {
 	events *EventQueue
 	state  []byte // the engine's last stored state, for restarts
 	fetch  *fetcher
-	saver  *stateSaver     // nil without StateDir
+	saver  *stateSaver     // nil without StateDir or StateStore
 	cred   DTLSCredentials // for a coaps server
 	synced chan syncResult
 
@@ -83,7 +83,19 @@ const StateFile = "agent-state.json"
 // state from cfg.StateDir. It starts nothing.
 func New(cfg Config) (*Agent, error) {
 	var state []byte
-	if cfg.StateDir != "" {
+	switch {
+	case cfg.StateStore != nil:
+		b, err := cfg.StateStore.Load()
+		if err != nil {
+			// Like a corrupt state: the engine starts from the defaults
+			// (and stores them).
+			if cfg.Logger != nil {
+				cfg.Logger.Warn("cannot load the state; starting from the defaults", "err", err)
+			}
+			b = nil
+		}
+		state = b
+	case cfg.StateDir != "":
 		b, err := os.ReadFile(filepath.Join(cfg.StateDir, StateFile))
 		if err != nil && !errors.Is(err, os.ErrNotExist) {
 			return nil, fmt.Errorf("agent: read state: %w", err)
@@ -202,9 +214,17 @@ func (a *Agent) Run(ctx context.Context) error {
 		a.events.Close()
 	}()
 
-	if a.cfg.StateDir != "" {
-		a.saver = newStateSaver(filepath.Join(a.cfg.StateDir, StateFile), a.log)
+	switch {
+	case a.cfg.StateStore != nil:
+		a.saver = newStateSaver(a.cfg.StateStore.Save, a.log)
 		defer a.saver.close()
+	case a.cfg.StateDir != "":
+		path := filepath.Join(a.cfg.StateDir, StateFile)
+		a.saver = newStateSaver(func(b []byte) error { return WriteFileAtomic(path, b, 0o600) }, a.log)
+		defer a.saver.close()
+	}
+	if a.cfg.Control.OnDemand {
+		return a.runOnDemand(ctx)
 	}
 	for {
 		// The engine names the server to talk to; after a bootstrap it
@@ -274,6 +294,12 @@ func (a *Agent) runSecure(ctx context.Context) error {
 	delay := a.cfg.dtlsRetryDelay()
 	first := true
 	for {
+		// Update control reports the handshake (AUTH_STARTED/FAILED)
+		// while the engine has no registration the failure would end.
+		idle := a.engine.reg.state == regIdle
+		if idle {
+			a.tellLink(LinkAuthStarted, "")
+		}
 		hctx, cancel := context.WithTimeout(ctx, a.cfg.handshakeTimeout())
 		cred := DTLSCredentials{PSKIdentity: a.target.PSKIdentity, PSKKey: a.target.PSKKey}
 		if a.target.Certificate {
@@ -284,6 +310,9 @@ func (a *Agent) runSecure(ctx context.Context) error {
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil
+			}
+			if idle {
+				a.tellLink(LinkAuthFailed, err.Error())
 			}
 			a.log.Warn("dtls handshake failed", "server_uri", a.target.URI, "retry_in", delay, "err", err)
 			a.engine.connectFailed(time.Now(), err)
@@ -392,8 +421,12 @@ func (a *Agent) loopSession(ctx context.Context, port port, registered *bool) er
 	a.emu.Lock()
 	a.inline = inlineState{}
 	// A new engine may have started its session by itself (update
-	// control resuming after a restart): ErrDuplicate is fine.
-	err := a.engine.HandleCommand(time.Now(), CmdStart{})
+	// control resuming after a restart): ErrDuplicate is fine. On demand
+	// the engine opened the link for a session of its own.
+	var err error
+	if !a.cfg.Control.OnDemand {
+		err = a.engine.HandleCommand(time.Now(), CmdStart{})
+	}
 	a.emu.Unlock()
 	if err != nil && !errors.Is(err, ErrDuplicate) {
 		return err
@@ -447,6 +480,10 @@ func (a *Agent) loopSession(ctx context.Context, port port, registered *bool) er
 				return fmt.Errorf("agent: restart: %w", err)
 			}
 			a.engine = ne
+			if a.cfg.Control.OnDemand {
+				a.emu.Unlock()
+				continue // the new engine connects by itself if it must
+			}
 			err = ne.HandleCommand(time.Now(), CmdStart{})
 			a.emu.Unlock()
 			if err != nil && !errors.Is(err, ErrDuplicate) {
@@ -457,6 +494,10 @@ func (a *Agent) loopSession(ctx context.Context, port port, registered *bool) er
 		if stopping && !e.reg.busy() {
 			a.emu.Unlock()
 			return nil
+		}
+		if a.cfg.Control.OnDemand && !stopping && !e.NeedsLink() {
+			a.emu.Unlock()
+			return errLinkIdle
 		}
 		wait := time.Hour
 		if !next.IsZero() {
@@ -598,6 +639,12 @@ func (a *Agent) flush(ctx context.Context, port port) (restart, failed, register
 			a.log.Warn("send", "err", err)
 		}
 	}
+	return a.flushEvents()
+}
+
+// flushEvents saves state and forwards events (see flush).
+func (a *Agent) flushEvents() (restart, failed, registered bool) {
+	e := a.engine
 	var evs []Event
 	for {
 		ev, ok := e.PollEvent()
@@ -660,23 +707,24 @@ func systemMemory() (free, total int64) {
 	return free, total
 }
 
-// stateSaver writes the engine's state file off the protocol loop: the
-// loop hands it the latest state and goes on; a goroutine writes it
-// atomically (WriteFileAtomic), skipping states superseded meanwhile.
+// stateSaver writes the engine's state off the protocol loop: the loop
+// hands it the latest state and goes on; a goroutine writes it atomically
+// (WriteFileAtomic, or the StateStore), skipping states superseded
+// meanwhile.
 // The engine syncs firmware storage before it emits a state that counts
 // on it, so a late write never claims bytes that are not durable; it only
 // means a crash may restart from an older (still consistent) state.
 type stateSaver struct {
-	path string
-	log  *slog.Logger
-	mu   sync.Mutex
-	next []byte // the state to write; nil when written
-	kick chan struct{}
-	done chan struct{}
+	saveFn func([]byte) error
+	log    *slog.Logger
+	mu     sync.Mutex
+	next   []byte // the state to write; nil when written
+	kick   chan struct{}
+	done   chan struct{}
 }
 
-func newStateSaver(path string, log *slog.Logger) *stateSaver {
-	s := &stateSaver{path: path, log: log, kick: make(chan struct{}, 1), done: make(chan struct{})}
+func newStateSaver(save func([]byte) error, log *slog.Logger) *stateSaver {
+	s := &stateSaver{saveFn: save, log: log, kick: make(chan struct{}, 1), done: make(chan struct{})}
 	go s.run()
 	return s
 }
@@ -706,7 +754,7 @@ func (s *stateSaver) write() {
 	if b == nil {
 		return
 	}
-	if err := WriteFileAtomic(s.path, b, 0o600); err != nil {
+	if err := s.saveFn(b); err != nil {
 		s.log.Error("save state", "err", err)
 	}
 }

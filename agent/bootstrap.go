@@ -777,9 +777,7 @@ func (r *registration) bootstrapRequest(now time.Time) {
 // LE_AVC_SESSION_BS_STARTED).
 func (r *registration) sessionStarted(bs account) {
 	r.e.emit(Event{Kind: EventBootstrapStarted, Server: bs.uri})
-	if r.e.ctl != nil {
-		r.e.ctl.status(StatusInfo{Status: StatusSessionBSStarted, TotalBytes: -1, Progress: -1}, 0)
-	}
+	r.e.ctl.bootstrapStarted()
 }
 
 // bootstrapActivity notes a request of the bootstrap server. One
@@ -812,6 +810,7 @@ func (r *registration) bootstrapFailed(now time.Time, resp *message.Message, why
 		ev.Err = "Bootstrap-Request: no response"
 	}
 	r.e.emit(ev)
+	r.e.ctl.bootstrapEnded(true)
 	r.e.selectDM()
 	if r.e.hasDM && r.wantBoot {
 		r.wantBoot = false
@@ -852,6 +851,7 @@ func (r *registration) bootstrapDone(now time.Time) {
 	r.state = regIdle
 	r.e.logInfo("bootstrap finished", "server_uri", bs.uri, "dm_server_uri", r.e.dm.uri)
 	r.e.emit(Event{Kind: EventBootstrapFinished, Server: bs.uri})
+	r.e.ctl.bootstrapEnded(false)
 	r.register(now)
 }
 

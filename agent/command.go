@@ -53,7 +53,12 @@ func (CmdSet) command() string    { return "set" }
 // {"cmd":"block_install","ref":1}, {"cmd":"unblock_install","ref":1},
 // {"cmd":"set_polling_timer","minutes":60}, {"cmd":"set_retry_timers",
 // "timers":[15,60,240,480,1440,2880,0,0]}, {"cmd":"set_apn","name":"apn",
-// "user":"u","password":"p"}, {"cmd":"status_handlers","count":1}. The
+// "user":"u","password":"p"}, {"cmd":"status_handlers","count":1},
+// {"cmd":"session_requests","enable":true}, {"cmd":"link","phase":
+// "auth_started"} (or "auth_failed", "failed", with "error"),
+// {"cmd":"set_credential","credential":"bs_psk","server":0,"data":
+// "<base64>"} (credentials sw_public_key, fw_public_key,
+// bs_server_address, bs_psk_id, bs_psk). The
 // agreements are named connection, download, install, uninstall, reboot.
 func ParseCommand(b []byte) (Command, error) {
 	var w struct {
@@ -71,6 +76,11 @@ func ParseCommand(b []byte) (Command, error) {
 		User    string   `json:"user"`
 		Pass    string   `json:"password"`
 		Count   int      `json:"count"`
+		Phase   string   `json:"phase"`
+		Err     string   `json:"error"`
+		Cred    string   `json:"credential"`
+		Server  uint16   `json:"server"`
+		Data    []byte   `json:"data"`
 	}
 	if err := json.Unmarshal(b, &w); err != nil {
 		return nil, fmt.Errorf("agent: parse command: %w", err)
@@ -108,6 +118,22 @@ func ParseCommand(b []byte) (Command, error) {
 		return CmdSetAPN{Name: w.Name, User: w.User, Password: w.Pass}, nil
 	case "status_handlers":
 		return CmdStatusHandlers{Count: w.Count}, nil
+	case "session_requests":
+		return CmdSessionRequests{Handler: w.Enable}, nil
+	case "set_credential":
+		for i, n := range credentialNames {
+			if n == w.Cred {
+				return CmdSetCredential{Type: CredentialType(i), ServerID: w.Server, Data: w.Data}, nil
+			}
+		}
+		return nil, fmt.Errorf("agent: parse command: %w: credential %q", ErrBadValue, w.Cred)
+	case "link":
+		for ph, n := range linkPhaseNames {
+			if n == w.Phase {
+				return CmdLink{Phase: ph, Err: w.Err}, nil
+			}
+		}
+		return nil, fmt.Errorf("agent: parse command: %w: link phase %q", ErrBadValue, w.Phase)
 	case "start":
 		return CmdStart{}, nil
 	case "stop":

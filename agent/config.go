@@ -97,6 +97,10 @@ type Config struct {
 	// StateDir is where drivers keep persistent state; empty means no
 	// persistence. The engine itself never touches files. AVC_STATE_DIR.
 	StateDir string
+	// StateStore, when set, keeps the engine's persistent state for the
+	// native driver instead of the file StateFile under StateDir (a
+	// host's flash; see StateStore).
+	StateStore StateStore
 	// LogLevel is the minimum level drivers log at. AVC_LOG_LEVEL: debug,
 	// info, warn or error.
 	LogLevel slog.Level

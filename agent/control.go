@@ -104,6 +104,29 @@ const (
 	AVCErrPkgTooBig       AVCError = 7
 )
 
+// CredentialType names a credential le_avc_SetCredential provisions
+// (le_avc_CredentialType_t).
+type CredentialType int
+
+// Credential types.
+const (
+	CredSWPublicKey     CredentialType = 0 // key that signs application packages
+	CredFWPublicKey     CredentialType = 1 // key that signs firmware packages
+	CredBSServerAddress CredentialType = 2 // bootstrap server URI
+	CredBSPSKID         CredentialType = 3 // bootstrap DTLS PSK identity
+	CredBSPSK           CredentialType = 4 // bootstrap DTLS PSK
+)
+
+// NumCredentialTypes is how many CredentialType values there are.
+const NumCredentialTypes = 5
+
+// credentialNames are the credential types' names in the JSON command
+// form.
+var credentialNames = [NumCredentialTypes]string{"sw_public_key", "fw_public_key", "bs_server_address", "bs_psk_id", "bs_psk"}
+
+// MaxCredentialSize is the largest credential (LE_AVC_MAX_CREDENTIAL_SIZE).
+const MaxCredentialSize = 4096
+
 // Limits of the update-control settings (le_avc's defines).
 const (
 	PollingTimerMax   = 525600 // minutes
@@ -157,6 +180,14 @@ type ControlConfig struct {
 	// long without activity, reporting NO_UPDATE; zero means
 	// DefaultActivityTimeout.
 	ActivityTimeout time.Duration
+	// OnDemand makes the native driver's Run keep no session of its own:
+	// it runs the engine's timers without a socket, opens the link (the
+	// socket, and the DTLS handshake for coaps) when the engine needs it
+	// (NeedsLink: a CmdStart, the polling timer, a resumed connection)
+	// and closes it when the session has ended, until its context ends.
+	// This is how a host that starts and stops sessions itself (le_avc)
+	// keeps the polling and retry timers running between sessions.
+	OnDemand bool
 }
 
 // StatusInfo is the payload of EventStatus: a status with le_avc's
@@ -171,25 +202,39 @@ type StatusInfo struct {
 }
 
 // ControlState is a snapshot of update control, for the le_avc getters.
+// Its JSON form is what the wasm module's avc_control returns.
 type ControlState struct {
-	Agreements                    [NumAgreements]bool
-	PollingTimer                  uint32 // minutes; 0 disabled
-	RetryTimers                   [NumRetryTimers]uint16
-	APNName, APNUser, APNPassword string
+	// Agreements are the user agreements, by Agreement (connection,
+	// download, install, uninstall, reboot).
+	Agreements   [NumAgreements]bool    `json:"agreements"`
+	PollingTimer uint32                 `json:"polling_timer"` // minutes; 0 disabled
+	RetryTimers  [NumRetryTimers]uint16 `json:"retry_timers"`  // minutes
+	APNName      string                 `json:"apn_name"`
+	APNUser      string                 `json:"apn_user"`
+	APNPassword  string                 `json:"apn_password"`
 	// Pending is the status waiting for the host's answer
 	// (StatusNoUpdate when none).
-	Pending    AVCStatus
-	UpdateType UpdateType
+	Pending    AVCStatus  `json:"pending"`
+	UpdateType UpdateType `json:"update_type"`
 	// AppUpdateName is the Object 9 package name of a pending
 	// application update.
-	AppUpdateName string
-	Error         AVCError
+	AppUpdateName string   `json:"app_update_name"`
+	Error         AVCError `json:"error"`
 	// HTTPStatus is the status of the last HTTP download, or
 	// HTTPStatusUnknown.
-	HTTPStatus  uint16
-	Blocks      int // install blocks held
-	UserSession bool
-	LastPoll    time.Time
+	HTTPStatus  uint16    `json:"http_status"`
+	Blocks      int       `json:"blocks"` // install blocks held
+	UserSession bool      `json:"user_session"`
+	LastPoll    time.Time `json:"last_poll,omitzero"`
+	// Session is whether a session is started (CmdStart, or opened by
+	// update control), up or still registering or retrying.
+	Session bool `json:"session"`
+	// Retrying is whether a retry timer runs (StartSession answers
+	// LE_BUSY).
+	Retrying bool `json:"retrying"`
+	// Credentials tells, by CredentialType, whether one is provisioned
+	// (CmdSetCredential) for any server; the values stay inside.
+	Credentials [NumCredentialTypes]bool `json:"credentials"`
 }
 
 // CmdAccept accepts the pending operation What (le_avc_Accept*). It
@@ -234,6 +279,61 @@ type CmdSetRetryTimers struct{ Minutes []uint16 }
 // returns ErrOverflow.
 type CmdSetAPN struct{ Name, User, Password string }
 
+// CmdSetCredential provisions a credential (le_avc_SetCredential) for
+// the server ServerID (0 the bootstrap server) in the persistent store,
+// replacing an earlier one of the same type and server. Data holds 1 to
+// MaxCredentialSize bytes; a bootstrap server address must be a coap:// or
+// coaps:// URI. Otherwise it returns ErrBadValue. The store keeps it
+// across restarts; the bootstrap client reads the bootstrap credentials
+// from it.
+type CmdSetCredential struct {
+	Type     CredentialType
+	ServerID uint16
+	Data     []byte
+}
+
+// CmdSessionRequests tells the engine whether the host has a session
+// request handler (le_avc_AddSessionRequestEventHandler). With one, the
+// engine neither opens nor closes a session by itself: where it would open
+// one (the polling timer, an accepted or resumed connection, a retry of
+// the retry table) it emits EventSessionAcquire, and where it would close
+// an inactive session it did not open for the host it emits
+// EventSessionRelease; the host answers with CmdStart or CmdStop. Sessions
+// the host asks for (CmdStart, accepting a download) and the close before
+// a firmware install are not forwarded.
+type CmdSessionRequests struct{ Handler bool }
+
+// LinkPhase is a step of the driver's link to the server (CmdLink).
+type LinkPhase int
+
+// Link phases.
+const (
+	// LinkAuthStarted: a DTLS handshake with the server started
+	// (le_avc LE_AVC_AUTH_STARTED).
+	LinkAuthStarted LinkPhase = iota + 1
+	// LinkAuthFailed: the DTLS handshake failed (LE_AVC_AUTH_FAILED);
+	// what waited to be sent to the server fails as unanswered.
+	LinkAuthFailed
+	// LinkFailed: the link could not be opened (the socket, the name);
+	// what waited to be sent fails as unanswered.
+	LinkFailed
+)
+
+// linkPhaseNames are the phases' names in the JSON command form.
+var linkPhaseNames = map[LinkPhase]string{LinkAuthStarted: "auth_started", LinkAuthFailed: "auth_failed", LinkFailed: "failed"}
+
+// CmdLink reports a step of the driver's link to the server, so that the
+// engine, not the driver, decides what follows: a failed link fails a
+// Register in flight at once (EventRegistrationFailed, then the retry
+// policy) instead of after the CoAP timeouts, and ends a De-register in
+// flight. Drivers that open the link on demand report every phase; any
+// driver may report the DTLS ones.
+type CmdLink struct {
+	Phase LinkPhase
+	// Err says why the link failed.
+	Err string
+}
+
 // CmdStatusHandlers tells the engine how many status handlers the host
 // has: with none, pending agreements wait; when the first registers,
 // pending operations and stored results are offered to it at once.
@@ -250,6 +350,13 @@ func (CmdSetPollingTimer) command() string {
 func (CmdSetRetryTimers) command() string { return "set_retry_timers" }
 func (CmdSetAPN) command() string         { return "set_apn" }
 func (CmdStatusHandlers) command() string { return "status_handlers" }
+func (CmdSessionRequests) command() string {
+	return "session_requests"
+}
+func (CmdLink) command() string { return "link" }
+func (CmdSetCredential) command() string {
+	return "set_credential"
+}
 
 // ErrControlOff: an update-control command while Config.Control.Enabled
 // is false.
@@ -261,6 +368,61 @@ func (e *Engine) Control() ControlState {
 		return ControlState{HTTPStatus: HTTPStatusUnknown}
 	}
 	return e.ctl.state()
+}
+
+// ControlEnabled reports whether the engine has update control
+// (Config.Control.Enabled).
+func (e *Engine) ControlEnabled() bool { return e.ctl != nil }
+
+// NeedsLink reports whether the engine needs its link to the server now:
+// a session is being opened, is up or is being closed, or datagrams wait
+// to be sent. A driver that opens the link on demand
+// (ControlConfig.OnDemand) opens it while this holds and closes it once it
+// no longer does.
+func (e *Engine) NeedsLink() bool {
+	switch e.reg.state {
+	case regRegistering, regRegistered, regUpdating, regDeregistering:
+		return true
+	}
+	return e.pendingTransmit() || len(e.tr.exchanges) > 0
+}
+
+// link applies CmdLink.
+func (e *Engine) link(now time.Time, c CmdLink) error {
+	switch c.Phase {
+	case LinkAuthStarted:
+		e.ctl.authStatus(StatusAuthStarted)
+		return nil
+	case LinkAuthFailed:
+		e.ctl.authStatus(StatusAuthFailed)
+	case LinkFailed:
+	default:
+		return fmt.Errorf("%w: link phase %d", ErrBadValue, c.Phase)
+	}
+	why := c.Err
+	if why == "" {
+		why = "link failed"
+	}
+	e.logWarn("link to the server failed", "server_uri", e.cfg.ServerURI, "err", why)
+	// What waited to go out never will.
+	e.out = nil
+	r := e.reg
+	switch r.state {
+	case regRegistering, regRegistered, regUpdating:
+		// Unanswered: a failed registration (the retry policy decides
+		// when to try again; a session that was up registers anew).
+		e.tr.cancelAll()
+		r.location = ""
+		r.registerFailed(now, nil)
+	case regDeregistering:
+		e.tr.cancelAll()
+		r.reset()
+		e.emit(Event{Kind: EventDeregistered, Err: why})
+		e.ctl.stopped(now)
+	default:
+		e.tr.cancelAll()
+	}
+	return nil
 }
 
 // controlCommand applies an update-control command.
@@ -305,4 +467,19 @@ func replaceEngine(now time.Time, cfg Config, state []byte, old *Engine) (*Engin
 		}
 	}
 	return ne, nil
+}
+
+// StateStore keeps the engine's persistent state (the EventStore data:
+// update control's settings and resume record among it) for the native
+// driver, in place of the file under Config.StateDir: a host's flash, for
+// example (libavc's avc_storage_set). The state is one versioned,
+// checksummed record; the engine drops one that does not verify and
+// starts from the defaults, which it stores at once.
+type StateStore interface {
+	// Load returns the stored record, nil when there is none. An error
+	// is logged and treated as no record.
+	Load() ([]byte, error)
+	// Save stores b durably and atomically: all of it, or the previous
+	// record stays. An error is logged; the next change is saved again.
+	Save(b []byte) error
 }

@@ -648,3 +648,318 @@ func TestControlPersistentStore(t *testing.T) {
 		}
 	}
 }
+
+// countEvents counts the events of kind emitted so far.
+func countEvents(s *ctlSim, kind agent.EventKind) int { return len(s.EventsOf(kind)) }
+
+// le_avc_AddSessionRequestEventHandler: with a session request handler the
+// engine asks the host (EventSessionAcquire) instead of opening a session
+// for its polling timer, answers the host's CmdStart, and asks it to close
+// an inactive session (EventSessionRelease) instead of closing it; without
+// the handler any more, it opens the session itself.
+func TestControlSessionRequests(t *testing.T) {
+	t.Run("polling timer", func(t *testing.T) {
+		s := newCtlSim(t, func(c *agent.Config) { c.Control.ActivityTimeout = 5 * time.Second })
+		s.do(t, agent.CmdSessionRequests{Handler: true})
+		s.do(t, agent.CmdSetPollingTimer{Minutes: 1})
+		t0 := s.Now
+		if _, ok := s.WaitEvent(agent.EventSessionAcquire, 2*time.Minute); !ok || !near(s.Now, t0.Add(time.Minute)) {
+			t.Fatalf("no acquire request at minute 1 (now %v)", s.Now.Sub(t0))
+		}
+		s.RunFor(time.Minute / 2)
+		if len(s.Server.Registers) != 0 || s.Engine.Started() {
+			t.Fatal("the engine opened the session itself")
+		}
+		// The host answers.
+		s.start(t)
+		s.RunFor(time.Minute)
+		if countEvents(s, agent.EventSessionRelease) != 0 || !s.Engine.Registered() {
+			t.Error("the host's session was released or closed")
+		}
+		s.do(t, agent.CmdStop{})
+	})
+	t.Run("release", func(t *testing.T) {
+		s := newCtlSim(t, func(c *agent.Config) { c.Control.ActivityTimeout = 5 * time.Second })
+		s.do(t, agent.CmdSetPollingTimer{Minutes: 1})
+		// No handler yet: the poll opens the session itself.
+		if _, ok := s.WaitEvent(agent.EventRegistered, 2*time.Minute); !ok {
+			t.Fatal("the poll did not connect")
+		}
+		s.do(t, agent.CmdSessionRequests{Handler: true})
+		if _, ok := s.WaitEvent(agent.EventSessionRelease, 10*time.Second); !ok {
+			t.Fatal("no release request after the activity timeout")
+		}
+		s.RunFor(time.Minute / 2)
+		if !s.Engine.Registered() || len(s.Server.Deregisters) != 0 || countEvents(s, agent.EventSessionRelease) != 1 {
+			t.Fatalf("the engine closed the session itself, or asked %d times", countEvents(s, agent.EventSessionRelease))
+		}
+		s.do(t, agent.CmdStop{})
+		if _, ok := s.WaitEvent(agent.EventDeregistered, 10*time.Second); !ok {
+			t.Fatal("CmdStop did not close it")
+		}
+	})
+	t.Run("retry", func(t *testing.T) {
+		s := newCtlSim(t, nil)
+		s.Server.RegisterCode = codes.Forbidden
+		s.do(t, agent.CmdSessionRequests{Handler: true})
+		l := s.statuses()
+		s.do(t, agent.CmdStart{})
+		failed := l.wait(t, agent.StatusSessionFailed, time.Second)
+		if err := s.Do(agent.CmdStart{}); !errors.Is(err, agent.ErrBusy) || !s.Engine.Control().Retrying {
+			t.Errorf("CmdStart while the retry timer runs = %v, want ErrBusy", err)
+		}
+		// The first retry timer (15 min): asked, not retried.
+		if _, ok := s.WaitEvent(agent.EventSessionAcquire, time.Hour); !ok {
+			t.Fatal("no acquire request for the retry")
+		}
+		if d := s.Now.Sub(failed.at); d < 15*time.Minute || d > 15*time.Minute+time.Second {
+			t.Errorf("asked after %v, want 15m", d)
+		}
+		if len(s.Server.Registers) != 1 {
+			t.Fatalf("%d Registers: the engine retried itself", len(s.Server.Registers))
+		}
+		s.do(t, agent.CmdStart{})
+		second := l.wait(t, agent.StatusSessionFailed, time.Second)
+		// The answer to a retry's request goes on with the table (60 min
+		// next), it does not start it over.
+		if _, ok := s.WaitEvent(agent.EventSessionAcquire, 2*time.Hour); !ok {
+			t.Fatal("no second acquire request")
+		}
+		if d := s.Now.Sub(second.at); d < 60*time.Minute || d > 60*time.Minute+time.Second {
+			t.Errorf("second request after %v, want 60m", d)
+		}
+		// The handler goes away while the engine waits for an answer: it
+		// connects itself.
+		s.do(t, agent.CmdSessionRequests{Handler: false})
+		s.RunFor(time.Second)
+		if len(s.Server.Registers) != 3 {
+			t.Errorf("%d Registers after the handler went away, want 3", len(s.Server.Registers))
+		}
+	})
+}
+
+// The link statuses (le_avc AUTH_STARTED, AUTH_FAILED) come from the
+// driver's CmdLink, and a failed link fails the Register in flight at once
+// (then the retry table), or ends a De-register in flight.
+func TestControlLinkStatuses(t *testing.T) {
+	s := newCtlSim(t, nil)
+	l := s.statuses()
+	s.do(t, agent.CmdLink{Phase: agent.LinkAuthStarted})
+	l.wait(t, agent.StatusAuthStarted, 0)
+	s.do(t, agent.CmdStart{})
+	s.do(t, agent.CmdLink{Phase: agent.LinkAuthFailed, Err: "bad key"})
+	failedAuth := l.wait(t, agent.StatusAuthFailed, 0)
+	failed := l.wait(t, agent.StatusSessionFailed, 0)
+	if !failed.at.Equal(failedAuth.at) || countEvents(s, agent.EventRegistrationFailed) != 1 {
+		t.Errorf("SESSION_FAILED at %v after AUTH_FAILED at %v, %d registration failures; want at once, 1",
+			failed.at, failedAuth.at, countEvents(s, agent.EventRegistrationFailed))
+	}
+	if st := s.Engine.Control(); !st.Retrying || !st.Session {
+		t.Errorf("after the failed link: %+v, want the retry timer running", st)
+	}
+	// The first retry (15 min) registers.
+	if _, ok := s.WaitEvent(agent.EventRegistered, 16*time.Minute); !ok {
+		t.Fatal("no retry after the failed link")
+	}
+	// A link lost while de-registering: the session is down at once.
+	s.do(t, agent.CmdStop{})
+	s.do(t, agent.CmdLink{Phase: agent.LinkFailed, Err: "socket closed"})
+	l.wait(t, agent.StatusSessionStopped, 0)
+	if s.Engine.NeedsLink() || s.Engine.Started() {
+		t.Error("the engine still needs the link after it failed while de-registering")
+	}
+	if err := s.Do(agent.CmdLink{Phase: 99}); !errors.Is(err, agent.ErrBadValue) {
+		t.Errorf("unknown phase = %v, want ErrBadValue", err)
+	}
+}
+
+// DOWNLOAD_TIMEOUT: a pull that runs out of its connect time (le_avc's
+// 300 s) reports DOWNLOAD_TIMEOUT, then DOWNLOAD_FAILED (network error).
+// DOWNLOAD_ABORTED: the server resets the download (/5/0/1 written empty)
+// while it waits for the agreement or transfers; the agreement is
+// withdrawn.
+func TestControlDownloadTimeoutAndAborted(t *testing.T) {
+	t.Run("timeout", func(t *testing.T) {
+		s := newCtlSim(t, nil)
+		l := s.statuses()
+		s.start(t)
+		s.files.Mute = true
+		t0 := s.Now
+		s.write(t, "/5/0/1", s.files.URI("a.bin"))
+		to := l.wait(t, agent.StatusDownloadTimeout, time.Hour)
+		failed := l.wait(t, agent.StatusDownloadFailed, 0)
+		if d := to.at.Sub(t0); d < 300*time.Second {
+			t.Errorf("DOWNLOAD_TIMEOUT after %v, want the 300 s connect time at least", d)
+		}
+		if !failed.at.Equal(to.at) || failed.Error != agent.AVCErrNetwork || to.Type != agent.UpdateFirmware {
+			t.Errorf("DOWNLOAD_FAILED %+v at %v after DOWNLOAD_TIMEOUT %+v at %v", failed.StatusInfo, failed.at, to.StatusInfo, to.at)
+		}
+	})
+	t.Run("aborted while pending", func(t *testing.T) {
+		s := newCtlSim(t, nil)
+		s.do(t, agent.CmdSetAgreement{What: agent.AgreeDownload, Enable: true})
+		s.do(t, agent.CmdStatusHandlers{Count: 1})
+		l := s.statuses()
+		s.start(t)
+		s.write(t, "/5/0/1", s.files.URI("a.bin"))
+		l.wait(t, agent.StatusDownloadPending, time.Second)
+		if c := s.write(t, "/5/0/1", ""); c != codes.Changed {
+			t.Fatalf("reset: %v", c)
+		}
+		l.wait(t, agent.StatusDownloadAborted, 0)
+		if err := s.Do(agent.CmdAccept{What: agent.AgreeDownload}); !errors.Is(err, agent.ErrNotPending) {
+			t.Errorf("AcceptDownload after the abort = %v, want ErrNotPending", err)
+		}
+		s.RunFor(time.Hour)
+		if len(s.files.Requests) != 0 || l.has(agent.StatusDownloadComplete) {
+			t.Error("the aborted download ran")
+		}
+	})
+	t.Run("aborted in progress", func(t *testing.T) {
+		s := newCtlSim(t, nil)
+		l := s.statuses()
+		s.start(t)
+		s.write(t, "/5/0/1", s.files.URI("a.bin"))
+		l.wait(t, agent.StatusDownloadInProgress, time.Second)
+		s.write(t, "/5/0/1", "")
+		l.wait(t, agent.StatusDownloadAborted, 0)
+		s.RunFor(time.Hour)
+		if l.has(agent.StatusDownloadComplete) || l.has(agent.StatusDownloadFailed) {
+			t.Errorf("statuses after the abort: %v", l.names())
+		}
+	})
+}
+
+// le_avc_SetCredential: credentials go to the persistent store and
+// survive a reboot; Control reports which types are provisioned; bad
+// values are refused.
+func TestControlCredentials(t *testing.T) {
+	s := newCtlSim(t, nil)
+	for _, bad := range []agent.CmdSetCredential{
+		{Type: agent.CredBSPSK},
+		{Type: agent.CredBSPSK, Data: make([]byte, agent.MaxCredentialSize+1)},
+		{Type: agent.NumCredentialTypes, Data: []byte{1}},
+		{Type: agent.CredBSServerAddress, Data: []byte("bs.example.com")},
+		{Type: agent.CredBSServerAddress, Data: []byte("http://bs.example.com")},
+	} {
+		if err := s.Do(bad); !errors.Is(err, agent.ErrBadValue) {
+			t.Errorf("%v: %v, want ErrBadValue", bad.Type, err)
+		}
+	}
+	s.do(t, agent.CmdSetCredential{Type: agent.CredBSServerAddress, Data: []byte("coaps://bs.example.com")})
+	s.do(t, agent.CmdSetCredential{Type: agent.CredBSPSKID, Data: []byte("id")})
+	s.do(t, agent.CmdSetCredential{Type: agent.CredBSPSK, Data: []byte{1, 2, 3}})
+	want := [agent.NumCredentialTypes]bool{false, false, true, true, true}
+	if got := s.Engine.Control().Credentials; got != want {
+		t.Fatalf("Credentials = %v, want %v", got, want)
+	}
+	if err := s.Reboot(nil); err != nil {
+		t.Fatal(err)
+	}
+	if got := s.Engine.Control().Credentials; got != want {
+		t.Errorf("after a reboot: Credentials = %v, want %v", got, want)
+	}
+	if strings.Contains(fmt.Sprint(s.Engine.Control()), "\x01\x02\x03") {
+		t.Error("the snapshot shows a key")
+	}
+}
+
+// ctlSwSim is a Software Management simulation with update control on:
+// /9/0 holds an installed application, the session is up.
+func ctlSwSim(t *testing.T) (*swSim, *ctlSim) {
+	t.Helper()
+	s := newSwSim(t, 5, agenttest.Faults{}, func(c *agent.Config) { c.Control.Enabled = true })
+	s.files.Files["app"] = pkg(t, image(20<<10, 31), "1.0.0", testKey)
+	s.create(t, 0)
+	s.deliver(t, 0, "app")
+	s.install(t, 0)
+	return s, &ctlSim{fwSim: s.fwSim}
+}
+
+// Object 9 uninstall under the uninstall agreement: Execute /9/0/6 waits
+// for it (UNINSTALL_PENDING, re-sent every 30 minutes, deferred by
+// DeferUninstall), a block holds the accepted uninstall for 3-minute
+// retries, and only acceptance while unblocked uninstalls.
+func TestControlUninstallAgreement(t *testing.T) {
+	s, c := ctlSwSim(t)
+	c.do(t, agent.CmdSetAgreement{What: agent.AgreeUninstall, Enable: true})
+	c.do(t, agent.CmdStatusHandlers{Count: 1})
+	l := c.statuses()
+	if code := s.execArgs(t, "/9/0/6", ""); code != codes.Changed {
+		t.Fatalf("Uninstall: %v", code)
+	}
+	first := l.wait(t, agent.StatusUninstallPending, time.Second)
+	st := s.Engine.Control()
+	if first.Type != agent.UpdateApplication || st.Pending != agent.StatusUninstallPending || st.AppUpdateName == "" {
+		t.Fatalf("UNINSTALL_PENDING %+v; Control %+v", first.StatusInfo, st)
+	}
+	s.wantState(t, 0, agent.SoftwareInstalled, agent.SoftwareResultInstalled)
+	if err := s.Do(agent.CmdAccept{What: agent.AgreeInstall}); !errors.Is(err, agent.ErrNotPending) {
+		t.Errorf("AcceptInstall while an uninstall is pending = %v", err)
+	}
+	// Re-sent after 30 minutes.
+	again := l.wait(t, agent.StatusUninstallPending, time.Hour)
+	if d := again.at.Sub(first.at); d > agent.PendingRenotify || d < agent.PendingRenotify-20*time.Millisecond {
+		t.Errorf("re-sent after %v, want %v", d, agent.PendingRenotify)
+	}
+	// DeferUninstall(10): offered again 10 minutes later, not before.
+	c.do(t, agent.CmdDefer{What: agent.AgreeUninstall, Minutes: 10})
+	deferredAt := s.Now
+	again = l.wait(t, agent.StatusUninstallPending, time.Hour)
+	if d := again.at.Sub(deferredAt); d != 10*time.Minute {
+		t.Errorf("offered again %v after the defer, want 10m", d)
+	}
+	// Blocked: accepted, but nothing happens; offered again after 3 min.
+	c.do(t, agent.CmdBlockInstall{Ref: 1})
+	calls := len(s.apps.Calls)
+	c.do(t, agent.CmdAccept{What: agent.AgreeUninstall})
+	acceptedAt := s.Now
+	retry := l.wait(t, agent.StatusUninstallPending, time.Hour)
+	if d := retry.at.Sub(acceptedAt); d != agent.NoHandlerRetry {
+		t.Errorf("blocked uninstall offered again after %v, want %v", d, agent.NoHandlerRetry)
+	}
+	if l.has(agent.StatusUninstallInProgress) || len(s.apps.Calls) != calls {
+		t.Fatalf("uninstalled while blocked: statuses %v, handler calls %q", l.names(), s.apps.Calls)
+	}
+	s.wantState(t, 0, agent.SoftwareInstalled, agent.SoftwareResultInstalled)
+	// Unblocked and accepted: it runs.
+	c.do(t, agent.CmdUnblockInstall{Ref: 1})
+	c.do(t, agent.CmdAccept{What: agent.AgreeUninstall})
+	l.wait(t, agent.StatusUninstallInProgress, time.Second)
+	done := l.wait(t, agent.StatusUninstallComplete, time.Minute)
+	if done.Type != agent.UpdateApplication {
+		t.Errorf("UNINSTALL_COMPLETE %+v", done.StatusInfo)
+	}
+	s.wantState(t, 0, agent.SoftwareInitial, agent.SoftwareResultInitial)
+	if got := s.apps.Calls[len(s.apps.Calls)-1]; !strings.HasPrefix(got, "uninstall 0") {
+		t.Errorf("last handler call %q, want the uninstall", got)
+	}
+}
+
+// The resume row UNINSTALL_PENDING ⇒ UNINSTALL_PENDING: an uninstall
+// waiting for its agreement at a reboot is offered again after it, to
+// the handler that registers, and accepting it then uninstalls.
+func TestControlResumeUninstallPending(t *testing.T) {
+	s, c := ctlSwSim(t)
+	c.do(t, agent.CmdSetAgreement{What: agent.AgreeUninstall, Enable: true})
+	c.do(t, agent.CmdStatusHandlers{Count: 1})
+	l := c.statuses()
+	s.execArgs(t, "/9/0/6", "")
+	before := l.wait(t, agent.StatusUninstallPending, time.Second)
+	if err := s.Reboot(nil); err != nil {
+		t.Fatal(err)
+	}
+	l = c.statuses()
+	s.RunFor(time.Second)
+	if l.has(agent.StatusUninstallPending) {
+		t.Error("offered before a status handler registered")
+	}
+	c.do(t, agent.CmdStatusHandlers{Count: 1})
+	after := l.wait(t, agent.StatusUninstallPending, 0)
+	if after.Type != before.Type || s.Engine.Control().Pending != agent.StatusUninstallPending {
+		t.Fatalf("after the reboot: %+v, Control %+v", after.StatusInfo, s.Engine.Control())
+	}
+	c.do(t, agent.CmdAccept{What: agent.AgreeUninstall})
+	l.wait(t, agent.StatusUninstallComplete, time.Minute)
+	s.wantState(t, 0, agent.SoftwareInitial, agent.SoftwareResultInitial)
+}

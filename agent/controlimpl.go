@@ -3,6 +3,9 @@ package agent
 import (
 	"encoding/json"
 	"errors"
+	"net/url"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/avc-agent/avc/fwpkg"
@@ -66,6 +69,25 @@ type ctlPersist struct {
 	// Result is the last install/uninstall outcome, replayed to a
 	// status handler that registers later.
 	Result *StatusInfo `json:"result,omitempty"`
+	// Creds are the provisioned credentials (CmdSetCredential) by
+	// "type/server" ("4/0": the bootstrap PSK). The state file is
+	// written with mode 0600; a host's storage keeps it as it keeps the
+	// rest.
+	Creds map[string][]byte `json:"creds,omitempty"`
+}
+
+func credKey(t CredentialType, server uint16) string {
+	return strconv.Itoa(int(t)) + "/" + strconv.Itoa(int(server))
+}
+
+// credential returns the provisioned credential t of server, nil when
+// there is none: the entry point for the bootstrap client (the bootstrap
+// server address and PSK are those of server 0). Nil-safe.
+func (c *control) credential(t CredentialType, server uint16) []byte {
+	if c == nil {
+		return nil
+	}
+	return c.p().Creds[credKey(t, server)]
 }
 
 // UnmarshalJSON implements json.Unmarshaler: a record that does not
@@ -140,6 +162,16 @@ type control struct {
 	rebootAt    time.Time
 	fwAfterStop bool // install the firmware once de-registered
 
+	// The session request handler (CmdSessionRequests): sessReq is
+	// whether the host has one; retryAt is the retry timer the engine
+	// runs itself while it does (the registration does not retry), and
+	// asked whether the acquire request of a retry is unanswered;
+	// released whether EventSessionRelease was sent for this session.
+	sessReq  bool
+	retryAt  time.Time
+	asked    bool
+	released bool
+
 	waitSession bool // a suspended download resumes with the next session
 	updateType  UpdateType
 	appName     string
@@ -175,7 +207,8 @@ func (c *control) state() ControlState {
 	s := ControlState{Agreements: p.Agreements, PollingTimer: p.Polling, RetryTimers: p.Retry,
 		APNName: p.APNName, APNUser: p.APNUser, APNPassword: p.APNPassword,
 		UpdateType: c.updateType, AppUpdateName: c.appName, Error: c.lastErr, HTTPStatus: c.httpStatus,
-		Blocks: len(c.blocks), UserSession: c.user}
+		Blocks: len(c.blocks), UserSession: c.user,
+		Session: c.e.reg.started, Retrying: c.retrying()}
 	if p.LastPoll != 0 {
 		s.LastPoll = time.Unix(p.LastPoll, 0)
 	}
@@ -183,6 +216,12 @@ func (c *control) state() ControlState {
 		if c.pend[i].active {
 			s.Pending = c.pend[i].info.Status
 			break
+		}
+	}
+	for k := range p.Creds {
+		t, _, _ := strings.Cut(k, "/")
+		if n, err := strconv.Atoi(t); err == nil && n >= 0 && n < NumCredentialTypes {
+			s.Credentials[n] = true
 		}
 	}
 	return s
@@ -252,7 +291,7 @@ func (c *control) accept(now time.Time, what Agreement) {
 	c.pend[what] = pendOp{}
 	switch what {
 	case AgreeConnection:
-		c.connect(now, false)
+		c.want(now)
 	case AgreeDownload:
 		if !c.e.reg.started {
 			// AcceptDownload without a session starts one (a user
@@ -284,6 +323,33 @@ func (c *control) accept(now time.Time, what Agreement) {
 	case AgreeReboot:
 		c.rebootAt = now.Add(ActionDelay)
 	}
+}
+
+// want opens a session the engine itself needs, or, with a session
+// request handler, asks the host to (EventSessionAcquire).
+func (c *control) want(now time.Time) {
+	if c.e.reg.started {
+		return
+	}
+	if c.sessReq {
+		c.e.logInfo("update control: asking the host for a session")
+		c.e.emit(Event{Kind: EventSessionAcquire})
+		return
+	}
+	c.connect(now, false)
+}
+
+// retrying reports whether a retry timer runs.
+func (c *control) retrying() bool {
+	return !c.retryAt.IsZero() || (c.e.reg.started && c.e.reg.state == regWaiting)
+}
+
+// authStatus reports a DTLS handshake's start or failure.
+func (c *control) authStatus(s AVCStatus) {
+	if c == nil {
+		return
+	}
+	c.status(StatusInfo{Status: s, TotalBytes: -1, Progress: -1}, 0)
 }
 
 // connect opens a session (user: the host asked for it).
@@ -358,6 +424,28 @@ func (c *control) command(now time.Time, cmd Command) error {
 		}
 		p.APNName, p.APNUser, p.APNPassword = cmd.Name, cmd.User, cmd.Password
 		c.e.store()
+	case CmdSetCredential:
+		if cmd.Type < 0 || cmd.Type >= NumCredentialTypes || len(cmd.Data) == 0 || len(cmd.Data) > MaxCredentialSize {
+			return ErrBadValue
+		}
+		if cmd.Type == CredBSServerAddress {
+			u, err := url.Parse(string(cmd.Data))
+			if err != nil || (u.Scheme != "coap" && u.Scheme != "coaps") || u.Host == "" {
+				return ErrBadValue
+			}
+		}
+		if p.Creds == nil {
+			p.Creds = map[string][]byte{}
+		}
+		p.Creds[credKey(cmd.Type, cmd.ServerID)] = append([]byte(nil), cmd.Data...)
+		c.e.store()
+	case CmdSessionRequests:
+		c.sessReq = cmd.Handler
+		if !c.sessReq && c.asked {
+			// Nobody left to answer: the engine opens it itself.
+			c.asked = false
+			c.connect(now, false)
+		}
 	case CmdStatusHandlers:
 		if cmd.Count < 0 {
 			return ErrBadValue
@@ -393,7 +481,7 @@ func (c *control) newHandler(now time.Time) {
 // waits; the session is the host's.
 func (c *control) start(now time.Time) error {
 	r := c.e.reg
-	if r.started && r.state == regWaiting {
+	if c.retrying() {
 		return ErrBusy
 	}
 	if r.started {
@@ -401,7 +489,12 @@ func (c *control) start(now time.Time) error {
 	}
 	c.user = true
 	c.pend[AgreeConnection] = pendOp{}
-	c.retryIdx = 0
+	if !c.asked {
+		// A new attempt, not the answer to a retry's request: the
+		// retry table starts over.
+		c.retryIdx = 0
+	}
+	c.asked = false
 	return r.start(now)
 }
 
@@ -517,6 +610,15 @@ func (c *control) fire(now time.Time) {
 			c.offer(now, Agreement(i), op)
 		}
 	}
+	if !c.retryAt.IsZero() && !now.Before(c.retryAt) {
+		c.retryAt = time.Time{}
+		if c.sessReq {
+			c.asked = true
+			c.want(now)
+		} else {
+			c.connect(now, false)
+		}
+	}
 	if !c.installAt.IsZero() && !now.Before(c.installAt) {
 		c.installAt = time.Time{}
 		c.install(now, c.installTgt)
@@ -540,7 +642,15 @@ func (c *control) fire(now time.Time) {
 			c.activityAt = now.Add(c.activityTimeout())
 		} else {
 			c.status(StatusInfo{Status: StatusNoUpdate, TotalBytes: -1, Progress: -1}, 0)
-			if !c.user && c.e.reg.started {
+			switch {
+			case c.user || !c.e.reg.started:
+			case c.sessReq:
+				if !c.released {
+					c.released = true
+					c.e.logInfo("update control: asking the host to close an inactive session")
+					c.e.emit(Event{Kind: EventSessionRelease})
+				}
+			default:
 				c.e.logInfo("update control: closing an inactive polling session")
 				_ = c.e.reg.stop(now)
 			}
@@ -582,6 +692,7 @@ func (c *control) next() time.Time {
 			take(op.at)
 		}
 	}
+	take(c.retryAt)
 	take(c.installAt)
 	take(c.rebootAt)
 	take(c.pollAt)
@@ -606,6 +717,7 @@ func (c *control) registered(now time.Time) {
 		return
 	}
 	c.retryIdx = 0
+	c.retryAt, c.asked, c.released = time.Time{}, false, false
 	c.pend[AgreeConnection] = pendOp{}
 	c.status(StatusInfo{Status: StatusSessionStarted, TotalBytes: -1, Progress: -1}, 0)
 	c.activityAt = now.Add(c.activityTimeout())
@@ -621,7 +733,16 @@ func (c *control) registered(now time.Time) {
 // false to stop retrying.
 func (c *control) registerFailed(now time.Time) (time.Duration, bool) {
 	c.status(StatusInfo{Status: StatusSessionFailed, TotalBytes: -1, Progress: -1}, 0)
-	return c.nextRetry()
+	d, ok := c.nextRetry()
+	if ok && c.sessReq {
+		// With a session request handler the engine runs the retry
+		// timer itself and asks the host when it fires; the
+		// registration stops meanwhile.
+		c.retryAt = now.Add(d)
+		c.e.logInfo("update control: retry timer armed; the host will be asked", "in", d)
+		return 0, false
+	}
+	return d, ok
 }
 
 // stopped: the session is down (de-registered or stopped).
@@ -630,6 +751,7 @@ func (c *control) stopped(now time.Time) {
 		return
 	}
 	c.user = false
+	c.released = false
 	c.activityAt = time.Time{}
 	c.status(StatusInfo{Status: StatusSessionStopped, TotalBytes: -1, Progress: -1}, 0)
 	// A download in progress is suspended until the next session.
@@ -832,6 +954,13 @@ func (c *control) dlFailed(d *download, r UpdateResult, why error) {
 	if c == nil || r == ResultCancelled || r == ResultInitial {
 		return
 	}
+	if errors.Is(why, errDownloadTimeout) {
+		// The connect or low-speed limit ran out (le_avc's 300 s and
+		// 1000 s below 100 B/s): DOWNLOAD_TIMEOUT says why, then
+		// DOWNLOAD_FAILED reports the outcome.
+		tgt := c.targetOf(d)
+		c.status(StatusInfo{Status: StatusDownloadTimeout, TotalBytes: -1, Progress: -1, Type: targetType(tgt), Error: AVCErrNetwork}, tgt)
+	}
 	rec := d.t.record()
 	tgt := c.targetOf(d)
 	hadManifest := false
@@ -846,6 +975,59 @@ func (c *control) dlFailed(d *download, r UpdateResult, why error) {
 		c.status(StatusInfo{Status: StatusCertificationKO, TotalBytes: -1, Progress: -1, Type: targetType(tgt), Error: c.lastErr}, tgt)
 	}
 	c.status(StatusInfo{Status: StatusDownloadFailed, TotalBytes: -1, Progress: -1, Type: targetType(tgt), Error: c.lastErr}, tgt)
+}
+
+// errDownloadTimeout is wrapped by the failure of a pull that ran out of
+// its connect or low-speed time (DOWNLOAD_TIMEOUT).
+var errDownloadTimeout = errors.New("download timed out")
+
+// dlReset: the target of d is reset (/5/0/1 written empty, /5/0/10 or a
+// Software Management reset) with r. A transfer under way, or waiting for
+// the download agreement, was aborted by the server: DOWNLOAD_ABORTED,
+// and the pending agreement is withdrawn. Failures were reported by
+// dlFailed already.
+func (c *control) dlReset(d *download, r UpdateResult) {
+	if c == nil || (r != ResultInitial && r != ResultCancelled) {
+		return
+	}
+	op := &c.pend[AgreeDownload]
+	pending := (op.active || op.blocked) && op.d == d
+	if !pending && d.pull == nil && d.push == nil {
+		return
+	}
+	if pending {
+		*op = pendOp{}
+		c.waitSession = false
+	}
+	tgt := c.targetOf(d)
+	c.status(StatusInfo{Status: StatusDownloadAborted, TotalBytes: -1, Progress: -1, Type: targetType(tgt)}, tgt)
+	c.p().Resume, c.p().Target = StatusNoUpdate, 0
+	c.e.store()
+}
+
+// bootstrapStarted and bootstrapEnded are update control's entry points
+// for the bootstrap client: call bootstrapStarted when a bootstrap session
+// is up (the Bootstrap-Request was accepted), and bootstrapEnded when it
+// is over (Bootstrap-Finish, or a failure). They report le_avc's
+// SESSION_BS_STARTED, then SESSION_STOPPED or SESSION_FAILED; the DM
+// session that follows reports SESSION_STARTED through registered as
+// usual. Both are no-ops without update control.
+func (c *control) bootstrapStarted() {
+	if c == nil {
+		return
+	}
+	c.status(StatusInfo{Status: StatusSessionBSStarted, TotalBytes: -1, Progress: -1}, 0)
+}
+
+func (c *control) bootstrapEnded(failed bool) {
+	if c == nil {
+		return
+	}
+	s := StatusSessionStopped
+	if failed {
+		s = StatusSessionFailed
+	}
+	c.status(StatusInfo{Status: s, TotalBytes: -1, Progress: -1}, 0)
 }
 
 // avcErrorOf maps an Update Result onto AVCError (see the file comment).

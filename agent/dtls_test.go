@@ -319,6 +319,7 @@ type natProxy struct {
 	stopped atomic.Bool
 
 	fromAgent atomic.Int32 // datagrams the agent sent
+	dropAgent atomic.Int32 // how many of the agent's next datagrams to lose
 	mu2       sync.Mutex
 	toAgent   [][]byte // datagrams the server sent the agent, in order
 }
@@ -358,6 +359,9 @@ func startNAT(t *testing.T, server net.Addr) *natProxy {
 			out := p.out
 			p.mu.Unlock()
 			p.fromAgent.Add(1)
+			if p.dropAgent.Add(-1) >= 0 {
+				continue // lost on the way
+			}
 			out.WriteToUDP(buf[:n], p.server)
 		}
 	}()
@@ -530,5 +534,30 @@ func TestAgentDTLSDropsInjectedAndReplayed(t *testing.T) {
 	}
 	if n := asked.Load(); n != 1 {
 		t.Errorf("%d handshakes, want 1", n)
+	}
+}
+
+// TestAgentDTLSHandshakeRetransmission: the agent's first two handshake
+// flights are lost; the handshake retransmits them (RFC 6347 §4.2.4) and
+// completes within one handshake timeout, with no second session: the
+// server is asked for the key once.
+func TestAgentDTLSHandshakeRetransmission(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	srv, asked := startDTLSServer(t, ctx)
+	events, unsubscribe := srv.Subscribe()
+	defer unsubscribe()
+	nat := startNAT(t, srv.CoAPSAddr())
+	nat.dropAgent.Store(2)
+	start := time.Now()
+	runBehindNAT(t, ctx, srv, events, nat, "retransmit-1")
+	if lost := nat.dropAgent.Load(); lost > -1 {
+		t.Fatalf("the agent sent %d datagrams, fewer than the two lost", 2-lost)
+	}
+	if d := time.Since(start); d > agent.DTLSHandshakeTimeout {
+		t.Errorf("registered after %v, beyond one handshake timeout", d)
+	}
+	if n := asked.Load(); n != 1 {
+		t.Errorf("the server was asked for the key %d times, want 1", n)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -146,6 +147,139 @@ func TestConfigCertificates(t *testing.T) {
 			}
 			if !errors.Is(err, agent.ErrConfig) || !strings.Contains(err.Error(), tc.errSubstr) {
 				t.Fatalf("Validate = %v, want an ErrConfig mentioning %q", err, tc.errSubstr)
+			}
+		})
+	}
+}
+
+// clientHelloSNI returns the server_name of the DTLS ClientHello in b and
+// whether it has the extension (RFC 6066 §3), or an error when b is not
+// an unfragmented ClientHello record.
+func clientHelloSNI(b []byte) (string, bool, error) {
+	bad := errors.New("not a ClientHello record")
+	// Record header (13) then handshake header (12).
+	if len(b) < 25 || b[0] != 22 || b[13] != 1 {
+		return "", false, bad
+	}
+	p := b[25:]
+	next := func(n int) ([]byte, error) {
+		if len(p) < n {
+			return nil, bad
+		}
+		v := p[:n]
+		p = p[n:]
+		return v, nil
+	}
+	vec := func(lenBytes int) ([]byte, error) {
+		l, err := next(lenBytes)
+		if err != nil {
+			return nil, err
+		}
+		n := 0
+		for _, c := range l {
+			n = n<<8 | int(c)
+		}
+		return next(n)
+	}
+	if _, err := next(2 + 32); err != nil { // version, random
+		return "", false, err
+	}
+	for _, lb := range []int{1, 1, 2, 1} { // session id, cookie, suites, compression
+		if _, err := vec(lb); err != nil {
+			return "", false, err
+		}
+	}
+	exts, err := vec(2)
+	if err != nil {
+		return "", false, err
+	}
+	for len(exts) >= 4 {
+		typ, n := int(exts[0])<<8|int(exts[1]), int(exts[2])<<8|int(exts[3])
+		if len(exts) < 4+n {
+			return "", false, bad
+		}
+		data := exts[4 : 4+n]
+		exts = exts[4+n:]
+		if typ != 0 {
+			continue
+		}
+		// server_name_list: list length (2), type (1), name length (2), name.
+		if len(data) < 5 {
+			return "", false, bad
+		}
+		return string(data[5:]), true, nil
+	}
+	return "", false, nil
+}
+
+// TestDTLSServerNameIndication: the agent never sends an IP literal as
+// SNI (RFC 6066 §3), and sends none with a PSK; with a certificate and a
+// DNS name it names the server. A fake server takes the first ClientHello
+// and answers nothing.
+func TestDTLSServerNameIndication(t *testing.T) {
+	dir := t.TempDir()
+	ca := agenttest.NewCA(t, "sni-ca")
+	_, certFile, keyFile := ca.Issue(t, dir, "sni-client")
+	caFile := ca.File(t, dir)
+	for _, tc := range []struct {
+		name    string
+		host    string
+		cert    bool
+		wantSNI string // "" for none
+	}{
+		{"psk, IP literal", "127.0.0.1", false, ""},
+		{"psk, DNS name", "localhost", false, ""},
+		{"certificate, IP literal", "127.0.0.1", true, ""},
+		{"certificate, DNS name", "localhost", true, "localhost"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			// The fake server listens where the agent will send: the
+			// address its name resolves to first.
+			addr, err := net.ResolveUDPAddr("udp", net.JoinHostPort(tc.host, "0"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			pc, err := net.ListenUDP("udp", addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer pc.Close()
+			port := pc.LocalAddr().(*net.UDPAddr).Port
+			cfg := agent.Config{ServerURI: "coaps://" + net.JoinHostPort(tc.host, strconv.Itoa(port)), Endpoint: "sni",
+				DTLSHandshakeTimeout: time.Second, DTLSRetryDelay: time.Hour}
+			if tc.cert {
+				cfg.CertFile, cfg.KeyFile, cfg.CAFile = certFile, keyFile, caFile
+			} else {
+				cfg.PSKIdentity, cfg.PSKKey = "sni", []byte{1, 2, 3, 4}
+			}
+			a, err := agent.New(cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			done := make(chan error, 1)
+			go func() { done <- a.Run(ctx) }()
+			go func() {
+				for range a.Events() {
+				}
+			}()
+			defer func() { cancel(); <-done }()
+			buf := make([]byte, 2048)
+			pc.SetReadDeadline(time.Now().Add(5 * time.Second))
+			n, _, err := pc.ReadFromUDP(buf)
+			if err != nil {
+				t.Fatalf("no ClientHello: %v", err)
+			}
+			sni, has, err := clientHelloSNI(buf[:n])
+			if err != nil {
+				t.Fatalf("%v: % x", err, buf[:min(n, 64)])
+			}
+			switch {
+			case tc.wantSNI == "" && has:
+				t.Errorf("SNI %q sent, want none", sni)
+			case tc.wantSNI != "" && sni != tc.wantSNI:
+				t.Errorf("SNI %q (present %v), want %q", sni, has, tc.wantSNI)
 			}
 		})
 	}

@@ -220,8 +220,10 @@ func (e *Engine) HandleCommand(now time.Time, c Command) error {
 	case CmdSend:
 		return e.snd.send(now, c.Paths)
 	case CmdAccept, CmdDefer, CmdSetAgreement, CmdBlockInstall, CmdUnblockInstall,
-		CmdSetPollingTimer, CmdSetRetryTimers, CmdSetAPN, CmdStatusHandlers:
+		CmdSetPollingTimer, CmdSetRetryTimers, CmdSetAPN, CmdStatusHandlers, CmdSessionRequests, CmdSetCredential:
 		return e.controlCommand(now, c)
+	case CmdLink:
+		return e.link(now, c)
 	case CmdSet:
 		if err := e.objs.set(c.Path, c.Value); err != nil {
 			return err

@@ -79,6 +79,12 @@ const (
 	// EventBootstrapFailed: a bootstrap session failed (Err, Code); the
 	// engine retries.
 	EventBootstrapFailed
+	// EventSessionAcquire and EventSessionRelease: with a session request
+	// handler (CmdSessionRequests), update control asks the host to open
+	// a session it needs, or to close an inactive one (le_avc
+	// LE_AVC_SESSION_ACQUIRE, LE_AVC_SESSION_RELEASE).
+	EventSessionAcquire
+	EventSessionRelease
 )
 
 var eventNames = map[EventKind]string{
@@ -106,6 +112,8 @@ var eventNames = map[EventKind]string{
 	EventBootstrapStarted:   "bootstrap_started",
 	EventBootstrapFinished:  "bootstrap_finished",
 	EventBootstrapFailed:    "bootstrap_failed",
+	EventSessionAcquire:     "session_acquire",
+	EventSessionRelease:     "session_release",
 }
 
 // String returns the kind's snake_case name.

@@ -521,6 +521,7 @@ func (fw *firmware) report(force bool) {
 
 // reset ends any transfer, discards the image and goes Idle with r.
 func (fw *firmware) reset(now time.Time, r UpdateResult) {
+	fw.e.ctl.dlReset(fw.dl, r)
 	fw.dl.stop(now)
 	fw.h.Reset()
 	st := fw.e.fwState()

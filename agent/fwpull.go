@@ -335,7 +335,7 @@ func (p *dlPull) slow(now time.Time) bool {
 		return false
 	}
 	if float64(d.off-p.winOff) < float64(lim)*lt.Seconds() {
-		d.fail(now, ResultConnectionLost, fmt.Errorf("below %d B/s for %v", lim, lt))
+		d.fail(now, ResultConnectionLost, fmt.Errorf("%w: below %d B/s for %v", errDownloadTimeout, lim, lt))
 		return true
 	}
 	p.winAt, p.winOff = now, d.off
@@ -349,7 +349,7 @@ func (p *dlPull) retry(now time.Time, why error) { p.retryAfter(now, 0, why) }
 func (p *dlPull) retryAfter(now time.Time, wait time.Duration, why error) {
 	d := p.d
 	if connect := d.t.limits().connect; !p.first && now.Sub(p.started) >= connect {
-		d.fail(now, ResultConnectionLost, fmt.Errorf("no connection within %v: %w", connect, why))
+		d.fail(now, ResultConnectionLost, fmt.Errorf("%w: no connection within %v: %w", errDownloadTimeout, connect, why))
 		return
 	}
 	if p.slow(now) {

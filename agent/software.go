@@ -646,6 +646,9 @@ func (in *swInstance) report(force bool) {
 // reset ends any transfer, discards the package and goes INITIAL with r;
 // installed software (after an Uninstall for update) stays as it is.
 func (in *swInstance) reset(now time.Time, r SoftwareResult, reason string) {
+	if r == SoftwareResultInitial {
+		in.sw.e.ctl.dlReset(in.dl, ResultInitial)
+	}
 	in.dl.stop(now)
 	in.sw.h.Reset(in.id)
 	st := in.rec()

@@ -33,6 +33,26 @@ static inline void avc_call_comm_info_(le_avc_CommInfoHandlerFunc_t fn, uint8_t 
     fn(code, str, (void*)ctx);
 }
 
+/* Storage calls (avc_storage_t); s is a copy of the host's struct. */
+static inline int64_t avc_call_storage_read_(const avc_storage_t* s, uintptr_t user, const char* key,
+                                             void* buf, size_t size)
+{
+    return s->read((void*)user, key, buf, size);
+}
+
+static inline int avc_call_storage_write_(const avc_storage_t* s, uintptr_t user, const char* key,
+                                          const void* data, size_t length)
+{
+    return s->write((void*)user, key, data, length);
+}
+
+/* Calls the le_avc session request handler. */
+static inline void avc_call_session_request_(le_avc_SessionRequestHandlerFunc_t fn, int32_t request,
+                                             uintptr_t ctx)
+{
+    fn((le_avc_SessionRequest_t)request, (void*)ctx);
+}
+
 /* Calls an avc log callback. */
 static inline void avc_call_log_(avc_log_fn fn, uintptr_t user, int level, const char* msg)
 {

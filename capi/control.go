@@ -3,8 +3,8 @@
 package main
 
 import (
+	"cmp"
 	"context"
-	"encoding/hex"
 	"errors"
 	"maps"
 	"slices"
@@ -19,13 +19,15 @@ import (
 
 // Update control: the le_avc functions beyond sessions and status
 // handlers (le_avc_Accept*, Defer*, BlockInstall, the timers, APN, user
-// agreements...). Every session's agent runs with Config.Control.Enabled;
-// the engine does the work. The engine lives only while a session runs,
-// so, like values.go, libavc keeps what the host set between sessions and
-// hands it to every session's agent when it starts (attachControl); while
-// a session runs, a setting goes to its agent at once. Getters ask the
-// running agent (agent.Agent.Control) and otherwise answer from ctl.known:
-// the host's settings, the agent's last snapshot, or the defaults.
+// agreements...). The runner's agent (session.go) runs with
+// Config.Control.Enabled; the engine does the work. The runner exists from
+// the first use of libavc on when the configuration makes one, and is
+// replaced when the configuration changes, so, like values.go, libavc
+// keeps what the host set and hands it to every new runner
+// (attachControl); while one runs, a setting goes to its agent at once.
+// Getters ask the running agent (agent.Agent.Control) and otherwise answer
+// from ctl.known: the host's settings, the agent's last snapshot, or the
+// defaults.
 
 // le_avc_SessionType_t values.
 const (
@@ -53,7 +55,8 @@ var ctl struct {
 	setPolling   bool
 	setRetry     bool
 	setAPN       bool
-	blocks       map[uint64]bool // install blocks held, by reference
+	blocks       map[uint64]bool                   // install blocks held, by reference
+	creds        map[[2]int]agent.CmdSetCredential // le_avc_SetCredential, by type and server
 	nextBlock    uint64
 	nat          uint32     // le_avc_SetNatTimeout, seconds
 	live         *liveAgent // the running session's agent once attached
@@ -108,6 +111,31 @@ func applyLocked(cmd agent.Command) (applied bool, err error) {
 	return true, err
 }
 
+// waitAttached waits a little for a runner that is starting to take the
+// settings (attachControl), so that a setting right after the first use
+// reaches its engine, and its answer the caller. ctl.mu is not held.
+func waitAttached() {
+	if inFirmwareHandler() {
+		return
+	}
+	core.mu.Lock()
+	r := core.run
+	core.mu.Unlock()
+	if r == nil {
+		return
+	}
+	deadline := time.Now().Add(controlWait)
+	for time.Now().Before(deadline) && !closed(r.done) && r.ctx.Err() == nil {
+		ctl.mu.Lock()
+		ok := ctl.live != nil && ctl.live.a == r.a
+		ctl.mu.Unlock()
+		if ok {
+			return
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
 // controlCommand is the shape of every setter: check, apply to the
 // running agent (an engine error is returned and nothing is kept), then
 // remember with keep (under ctl.mu).
@@ -116,6 +144,7 @@ func controlCommand(name string, cmd agent.Command, keep func()) error {
 	if inFirmwareHandler() {
 		return errorf(rcFault, "%s: not allowed from a firmware handler (the session is busy calling it)", name)
 	}
+	waitAttached()
 	ctl.mu.Lock()
 	defer ctl.mu.Unlock()
 	applied, err := applyLocked(cmd)
@@ -132,6 +161,7 @@ func controlCommand(name string, cmd agent.Command, keep func()) error {
 // else the last known.
 func controlState() agent.ControlState {
 	lazyInit()
+	waitAttached()
 	ctl.mu.Lock()
 	l, st := ctl.live, ctl.known
 	ctl.mu.Unlock()
@@ -198,14 +228,27 @@ func attachControl(a *agent.Agent, ctx context.Context) {
 	l := &liveAgent{a: a, ctx: ctx}
 	ctl.mu.Lock()
 	defer ctl.mu.Unlock()
-	cmds := []agent.Command{agent.CmdStatusHandlers{Count: statusHandlerCount()}}
+	cmds := []agent.Command{agent.CmdStatusHandlers{Count: statusHandlerCount()},
+		agent.CmdSessionRequests{Handler: sessionRequestHandlerSet()}}
 	for i, set := range ctl.setAgreement {
 		if set {
 			cmds = append(cmds, agent.CmdSetAgreement{What: agent.Agreement(i), Enable: ctl.known.Agreements[i]})
 		}
 	}
 	if ctl.setPolling {
-		cmds = append(cmds, agent.CmdSetPollingTimer{Minutes: ctl.known.PollingTimer})
+		// Setting the polling timer restarts its schedule: only when the
+		// engine's (persisted) value differs.
+		c, cancel := context.WithTimeout(ctx, controlWait)
+		st, err := a.Control(c)
+		for errors.Is(err, agent.ErrClosed) && c.Err() == nil {
+			// Run has not started yet.
+			time.Sleep(time.Millisecond)
+			st, err = a.Control(c)
+		}
+		cancel()
+		if err != nil || st.PollingTimer != ctl.known.PollingTimer {
+			cmds = append(cmds, agent.CmdSetPollingTimer{Minutes: ctl.known.PollingTimer})
+		}
 	}
 	if ctl.setRetry {
 		cmds = append(cmds, agent.CmdSetRetryTimers{Minutes: slices.Clone(ctl.known.RetryTimers[:])})
@@ -215,6 +258,11 @@ func attachControl(a *agent.Agent, ctx context.Context) {
 	}
 	for _, ref := range slices.Sorted(maps.Keys(ctl.blocks)) {
 		cmds = append(cmds, agent.CmdBlockInstall{Ref: ref})
+	}
+	for _, k := range slices.SortedFunc(maps.Keys(ctl.creds), func(a, b [2]int) int {
+		return cmp.Or(cmp.Compare(a[0], b[0]), cmp.Compare(a[1], b[1]))
+	}) {
+		cmds = append(cmds, ctl.creds[k])
 	}
 	for _, c := range cmds {
 		err := doRunning(l, c)
@@ -256,8 +304,16 @@ func noteStatus(status int32) {
 	}
 }
 
+// ctlUp reports whether a DM session is up.
+func ctlUp() bool {
+	ctl.mu.Lock()
+	defer ctl.mu.Unlock()
+	return ctl.up
+}
+
 // handlerCountKick wakes the goroutine that tells the running agent how
-// many status handlers there are (CmdStatusHandlers). It is a goroutine so
+// many status handlers there are (CmdStatusHandlers) and whether it has a
+// session request handler (CmdSessionRequests). It is a goroutine so
 // that Add/Remove never wait for the agent (they may be called from a
 // firmware handler, on the agent's loop); it always sends the current
 // count, so the last count sent is right.
@@ -277,6 +333,9 @@ func handlerCountLoop() {
 		ctl.mu.Lock()
 		if _, err := applyLocked(agent.CmdStatusHandlers{Count: statusHandlerCount()}); err != nil && !errors.Is(err, agent.ErrUnknownCommand) {
 			logger.Warn("the agent refused the status handler count", "err", err)
+		}
+		if _, err := applyLocked(agent.CmdSessionRequests{Handler: sessionRequestHandlerSet()}); err != nil && !errors.Is(err, agent.ErrUnknownCommand) {
+			logger.Warn("the agent refused the session request handler", "err", err)
 		}
 		ctl.mu.Unlock()
 	}
@@ -299,6 +358,7 @@ func acceptOrDefer(what agent.Agreement, minutes int64) error {
 	if inFirmwareHandler() {
 		return errorf(rcFault, "%s: not allowed from a firmware handler", name)
 	}
+	waitAttached()
 	ctl.mu.Lock()
 	defer ctl.mu.Unlock()
 	applied, err := applyLocked(cmd)
@@ -453,8 +513,14 @@ func natTimeout() time.Duration {
 func setNatTimeout(seconds uint32) {
 	lazyInit()
 	ctl.mu.Lock()
+	changed := ctl.nat != seconds
 	ctl.nat = seconds
 	ctl.mu.Unlock()
+	if changed {
+		core.mu.Lock()
+		core.gen++ // the next runner uses it
+		core.mu.Unlock()
+	}
 }
 
 func sessionStarted(serverID uint16) bool {
@@ -485,53 +551,64 @@ func startDmSession(serverID uint16) error {
 // le_avc_CredentialStatus_t values.
 const (
 	credentialNone = 1 // LE_AVC_NO_CREDENTIAL_PROVISIONED
+	credentialBS   = 2 // LE_AVC_BS_CREDENTIAL_PROVISIONED
 	credentialDM   = 3 // LE_AVC_DM_CREDENTIAL_PROVISIONED
 )
 
+// credentialStatus implements le_avc_GetCredentialStatus: DM credentials
+// are the DM server's PSK (AVC_PSK_IDENTITY and AVC_PSK_KEY); bootstrap
+// credentials are a bootstrap PSK identity and PSK provisioned with
+// le_avc_SetCredential (kept in the persistent store).
 func credentialStatus() int {
 	lazyInit()
 	core.mu.Lock()
-	defer core.mu.Unlock()
-	if core.cfg.PSKIdentity != "" && len(core.cfg.PSKKey) > 0 {
+	dm := core.cfg.PSKIdentity != "" && len(core.cfg.PSKKey) > 0
+	core.mu.Unlock()
+	if dm {
 		return credentialDM
+	}
+	st := controlState()
+	if st.Credentials[agent.CredBSPSKID] && st.Credentials[agent.CredBSPSK] {
+		return credentialBS
 	}
 	return credentialNone
 }
 
-// le_avc_CredentialType_t values libavc can write.
-const (
-	credBSServerAddress = 2 // LE_AVC_BS_SERVER_ADDRESS
-	credBSPSKID         = 3 // LE_AVC_BS_PSK_ID
-	credBSPSK           = 4 // LE_AVC_BS_PSK
-)
-
-// maxCredential is LE_AVC_MAX_CREDENTIAL_SIZE.
-const maxCredential = 4096
-
-// setCredential implements le_avc_SetCredential through the configuration
-// of the next session.
-func setCredential(typ int, cred []byte) error {
+// setCredential implements le_avc_SetCredential: the credential goes to
+// the engine's persistent store (CmdSetCredential), and is replayed to
+// every new runner; a bootstrap server address also becomes
+// AVC_BOOTSTRAP_URI.
+func setCredential(typ int, server uint16, cred []byte) error {
 	const name = "le_avc_SetCredential"
-	if len(cred) > maxCredential {
-		return errorf(rcFault, "%s: %d bytes: at most %d", name, len(cred), maxCredential)
+	if len(cred) == 0 || len(cred) > agent.MaxCredentialSize {
+		return errorf(rcFault, "%s: %d bytes: want 1 to %d", name, len(cred), agent.MaxCredentialSize)
 	}
-	var setting, value string
-	switch typ {
-	case credBSServerAddress:
-		setting, value = agent.EnvBootstrapURI, string(cred)
-	case credBSPSKID:
-		setting, value = agent.EnvPSKIdentity, string(cred)
-	case credBSPSK:
-		setting, value = agent.EnvPSKKey, hex.EncodeToString(cred)
-	default:
-		return errorf(rcFault, "%s: credential type %d is not supported", name, typ)
+	if typ < 0 || typ >= agent.NumCredentialTypes {
+		return errorf(rcFault, "%s: unknown credential type %d", name, typ)
 	}
-	if value == "" {
-		return errorf(rcFault, "%s: empty credential", name)
+	cmd := agent.CmdSetCredential{Type: agent.CredentialType(typ), ServerID: server, Data: slices.Clone(cred)}
+	// The engine decides what it accepts; without a running one, a
+	// throwaway engine answers.
+	pc := probeConfig(nil)
+	pc.Control.Enabled = true
+	if e, err := agent.NewEngine(pc, nil); err != nil || e.HandleCommand(time.Now(), cmd) != nil {
+		return errorf(rcFault, "%s: the agent refuses this credential (a bootstrap server address must be a coap:// or coaps:// URI)", name)
 	}
-	lazyInit()
-	if err := configSet(setting, value); err != nil {
-		return errorf(rcFault, "%s: %v", name, strings.TrimPrefix(err.Error(), "avc_config_set: "))
+	if typ == int(agent.CredBSServerAddress) {
+		if err := configSet(agent.EnvBootstrapURI, string(cred)); err != nil {
+			return errorf(rcFault, "%s: %v", name, strings.TrimPrefix(err.Error(), "avc_config_set: "))
+		}
+	}
+	err := controlCommand(name, cmd, func() {
+		ctl.known.Credentials[typ] = true
+		if ctl.creds == nil {
+			ctl.creds = map[[2]int]agent.CmdSetCredential{}
+		}
+		ctl.creds[[2]int{typ, int(server)}] = cmd
+	})
+	if err != nil {
+		// ErrBadValue (a bad bootstrap server address) and the like.
+		return errorf(rcFault, "%s: %s", name, strings.TrimPrefix(err.Error(), "le_result "))
 	}
 	return nil
 }

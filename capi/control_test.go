@@ -147,7 +147,10 @@ func TestControlInSession(t *testing.T) {
 	defer pollEnable(false)
 
 	mustCode(t, configSet(agent.EnvStateDir, t.TempDir()), rcOK)
-	t.Cleanup(func() { _ = configSet(agent.EnvStateDir, "") })
+	t.Cleanup(func() {
+		_ = configSet(agent.EnvStateDir, "")
+		retireRunner(t) // it must not write into the removed directory
+	})
 	mustCode(t, configSet(agent.EnvServerURI, "coap://"+srv.CoAPAddr().String()), rcOK)
 	mustCode(t, configSet(agent.EnvEndpoint, "capi-control"), rcOK)
 	retry := []uint16{1, 2, 3, 4, 5, 6, 7, 8}
@@ -212,4 +215,155 @@ func TestControlInSession(t *testing.T) {
 		t.Errorf("polling timer after the session = %d, want 30 (the last known)", got)
 	}
 	mustCode(t, checkRoute(), rcFault)
+}
+
+// retireRunner ends the runner, as a process exit would, and waits until
+// its state is saved.
+func retireRunner(t *testing.T) {
+	t.Helper()
+	core.mu.Lock()
+	r := core.run
+	core.mu.Unlock()
+	if r == nil {
+		return
+	}
+	r.cancel()
+	select {
+	case <-r.done:
+	case <-time.After(15 * time.Second):
+		t.Fatal("the runner did not end")
+	}
+}
+
+// setLastPoll rewrites the engine state under dir as if the 1-minute
+// polling timer had last polled at at: an engine made from the state
+// sets it at that time, and its stored state replaces the file.
+func setLastPoll(t *testing.T, dir string, at time.Time) {
+	t.Helper()
+	path := filepath.Join(dir, agent.StateFile)
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := agent.NewEngine(agent.Config{ServerURI: "coap://127.0.0.1", Endpoint: "capi-poll",
+		Control: agent.ControlConfig{Enabled: true}}, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.HandleCommand(at, agent.CmdSetPollingTimer{Minutes: 1}); err != nil {
+		t.Fatal(err)
+	}
+	var state []byte
+	for {
+		ev, ok := e.PollEvent()
+		if !ok {
+			break
+		}
+		if ev.Kind == agent.EventStore {
+			state = ev.Data
+		}
+	}
+	if state == nil {
+		t.Fatal("the engine stored nothing")
+	}
+	if err := os.WriteFile(path, state, 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// runnerLinked reports whether the runner's agent has a socket open.
+func runnerLinked() bool {
+	core.mu.Lock()
+	r := core.run
+	core.mu.Unlock()
+	return r != nil && r.a.LocalAddr() != nil
+}
+
+// TestPollingWithoutSession: the engine runs from the first use of
+// libavc, not only in a session: a polling timer set (or persisted)
+// connects when it is due, and at start-up after a missed poll, while the
+// host never calls le_avc_StartSession; between sessions no socket is
+// open.
+func TestPollingWithoutSession(t *testing.T) {
+	resetControl()
+	t.Cleanup(resetControl)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	srv := server.New(server.Config{CoAPAddr: "127.0.0.1:0"})
+	if err := srv.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	pollEnable(true)
+	defer pollEnable(false)
+	dir := t.TempDir()
+	mustCode(t, configSet(agent.EnvStateDir, dir), rcOK)
+	t.Cleanup(func() { _ = configSet(agent.EnvStateDir, "") })
+	mustCode(t, configSet(agent.EnvServerURI, "coap://"+srv.CoAPAddr().String()), rcOK)
+	mustCode(t, configSet(agent.EnvEndpoint, "capi-poll"), rcOK)
+	t.Cleanup(func() {
+		_ = stopSession()
+		retireRunner(t)
+	})
+
+	// le_avc_SetPollingTimer alone: persisted by the engine, no session,
+	// no socket.
+	mustCode(t, setPollingTimer(1), rcOK)
+	if got := controlState().PollingTimer; got != 1 {
+		t.Fatalf("polling timer = %d, want 1 (from the engine)", got)
+	}
+	if runnerLinked() || sessionStarted(0xFFFF) {
+		t.Fatal("a link or session without any reason")
+	}
+	retireRunner(t)
+
+	for _, tc := range []struct {
+		name     string
+		lastPoll time.Duration // before now
+		min, max time.Duration // when SESSION_STARTED may come
+	}{
+		// Restarted 57 s into a 1-minute interval: the poll is due in 2 to 3 s (the epoch is in whole seconds).
+		{"due", 57 * time.Second, 1500 * time.Millisecond, 6 * time.Second},
+		// Restarted after the poll was missed: it connects at once.
+		{"missed", 10 * time.Minute, 0, 2 * time.Second},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			setLastPoll(t, dir, time.Now().Add(-tc.lastPoll))
+			for { // drop what earlier runs left in the queue
+				if _, err := pollTake(0); err != nil {
+					break
+				}
+			}
+			start := time.Now()
+			// Any first use starts the engine: here a getter.
+			if got := controlState().PollingTimer; got != 1 {
+				t.Fatalf("polling timer after the restart = %d, want 1", got)
+			}
+			takeStatus(t, statusSessionStarted)
+			if took := time.Since(start); took < tc.min || took > tc.max {
+				t.Errorf("SESSION_STARTED after %v, want between %v and %v", took, tc.min, tc.max)
+			}
+			if !sessionStarted(0xFFFF) || !runnerLinked() {
+				t.Error("the poll's session is up without a socket?")
+			}
+			core.mu.Lock()
+			hostSession := core.sess != nil
+			core.mu.Unlock()
+			if hostSession {
+				t.Error("the poll's session counts as the host's")
+			}
+			// StopSession closes the session the engine opened, and the
+			// link with it.
+			mustCode(t, stopSession(), rcOK)
+			takeStatus(t, statusSessionStopped)
+			deadline := time.Now().Add(5 * time.Second)
+			for runnerLinked() && time.Now().Before(deadline) {
+				time.Sleep(10 * time.Millisecond)
+			}
+			if runnerLinked() {
+				t.Error("the socket stays open after the session")
+			}
+			retireRunner(t)
+		})
+	}
 }

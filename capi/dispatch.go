@@ -27,6 +27,7 @@ type statusEvent struct {
 	message  string
 	fw       *agent.FirmwareStatus
 	comm     *commEvent // set: communication information for the CommInfo handlers
+	sessReq  *int32     // set: le_avc_SessionRequest_t for the session request handler
 }
 
 // commEvent is one communication-information report.
@@ -115,6 +116,14 @@ func dispatchLoop(ready chan<- struct{}) {
 				deliverComm(refs, ev.comm)
 				continue
 			}
+			if ev.sessReq != nil {
+				refs := slices.Sorted(maps.Keys(disp.sessReq))
+				disp.mu.Unlock()
+				for _, ref := range refs {
+					deliverSessionRequest(ref, *ev.sessReq)
+				}
+				continue
+			}
 			refs := slices.Sorted(maps.Keys(disp.handlers))
 			disp.mu.Unlock()
 			for _, ref := range refs {
@@ -145,6 +154,43 @@ func deliver(ref uintptr, ev statusEvent) {
 		}
 	}()
 	C.avc_call_status_(h.fn, C.int32_t(ev.status), C.int32_t(ev.total), C.int32_t(ev.progress), h.ctx)
+}
+
+// deliverSessionRequest calls the session request handler ref, unless it
+// was removed meanwhile.
+func deliverSessionRequest(ref uintptr, request int32) {
+	disp.mu.Lock()
+	h, ok := disp.sessReq[ref]
+	if !ok {
+		disp.mu.Unlock()
+		return
+	}
+	disp.calling = ref
+	disp.mu.Unlock()
+	defer func() {
+		disp.mu.Lock()
+		disp.calling = 0
+		disp.idle.Broadcast()
+		disp.mu.Unlock()
+		if r := recover(); r != nil {
+			logger.Error("recovered panic in dispatcher", "panic", fmt.Sprint(r))
+		}
+	}()
+	C.avc_call_session_request_(h.fn, C.int32_t(request), h.ctx)
+}
+
+// emitSessionRequest asks the session request handler to open
+// (sessionAcquire) or close (sessionRelease) a session.
+func emitSessionRequest(request int32) {
+	disp.mu.Lock()
+	none := len(disp.sessReq) == 0
+	disp.mu.Unlock()
+	if none {
+		// Removed meanwhile: the engine is told (sessionRequestsChanged)
+		// and acts by itself.
+		return
+	}
+	enqueue(statusEvent{sessReq: &request})
 }
 
 // deliverFirmwareSafely is deliverFirmware with a recovered panic.
@@ -298,25 +344,38 @@ func removeCommHandler(ref uintptr) bool {
 // addSessionRequestHandler registers the session request handler; ok is
 // false when one is registered already.
 func addSessionRequestHandler(fn C.le_avc_SessionRequestHandlerFunc_t, ctx C.uintptr_t) (ref uintptr, ok bool) {
+	startDispatcher()
 	disp.mu.Lock()
-	defer disp.mu.Unlock()
 	if len(disp.sessReq) > 0 {
+		disp.mu.Unlock()
 		return 0, false
 	}
 	ref = newRefLocked()
 	disp.sessReq[ref] = sessionRequestHandler{fn: fn, ctx: ctx}
+	disp.mu.Unlock()
+	statusHandlersChanged() // the engine learns it has one
 	return ref, true
 }
 
 // removeSessionRequestHandler reports whether ref was registered.
 func removeSessionRequestHandler(ref uintptr) bool {
 	disp.mu.Lock()
-	defer disp.mu.Unlock()
 	if _, ok := disp.sessReq[ref]; !ok {
+		disp.mu.Unlock()
 		return false
 	}
 	delete(disp.sessReq, ref)
+	disp.mu.Unlock()
+	statusHandlersChanged()
 	return true
+}
+
+// sessionRequestHandlerSet reports whether a session request handler is
+// registered.
+func sessionRequestHandlerSet() bool {
+	disp.mu.Lock()
+	defer disp.mu.Unlock()
+	return len(disp.sessReq) > 0
 }
 
 // removeStatusHandler unregisters ref. Unless it is called on the

@@ -438,15 +438,14 @@ func le_avc_SetNatTimeout(seconds C.uint32_t) {
 //export le_avc_SetCredential
 func le_avc_SetCredential(typ C.le_avc_CredentialType_t, serverID C.uint16_t, cred *C.uint8_t, n C.size_t) (rc C.le_result_t) {
 	defer guard("le_avc_SetCredential", &rc, C.LE_FAULT)
-	_ = serverID // libavc has one server
 	if cred == nil || n == 0 {
 		return C.le_result_t(result(errorf(rcFault, "le_avc_SetCredential: no credential")))
 	}
-	if n > maxCredential {
-		return C.le_result_t(result(errorf(rcFault, "le_avc_SetCredential: %d bytes: at most %d", uint64(n), maxCredential)))
+	if n > agent.MaxCredentialSize {
+		return C.le_result_t(result(errorf(rcFault, "le_avc_SetCredential: %d bytes: at most %d", uint64(n), agent.MaxCredentialSize)))
 	}
 	b := C.GoBytes(unsafe.Pointer(cred), C.int(n))
-	return C.le_result_t(result(setCredential(int(typ), b)))
+	return C.le_result_t(result(setCredential(int(typ), uint16(serverID), b)))
 }
 
 // ---- avc.h ----
@@ -591,6 +590,13 @@ func avc_object_define_xml(xml *C.char, n C.size_t) (rc C.avc_result_t) {
 }
 
 // ---- avc.h: firmware update ----
+
+//export avc_storage_set
+func avc_storage_set(s *C.avc_storage_t, user C.uintptr_t) (rc C.avc_result_t) {
+	defer guard("avc_storage_set", &rc, C.AVC_ERR_FAULT)
+	lazyInitConfig()
+	return C.avc_result_t(result(setStorage(s, user)))
+}
 
 //export avc_fw_install
 func avc_fw_install(h *C.avc_fw_handlers_t, user C.uintptr_t) (rc C.avc_result_t) {

@@ -459,7 +459,9 @@ func installFirmware(name string, h agent.FirmwareHandler) error {
 		last := core.last
 		if last == nil || ended(last) {
 			core.fw = h
+			core.gen++
 			core.mu.Unlock()
+			go ensureRunner() // the runner must not call the old handler
 			return nil
 		}
 		core.mu.Unlock()

@@ -16,6 +16,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 	"unsafe"
 
 	"github.com/avc-agent/avc/agent"
@@ -29,24 +30,57 @@ const (
 	statusSessionFailed  = 16 // LE_AVC_SESSION_FAILED
 )
 
-// core is the configuration and the session.
+// le_avc_SessionRequest_t values.
+const (
+	sessionAcquire = 0 // LE_AVC_SESSION_ACQUIRE
+	sessionRelease = 1 // LE_AVC_SESSION_RELEASE
+)
+
+// core is the configuration, the runner and the host's session.
 var core struct {
-	mu      sync.Mutex
-	inited  bool
-	cfg     agent.Config
-	envErrs map[string]string     // setting name -> why its environment value was refused
-	objects []lwm2m.ObjectDef     // avc_object_define_xml, for the next session
-	fw      agent.FirmwareHandler // avc_fw_install, for the next session; nil: the agent's default
-	sess    *session              // started and not stopped
-	last    *session              // most recently created, possibly still stopping
+	mu       sync.Mutex
+	inited   bool
+	cfg      agent.Config
+	gen      uint64                // bumped by every configuration change
+	envErrs  map[string]string     // setting name -> why its environment value was refused
+	objects  []lwm2m.ObjectDef     // avc_object_define_xml, for the next runner
+	fw       agent.FirmwareHandler // avc_fw_install, for the next runner; nil: the agent's default
+	store    *cStorage             // avc_storage_set; nil: the file under AVC_STATE_DIR
+	sess     *session              // started by the host and not stopped
+	last     *session              // most recently started, possibly still stopping
+	stopping []*session            // stopped, waiting for the engine's SESSION_STOPPED
+	run      *runner               // the engine's agent, from the first use on
+	failGen  uint64                // gen+1 of a configuration no runner could be made from
+	failMsg  string                // why
 }
 
-// session is one StartSession..StopSession span, run by one agent.Agent.
+// session is one le_avc_StartSession..StopSession span of the host.
 type session struct {
-	ctx    context.Context
+	done chan struct{} // closed when the session has ended
+	once sync.Once
+}
+
+func newSession() *session { return &session{done: make(chan struct{})} }
+
+// end marks the session ended (once).
+func (s *session) end() { s.once.Do(func() { close(s.done) }) }
+
+// runner is the agent that runs the engine from the first use of libavc
+// on, in on-demand mode (agent.ControlConfig.OnDemand): the engine's
+// timers run whether or not a session is up, so the polling timer
+// connects by itself (and at start-up after a missed poll), and the link
+// to the server exists only while the engine needs it. The host's
+// sessions are CmdStart and CmdStop to it. A runner is replaced, while no
+// host session is started, when the configuration it was made from
+// changed (avc_config_set, avc_object_define_xml, avc_fw_install,
+// le_avc_SetNatTimeout).
+type runner struct {
+	a      *agent.Agent
+	ctx    context.Context // cancelled to end the runner
 	cancel context.CancelFunc
-	done   chan struct{} // closed when the session has ended
-	prev   *session      // the session before; this one runs after it ended
+	done   chan struct{} // closed once the runner has ended
+	prev   *runner       // the runner before; this one runs after it ended
+	gen    uint64        // core.gen it was made from; another one makes it stale
 }
 
 // initLocked initialises the configuration once: from the environment,
@@ -91,8 +125,20 @@ func defaultConfig() agent.Config {
 }
 
 // lazyInit reads the environment if nothing initialised the configuration
-// yet; every le_avc export calls it first.
+// yet, and starts the agent; every le_avc export calls it first.
 func lazyInit() {
+	lazyInitConfig()
+	// The engine runs from the first use on (its timers: the polling
+	// timer connects without a session started), if the configuration
+	// makes one.
+	if _, err := ensureRunner(); err != nil {
+		logger.Debug("no agent runs yet", "err", err)
+	}
+}
+
+// lazyInitConfig reads the environment if nothing initialised the
+// configuration yet.
+func lazyInitConfig() {
 	core.mu.Lock()
 	warnings := initLocked(true)
 	core.mu.Unlock()
@@ -131,6 +177,7 @@ func configSet(name, value string) error {
 		return errorf(rcFormat, "avc_config_set: %v", err)
 	}
 	core.cfg = next
+	core.gen++
 	delete(core.envErrs, name)
 	if name == agent.EnvLogLevel {
 		logLevel.Set(next.LogLevel)
@@ -153,136 +200,359 @@ func configGet(name string) (string, error) {
 	return v, nil
 }
 
-// startSession implements le_avc_StartSession.
-func startSession() error {
-	lazyInit()
-	nat := natTimeout() // before core.mu: ctl.mu is never taken under it
-	core.mu.Lock()
-	if core.sess != nil {
-		core.mu.Unlock()
-		return errorf(rcDuplicate, "le_avc_StartSession: a session is already started")
-	}
+// problemsLocked lists the refused environment settings. core.mu is held.
+func problemsLocked() []string {
 	var problems []string
 	for _, name := range slices.Sorted(maps.Keys(core.envErrs)) {
 		problems = append(problems, core.envErrs[name])
 	}
+	return problems
+}
+
+// staleLocked reports whether r was made from another configuration than
+// the current one. core.mu is held.
+func staleLocked(r *runner) bool { return r.gen != core.gen }
+
+// closed reports whether ch is closed.
+func closed(ch <-chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
+	}
+}
+
+// ensureRunner makes the runner if there is none (or it ended, or it is
+// stale while no host session is started) and the configuration allows
+// one. It reports the runner, or why there is none.
+func ensureRunner() (*runner, error) {
+	if inFirmwareHandler() {
+		// The runner's loop is calling the handler: use it as it is.
+		core.mu.Lock()
+		r := core.run
+		core.mu.Unlock()
+		if r == nil {
+			return nil, errorf(rcFault, "no agent runs")
+		}
+		return r, nil
+	}
+	nat := natTimeout() // before core.mu: ctl.mu is never taken under it
+	core.mu.Lock()
+	r := core.run
+	alive := r != nil && !closed(r.done) && r.ctx.Err() == nil
+	if alive && (core.sess != nil || !staleLocked(r)) {
+		core.mu.Unlock()
+		return r, nil
+	}
+	if core.failGen == core.gen+1 {
+		core.mu.Unlock()
+		return nil, errorf(rcFault, "%s", core.failMsg)
+	}
+	if problems := problemsLocked(); len(problems) > 0 {
+		core.failGen = core.gen + 1
+		core.failMsg = "bad configuration: " + strings.Join(problems, "; ")
+		core.mu.Unlock()
+		return nil, errorf(rcFault, "%s", core.failMsg)
+	}
 	cfg := core.cfg
 	cfg.Objects = core.objects
 	// The le_avc personality: user agreements, install blocks, polling
-	// and retry timers, le_avc statuses (control.go).
+	// and retry timers, le_avc statuses (control.go), with the engine
+	// running between sessions.
 	cfg.Control.Enabled = true
+	cfg.Control.OnDemand = true
 	// le_avc_SetNatTimeout: quiet for longer than this, the next send
 	// starts a new DTLS session (0 disables).
 	cfg.NATTimeout = nat
 	if core.fw != nil {
 		cfg.Firmware.Handler = core.fw
 	}
-	if len(problems) > 0 {
-		core.mu.Unlock()
-		err := errorf(rcFault, "le_avc_StartSession: bad configuration: %s", strings.Join(problems, "; "))
-		logger.Warn("session not started", "err", err)
-		return err
+	if core.store != nil {
+		cfg.StateStore = core.store
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	s := &session{ctx: ctx, cancel: cancel, done: make(chan struct{}), prev: core.last}
-	core.sess, core.last = s, s
+	gen := core.gen
 	core.mu.Unlock()
 
 	// agent.New may log (and read the state file): no lock held.
 	cfg.Logger = logger
 	a, err := agent.New(cfg)
+	core.mu.Lock()
 	if err != nil {
-		core.mu.Lock()
-		if core.sess == s {
-			core.sess = nil
-		}
-		core.mu.Unlock()
-		go s.abandon()
 		msg := strings.ReplaceAll(err.Error(), "\n", "; ")
-		logger.Warn("session not started", "err", msg)
-		return errorf(rcFault, "le_avc_StartSession: %s", msg)
+		if core.gen == gen {
+			core.failGen, core.failMsg = gen+1, msg
+		}
+		stale := r != nil && core.run == r && core.sess == nil
+		core.mu.Unlock()
+		if stale {
+			// The configuration no longer makes an agent: the old one
+			// stops too.
+			retire(r)
+		}
+		logger.Debug("no agent", "err", msg)
+		return nil, errorf(rcFault, "%s", msg)
+	}
+	if cur := core.run; cur != r && cur != nil && !closed(cur.done) {
+		// Another caller made one meanwhile: use it.
+		core.mu.Unlock()
+		return cur, nil
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	nr := &runner{a: a, ctx: ctx, cancel: cancel, done: make(chan struct{}), prev: r, gen: gen}
+	core.run = nr
+	core.mu.Unlock()
+	if r != nil {
+		// Stale: it ends (de-registering if it must), and nr runs after
+		// it; values and settings go to nr from now on.
+		retire(r)
 	}
 	startDispatcher()
-	go s.run(a)
-	return nil
+	go nr.run()
+	return nr, nil
 }
 
-// stopSession implements le_avc_StopSession.
-func stopSession() error {
+// retire ends r: it de-registers if it must, and values and settings no
+// longer go to it.
+func retire(r *runner) {
+	r.cancel()
+	detachValues(r.a)
+	detachControl(r.a)
+}
+
+// do sends cmd to r's agent, waiting for its Run to start (after the
+// runner before it has ended).
+func (r *runner) do(cmd agent.Command) error {
+	for {
+		err := r.a.Do(r.ctx, cmd)
+		if !errors.Is(err, agent.ErrClosed) || closed(r.done) || r.ctx.Err() != nil {
+			return err
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// runnerFor returns the runner, made if need be, for a function that
+// needs one; without a usable configuration it fails with rcFault.
+func runnerFor(name string) (*runner, error) {
+	r, err := ensureRunner()
+	if err != nil {
+		return nil, errorf(rcFault, "%s: %s", name, strings.TrimPrefix(err.Error(), "le_result "))
+	}
+	return r, nil
+}
+
+// sessMu serialises le_avc_StartSession and le_avc_StopSession, so that
+// their commands reach the engine in the order the host made them.
+var sessMu sync.Mutex
+
+// startSession implements le_avc_StartSession: CmdStart to the runner.
+func startSession() error {
+	const name = "le_avc_StartSession"
 	lazyInit()
+	sessMu.Lock()
+	defer sessMu.Unlock()
 	core.mu.Lock()
-	s := core.sess
-	core.sess = nil
-	core.mu.Unlock()
-	if s == nil {
-		return errorf(rcDuplicate, "le_avc_StopSession: no session is started")
+	if core.sess != nil {
+		core.mu.Unlock()
+		return errorf(rcDuplicate, "%s: a session is already started", name)
 	}
-	s.cancel()
+	problems := problemsLocked()
+	core.mu.Unlock()
+	if len(problems) > 0 {
+		err := errorf(rcFault, "%s: bad configuration: %s", name, strings.Join(problems, "; "))
+		logger.Warn("session not started", "err", err)
+		return err
+	}
+	if inFirmwareHandler() {
+		return errorf(rcBusy, "%s: not allowed from a firmware handler", name)
+	}
+	r, err := ensureRunner()
+	if err != nil {
+		logger.Warn("session not started", "err", err)
+		return errorf(rcFault, "%s: %v", name, err)
+	}
+	core.mu.Lock()
+	prev := core.last
+	s := newSession()
+	core.sess, core.last = s, s
+	core.mu.Unlock()
+	if prev != nil && !closed(prev.done) {
+		// The previous session is still ending: this one starts once it
+		// has (the host is told with SESSION_STARTED or _FAILED).
+		go func() {
+			<-prev.done
+			sessMu.Lock()
+			defer sessMu.Unlock()
+			core.mu.Lock()
+			mine := core.sess == s
+			core.mu.Unlock()
+			if !mine {
+				// Stopped before it could start: the stopper is owed
+				// SESSION_STOPPED.
+				s.end()
+				emitStatus(statusEvent{status: statusSessionStopped, total: -1, progress: -1})
+				return
+			}
+			if err := startOn(r, s); err != nil {
+				logger.Warn("session not started", "err", err)
+				emitStatus(statusEvent{status: statusSessionFailed, total: -1, progress: -1, message: err.Error()})
+			}
+		}()
+		return nil
+	}
+	return startOn(r, s)
+}
+
+// startOn sends CmdStart for s to r. sessMu is held.
+func startOn(r *runner, s *session) error {
+	const name = "le_avc_StartSession"
+	err := r.do(agent.CmdStart{})
+	if err == nil {
+		emitComm(commBearerUp, "session: network in use")
+		return nil
+	}
+	core.mu.Lock()
+	if core.sess == s {
+		core.sess = nil
+	}
+	core.mu.Unlock()
+	s.end()
+	switch {
+	case errors.Is(err, agent.ErrDuplicate):
+		return errorf(rcDuplicate, "%s: a session is already up", name)
+	case errors.Is(err, agent.ErrBusy):
+		return errorf(rcBusy, "%s: a connection is being retried", name)
+	}
+	return errorf(rcFault, "%s: %v", name, err)
+}
+
+// stopSession implements le_avc_StopSession: CmdStop to the runner. It
+// also stops a session the engine opened by itself (a poll).
+func stopSession() error {
+	const name = "le_avc_StopSession"
+	lazyInit()
+	sessMu.Lock()
+	defer sessMu.Unlock()
+	core.mu.Lock()
+	s, r := core.sess, core.run
+	core.sess = nil
+	alive := r != nil && !closed(r.done) && r.ctx.Err() == nil
+	if s != nil && alive {
+		// Before the command: its SESSION_STOPPED may come at once.
+		core.stopping = append(core.stopping, s)
+	}
+	core.mu.Unlock()
+	if !alive {
+		if s == nil {
+			return errorf(rcDuplicate, "%s: no session is started", name)
+		}
+		s.end()
+		emitStatus(statusEvent{status: statusSessionStopped, total: -1, progress: -1})
+		return nil
+	}
+	if inFirmwareHandler() {
+		// The loop is calling the handler: stop once it returns.
+		go func() {
+			if err := r.do(agent.CmdStop{}); err != nil && s != nil {
+				owed(s)
+			}
+		}()
+		return nil
+	}
+	err := r.do(agent.CmdStop{})
+	switch {
+	case err == nil:
+		// SESSION_STOPPED follows from the engine; it ends s.
+		return nil
+	case s == nil:
+		return errorf(rcDuplicate, "%s: no session is started", name)
+	}
+	// The engine had no session any more (it gave up retrying): the host
+	// is owed SESSION_STOPPED.
+	owed(s)
 	return nil
 }
 
-// abandon ends a session whose agent could not be created. If it was
-// stopped meanwhile, the stopper is owed SESSION_STOPPED.
-func (s *session) abandon() {
-	defer close(s.done)
-	if s.prev != nil {
-		<-s.prev.done
-		s.prev = nil
-	}
-	if s.ctx.Err() != nil {
-		emitStatus(statusEvent{status: statusSessionStopped, total: -1, progress: -1})
-	}
-	s.cancel()
+// owed ends the stopped session s for which the engine reports nothing,
+// with the SESSION_STOPPED the host is owed.
+func owed(s *session) {
+	core.mu.Lock()
+	core.stopping = slices.DeleteFunc(core.stopping, func(x *session) bool { return x == s })
+	core.mu.Unlock()
+	s.end()
+	emitStatus(statusEvent{status: statusSessionStopped, total: -1, progress: -1})
 }
 
-// run drives one session: it waits for the previous session to end, runs
-// the agent and turns its events into le_avc statuses.
-func (s *session) run(a *agent.Agent) {
-	defer close(s.done)
-	defer s.cancel()
-	if s.prev != nil {
-		<-s.prev.done
-		s.prev = nil // only this goroutine reads it; do not chain every session ever
+// sessionDown is called when the engine reports a session down
+// (SESSION_STOPPED, or SESSION_FAILED): the stopped host sessions have
+// ended; otherwise the started one has if the engine no longer has a
+// session (it gave up retrying, or closed it for an install), and the host
+// may start again.
+func sessionDown(a *agent.Agent, stopped bool, ctx context.Context) {
+	c, cancel := context.WithTimeout(ctx, controlWait)
+	st, err := a.Control(c)
+	cancel()
+	engineSession := err == nil && st.Session
+	core.mu.Lock()
+	defer core.mu.Unlock()
+	if stopped && len(core.stopping) > 0 {
+		for _, s := range core.stopping {
+			s.end()
+		}
+		core.stopping = nil
+		return
 	}
-	last := 0 // last session status reported for this session
+	if !engineSession && core.sess != nil {
+		core.sess.end()
+		core.sess = nil
+	}
+}
+
+// run drives the runner: it waits for the previous one to end, runs the
+// agent and turns its events into le_avc statuses and session requests.
+func (r *runner) run() {
+	defer close(r.done)
+	defer r.cancel()
+	if r.prev != nil {
+		<-r.prev.done
+		r.prev = nil // only this goroutine reads it; do not chain every runner ever
+	}
 	emit := func(status int, msg string) {
-		last = status
 		emitStatus(statusEvent{status: int32(status), total: -1, progress: -1, message: msg})
 	}
+	a := r.a
 	defer func() {
-		if r := recover(); r != nil {
-			logger.Error("recovered panic in session", "panic", fmt.Sprint(r))
-			s.detach()
-			emit(statusSessionFailed, fmt.Sprint("internal error: ", r))
+		if rec := recover(); rec != nil {
+			logger.Error("recovered panic in the agent's runner", "panic", fmt.Sprint(rec))
+			r.detach()
+			emit(statusSessionFailed, fmt.Sprint("internal error: ", rec))
 		}
 	}()
-	if s.ctx.Err() != nil {
-		// Stopped before it could start.
-		emit(statusSessionStopped, "")
+	if r.ctx.Err() != nil {
+		r.detach()
 		return
 	}
 
 	errc := make(chan error, 1)
 	running, ran := context.WithCancel(context.Background())
 	go func() {
-		err := a.Run(s.ctx)
+		err := a.Run(r.ctx)
 		ran()
 		errc <- err
 	}()
 	// The values set with avc_set_value: the remembered ones now, later
-	// ones as they are set, until the session ends.
+	// ones as they are set, until the runner ends.
 	attachValues(a, running)
 	defer detachValues(a)
-	// The update-control settings likewise (control.go).
+	// The update-control settings and handler counts likewise (control.go).
 	attachControl(a, running)
 	defer detachControl(a)
-	emitComm(commBearerUp, "session: network in use")
-	// With update control the engine reports every le_avc status itself,
-	// session statuses included (EventStatus); libavc maps no event of its
-	// own, so nothing is reported twice.
-	// The engine reports a session status just after the registration
-	// event it follows from; that event's detail (the location, the
-	// error) becomes the status's message, as statusOf would give it.
+	// The engine reports every le_avc status itself (EventStatus); libavc
+	// maps no event of its own, so nothing is reported twice. It reports a
+	// session status just after the registration event it follows from;
+	// that event's detail (the location, the error) becomes the status's
+	// message, as statusOf would give it.
 	detail := map[int]string{}
 	for ev := range a.Events() {
 		switch {
@@ -290,14 +560,24 @@ func (s *session) run(a *agent.Agent) {
 			st := int(ev.Status.Status)
 			msg := ""
 			if isSessionStatus(st) {
-				last = st
 				msg = detail[st]
 				delete(detail, st)
 			} else if ev.Status.Error != agent.AVCErrNone {
 				msg = fmt.Sprintf("le_avc_ErrorCode_t %d", ev.Status.Error)
 			}
 			emitStatus(statusEvent{status: int32(st), total: ev.Status.TotalBytes, progress: ev.Status.Progress, message: msg})
+			switch st {
+			case statusSessionStopped:
+				emitComm(commBearerDown, "session: network released")
+				sessionDown(a, true, running)
+			case statusSessionFailed:
+				sessionDown(a, false, running)
+			}
 			refreshControl(a, running)
+		case ev.Kind == agent.EventSessionAcquire:
+			emitSessionRequest(sessionAcquire)
+		case ev.Kind == agent.EventSessionRelease:
+			emitSessionRequest(sessionRelease)
 		default:
 			if status, msg, ok := statusOf(ev); ok {
 				detail[status] = msg
@@ -311,26 +591,44 @@ func (s *session) run(a *agent.Agent) {
 		}
 	}
 	err := <-errc
-	stopped := s.ctx.Err() != nil
-	s.detach()
+	up := ctlUp()
+	r.detach()
 	if err != nil {
-		logger.Warn("session ended", "err", err)
+		logger.Warn("the agent ended", "err", err)
 		if !errors.Is(err, context.Canceled) {
 			emitComm(commUDPOpenErr, err.Error())
 		}
 	}
-	emitComm(commBearerDown, "session: network released")
 	switch {
-	case stopped || last == statusSessionStarted:
-		// Stopped by le_avc_StopSession (the de-registration may have
-		// timed out) or lost while up: the session is down.
-		if last != statusSessionStopped {
-			emit(statusSessionStopped, errText(err))
-		}
+	case up:
+		// Ended while a session was up (it de-registered, or the link
+		// failed): the session is down.
+		emitComm(commBearerDown, "session: network released")
+		emit(statusSessionStopped, errText(err))
 	case err != nil:
-		// Ended by itself before it was up (e.g. the server's name does
-		// not resolve).
 		emit(statusSessionFailed, errText(err))
+	}
+}
+
+// detach forgets r as the runner and ends the host's sessions, so that
+// StartSession works again (with a new runner) and StopSession reports
+// LE_DUPLICATE.
+func (r *runner) detach() {
+	core.mu.Lock()
+	defer core.mu.Unlock()
+	if core.run == r {
+		core.run = nil
+		if core.sess != nil {
+			core.sess.end()
+			core.sess = nil
+		}
+		if core.last != nil {
+			core.last.end()
+		}
+		for _, s := range core.stopping {
+			s.end()
+		}
+		core.stopping = nil
 	}
 }
 

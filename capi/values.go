@@ -17,18 +17,19 @@ import (
 // maxValues is AVC_VALUES_MAX: how many paths avc_set_value remembers.
 const maxValues = 1024
 
-// The engine lives only while a session runs, but the host sets values
-// (battery level, error codes, custom objects) whenever it likes. So libavc
-// remembers the last value set for each path and hands all of them to the
-// engine of every session when it starts; while a session runs, a value
-// also goes to its engine at once. The engine alone decides whether a path
-// and value are acceptable: without a session, a throwaway engine built
-// from the current object definitions answers.
+// The engine lives in the runner (session.go), which is made anew when
+// the configuration changes, and the host sets values (battery level,
+// error codes, custom objects) whenever it likes. So libavc remembers the
+// last value set for each path and hands all of them to every new runner;
+// while one runs, a value also goes to its engine at once. The engine
+// alone decides whether a path and value are acceptable: without a
+// runner, a throwaway engine built from the current object definitions
+// answers.
 var values struct {
 	mu    sync.Mutex // held while a value is set or the list is replayed
 	list  []hostValue
 	index map[string]int // path -> position in list
-	live  *liveAgent     // the running session's agent, nil between sessions
+	live  *liveAgent     // the runner's agent, nil without one
 }
 
 // hostValue is one remembered avc_set_value; a zero value (TypeNone) is a
@@ -181,9 +182,19 @@ func detachValues(a *agent.Agent) {
 // replacing earlier definitions with the same IDs. A nil document removes
 // every definition.
 func defineObjects(xml []byte, clear bool) error {
+	err := defineObjectsConfig(xml, clear)
+	if err == nil && !inFirmwareHandler() {
+		// The runner is made anew with the objects (session.go).
+		_, _ = ensureRunner()
+	}
+	return err
+}
+
+func defineObjectsConfig(xml []byte, clear bool) error {
 	if clear {
 		core.mu.Lock()
 		core.objects = nil
+		core.gen++
 		core.mu.Unlock()
 		return nil
 	}
@@ -210,5 +221,6 @@ func defineObjects(xml []byte, clear bool) error {
 		return errorf(rcBadParameter, "avc_object_define_xml: %s", strings.ReplaceAll(err.Error(), "\n", "; "))
 	}
 	core.objects = merged
+	core.gen++
 	return nil
 }

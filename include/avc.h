@@ -416,6 +416,71 @@ avc_result_t avc_send(const char* const* paths, size_t count);
 #endif
 
 /* ------------------------------------------------------------------------
+ * Persistent storage
+ *
+ * libavc keeps one persistent record, "state": the agent's versioned,
+ * checksummed state, which holds the le_avc configuration (user
+ * agreements, polling and retry timers, the last poll, APN, credentials)
+ * and what is needed to resume an update after a restart. By default it
+ * is the file AVC_STATE_DIR/agent-state.json (none without
+ * AVC_STATE_DIR). A host without a file system gives its own storage
+ * (flash) with avc_storage_set.
+ * ------------------------------------------------------------------------ */
+
+/*
+ * The storage callbacks. Each gets the user pointer given to
+ * avc_storage_set. libavc calls them from its own threads, one call at a
+ * time, never under a libavc lock and never from a status handler.
+ */
+typedef struct avc_storage
+{
+    /*
+     * Reads the record called key (NUL-terminated; only "state" is used)
+     * into buf, which holds size bytes. Returns the record's length in
+     * bytes, also when it is larger than size (libavc then calls again
+     * with a buffer that large); 0 when there is no record; a negative
+     * value on a read error. A record that is missing, unreadable or
+     * corrupt (it does not verify) makes the agent start from the
+     * defaults, which it writes at once; it never fails because of it.
+     */
+    int64_t (*read)(void* user, const char* key, void* buf, size_t size);
+    /*
+     * Stores length bytes of data as the record called key, durably and
+     * atomically: after a power cut the store holds either this record or
+     * the previous one. Returns 0 on success; anything else is logged as
+     * a warning and the agent goes on (the next change writes the whole
+     * record again).
+     */
+    int (*write)(void* user, const char* key, const void* data, size_t length);
+}
+avc_storage_t;
+
+/*
+ * Makes libavc keep its persistent record with the host's storage instead
+ * of the file under AVC_STATE_DIR (firmware images are not concerned:
+ * see avc_fw_install). Call it before the first le_avc call that needs
+ * the agent, or at least before the first le_avc_StartSession: the agent
+ * is made anew with the storage (reading the record) from the next le_avc
+ * call on.
+ *
+ * [in] storage  the callbacks; the struct is copied. NULL goes back to
+ *               the file under AVC_STATE_DIR. read and write must not be
+ *               NULL.
+ * [in] user     passed to every callback; never dereferenced. The caller
+ *               keeps it valid until the storage is replaced.
+ *
+ * @return
+ *  - AVC_OK                 installed.
+ *  - AVC_ERR_BAD_PARAMETER  read or write is NULL. Nothing changes.
+ *  - AVC_ERR_NOT_PERMITTED  a session is started, or called from a
+ *                           handler. Nothing changes.
+ *  - AVC_ERR_FAULT          internal failure.
+ */
+#ifndef AVC_NO_PROTOTYPES
+avc_result_t avc_storage_set(const avc_storage_t* storage, void* user);
+#endif
+
+/* ------------------------------------------------------------------------
  * Firmware update (LwM2M Object 5)
  * ------------------------------------------------------------------------
  *

@@ -104,9 +104,14 @@ extern "C" {
 
 /*
  * Status of the agent, reported to every le_avc_StatusHandlerFunc_t.
- * The session's agent reports them (update control, le_avc_interface.h);
- * libavc never reports SESSION_BS_STARTED, AUTH_STARTED or AUTH_FAILED
- * today.
+ * The agent reports them (update control, le_avc_interface.h).
+ * AUTH_STARTED and AUTH_FAILED frame the DTLS handshake with a coaps://
+ * server (a failed one is followed by SESSION_FAILED and the retry
+ * timers); DOWNLOAD_TIMEOUT precedes the DOWNLOAD_FAILED of a download
+ * that ran out of its 300 s connect time or stayed below 100 B/s for
+ * 1000 s; DOWNLOAD_ABORTED reports a download the server cancelled (the
+ * Package URI written empty) while under way or waiting for agreement.
+ * SESSION_BS_STARTED is reported once libavc runs a bootstrap session.
  */
 typedef enum
 {

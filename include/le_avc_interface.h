@@ -15,22 +15,26 @@
  *
  * Update control (the "le_avc personality")
  * -----------------------------------------
- * Every session libavc starts runs its agent with update control on: the
- * agent asks before it downloads, installs, uninstalls, reboots or
- * connects when the user agreement for that operation is enabled, and
- * reports LE_AVC_* statuses (with totalNumBytes and progress) to the
- * status handlers; with an agreement disabled (the default) it accepts on
- * its own, as avcService does.
+ * libavc's agent runs with update control on: it asks before it
+ * downloads, installs, uninstalls, reboots or connects when the user
+ * agreement for that operation is enabled, and reports LE_AVC_* statuses
+ * (with totalNumBytes and progress) to the status handlers; with an
+ * agreement disabled (the default) it accepts on its own, as avcService
+ * does.
  *
- * The agent lives only while a session runs. Settings made between
- * sessions (user agreements, polling and retry timers, APN, install
- * blocks) are kept by libavc and handed to the agent of every session
- * when it starts; while a session runs they go to its agent at once.
- * Getters answer from the running agent, else from the last values libavc
- * knows: those the host set, or the agent reported before its session
- * ended, or the defaults (agreements disabled, polling 0, retry timers
- * {15, 60, 240, 480, 1440, 2880, 0, 0}, empty APN). Nothing can be pending
- * without a session, so Accept and Defer functions return LE_FAULT then.
+ * The agent runs from the first le_avc call on whenever the configuration
+ * names a server (AVC_SERVER_URI), session or not: its polling and retry
+ * timers run, and it opens the network only while a session needs it.
+ * It keeps its settings (user agreements, timers, last poll, APN,
+ * credentials, resume state) in the persistent store: the state file
+ * under AVC_STATE_DIR, or the host's storage (avc_storage_set). A
+ * configuration change (avc_config_set and the like) makes a new agent
+ * from the store before the next session. libavc also keeps the settings
+ * the host made and hands them to every new agent. Without a configured
+ * server there is no agent: getters answer from the last values libavc
+ * knows (those the host set, or the defaults: agreements disabled,
+ * polling 0, retry timers {15, 60, 240, 480, 1440, 2880, 0, 0}, empty
+ * APN), and Accept and Defer return LE_FAULT, as nothing can be pending.
  *
  * Behaviour common to every function
  * ----------------------------------
@@ -149,9 +153,18 @@ void le_avc_RemoveStatusEventHandler(le_avc_StatusEventHandlerRef_t handlerRef);
  * [in] handlerPtr  the handler; NULL is refused.
  * [in] contextPtr  passed unchanged to the handler; never dereferenced.
  *
- * libavc opens and closes sessions itself (le_avc_StartSession, and the
- * agent's own connections for accepted operations), so today this handler
- * is registered but never called.
+ * While a handler is registered, the agent opens and closes no session
+ * by itself: when it needs one (its polling timer is due, a retry timer of
+ * le_avc_SetRetryTimers fires, a connection is accepted or resumed after
+ * a restart) it calls the handler with LE_AVC_SESSION_ACQUIRE and the
+ * application opens it with le_avc_StartSession (or not); when a session
+ * the application did not start has been inactive for the activity
+ * timeout it calls the handler once with LE_AVC_SESSION_RELEASE and the
+ * application closes it with le_avc_StopSession (or not). Sessions the
+ * application asks for (le_avc_StartSession, le_avc_AcceptDownload) and
+ * the close before a firmware install are not forwarded. The handler runs
+ * on libavc's dispatcher thread, like the status handlers. Once it is
+ * removed, a request left unanswered is carried out by the agent.
  *
  * @return a non-NULL reference for le_avc_RemoveSessionRequestEventHandler,
  *         or NULL when handlerPtr is NULL or a handler is already
@@ -230,15 +243,24 @@ void le_avc_RemoveCommInfoHandler
  * le_avc_StopSession. Non-blocking: the outcome is reported to status
  * handlers as LE_AVC_SESSION_STARTED once the server accepts the
  * registration, or LE_AVC_SESSION_FAILED when it refuses or does not
- * answer (the agent then retries with back-off while the session lasts).
+ * answer (the agent then retries along the retry timers,
+ * le_avc_SetRetryTimers, and gives up when they are spent).
  *
- * The configuration is read when this is called; later changes apply to
- * the next session. A start right after a stop waits (in the background)
- * for the previous session's de-registration to finish first.
+ * The agent itself runs from the first le_avc call on (when the
+ * configuration names a server), so its polling timer connects even if
+ * the application never calls this; such a session is closed after the
+ * activity timeout, and le_avc_StopSession closes it too. The socket is
+ * open only while a session needs it. A configuration change
+ * (avc_config_set, avc_object_define_xml, avc_fw_install,
+ * le_avc_SetNatTimeout) applies from the next session on. A start right
+ * after a stop waits (in the background) for the previous session's
+ * de-registration to finish first.
  *
  * @return
  *  - LE_OK         the session start was requested.
- *  - LE_DUPLICATE  a session is already started.
+ *  - LE_DUPLICATE  a session is already started (by the application, or
+ *                  by the agent for its polling timer).
+ *  - LE_BUSY       a retry timer runs after a failed connection.
  *  - LE_FAULT      the configuration is missing or invalid (for example no
  *                  AVC_SERVER_URI); the reason is logged and available from
  *                  avc_last_error().
@@ -265,9 +287,9 @@ le_result_t le_avc_StartDmSession
 );
 
 /*
- * Stops the session: the agent de-registers (waiting at most 10 s for the
- * server) and reports LE_AVC_SESSION_STOPPED to status handlers when done.
- * Non-blocking.
+ * Stops the session, the application's or one the agent opened itself
+ * (a poll): the agent de-registers and reports LE_AVC_SESSION_STOPPED to
+ * status handlers when done. Non-blocking.
  *
  * @return
  *  - LE_OK         the stop was requested; LE_AVC_SESSION_STOPPED follows.
@@ -568,8 +590,12 @@ le_result_t le_avc_SetRetryTimers
 /*
  * Gets which credentials the device holds.
  *
- * @return LE_AVC_DM_CREDENTIAL_PROVISIONED when a DTLS PSK (identity and
- *         key: AVC_PSK_IDENTITY and AVC_PSK_KEY) is configured, else
+ * @return LE_AVC_DM_CREDENTIAL_PROVISIONED when the device management
+ *         server's DTLS PSK (identity and key: AVC_PSK_IDENTITY and
+ *         AVC_PSK_KEY) is configured; else LE_AVC_BS_CREDENTIAL_PROVISIONED
+ *         when a bootstrap PSK identity and PSK were provisioned with
+ *         le_avc_SetCredential (they are kept in the persistent store, so
+ *         this holds after a restart too, once the agent runs); else
  *         LE_AVC_NO_CREDENTIAL_PROVISIONED.
  */
 le_avc_CredentialStatus_t le_avc_GetCredentialStatus(void);
@@ -663,21 +689,28 @@ bool le_avc_IsSessionStarted
 );
 
 /*
- * Writes a credential, for the next session.
+ * Provisions a credential: it is kept in the persistent store (the
+ * state file under AVC_STATE_DIR, or the host's storage of
+ * avc_storage_set), replacing an earlier one of the same type and server,
+ * and survives restarts.
  *
- * [in] credType  LE_AVC_BS_SERVER_ADDRESS (a URI: sets AVC_BOOTSTRAP_URI),
- *                LE_AVC_BS_PSK_ID (sets AVC_PSK_IDENTITY) or LE_AVC_BS_PSK
- *                (raw key bytes: sets AVC_PSK_KEY). libavc uses one PSK for
- *                the bootstrap and the device management server.
- *                LE_AVC_SW_PUBLIC_KEY and LE_AVC_FW_PUBLIC_KEY are not
- *                supported (use avc_fw_set_trusted_key).
- * [in] serverId  ignored (libavc has one server).
- * [in] credPtr   the credential, copied; at most LE_AVC_MAX_CREDENTIAL_SIZE
+ * [in] credType  LE_AVC_BS_SERVER_ADDRESS (a coap:// or coaps:// URI; it
+ *                also sets AVC_BOOTSTRAP_URI), LE_AVC_BS_PSK_ID and
+ *                LE_AVC_BS_PSK (the bootstrap server's DTLS PSK identity
+ *                and raw key bytes, for the bootstrap client; the device
+ *                management server's PSK is AVC_PSK_IDENTITY and
+ *                AVC_PSK_KEY), LE_AVC_SW_PUBLIC_KEY and
+ *                LE_AVC_FW_PUBLIC_KEY (stored; firmware packages are
+ *                verified with the key of avc_fw_set_trusted_key).
+ * [in] serverId  the server the credential is for (0: the bootstrap
+ *                server).
+ * [in] credPtr   the credential, copied; 1 to LE_AVC_MAX_CREDENTIAL_SIZE
  *                (4096) bytes.
  * [in] credSize  its size in bytes.
  *
- * @return LE_OK; LE_FAULT for an unsupported type, a NULL or too long
- *         credential, or a value the configuration refuses.
+ * @return LE_OK; LE_FAULT for an unknown type, a NULL, empty or too long
+ *         credential, or a bootstrap server address that is not a
+ *         coap:// or coaps:// URI.
  */
 le_result_t le_avc_SetCredential
 (

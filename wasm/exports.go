@@ -230,6 +230,35 @@ func avcPollEvent(buf uint32, size int32) (rc int32) {
 	return int32(len(ev))
 }
 
+// avcControl copies the update-control snapshot (agent.ControlState as
+// JSON) into buf.
+//
+//go:wasmexport avc_control
+func avcControl(buf uint32, size int32) (rc int32) {
+	defer d.guard("avc_control", &rc)
+	if d.engine == nil {
+		return d.fail(rcNotInitialized, "avc_control: not initialized")
+	}
+	if !d.engine.ControlEnabled() {
+		return d.fail(rcFault, "avc_control: %v", agent.ErrControlOff)
+	}
+	b, err := json.Marshal(d.engine.Control())
+	if err != nil {
+		return d.fail(rcFault, "avc_control: %v", err)
+	}
+	if size >= 0 && int(size) < len(b) {
+		d.ok()
+		return -int32(len(b))
+	}
+	out, err := d.mem.view(buf, size)
+	if err != nil {
+		return d.fail(rcBadParameter, "avc_control: %v", err)
+	}
+	copy(out, b)
+	d.ok()
+	return int32(len(b))
+}
+
 // avcLastError copies the message of the last failed call into buf.
 //
 //go:wasmexport avc_last_error

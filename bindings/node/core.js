@@ -459,12 +459,15 @@ export class Module {
    * @param {Uint8Array} [state] the data of the last "store" event
    * @param {Array<string|Uint8Array>} [objects] custom object definitions,
    *   OMA registry XML documents (the "objects_xml" key of wasm/ABI.md)
+   * @param {{control?: boolean}} [options] control: update control, the
+   *   le_avc personality (the "control" key of wasm/ABI.md)
    */
-  init(config, state = new Uint8Array(0), objects = []) {
+  init(config, state = new Uint8Array(0), objects = [], { control = false } = {}) {
     const json = normalizeConfig(config);
     const docs = normalizeObjects(objects);
     if (docs.length > 0) json.objects_xml = docs;
     if (this.#imports.firmware) json.firmware = true;
+    if (control) json.control = true;
     const cfg = encoder.encode(JSON.stringify(json));
     const [c, s] = this.#put(cfg, state);
     this.#check('avc_init', this.#call('avc_init', c, cfg.length, s, state.length));
@@ -523,6 +526,27 @@ export class Module {
     const ev = JSON.parse(text);
     if (typeof ev.data === 'string') ev.data = fromBase64(ev.data);
     return ev;
+  }
+
+  /**
+   * avc_control: the update-control snapshot (agent.ControlState's JSON
+   * form, wasm/ABI.md): agreements, timers, what is pending, the last
+   * error. Needs init(..., {control: true}).
+   */
+  control() {
+    if (typeof this.#exports.avc_control !== 'function') {
+      throw new AvcError('AVC_UNSUPPORTED', 'this avc.wasm has no avc_control (an older module)', { op: 'avc_control' });
+    }
+    this.#ensure(this.#out, 1024);
+    for (;;) {
+      const n = this.#call('avc_control', this.#out.ptr, this.#out.size);
+      if (n > 0) return JSON.parse(decoder.decode(new Uint8Array(this.#exports.memory.buffer, this.#out.ptr, n)));
+      if (n <= -MIN_EVENT_LEN) {
+        this.#ensure(this.#out, -n);
+        continue;
+      }
+      throw rcError('avc_control', n, this.lastError());
+    }
   }
 
   /** avc_last_error: the message of the last failed call ('' if none). */

@@ -382,7 +382,7 @@ export declare class Module {
    * @throws AvcError 'AVC_BAD_INPUT' (every problem in the message; an objects document that does not parse), 'AVC_DUPLICATE'
    * @throws TypeError when objects is not an array of strings and Uint8Arrays
    */
-  init(config: Config, state?: Uint8Array, objects?: readonly ObjectXML[]): void;
+  init(config: Config, state?: Uint8Array, objects?: readonly ObjectXML[], options?: { control?: boolean }): void;
   /**
    * avc_command.
    * @param cmd 'start', 'stop', 'update', {cmd: ...}, or a set (see setCommand)
@@ -405,8 +405,44 @@ export declare class Module {
   pollEventJSON(): string | null;
   /** The next event decoded (data as a Uint8Array), or null. */
   pollEvent(): AgentEvent | null;
+  /**
+   * avc_control: the update-control snapshot. Needs init(..., {control: true}).
+   * @throws AvcError 'AVC_FAULT' (update control is off), 'AVC_NOT_INITIALIZED', 'AVC_UNSUPPORTED' (an older module without avc_control)
+   */
+  control(): ControlState;
   /** avc_last_error: the message of the last failed call, '' if none. */
   lastError(): string;
+}
+
+/** The update-control snapshot of avc_control (agent.ControlState, wasm/ABI.md). */
+export interface ControlState {
+  /** User agreements: connection, download, install, uninstall, reboot. */
+  readonly agreements: [boolean, boolean, boolean, boolean, boolean];
+  /** Minutes; 0 disabled. */
+  readonly polling_timer: number;
+  /** The eight retry timers, in minutes. */
+  readonly retry_timers: number[];
+  readonly apn_name: string;
+  readonly apn_user: string;
+  readonly apn_password: string;
+  /** le_avc_Status_t waiting for the host's answer; 0 when none. */
+  readonly pending: number;
+  /** le_avc_UpdateType_t. */
+  readonly update_type: number;
+  readonly app_update_name: string;
+  /** le_avc_ErrorCode_t of the last failure. */
+  readonly error: number;
+  /** HTTP status of the last download; 65535 when unknown. */
+  readonly http_status: number;
+  /** Install blocks held. */
+  readonly blocks: number;
+  readonly user_session: boolean;
+  /** RFC 3339 time of the last poll; absent before any. */
+  readonly last_poll?: string;
+  readonly session: boolean;
+  readonly retrying: boolean;
+  /** By le_avc_CredentialType_t: whether one is provisioned. */
+  readonly credentials: [boolean, boolean, boolean, boolean, boolean];
 }
 
 /** Options of Agent.create. */

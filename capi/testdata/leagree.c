@@ -54,22 +54,11 @@
 
 /* ---- the statuses the handler saw ------------------------------------------ */
 
-#define MAX_ENTRIES 512
-
-typedef struct entry
-{
-    le_avc_Status_t status;
-    int32_t total;
-    int32_t progress;
-    long at;                    /* now_ms() when the handler got it */
-} entry_t;
-
+/* What the handler did, beside the status log (lestatus.h); guarded by
+ * lock, which is taken before the status log's, never after. */
 static struct
 {
     pthread_mutex_t lock;
-    pthread_cond_t changed;
-    entry_t e[MAX_ENTRIES];
-    int n;
     char firmware_dir[512];     /* AVC_STATE_DIR/firmware: where the handler stores the image */
     /* What the handler did (under lock). */
     int dl_pending_calls;
@@ -88,6 +77,7 @@ static struct
     int one_thread;             /* every call came on the same thread */
 } seen;
 
+/* Notes the handler's thread and records the status. */
 static void record(le_avc_Status_t status, int32_t total, int32_t progress)
 {
     pthread_mutex_lock(&seen.lock);
@@ -101,16 +91,8 @@ static void record(le_avc_Status_t status, int32_t total, int32_t progress)
     {
         seen.one_thread = 0;
     }
-    if (seen.n < MAX_ENTRIES)
-    {
-        seen.e[seen.n].status = status;
-        seen.e[seen.n].total = total;
-        seen.e[seen.n].progress = progress;
-        seen.e[seen.n].at = now_ms();
-        seen.n++;
-    }
-    pthread_cond_broadcast(&seen.changed);
     pthread_mutex_unlock(&seen.lock);
+    status_record(status, total, progress);
 }
 
 /* The status handler, in the shape of Legato's avcControl sample: log,
@@ -149,7 +131,7 @@ static void status_handler(le_avc_Status_t status, int32_t total, int32_t progre
             if (rc == LE_OK)
             {
                 seen.dl_accepts_ok++;
-                seen.dl_accept_index = seen.n;
+                seen.dl_accept_index = seen_count();
                 seen.dl_accept_at = now_ms();
                 seen.nothing_stored_while_pending = !stored;
                 seen.update_type_ok = trc == LE_OK && type == LE_AVC_FIRMWARE_UPDATE;
@@ -169,7 +151,7 @@ static void status_handler(le_avc_Status_t status, int32_t total, int32_t progre
             if (rc == LE_OK)
             {
                 seen.in_accepts_ok++;
-                seen.in_accept_index = seen.n;
+                seen.in_accept_index = seen_count();
                 seen.in_accept_at = now_ms();
             }
             pthread_mutex_unlock(&seen.lock);
@@ -177,57 +159,6 @@ static void status_handler(le_avc_Status_t status, int32_t total, int32_t progre
         default:
             break;
     }
-}
-
-/* Waits until status shows up at index from or later; returns its index,
- * or -1 after timeout_ms. */
-static int wait_for(le_avc_Status_t status, int from, int timeout_ms)
-{
-    long end = now_ms() + timeout_ms;
-    int i = from, found = -1;
-    pthread_mutex_lock(&seen.lock);
-    for (;;)
-    {
-        for (; i < seen.n; i++)
-        {
-            if (seen.e[i].status == status)
-            {
-                found = i;
-                break;
-            }
-        }
-        if (found >= 0 || now_ms() >= end)
-        {
-            break;
-        }
-        {
-            struct timespec deadline;
-            clock_gettime(CLOCK_REALTIME, &deadline);
-            deadline.tv_nsec += 100 * 1000000L;
-            if (deadline.tv_nsec >= 1000000000L)
-            {
-                deadline.tv_sec++;
-                deadline.tv_nsec -= 1000000000L;
-            }
-            pthread_cond_timedwait(&seen.changed, &seen.lock, &deadline);
-        }
-    }
-    pthread_mutex_unlock(&seen.lock);
-    return found;
-}
-
-/* The first index of status at or after from, -1 if none (lock held). */
-static int first_of(le_avc_Status_t status, int from)
-{
-    int i;
-    for (i = from < 0 ? 0 : from; i < seen.n; i++)
-    {
-        if (seen.e[i].status == status)
-        {
-            return i;
-        }
-    }
-    return -1;
 }
 
 /* ---- HTTP: a client for the server's API --------------------------------- */
@@ -296,7 +227,7 @@ int main(int argc, char** argv)
     image = argv[6];
 
     pthread_mutex_init(&seen.lock, NULL);
-    pthread_cond_init(&seen.changed, NULL);
+    status_log_init();
     seen.dl_accept_index = seen.in_accept_index = -1;
     seen.dl_accept_rc = seen.in_accept_rc = LE_NOT_FOUND;
     snprintf(seen.firmware_dir, sizeof(seen.firmware_dir), "%s/firmware", state_dir);
@@ -355,15 +286,7 @@ int main(int argc, char** argv)
     conn_pending = first_of(LE_AVC_CONNECTION_PENDING, 0);
     failed_any = first_of(LE_AVC_DOWNLOAD_FAILED, 0) >= 0 || first_of(LE_AVC_INSTALL_FAILED, 0) >= 0 ||
                  first_of(LE_AVC_CERTIFICATION_KO, 0) >= 0;
-    printf("      statuses:");
-    for (i = 0; i < seen.n; i++)
-    {
-        if (i == 0 || seen.e[i].status != seen.e[i - 1].status)
-        {
-            printf(" %d", (int)seen.e[i].status);
-        }
-    }
-    printf("\n");
+    print_statuses();
     check(seen.one_thread, "every status handler call came on one thread (libavc's dispatcher)");
     check(pending >= 0 && in_progress > pending, "DOWNLOAD_PENDING came before any DOWNLOAD_IN_PROGRESS");
     check(seen.update_type_ok, "le_avc_GetUpdateType in the handler at DOWNLOAD_PENDING: LE_AVC_FIRMWARE_UPDATE");
@@ -386,7 +309,7 @@ int main(int argc, char** argv)
           "the install closed the session first: INSTALL_IN_PROGRESS, SESSION_STOPPED, INSTALL_COMPLETE");
     if (stopped >= 0 && seen.in_accept_index >= 0)
     {
-        long delay = seen.e[stopped].at - seen.in_accept_at;
+        long delay = seen_at(stopped) - seen.in_accept_at;
         printf("      session closed %ld ms after AcceptInstall\n", delay);
         check(delay >= 1500 && delay < 10000, "the install started about 2 s after acceptance");
     }
@@ -422,9 +345,7 @@ int main(int argc, char** argv)
     check(le_avc_AcceptInstall() == LE_FAULT && le_avc_AcceptDownload() == LE_FAULT,
           "nothing pending afterwards: Accept returns LE_FAULT");
 
-    pthread_mutex_lock(&seen.lock);
-    i = seen.n;
-    pthread_mutex_unlock(&seen.lock);
+    i = seen_count();
     check(le_avc_StopSession() == LE_OK, "le_avc_StopSession");
     check(wait_for(LE_AVC_SESSION_STOPPED, i, TIMEOUT_MS) >= 0, "LE_AVC_SESSION_STOPPED");
     le_avc_RemoveStatusEventHandler(ref);

@@ -53,26 +53,6 @@
 
 #define TIMEOUT_MS 30000
 
-/* ---- the statuses the handler saw ------------------------------------------ */
-
-#define MAX_ENTRIES 512
-
-typedef struct entry
-{
-    le_avc_Status_t status;
-    int32_t total;
-    int32_t progress;
-    long at;                    /* now_ms() when the handler got it */
-} entry_t;
-
-static struct
-{
-    pthread_mutex_t lock;
-    pthread_cond_t changed;
-    entry_t e[MAX_ENTRIES];
-    int n;
-} seen;
-
 /* The status handler: logs and records; it accepts nothing (the
  * agreements are disabled: the agent accepts on its own). */
 static void status_handler(le_avc_Status_t status, int32_t total, int32_t progress, void* ctx)
@@ -83,90 +63,7 @@ static void status_handler(le_avc_Status_t status, int32_t total, int32_t progre
         LE_INFO("status %s (%d) totalNumBytes %d progress %d", status_txt(status), (int)status, (int)total,
                 (int)progress);
     }
-    pthread_mutex_lock(&seen.lock);
-    if (seen.n < MAX_ENTRIES)
-    {
-        seen.e[seen.n].status = status;
-        seen.e[seen.n].total = total;
-        seen.e[seen.n].progress = progress;
-        seen.e[seen.n].at = now_ms();
-        seen.n++;
-    }
-    pthread_cond_broadcast(&seen.changed);
-    pthread_mutex_unlock(&seen.lock);
-}
-
-/* Waits until status shows up at index from or later; returns its index,
- * or -1 after timeout_ms. */
-static int wait_for(le_avc_Status_t status, int from, long timeout_ms)
-{
-    long end = now_ms() + timeout_ms;
-    int i = from < 0 ? 0 : from, found = -1;
-    pthread_mutex_lock(&seen.lock);
-    for (;;)
-    {
-        for (; i < seen.n; i++)
-        {
-            if (seen.e[i].status == status)
-            {
-                found = i;
-                break;
-            }
-        }
-        if (found >= 0 || now_ms() >= end)
-        {
-            break;
-        }
-        {
-            struct timespec deadline;
-            clock_gettime(CLOCK_REALTIME, &deadline);
-            deadline.tv_nsec += 100 * 1000000L;
-            if (deadline.tv_nsec >= 1000000000L)
-            {
-                deadline.tv_sec++;
-                deadline.tv_nsec -= 1000000000L;
-            }
-            pthread_cond_timedwait(&seen.changed, &seen.lock, &deadline);
-        }
-    }
-    pthread_mutex_unlock(&seen.lock);
-    return found;
-}
-
-/* How many statuses were recorded so far. */
-static int seen_count(void)
-{
-    int n;
-    pthread_mutex_lock(&seen.lock);
-    n = seen.n;
-    pthread_mutex_unlock(&seen.lock);
-    return n;
-}
-
-/* The first index of status at or after from, -1 if none. */
-static int first_of(le_avc_Status_t status, int from)
-{
-    int i, found = -1;
-    pthread_mutex_lock(&seen.lock);
-    for (i = from < 0 ? 0 : from; i < seen.n; i++)
-    {
-        if (seen.e[i].status == status)
-        {
-            found = i;
-            break;
-        }
-    }
-    pthread_mutex_unlock(&seen.lock);
-    return found;
-}
-
-static long seen_at(int i)
-{
-    long at;
-    pthread_mutex_lock(&seen.lock);
-    at = seen.e[i].at;
-    pthread_mutex_unlock(&seen.lock);
-    return at;
+    status_record(status, total, progress);
 }
 
 /* ---- HTTP: a client for the server's API --------------------------------- */
@@ -186,7 +83,7 @@ int main(int argc, char** argv)
     le_avc_StatusEventHandlerRef_t ref;
     le_avc_BlockRequestRef_t block;
     bool enabled = true;
-    int i, mark, dl_pending, dl_complete, inst_pending, inst_progress, stopped, inst_complete, restarted, failed_any;
+    int mark, dl_pending, dl_complete, inst_pending, inst_progress, stopped, inst_complete, restarted, failed_any;
     int stayed, reads, in_session;
     long exec_at, unblock_at, waited;
     const char* log_level = getenv("AVC_LOG_LEVEL");
@@ -205,8 +102,7 @@ int main(int argc, char** argv)
     pkg_uri = argv[6];
     snprintf(fw_dir, sizeof(fw_dir), "%s/firmware", state_dir);
 
-    pthread_mutex_init(&seen.lock, NULL);
-    pthread_cond_init(&seen.changed, NULL);
+    status_log_init();
 
     snprintf(ep, sizeof(ep), "c-lecall-%ld", (long)getpid());
     check(avc_config_set("AVC_LOG_LEVEL", log_level ? log_level : "warn") == AVC_OK, "AVC_LOG_LEVEL set");
@@ -318,17 +214,7 @@ int main(int argc, char** argv)
     failed_any = first_of(LE_AVC_DOWNLOAD_FAILED, 0) >= 0 || first_of(LE_AVC_INSTALL_FAILED, 0) >= 0 ||
                  first_of(LE_AVC_CERTIFICATION_KO, 0) >= 0;
     check(!failed_any, "no DOWNLOAD_FAILED, INSTALL_FAILED or CERTIFICATION_KO");
-    pthread_mutex_lock(&seen.lock);
-    printf("      statuses:");
-    for (i = 0; i < seen.n; i++)
-    {
-        if (i == 0 || seen.e[i].status != seen.e[i - 1].status)
-        {
-            printf(" %d", (int)seen.e[i].status);
-        }
-    }
-    printf("\n");
-    pthread_mutex_unlock(&seen.lock);
+    print_statuses();
 
     snprintf(want, sizeof(want), "\"%s\"", version);
     snprintf(line, sizeof(line), "/3/0/3 reads the new version %s through the server", version);

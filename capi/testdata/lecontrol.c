@@ -252,16 +252,34 @@ static void credentials(void)
     static const uint8_t key[16] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16};
     static uint8_t huge[LE_AVC_MAX_CREDENTIAL_SIZE + 1];
     const char* id = "lecontrol-id";
+    const char* bs = "coaps://bs.example.com:5684";
+    const char* not_uri = "bs.example.com";
+    char buf[128];
 
     check(le_avc_GetCredentialStatus() == LE_AVC_NO_CREDENTIAL_PROVISIONED,
           "GetCredentialStatus is NO_CREDENTIAL without a PSK");
-    expect(le_avc_SetCredential(LE_AVC_SW_PUBLIC_KEY, 1, key, sizeof(key)), LE_FAULT, "SetCredential(SW_PUBLIC_KEY)");
     expect(le_avc_SetCredential(LE_AVC_BS_PSK, 1, NULL, 16), LE_FAULT, "SetCredential(BS_PSK, NULL)");
+    expect(le_avc_SetCredential(LE_AVC_BS_PSK, 1, key, 0), LE_FAULT, "SetCredential of 0 bytes");
     expect(le_avc_SetCredential(LE_AVC_BS_PSK, 1, huge, sizeof(huge)), LE_FAULT, "SetCredential of 4097 bytes");
+    expect(le_avc_SetCredential((le_avc_CredentialType_t)5, 0, key, sizeof(key)), LE_FAULT, "SetCredential of an unknown type");
+    expect(le_avc_SetCredential(LE_AVC_BS_SERVER_ADDRESS, 0, (const uint8_t*)not_uri, strlen(not_uri)), LE_FAULT,
+           "SetCredential(BS_SERVER_ADDRESS) of a name that is not a URI");
+    expect(le_avc_SetCredential(LE_AVC_SW_PUBLIC_KEY, 1, key, sizeof(key)), LE_OK, "SetCredential(SW_PUBLIC_KEY) is stored");
+    expect(le_avc_SetCredential(LE_AVC_FW_PUBLIC_KEY, 1, key, sizeof(key)), LE_OK, "SetCredential(FW_PUBLIC_KEY) is stored");
+    expect(le_avc_SetCredential(LE_AVC_BS_SERVER_ADDRESS, 0, (const uint8_t*)bs, strlen(bs)), LE_OK, "SetCredential(BS_SERVER_ADDRESS)");
+    check(avc_config_get("AVC_BOOTSTRAP_URI", buf, sizeof(buf)) == AVC_OK && strcmp(buf, bs) == 0,
+          "the bootstrap server address is AVC_BOOTSTRAP_URI");
     expect(le_avc_SetCredential(LE_AVC_BS_PSK_ID, 0, (const uint8_t*)id, strlen(id)), LE_OK, "SetCredential(BS_PSK_ID)");
+    check(le_avc_GetCredentialStatus() == LE_AVC_NO_CREDENTIAL_PROVISIONED,
+          "GetCredentialStatus is still NO_CREDENTIAL with a bootstrap PSK identity alone");
     expect(le_avc_SetCredential(LE_AVC_BS_PSK, 0, key, sizeof(key)), LE_OK, "SetCredential(BS_PSK)");
+    check(le_avc_GetCredentialStatus() == LE_AVC_BS_CREDENTIAL_PROVISIONED,
+          "GetCredentialStatus is BS_CREDENTIAL with the bootstrap PSK");
+    check(avc_config_set("AVC_PSK_IDENTITY", "dm-id") == AVC_OK &&
+              avc_config_set("AVC_PSK_KEY", "000102030405060708090a0b0c0d0e0f") == AVC_OK,
+          "the device management server's PSK configured");
     check(le_avc_GetCredentialStatus() == LE_AVC_DM_CREDENTIAL_PROVISIONED,
-          "GetCredentialStatus is DM_CREDENTIAL with a PSK");
+          "GetCredentialStatus is DM_CREDENTIAL with the DM server's PSK");
 }
 
 int main(void)

@@ -216,6 +216,17 @@ func (a *Agent) Do(ctx context.Context, c agent.Command) error {
 	}
 }
 
+// Control returns the module's update-control snapshot (the le_avc
+// getters' view: agreements, timers, what is pending, the last error),
+// before, during or after Run. It needs update control ("control": true
+// in the module's configuration) and a module with the avc_control export.
+func (a *Agent) Control(ctx context.Context) (agent.ControlState, error) {
+	if err := ctx.Err(); err != nil {
+		return agent.ControlState{}, err
+	}
+	return a.mod.Control()
+}
+
 // Set sets a value the device keeps up to date (agent.CmdSet): path is a
 // resource ("/3/0/9", the battery level) or a resource instance
 // ("/3/0/11/1"), value its text/plain form ("50"), converted by the engine

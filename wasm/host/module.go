@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -279,6 +280,63 @@ func (m *Module) PollEvent() (ev agent.Event, ok bool, err error) {
 		return agent.Event{}, true, fmt.Errorf("host: decode event %s: %w", b, err)
 	}
 	return ev, true, nil
+}
+
+// ControlJSON returns avc_control(): the update-control snapshot in its
+// JSON form (wasm/ABI.md). A module without that export (older than the
+// export) answers an error.
+func (m *Module) ControlJSON() ([]byte, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.err != nil {
+		return nil, m.err
+	}
+	fn := m.mod.ExportedFunction("avc_control")
+	if fn == nil {
+		return nil, errors.New("host: this avc.wasm has no avc_control (an older module)")
+	}
+	if err := m.ensure(&m.out, 1024); err != nil {
+		return nil, err
+	}
+	for {
+		s := m.stack[:]
+		s[0], s[1] = uint64(m.out.ptr), uint64(m.out.size)
+		if err := fn.CallWithStack(m.ctx, s); err != nil {
+			m.err = &TrapError{Op: "avc_control", Err: err, Stderr: m.stderr.String()}
+			m.mod.Close(m.ctx)
+			return nil, m.err
+		}
+		switch n := api.DecodeI32(s[0]); {
+		case n > 0:
+			b, ok := m.mem.Read(m.out.ptr, uint32(n))
+			if !ok {
+				return nil, fmt.Errorf("host: avc_control returned %d bytes outside memory", n)
+			}
+			return bytes.Clone(b), nil
+		case n <= -minEventLen:
+			if err := m.ensure(&m.out, uint32(-n)); err != nil {
+				return nil, err
+			}
+		default:
+			msg, _ := m.lastError()
+			return nil, &Error{Op: "avc_control", Code: Code(n), Msg: msg}
+		}
+	}
+}
+
+// Control returns the update-control snapshot decoded (the le_avc
+// getters' view); an *Error with CodeFault when the module runs without
+// update control.
+func (m *Module) Control() (agent.ControlState, error) {
+	var st agent.ControlState
+	b, err := m.ControlJSON()
+	if err != nil {
+		return st, err
+	}
+	if err := json.Unmarshal(b, &st); err != nil {
+		return st, fmt.Errorf("host: decode avc_control %s: %w", b, err)
+	}
+	return st, nil
 }
 
 // LastError returns avc_last_error(): the message of the last failed call.

@@ -1,8 +1,8 @@
 """Update control: the le_avc functions beyond sessions and status handlers.
 
 Accept/defer the pending download, install, uninstall or reboot, user
-agreements, install blocks, polling and retry timers, APN, and the
-CommInfo handlers. Every function raises the :class:`~avc.AvcError`
+agreements, install blocks, polling and retry timers, APN, the CommInfo
+handlers and the session request handler. Every function raises the :class:`~avc.AvcError`
 subclass of a failed result code: :class:`~avc.FaultError` (``LE_FAULT``,
 e.g. accepting when nothing of that kind is pending),
 :class:`~avc.OutOfRangeError`, :class:`~avc.AvcOverflowError`.
@@ -12,25 +12,29 @@ See include/le_avc_interface.h for what each one does in libavc.
 from __future__ import annotations
 
 import ctypes
+import enum
 import logging
 import threading
 from collections.abc import Callable, Sequence
 
 from ._core import _check, last_error
 from ._enums import CredentialStatus, ErrorCode, SessionType, UpdateType, UserAgreement
-from ._ffi import COMM_INFO_HANDLER_FN, lib as _lib
-from .errors import FaultError
+from ._ffi import COMM_INFO_HANDLER_FN, SESSION_REQUEST_HANDLER_FN, lib as _lib
+from .errors import DuplicateError, FaultError
 
 __all__ = [
     "HTTP_STATUS_INVALID",
     "NUM_RETRY_TIMERS",
     "BlockHandle",
     "CommInfoHandle",
+    "SessionRequest",
+    "SessionRequestHandle",
     "accept_download",
     "accept_install",
     "accept_reboot",
     "accept_uninstall",
     "add_comm_info_handler",
+    "add_session_request_handler",
     "block_install",
     "check_route",
     "credential_status",
@@ -49,6 +53,7 @@ __all__ = [
     "pending_update_type",
     "read_lwm2m_resource",
     "remove_comm_info_handler",
+    "remove_session_request_handler",
     "session_type",
     "set_apn_config",
     "set_polling_timer",
@@ -291,3 +296,67 @@ def remove_comm_info_handler(handle: CommInfoHandle) -> None:
     ref, handle._ref = handle._ref, None
     if ref is not None:
         _lib.le_avc_RemoveCommInfoHandler(ref)
+
+
+class SessionRequest(enum.IntEnum):
+    """``le_avc_SessionRequest_t``: what the session request handler is
+    asked."""
+
+    #: ``LE_AVC_SESSION_ACQUIRE``: the agent needs a session (its polling
+    #: timer, a retry); open it with :func:`avc.start_session`.
+    ACQUIRE = 0
+    #: ``LE_AVC_SESSION_RELEASE``: a session the agent opened is inactive;
+    #: close it with :func:`avc.stop_session`.
+    RELEASE = 1
+
+
+SessionRequestHandler = Callable[[SessionRequest], None]
+
+
+class SessionRequestHandle:
+    """The registered session request handler; keeps the ctypes callback
+    alive."""
+
+    def __init__(self, ref: int, cb: object) -> None:
+        self._ref: int | None = ref
+        self._cb = cb
+
+
+_session_request_handles: set[SessionRequestHandle] = set()
+
+
+def add_session_request_handler(fn: SessionRequestHandler) -> SessionRequestHandle:
+    """Registers the one session request handler
+    (``le_avc_AddSessionRequestEventHandler``): from now on the agent does
+    not open or close sessions by itself but calls ``fn(request)`` on
+    libavc's dispatcher thread, and the application answers by starting or
+    stopping the session. Raises :class:`~avc.DuplicateError` if one is
+    registered already. Exceptions ``fn`` raises are logged, never
+    propagated."""
+
+    def trampoline(request: int, _ctx: object) -> None:
+        try:
+            fn(SessionRequest(request))
+        except Exception:  # noqa: BLE001 - a handler must not unwind into C
+            _log.exception("session request handler raised")
+
+    cb = SESSION_REQUEST_HANDLER_FN(trampoline)
+    ref = _lib.le_avc_AddSessionRequestEventHandler(cb, None)
+    if not ref:
+        raise DuplicateError(-14, last_error() or "a session request handler is already registered")
+    h = SessionRequestHandle(ref, cb)
+    with _comm_lock:
+        _session_request_handles.add(h)
+    return h
+
+
+def remove_session_request_handler(handle: SessionRequestHandle) -> None:
+    """Removes the session request handler; the agent then opens and
+    closes its sessions itself again. Removing twice is harmless."""
+    with _comm_lock:
+        if handle not in _session_request_handles:
+            return
+        _session_request_handles.discard(handle)
+    ref, handle._ref = handle._ref, None
+    if ref is not None:
+        _lib.le_avc_RemoveSessionRequestEventHandler(ref)

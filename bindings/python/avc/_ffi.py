@@ -47,7 +47,10 @@ __all__ = [
     "AvcFwPackage",
     "AvcFwSecurityConfig",
     "AvcFwStatus",
+    "AvcStorage",
     "LibraryNotFoundError",
+    "STORAGE_READ_FN",
+    "STORAGE_WRITE_FN",
     "lib",
     "library_path",
 ]
@@ -169,6 +172,18 @@ class AvcFwHandlers(ctypes.Structure):
 #: ``avc_fw_status_fn``: (ctx, status).
 FW_STATUS_FN = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.POINTER(AvcFwStatus))
 
+#: ``avc_storage_t.read``: (user, key, buf, size) -> length, 0 none, < 0 error.
+STORAGE_READ_FN = ctypes.CFUNCTYPE(ctypes.c_int64, ctypes.c_void_p, ctypes.c_char_p, ctypes.c_void_p, ctypes.c_size_t)
+#: ``avc_storage_t.write``: (user, key, data, length) -> 0 on success.
+STORAGE_WRITE_FN = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_char_p, ctypes.c_void_p, ctypes.c_size_t)
+
+
+class AvcStorage(ctypes.Structure):
+    """``avc_storage_t``: the persistent store's callbacks (avc_storage_set)."""
+
+    _fields_ = [("read", STORAGE_READ_FN), ("write", STORAGE_WRITE_FN)]
+
+
 #: ``le_avc_StatusHandlerFunc_t``: (status, totalNumBytes, progress, contextPtr).
 STATUS_HANDLER_FN = ctypes.CFUNCTYPE(None, ctypes.c_int, ctypes.c_int32, ctypes.c_int32, ctypes.c_void_p)
 
@@ -251,6 +266,7 @@ SIGNATURES: dict[str, tuple[list[Any], Any]] = {
     "avc_object_define_xml": ([_c_char_p, _c_size_t], _c_int),
     "avc_send": ([ctypes.POINTER(_c_char_p), _c_size_t], _c_int),
     "avc_fw_install": ([ctypes.POINTER(AvcFwHandlers), _c_void_p], _c_int),
+    "avc_storage_set": ([ctypes.POINTER(AvcStorage), _c_void_p], _c_int),
     "avc_fw_uninstall": ([], _c_int),
     "avc_fw_set_trusted_key": ([_c_char_p], _c_int),
     "avc_fw_set_status_handler": ([FW_STATUS_FN, _c_void_p], _c_int),
