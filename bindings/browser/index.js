@@ -48,7 +48,7 @@ export function browserWasi() {
     new OpenFile(new File([])),
     ConsoleStdout.lineBuffered((line) => console.log(`avc.wasm: ${line}`)),
     ConsoleStdout.lineBuffered((line) => console.error(`avc.wasm: ${line}`)),
-  ]);
+  ], { debug: false }); // the shim traces every call to console unless told not to
   const randomGet = (ptr, len) => {
     if (typeof globalThis.crypto?.getRandomValues !== 'function') return ERRNO_NOSYS;
     const buf = new Uint8Array(wasi.inst.exports.memory.buffer, ptr, len);

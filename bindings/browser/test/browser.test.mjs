@@ -181,6 +181,30 @@ for (const transport of ['coap', 'coaps']) {
   });
 }
 
+test('the state persists in localStorage: a lifetime the server wrote outlives the page', async (t) => {
+  const endpoint = `browser-state-${process.pid}`;
+  const key = `avc:${endpoint}:coap`;
+  const { page, errors } = await openPage(t, endpoint, { storage: 'local' });
+  await page.click('#coap');
+  await waitStatus(page, 'registered (coap)');
+  assert.equal((await api(`/api/clients/${endpoint}`)).body.lifetime, 300);
+  const res = await fetch(`http://${servers.http}/api/clients/${endpoint}/write/1/0/1`, { method: 'PUT', body: '{"value":120}' });
+  assert.equal(res.status, 200, `write /1/0/1: ${await res.text()}`);
+  await waitStatus(page, 'registered (coap), updated');
+  assert.ok(await page.evaluate((k) => localStorage.getItem(k), key), `localStorage ${key} after the write`);
+  await page.click('#stop');
+  await waitStatus(page, 'deregistered (coap)');
+
+  await page.reload(); // a new agent, from what localStorage kept
+  await page.waitForFunction(() => document.getElementById('status').textContent === 'ready', null, { timeout: STEP_MS });
+  await page.click('#coap');
+  await waitStatus(page, 'registered (coap)');
+  assert.equal((await api(`/api/clients/${endpoint}`)).body.lifetime, 120, 'the new registration carries the stored lifetime');
+  await page.click('#stop');
+  await waitStatus(page, 'deregistered (coap)');
+  assert.deepEqual(errors, [], 'no errors in the page');
+});
+
 test('over coaps with a wrong pre-shared key: registration fails, never registers', async (t) => {
   const endpoint = `browser-badpsk-${process.pid}`;
   const { page } = await openPage(t, endpoint, { pskKey: '00'.repeat(16), handshakeTimeoutMs: '3000' });
