@@ -17,11 +17,11 @@ FUZZ_TARGETS := ./agent:FuzzHandleDatagram ./lwm2m/tlv:FuzzDecode \
 	./lwm2m:FuzzParseObjectXML ./agent:FuzzBlockOption ./lwm2m/senml:FuzzDecodePathsJSON \
 	./fwpkg:FuzzVerifier ./fwpkg:FuzzUnmarshal ./fwpkg:FuzzParseManifest ./fwpkg:FuzzCompareVersions \
 	./internal/httpfetch:FuzzParseContentRange ./internal/httpfetch:FuzzValidateURL \
-	./agent:FuzzFirmwareDatagram ./agent:FuzzSoftwareDatagram
+	./agent:FuzzFirmwareDatagram ./agent:FuzzSoftwareDatagram ./internal/wsrelay:FuzzReadFrame
 FUZZ_TIME    ?= 3s
 
 .PHONY: all build lib wasm cli headers demo test deps vet unit fuzz-short fuzz \
-	test-c test-python test-node test-integration bench clean
+	test-c test-python test-node test-browser test-integration bench clean
 
 all: build
 
@@ -48,7 +48,7 @@ demo: cli
 deps:
 	scripts/deps.sh
 
-test: deps build vet unit fuzz-short test-c test-python test-node test-integration
+test: deps build vet unit fuzz-short test-c test-python test-node test-browser test-integration
 	@echo "make test: all suites passed"
 
 vet:
@@ -86,6 +86,11 @@ test-python: lib cli
 
 test-node: wasm
 	node --test bindings/node/test/
+
+# The browser binding: unit tests in Node, then examples/browser in
+# headless Chromium against `avc server` through `avc relay`.
+test-browser: wasm cli
+	node --test bindings/browser/test/
 
 # One package at a time: the behaviour suite measures what timing changes
 # (bytes refetched after kills, retransmission schedules), and the interop

@@ -5,6 +5,7 @@
 //
 //	avc run [flags]      run the agent (configured by AVC_* variables and flags)
 //	avc server [flags]   run the embedded LwM2M server
+//	avc relay [flags]    relay WebSocket sessions (avc.wasm in a browser) to an LwM2M server over UDP
 //	avc demo             start a server and an agent, show a registration and a read
 //	avc version          print the version
 package main
@@ -44,6 +45,8 @@ const usage = `usage: avc <command> [flags]
 commands:
   run       run the agent; configuration from AVC_* variables, overridden by flags
   server    run the embedded LwM2M server
+  relay     relay WebSocket sessions (avc.wasm in a browser) to an LwM2M
+            server over UDP
   demo      start a server and an agent, show a registration, a read and a
             firmware update, then exit
   fota      update a client's firmware through a running avc server's HTTP API
@@ -62,6 +65,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runAgent(ctx, args[1:], stdout, stderr)
 	case "server":
 		return serverMain(ctx, args[1:])
+	case "relay":
+		return relayMain(ctx, args[1:], stdout, stderr)
 	case "demo":
 		return demo(ctx, stdout, stderr)
 	case "fota":
