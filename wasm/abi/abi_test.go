@@ -16,7 +16,7 @@ func TestDocumented(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	node, err := os.ReadFile("../../bindings/node/index.js")
+	node, err := os.ReadFile("../../bindings/node/core.js")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -25,7 +25,7 @@ func TestDocumented(t *testing.T) {
 			t.Errorf("ABI.md does not mention %s", c)
 		}
 		if !strings.Contains(string(node), c.String()) {
-			t.Errorf("bindings/node/index.js does not mention %s", c)
+			t.Errorf("bindings/node/core.js does not mention %s", c)
 		}
 	}
 	if got := abi.Code(-99).String(); got != "AVC_-99" {
@@ -41,7 +41,7 @@ func TestFirmwareCodesDocumented(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	node, err := os.ReadFile("../../bindings/node/index.js")
+	node, err := os.ReadFile("../../bindings/node/core.js")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -63,7 +63,7 @@ func TestFirmwareCodesDocumented(t *testing.T) {
 				t.Errorf("ABI.md has no row %q", row)
 			}
 			if js := fmt.Sprintf("%s: %d,", tt.code, int32(tt.code)); !strings.Contains(string(node), js) {
-				t.Errorf("bindings/node/index.js has no %q", js)
+				t.Errorf("bindings/node/core.js has no %q", js)
 			}
 			if c := fmt.Sprintf("%s = %d", tt.code, int32(tt.code)); tt.code != abi.FwOther && !strings.Contains(string(header), c) {
 				t.Errorf("include/avc.h has no %q", c)
@@ -83,7 +83,7 @@ func TestFirmwareCodesDocumented(t *testing.T) {
 func TestObjectsXMLKey(t *testing.T) {
 	for f, want := range map[string]string{
 		"../ABI.md":                    `"` + abi.ConfigObjectsXML + `"`,
-		"../../bindings/node/index.js": "json." + abi.ConfigObjectsXML + " = ",
+		"../../bindings/node/core.js": "json." + abi.ConfigObjectsXML + " = ",
 	} {
 		b, err := os.ReadFile(f)
 		if err != nil {
@@ -101,7 +101,7 @@ func TestObjectsXMLKey(t *testing.T) {
 func TestFirmwareKey(t *testing.T) {
 	for f, want := range map[string]string{
 		"../ABI.md":                      `"` + abi.ConfigFirmware + `": true`,
-		"../../bindings/node/index.js":   "json." + abi.ConfigFirmware + " = true",
+		"../../bindings/node/core.js":   "json." + abi.ConfigFirmware + " = true",
 		"../../bindings/node/index.d.ts": fmt.Sprintf("ABI_VERSION: %d", abi.Version),
 	} {
 		b, err := os.ReadFile(f)
