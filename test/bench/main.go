@@ -71,6 +71,7 @@ type options struct {
 	node     string
 	engineMs int
 	only     string
+	fleet    int
 }
 
 func main() {
@@ -84,10 +85,11 @@ func main() {
 	flag.StringVar(&o.example, "node-example", "examples/node/register.mjs", "Node `script` that runs the wasm agent")
 	flag.StringVar(&o.node, "node", "node", "Node.js `binary`")
 	flag.IntVar(&o.engineMs, "engine-ms", 400, "`milliseconds` per repetition of the engine micro-measure")
-	flag.StringVar(&o.only, "only", "", "run one `part` of the bench: \"firmware\" (the pulls alone) or \"dtls\" (coaps registrations); empty: everything")
+	flag.StringVar(&o.only, "only", "", "run one `part` of the bench: \"firmware\" (the pulls alone), \"dtls\" (coaps registrations) or \"scale\" (notifications and a fleet); empty: everything")
+	flag.IntVar(&o.fleet, "fleet", 1000, "agents in the fleet registration measure")
 	flag.Parse()
-	if o.only != "" && o.only != "firmware" && o.only != "dtls" {
-		fmt.Fprintln(os.Stderr, "bench: -only takes \"firmware\", \"dtls\" or nothing")
+	if o.only != "" && o.only != "firmware" && o.only != "dtls" && o.only != "scale" {
+		fmt.Fprintln(os.Stderr, "bench: -only takes \"firmware\", \"dtls\", \"scale\" or nothing")
 		os.Exit(2)
 	}
 	if o.reads < 1 || o.runs < 1 || o.warmup < 0 {
@@ -135,6 +137,13 @@ func run(ctx context.Context, o options) int {
 	}
 
 	nodeBin, _ := exec.LookPath(o.node)
+	if o.only == "scale" {
+		report, failed := runScale(ctx, srv, o)
+		if !writeReport(o, "# avc bench: notifications and a fleet only (-only scale)\n"+report) || failed {
+			return 1
+		}
+		return 0
+	}
 	if o.only == "dtls" {
 		rows := runDTLS(ctx, root, abs(o.wasm), nodeBin)
 		if !writeReport(o, "# avc bench: coaps only (-only dtls)\n"+renderDTLS(rows)) || dtlsFailed(rows) {
@@ -237,10 +246,11 @@ func run(ctx context.Context, o options) int {
 	logf("coaps registrations")
 	dtlsRows := runDTLS(ctx, root, abs(o.wasm), nodeBin)
 
-	if !writeReport(o, render(o, root, subjects, eng, engErr)+renderFirmware(fw)+renderDTLS(dtlsRows)) {
+	scale, scaleFailed := runScale(ctx, srv, o)
+	if !writeReport(o, render(o, root, subjects, eng, engErr)+renderFirmware(fw)+renderDTLS(dtlsRows)+scale) {
 		return 1
 	}
-	failed := engErr != nil || dtlsFailed(dtlsRows)
+	failed := engErr != nil || dtlsFailed(dtlsRows) || scaleFailed
 	for _, s := range subjects {
 		if s.err != nil {
 			failed = true
