@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -304,5 +305,90 @@ func TestObserveComposite(t *testing.T) {
 				t.Fatal("the channel stayed open after Cancel")
 			}
 		})
+	}
+}
+
+// TestHTTPSendStream: a client's Send operations arrive on the HTTP API's
+// event stream as "send" events with their records.
+func TestHTTPSendStream(t *testing.T) {
+	s := newServer(t, server.Config{CoAPAddr: "127.0.0.1:0"})
+	a := startSensorAgent(t, s, "sender")
+	h := httptest.NewServer(s.Handler())
+	defer h.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, "GET", h.URL+"/api/clients/sender/send/events", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "text/event-stream" {
+		t.Fatalf("send stream: %d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+	if err := a.Do(ctx, agent.CmdSet{Path: lwm2m.P(3, 0, 9), Value: lwm2m.Int(61)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Do(ctx, agent.CmdSend{Paths: []lwm2m.Path{lwm2m.P(3, 0, 9)}}); err != nil {
+		t.Fatal(err)
+	}
+	sc := bufio.NewScanner(resp.Body)
+	event := ""
+	for sc.Scan() {
+		line := sc.Text()
+		if v, ok := strings.CutPrefix(line, "event: "); ok {
+			event = v
+		}
+		if v, ok := strings.CutPrefix(line, "data: "); ok && event == "send" {
+			var out struct {
+				Endpoint string `json:"endpoint"`
+				Records  []struct {
+					Path  string          `json:"path"`
+					Value json.RawMessage `json:"value"`
+				} `json:"records"`
+			}
+			if err := json.Unmarshal([]byte(v), &out); err != nil {
+				t.Fatalf("send event %q: %v", v, err)
+			}
+			if out.Endpoint != "sender" || len(out.Records) != 1 || out.Records[0].Path != "/3/0/9" || string(out.Records[0].Value) != "61" {
+				t.Fatalf("send event = %+v", out)
+			}
+			return
+		}
+	}
+	t.Fatalf("the stream ended without a send event: %v", sc.Err())
+}
+
+// TestServerBlockwise: a value larger than one block goes to the agent
+// in Block1 requests and comes back in Block2 responses, both through the
+// server's own requests, and through the HTTP API.
+func TestServerBlockwise(t *testing.T) {
+	s := newServer(t, server.Config{CoAPAddr: "127.0.0.1:0"})
+	startSensorAgent(t, s, "blocks")
+	ctx := context.Background()
+	note := strings.Repeat("0123456789abcdef", 300) // 4800 bytes
+	if _, _, err := s.Create(ctx, "blocks", lwm2m.P(33100), lwm2m.FormatTLV, []lwm2m.Record{
+		rec("/33100/2/1", lwm2m.String("big")), rec("/33100/2/3", lwm2m.String(note)),
+	}); err != nil {
+		t.Fatalf("create with a 4800-byte value: %v", err)
+	}
+	resp, err := s.Read(ctx, "blocks", lwm2m.P(33100, 2, 3), lwm2m.FormatText)
+	if err != nil || string(resp.Payload) != note {
+		t.Fatalf("read back %d bytes, %v; want the 4800-byte note", len(resp.Payload), err)
+	}
+	h := httptest.NewServer(s.Handler())
+	defer h.Close()
+	body, _ := json.Marshal(map[string]any{"value": strings.ToUpper(note)})
+	r, err := http.NewRequest("PUT", h.URL+"/api/clients/blocks/write/33100/2/3", bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	hr, err := http.DefaultClient.Do(r)
+	if err != nil || hr.StatusCode != 200 {
+		t.Fatalf("HTTP write of 4800 bytes: %v %v", hr, err)
+	}
+	hr.Body.Close()
+	if got := values(t, s, "blocks", lwm2m.P(33100, 2, 3)); got["/33100/2/3"] != strings.ToUpper(note) {
+		t.Fatalf("after the HTTP write: %d bytes", len(got["/33100/2/3"]))
 	}
 }

@@ -66,6 +66,7 @@
 //	GET    /api/clients/{ep}/observations              the observations started over HTTP (array)
 //	GET    /api/clients/{ep}/observations/{id}/events  notifications as Server-Sent Events
 //	DELETE /api/clients/{ep}/observations/{id}         Cancel Observation
+//	GET    /api/clients/{ep}/send/events               the client's Send operations as Server-Sent Events ("send")
 //
 // {path} is an LwM2M path without the leading slash, such as 3/0/0.
 //

@@ -40,6 +40,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("PUT /api/clients/{ep}/attributes/{path...}", s.apiWriteAttributes)
 	mux.HandleFunc("POST /api/clients/{ep}/observe/{path...}", s.apiObserve)
 	mux.HandleFunc("GET /api/clients/{ep}/observations", s.apiObservations)
+	mux.HandleFunc("GET /api/clients/{ep}/send/events", s.apiSendEvents)
 	mux.HandleFunc("GET /api/clients/{ep}/observations/{id}/events", s.apiEvents)
 	mux.HandleFunc("DELETE /api/clients/{ep}/observations/{id}", s.apiCancel)
 	mux.HandleFunc("GET /fw/{name}", s.httpFirmware)
@@ -193,12 +194,23 @@ func toReadJSON(resp *Response) (readJSON, error) {
 		Records:    []recordJSON{},
 		PayloadHex: hex.EncodeToString(resp.Payload),
 	}
-	for _, rec := range resp.Records {
+	recs, err := recordsJSON(resp.Records)
+	if err != nil {
+		return out, err
+	}
+	out.Records = recs
+	return out, nil
+}
+
+// recordsJSON renders records with their values by type (never nil).
+func recordsJSON(recs []lwm2m.Record) ([]recordJSON, error) {
+	out := []recordJSON{}
+	for _, rec := range recs {
 		v, err := json.Marshal(jsonValue(rec.Value))
 		if err != nil {
 			return out, err
 		}
-		out.Records = append(out.Records, recordJSON{Path: rec.Path.String(), Type: rec.Value.Type.String(), Value: v})
+		out = append(out, recordJSON{Path: rec.Path.String(), Type: rec.Value.Type.String(), Value: v})
 	}
 	return out, nil
 }
