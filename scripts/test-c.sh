@@ -8,7 +8,8 @@
 # AddressSanitizer and valgrind); the static library links; a C firmware
 # handler performs a full firmware update against `avc server` (fota.c,
 # also under AddressSanitizer and valgrind); the optional firmware
-# callbacks are asked and take effect (fwhooks.c); an le_avc program with
+# callbacks are asked and take effect (fwhooks.c, also under
+# AddressSanitizer and valgrind); an le_avc program with
 # the download and install user agreements enabled accepts each step of a
 # firmware update the server drives (leagree.c, also under
 # AddressSanitizer and valgrind); an eCall-like program blocks the install
@@ -138,11 +139,23 @@ echo "programs: compiled against build/libavc.so"
 cc -std=c99 "${flags[@]}" -o "$tmp/static" examples/c/register.c build/libavc.a -lpthread -lm
 echo "static: build/libavc.a links"
 
-# Wrong use from C: error codes, never a crash.
+# Wrong use from C: error codes, never a crash; also under
+# AddressSanitizer (leak detection off: the Go heap is not scanned).
 env -u AVC_SERVER_URI LD_LIBRARY_PATH=build "$tmp/misuse"
+cc -std=c99 "${flags[@]}" -fsanitize=address -fno-omit-frame-pointer -g -o "$tmp/misuse-asan" \
+	capi/testdata/misuse.c -Lbuild -lavc -lpthread
+env -u AVC_SERVER_URI LD_LIBRARY_PATH=build ASAN_OPTIONS=detect_leaks=0 "$tmp/misuse-asan" >"$tmp/misuse-asan.out" ||
+	{ cat "$tmp/misuse-asan.out"; echo "misuse failed under AddressSanitizer"; exit 1; }
+echo "misuse: $(tail -1 "$tmp/misuse-asan.out") under AddressSanitizer"
 
-# Concurrent use from several threads: no crash, no deadlock.
+# Concurrent use from several threads: no crash, no deadlock; also under
+# AddressSanitizer.
 env -u AVC_SERVER_URI LD_LIBRARY_PATH=build timeout 150 "$tmp/stress"
+cc -std=c99 "${flags[@]}" -fsanitize=address -fno-omit-frame-pointer -g -o "$tmp/stress-asan" \
+	capi/testdata/stress.c -Lbuild -lavc -lpthread
+env -u AVC_SERVER_URI LD_LIBRARY_PATH=build ASAN_OPTIONS=detect_leaks=0 timeout 150 "$tmp/stress-asan" >"$tmp/stress-asan.out" 2>&1 ||
+	{ cat "$tmp/stress-asan.out"; echo "stress failed under AddressSanitizer"; exit 1; }
+echo "stress: passed under AddressSanitizer"
 
 # Firmware API misuse, also under AddressSanitizer (the Go heap is not
 # scanned by LeakSanitizer, so leak detection is off).
@@ -212,7 +225,7 @@ echo "fota under valgrind: $(tail -1 "$tmp/fota-vg.out")"
 # get_security_config, get_coap_tx_params, get_tcp_request_timeout):
 # capi/testdata/fwhooks.c checks each is asked and takes effect, pulling
 # from itself over HTTP and CoAP with `avc server` driving; also under
-# AddressSanitizer.
+# AddressSanitizer and valgrind.
 start_server fwhooks
 cc -std=c99 "${flags[@]}" -fsanitize=address -fno-omit-frame-pointer -g -o "$tmp/fwhooks-asan" \
 	capi/testdata/fwhooks.c -Lbuild -lavc -lpthread
@@ -222,6 +235,11 @@ for prog in fwhooks fwhooks-asan; do
 		{ cat "$tmp/$prog.out" "$tmp/$prog.err"; echo "$prog failed; server log:"; cat "$tmp/fwhooks-server.log"; exit 1; }
 	echo "$prog (optional firmware callbacks): $(tail -1 "$tmp/$prog.out")"
 done
+env -u AVC_SERVER_URI LD_LIBRARY_PATH=build timeout 300 valgrind --quiet --error-exitcode=99 \
+	--leak-check=no --suppressions=scripts/valgrind-go.supp \
+	"$tmp/fwhooks" "coap://$coap" "$http" "$tmp/fw.img" >"$tmp/fwhooks-vg.out" 2>"$tmp/fwhooks-vg.err" ||
+	{ cat "$tmp/fwhooks-vg.out" "$tmp/fwhooks-vg.err"; echo "fwhooks failed under valgrind; server log:"; cat "$tmp/fwhooks-server.log"; exit 1; }
+echo "fwhooks under valgrind: $(tail -1 "$tmp/fwhooks-vg.out")"
 
 # User agreements: capi/testdata/leagree.c accepts the download and the
 # install from its status handler while the server runs a FOTA (pull over
