@@ -82,7 +82,7 @@ func TestFirmwareCodesDocumented(t *testing.T) {
 // is the one the Node binding sends.
 func TestObjectsXMLKey(t *testing.T) {
 	for f, want := range map[string]string{
-		"../ABI.md":                    `"` + abi.ConfigObjectsXML + `"`,
+		"../ABI.md":                   `"` + abi.ConfigObjectsXML + `"`,
 		"../../bindings/node/core.js": "json." + abi.ConfigObjectsXML + " = ",
 	} {
 		b, err := os.ReadFile(f)
@@ -101,7 +101,7 @@ func TestObjectsXMLKey(t *testing.T) {
 func TestFirmwareKey(t *testing.T) {
 	for f, want := range map[string]string{
 		"../ABI.md":                      `"` + abi.ConfigFirmware + `": true`,
-		"../../bindings/node/core.js":   "json." + abi.ConfigFirmware + " = true",
+		"../../bindings/node/core.js":    "json." + abi.ConfigFirmware + " = true",
 		"../../bindings/node/index.d.ts": fmt.Sprintf("ABI_VERSION: %d", abi.Version),
 	} {
 		b, err := os.ReadFile(f)
