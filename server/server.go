@@ -98,6 +98,9 @@ type Config struct {
 	Bootstrap map[string]BootstrapConfig
 }
 
+// udpReadBuffer is the receive buffer the server asks for its CoAP socket.
+const udpReadBuffer = 4 << 20
+
 // Server is avc's embedded LwM2M 1.1 server: a registration interface on
 // CoAP over UDP, device management operations and observations on
 // registered clients, an event stream and an optional HTTP JSON API.
@@ -234,6 +237,13 @@ func (s *Server) Start(ctx context.Context) error {
 		}
 	}
 
+	// A burst of registrations (a fleet starting at once) must not
+	// overflow the kernel's default receive buffer, or each lost one
+	// waits for its CoAP retransmission (2-3 s). Best effort: the kernel
+	// caps it at net.core.rmem_max.
+	if err := pc.(*net.UDPConn).SetReadBuffer(udpReadBuffer); err != nil {
+		s.log.Debug("cannot enlarge the coap receive buffer", "err", err)
+	}
 	s.udpConn = coapnet.NewUDPConn("udp", pc.(*net.UDPConn), coapnet.WithErrors(s.coapError))
 	s.coap = udp.NewServer(
 		options.WithMux(s.coapHandler()),
