@@ -171,9 +171,15 @@ func (s *Server) apiRead(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	s.answerRead(w, r, func(ctx context.Context, ep string) (*Response, error) { return s.Read(ctx, ep, p, accept) })
+}
+
+// answerRead runs read (Read, ReadComposite) for the request's client
+// within the operation timeout and answers with its records.
+func (s *Server) answerRead(w http.ResponseWriter, r *http.Request, read func(context.Context, string) (*Response, error)) {
 	ctx, cancel := s.opContext(r)
 	defer cancel()
-	resp, err := s.Read(ctx, r.PathValue("ep"), p, accept)
+	resp, err := read(ctx, r.PathValue("ep"))
 	if err != nil {
 		s.apiError(w, err)
 		return

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"net/http"
 	"strings"
 
@@ -114,19 +115,9 @@ func (s *Server) apiReadComposite(w http.ResponseWriter, r *http.Request) {
 		}
 		paths = append(paths, p)
 	}
-	ctx, cancel := s.opContext(r)
-	defer cancel()
-	resp, err := s.ReadComposite(ctx, r.PathValue("ep"), paths, format)
-	if err != nil {
-		s.apiError(w, err)
-		return
-	}
-	out, err := toReadJSON(resp)
-	if err != nil {
-		s.apiError(w, err)
-		return
-	}
-	s.writeJSON(w, http.StatusOK, out)
+	s.answerRead(w, r, func(ctx context.Context, ep string) (*Response, error) {
+		return s.ReadComposite(ctx, ep, paths, format)
+	})
 }
 
 // apiWriteComposite: POST /api/clients/{ep}/write-composite with
