@@ -298,7 +298,7 @@ avc_result_t avc_poll_event(avc_event_t* ev, int timeout_ms);
  * Sets a value that the host keeps up to date: the battery level (/3/0/9),
  * free memory (/3/0/10), an error code (/3/0/11/N), a Connectivity
  * Monitoring value (/4/0/...), a location (/6/0/...), or a resource of an
- * object defined with avc_object_define_xml.
+ * object defined with avc_object_define or avc_object_define_xml.
  *
  * [in] path   the LwM2M path of a resource ("/3/0/9") or, for a multiple
  *             resource, of one of its instances ("/3/0/11/1"). Must not be
