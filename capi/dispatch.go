@@ -28,6 +28,7 @@ type statusEvent struct {
 	fw       *agent.FirmwareStatus
 	comm     *commEvent // set: communication information for the CommInfo handlers
 	sessReq  *int32     // set: le_avc_SessionRequest_t for the session request handler
+	run      func()     // set: a call to make on the dispatcher (object callbacks, objects.go)
 }
 
 // commEvent is one communication-information report.
@@ -105,6 +106,11 @@ func dispatchLoop(ready chan<- struct{}) {
 			ev := disp.queue[0]
 			disp.queue[0] = statusEvent{}
 			disp.queue = disp.queue[1:]
+			if ev.run != nil {
+				disp.mu.Unlock()
+				runSafely(ev.run)
+				continue
+			}
 			if ev.fw != nil {
 				disp.mu.Unlock()
 				deliverFirmwareSafely(ev.fw)
@@ -191,6 +197,16 @@ func emitSessionRequest(request int32) {
 		return
 	}
 	enqueue(statusEvent{sessReq: &request})
+}
+
+// runSafely calls fn with a recovered panic.
+func runSafely(fn func()) {
+	defer func() {
+		if r := recover(); r != nil {
+			logger.Error("recovered panic in dispatcher", "panic", fmt.Sprint(r))
+		}
+	}()
+	fn()
 }
 
 // deliverFirmwareSafely is deliverFirmware with a recovered panic.

@@ -589,6 +589,7 @@ func (r *runner) run() {
 		if ev.Kind == agent.EventFirmware && ev.Firmware != nil {
 			emitFirmware(*ev.Firmware)
 		}
+		objectEvent(a, running, ev)
 	}
 	err := <-errc
 	up := ctlUp()

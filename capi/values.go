@@ -182,7 +182,22 @@ func detachValues(a *agent.Agent) {
 // replacing earlier definitions with the same IDs. A nil document removes
 // every definition.
 func defineObjects(xml []byte, clear bool) error {
-	err := defineObjectsConfig(xml, clear)
+	if clear {
+		return defineObjectDefs("avc_object_define_xml", nil, true)
+	}
+	defs, err := lwm2m.ParseObjectXML(xml)
+	if err != nil {
+		return errorf(rcFormat, "avc_object_define_xml: %v", err)
+	}
+	return defineObjectDefs("avc_object_define_xml", defs, false)
+}
+
+// defineObjectDefs is the path avc_object_define_xml and avc_object_define
+// share once they have object definitions: it checks them (checkObjectDefs,
+// then an engine built with them), merges them into the configuration of
+// the next session and remakes the runner. fn names the caller in errors.
+func defineObjectDefs(fn string, defs []lwm2m.ObjectDef, clear bool) error {
+	err := defineObjectsConfig(fn, defs, clear)
 	if err == nil && !inFirmwareHandler() {
 		// The runner is made anew with the objects (session.go).
 		_, _ = ensureRunner()
@@ -190,7 +205,7 @@ func defineObjects(xml []byte, clear bool) error {
 	return err
 }
 
-func defineObjectsConfig(xml []byte, clear bool) error {
+func defineObjectsConfig(fn string, defs []lwm2m.ObjectDef, clear bool) error {
 	if clear {
 		core.mu.Lock()
 		core.objects = nil
@@ -198,9 +213,8 @@ func defineObjectsConfig(xml []byte, clear bool) error {
 		core.mu.Unlock()
 		return nil
 	}
-	defs, err := lwm2m.ParseObjectXML(xml)
-	if err != nil {
-		return errorf(rcFormat, "avc_object_define_xml: %v", err)
+	if err := checkObjectDefs(defs); err != nil {
+		return errorf(rcFormat, "%s: %v", fn, err)
 	}
 	core.mu.Lock()
 	defer core.mu.Unlock()
@@ -218,7 +232,7 @@ func defineObjectsConfig(xml []byte, clear bool) error {
 	}
 	// An engine with these objects must be possible (no built-in IDs).
 	if _, err := agent.NewEngine(probeConfig(merged), nil); err != nil {
-		return errorf(rcBadParameter, "avc_object_define_xml: %s", strings.ReplaceAll(err.Error(), "\n", "; "))
+		return errorf(rcBadParameter, "%s: %s", fn, strings.ReplaceAll(err.Error(), "\n", "; "))
 	}
 	core.objects = merged
 	core.gen++

@@ -298,7 +298,7 @@ avc_result_t avc_poll_event(avc_event_t* ev, int timeout_ms);
  * Sets a value that the host keeps up to date: the battery level (/3/0/9),
  * free memory (/3/0/10), an error code (/3/0/11/N), a Connectivity
  * Monitoring value (/4/0/...), a location (/6/0/...), or a resource of an
- * object defined with avc_object_define_xml.
+ * object defined with avc_object_define or avc_object_define_xml.
  *
  * [in] path   the LwM2M path of a resource ("/3/0/9") or, for a multiple
  *             resource, of one of its instances ("/3/0/11/1"). Must not be
@@ -365,8 +365,8 @@ avc_result_t avc_set_value(const char* path, const char* value);
  * the start; instances of a multiple-instance object appear when
  * avc_set_value sets a value in them. The engine keeps the values of these
  * objects: the host sets them with avc_set_value, the server reads and
- * writes them. Server writes and executes are not reported through the
- * le_avc status API (it has no status for them).
+ * writes them. Server writes and executes are reported to the callbacks
+ * of avc_object_set_handlers.
  *
  * @return
  *  - AVC_OK                 defined for the next session.
@@ -380,6 +380,116 @@ avc_result_t avc_set_value(const char* path, const char* value);
  */
 #ifndef AVC_NO_PROTOTYPES
 avc_result_t avc_object_define_xml(const char* xml, size_t len);
+#endif
+
+/* Resource data types of avc_resource_def_t.type (LwM2M Core TS 1.1
+ * Appendix C). AVC_TYPE_NONE is for executable resources. */
+typedef enum {
+    AVC_TYPE_NONE = 0,
+    AVC_TYPE_STRING = 1,
+    AVC_TYPE_INTEGER = 2,
+    AVC_TYPE_UNSIGNED = 3,
+    AVC_TYPE_FLOAT = 4,
+    AVC_TYPE_BOOLEAN = 5,
+    AVC_TYPE_OPAQUE = 6,
+    AVC_TYPE_TIME = 7,
+    AVC_TYPE_OBJLNK = 8,
+    AVC_TYPE_CORELNK = 9
+} avc_resource_type_t;
+
+/* Bits of avc_resource_def_t.operations. A resource is readable and/or
+ * writable (with a type other than AVC_TYPE_NONE), or executable alone
+ * (with AVC_TYPE_NONE), or has no operation. */
+#define AVC_OP_READ 0x1u
+#define AVC_OP_WRITE 0x2u
+#define AVC_OP_EXECUTE 0x4u
+
+/* One resource of an avc_object_def_t: the <Item> of a registry document. */
+typedef struct {
+    uint16_t id;           /* resource ID, 0..65534 */
+    const char* name;      /* may be NULL */
+    int type;              /* an avc_resource_type_t */
+    unsigned operations;   /* AVC_OP_* bits */
+    int multiple;          /* non-zero: a multiple-instance resource */
+    int mandatory;         /* non-zero: mandatory */
+} avc_resource_def_t;
+
+/* One object for avc_object_define: the <Object> of a registry document. */
+typedef struct {
+    uint16_t id;                         /* object ID, 0..65534 */
+    const char* name;                    /* may be NULL */
+    const char* version;                 /* "1.0" form; NULL or "" means "1.0" */
+    int multiple;                        /* non-zero: a multiple-instance object */
+    int mandatory;                       /* non-zero: mandatory */
+    const avc_resource_def_t* resources; /* resource_count elements; NULL if 0 */
+    size_t resource_count;               /* at most 65535 */
+} avc_object_def_t;
+
+/*
+ * Defines objects field by field: what avc_object_define_xml does with a
+ * registry document, without the XML. The definitions are checked and
+ * merged exactly as avc_object_define_xml does (same rules, same result
+ * codes, one code path), and libavc copies what it needs: the arrays and
+ * strings may be freed when the call returns.
+ *
+ * [in] defs  n object definitions. NULL together with n 0 removes every
+ *            definition made so far (as avc_object_define_xml(NULL, 0)).
+ * [in] n     how many, 1 to 1024.
+ *
+ * @return
+ *  - AVC_OK                 defined for the next session.
+ *  - AVC_ERR_FORMAT         a definition is malformed: an ID over 65534, a
+ *                           resource defined twice, an unknown type or
+ *                           operations bit, an executable resource with a
+ *                           type, a readable or writable one without, a
+ *                           version not of the form "1.0". Nothing is
+ *                           defined; avc_last_error() says what.
+ *  - AVC_ERR_BAD_PARAMETER  defs is NULL while n is not 0, n is out of
+ *                           range, resources is NULL while resource_count
+ *                           is not 0, or an object is built in.
+ *  - AVC_ERR_FAULT          internal failure.
+ */
+#ifndef AVC_NO_PROTOTYPES
+avc_result_t avc_object_define(const avc_object_def_t* defs, size_t n);
+#endif
+
+/*
+ * Callbacks for what the server does to the resources of the objects
+ * defined with avc_object_define or avc_object_define_xml (not the
+ * built-in objects). Either may be NULL.
+ *
+ * write    the server wrote path (Write, partial update or
+ *          Write-Composite): a resource ("/3442/0/110"), a resource
+ *          instance ("/3442/0/180/2"), a multiple resource or an
+ *          instance ("/3442/0") when it wrote several values at once.
+ *          value is the value at path in text/plain form (as
+ *          avc_set_value takes it), read from the engine just after the
+ *          write; NULL when path is not a single resource or resource
+ *          instance (le_avc_ReadLwm2mResource reads what it holds). The
+ *          engine keeps the value: the host need not store it.
+ * execute  the server executed the resource at path; args is the Execute
+ *          payload as sent (Core TS 1.1 §5.4.5: "0='on',1"), "" when none.
+ *
+ * Both are called on the thread that calls the le_avc status handlers,
+ * one call at a time, in the order the server's requests were handled,
+ * after the engine answered the server, and never under a libavc lock:
+ * they may call any avc_ or le_avc_ function. The strings are valid for
+ * the call only.
+ */
+typedef struct {
+    void (*write)(void* user, const char* path, const char* value);
+    void (*execute)(void* user, const char* path, const char* args);
+} avc_object_handlers_t;
+
+/*
+ * Sets the object callbacks (the struct is copied) and their user
+ * pointer, replacing earlier ones; NULL removes them. Requests handled
+ * before the call may still be reported to the callbacks set before it.
+ *
+ * @return AVC_OK, or AVC_ERR_FAULT on internal failure.
+ */
+#ifndef AVC_NO_PROTOTYPES
+avc_result_t avc_object_set_handlers(const avc_object_handlers_t* h, void* user);
 #endif
 
 /* ------------------------------------------------------------------------

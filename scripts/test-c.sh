@@ -14,7 +14,10 @@
 # firmware update the server drives (leagree.c, also under
 # AddressSanitizer and valgrind); an eCall-like program blocks the install
 # of one until it unblocks, and the install waits for the 3-minute retry
-# (lecall.c, also under AddressSanitizer and valgrind).
+# (lecall.c, also under AddressSanitizer and valgrind); objects declared
+# field by field are read, written and executed by the server, and the
+# object callbacks report the writes and executes (objects.c, also under
+# AddressSanitizer).
 #
 # lecall takes a little over three minutes: its three runs start first, in
 # the background, and the script waits for them at the end. Each update program
@@ -260,6 +263,19 @@ env -u AVC_SERVER_URI LD_LIBRARY_PATH=build timeout 300 valgrind --quiet --error
 	>"$tmp/leagree-vg.out" 2>"$tmp/leagree-vg.err" ||
 	{ cat "$tmp/leagree-vg.out" "$tmp/leagree-vg.err"; echo "leagree failed under valgrind; server log:"; cat "$tmp/leagree-server.log"; exit 1; }
 echo "leagree under valgrind: $(tail -1 "$tmp/leagree-vg.out")"
+
+# Custom objects declared field by field (avc_object_define) and the
+# object callbacks (avc_object_set_handlers): the server reads, writes and
+# executes; also under AddressSanitizer.
+start_server objects
+cc -std=c99 "${flags[@]}" -fsanitize=address -fno-omit-frame-pointer -g -o "$tmp/objects-asan" \
+	capi/testdata/objects.c -Lbuild -lavc -lpthread
+for prog in objects objects-asan; do
+	env -u AVC_SERVER_URI LD_LIBRARY_PATH=build ASAN_OPTIONS=detect_leaks=0 timeout 120 \
+		"$tmp/$prog" "coap://$coap" "$http" >"$tmp/$prog.out" 2>"$tmp/$prog.err" ||
+		{ cat "$tmp/$prog.out" "$tmp/$prog.err"; echo "$prog failed; server log:"; cat "$tmp/objects-server.log"; exit 1; }
+	echo "$prog (objects field by field, write and execute callbacks): $(tail -1 "$tmp/$prog.out")"
+done
 
 # Install blocking: wait for the lecall runs, started first.
 echo "lecall: waiting (running for $((SECONDS - lecall_start)) s)"

@@ -135,17 +135,98 @@ export function normalizeConfig(config = {}) {
 }
 
 /**
- * Converts custom object definitions (OMA LwM2M registry XML documents, as
- * strings or UTF-8 bytes) to the strings of the avc_init "objects_xml" key.
+ * Converts custom object definitions to the strings of the avc_init
+ * "objects_xml" key. Each element is an OMA LwM2M registry XML document (a
+ * string or UTF-8 bytes) or an object declared field by field, {id, name,
+ * version, multiple, mandatory, resources: [{id, name, type, operations,
+ * multiple, mandatory}]}, which becomes such a document (objectXML): the
+ * engine checks both the same way.
  */
 export function normalizeObjects(objects) {
   if (objects === undefined || objects === null) return [];
-  if (!Array.isArray(objects)) throw new TypeError('objects must be an array of OMA registry XML documents (strings or Uint8Array)');
+  if (!Array.isArray(objects)) {
+    throw new TypeError('objects must be an array of OMA registry XML documents (strings or Uint8Array) or object definitions');
+  }
   return objects.map((doc, i) => {
     if (typeof doc === 'string') return doc;
     if (doc instanceof Uint8Array) return decoder.decode(doc);
-    throw new TypeError(`objects[${i}] must be a string or a Uint8Array, not ${typeof doc}`);
+    if (typeof doc === 'object' && doc !== null && !Array.isArray(doc)) return objectXML(doc, `objects[${i}]`);
+    throw new TypeError(`objects[${i}] must be a string, a Uint8Array or an object definition, not ${typeof doc}`);
   });
+}
+
+/** The resource types of an object definition: registry names, and the aliases 'unsigned' and 'none'. */
+const RESOURCE_TYPES = new Map([
+  ['string', 'String'], ['integer', 'Integer'], ['unsigned integer', 'Unsigned Integer'], ['unsigned', 'Unsigned Integer'],
+  ['float', 'Float'], ['boolean', 'Boolean'], ['opaque', 'Opaque'], ['time', 'Time'], ['objlnk', 'Objlnk'],
+  ['corelnk', 'Corelnk'], ['none', ''], ['', ''],
+]);
+
+/** The operations of a resource definition, as the registry writes them. */
+const RESOURCE_OPERATIONS = new Set(['', 'R', 'W', 'RW', 'E']);
+
+/** Escapes text for XML character data and attribute values. */
+function xmlEscape(text) {
+  return text.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&apos;' })[c]);
+}
+
+function defID(v, what) {
+  if (typeof v !== 'number' || !Number.isInteger(v)) throw new TypeError(`${what} must be an integer, not ${typeof v}`);
+  if (v < 0 || v > 65535) throw new RangeError(`${what} ${v} is out of range (0..65535)`);
+  return String(v);
+}
+
+function defText(v, what, fallback = '') {
+  if (v === undefined || v === null) return fallback;
+  if (typeof v !== 'string') throw new TypeError(`${what} must be a string, not ${typeof v}`);
+  return v;
+}
+
+function defFlag(v, what) {
+  if (v === undefined || v === null) return false;
+  if (typeof v !== 'boolean') throw new TypeError(`${what} must be a boolean, not ${typeof v}`);
+  return v;
+}
+
+/**
+ * Writes an object declared field by field as an OMA registry XML document
+ * (<LWM2M><Object>…</Object></LWM2M>, LWM2M.xsd), every text escaped.
+ * JavaScript types are checked here (TypeError, RangeError); what the
+ * values mean (a resource defined twice, an executable resource with a
+ * type, a built-in object) the engine checks, as for any document.
+ * @param {object} def {id, name?, version?, multiple?, mandatory?, resources?}
+ * @param {string} [what] how errors name def
+ */
+export function objectXML(def, what = 'object') {
+  if (typeof def !== 'object' || def === null) throw new TypeError(`${what} must be an object definition`);
+  const id = defID(def.id, `${what}.id`);
+  const name = defText(def.name, `${what}.name`);
+  const version = defText(def.version, `${what}.version`, '1.0');
+  const multiple = defFlag(def.multiple, `${what}.multiple`);
+  const mandatory = defFlag(def.mandatory, `${what}.mandatory`);
+  const resources = def.resources ?? [];
+  if (!Array.isArray(resources)) throw new TypeError(`${what}.resources must be an array`);
+  const items = resources.map((r, j) => {
+    const rw = `${what}.resources[${j}]`;
+    if (typeof r !== 'object' || r === null || Array.isArray(r)) throw new TypeError(`${rw} must be a resource definition`);
+    const rid = defID(r.id, `${rw}.id`);
+    const rname = defText(r.name, `${rw}.name`);
+    const typeName = defText(r.type, `${rw}.type`, 'none').toLowerCase();
+    if (!RESOURCE_TYPES.has(typeName)) {
+      throw new RangeError(`${rw}.type ${JSON.stringify(r.type)}: want one of ${[...RESOURCE_TYPES.keys()].filter(Boolean).join(', ')}`);
+    }
+    const ops = defText(r.operations, `${rw}.operations`).toUpperCase();
+    if (!RESOURCE_OPERATIONS.has(ops)) throw new RangeError(`${rw}.operations ${JSON.stringify(r.operations)}: want 'R', 'W', 'RW', 'E' or ''`);
+    return `<Item ID="${rid}"><Name>${xmlEscape(rname)}</Name><Operations>${ops}</Operations>` +
+      `<MultipleInstances>${defFlag(r.multiple, `${rw}.multiple`) ? 'Multiple' : 'Single'}</MultipleInstances>` +
+      `<Mandatory>${defFlag(r.mandatory, `${rw}.mandatory`) ? 'Mandatory' : 'Optional'}</Mandatory>` +
+      `<Type>${RESOURCE_TYPES.get(typeName)}</Type></Item>`;
+  });
+  return '<?xml version="1.0" encoding="utf-8"?>\n<LWM2M><Object ObjectType="MODefinition">' +
+    `<Name>${xmlEscape(name)}</Name><ObjectID>${id}</ObjectID><ObjectVersion>${xmlEscape(version)}</ObjectVersion>` +
+    `<MultipleInstances>${multiple ? 'Multiple' : 'Single'}</MultipleInstances>` +
+    `<Mandatory>${mandatory ? 'Mandatory' : 'Optional'}</Mandatory>` +
+    `<Resources>${items.join('')}</Resources></Object></LWM2M>\n`;
 }
 
 /**
@@ -457,8 +538,9 @@ export class Module {
    * `firmware` option) it enables firmware update ("firmware": true).
    * @param {object} config AVC_* names (or camelCase) and values
    * @param {Uint8Array} [state] the data of the last "store" event
-   * @param {Array<string|Uint8Array>} [objects] custom object definitions,
-   *   OMA registry XML documents (the "objects_xml" key of wasm/ABI.md)
+   * @param {Array<string|Uint8Array|object>} [objects] custom object
+   *   definitions: OMA registry XML documents or objects declared field by
+   *   field (normalizeObjects; the "objects_xml" key of wasm/ABI.md)
    * @param {{control?: boolean}} [options] control: update control, the
    *   le_avc personality (the "control" key of wasm/ABI.md)
    */

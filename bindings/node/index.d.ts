@@ -175,6 +175,68 @@ export declare function setCommand(path: string, value: SetValue): SetCommand;
  */
 export type ObjectXML = string | Uint8Array;
 
+/**
+ * A resource's data type: the OMA registry's names (any case), 'unsigned'
+ * for 'unsigned integer', and 'none' (or '') for executable resources.
+ */
+export type ResourceType =
+  | 'string' | 'integer' | 'unsigned integer' | 'unsigned' | 'float' | 'boolean'
+  | 'opaque' | 'time' | 'objlnk' | 'corelnk' | 'none' | '';
+
+/** The operations a resource allows, as the registry writes them: readable and/or writable, executable, or none. */
+export type ResourceOperations = 'R' | 'W' | 'RW' | 'E' | '';
+
+/** One resource of an ObjectDef (an <Item> of a registry document). */
+export interface ResourceDef {
+  /** Resource ID, 0..65534. */
+  id: number;
+  name?: string;
+  /** Default 'none': a readable or writable resource needs a type, an executable one has none. */
+  type?: ResourceType;
+  /** Default '' (no operation). */
+  operations?: ResourceOperations;
+  /** A multiple-instance resource; default false. */
+  multiple?: boolean;
+  /** Default false. */
+  mandatory?: boolean;
+}
+
+/**
+ * A custom object declared field by field (the <Object> of a registry
+ * document). It becomes a registry XML document (objectXML) and is checked
+ * by the engine as one: a resource defined twice, an executable resource
+ * with a type or a readable one without, or a built-in object ID is
+ * refused with AvcError 'AVC_BAD_INPUT'.
+ */
+export interface ObjectDef {
+  /** Object ID, 0..65534. */
+  id: number;
+  name?: string;
+  /** Object version, "1.0" form; default "1.0". */
+  version?: string;
+  /** A multiple-instance object; default false. */
+  multiple?: boolean;
+  /** Default false. */
+  mandatory?: boolean;
+  resources?: readonly ResourceDef[];
+}
+
+/** A custom object definition: a registry XML document or an object declared field by field. */
+export type ObjectDefinition = ObjectXML | ObjectDef;
+
+/**
+ * Writes an ObjectDef as an OMA registry XML document, every text escaped.
+ * @param what how errors name def (default 'object')
+ * @throws TypeError, RangeError for a field of the wrong JavaScript type or range (IDs 0..65535, an unknown type or operations)
+ */
+export declare function objectXML(def: ObjectDef, what?: string): string;
+
+/**
+ * The "objects_xml" strings of a list of definitions.
+ * @throws TypeError, RangeError as objectXML, or when objects is not an array of definitions
+ */
+export declare function normalizeObjects(objects?: readonly ObjectDefinition[] | null): string[];
+
 /** Kinds of AgentEvent. */
 export type EventKind =
   | 'registered'
@@ -382,7 +444,7 @@ export declare class Module {
    * @throws AvcError 'AVC_BAD_INPUT' (every problem in the message; an objects document that does not parse), 'AVC_DUPLICATE'
    * @throws TypeError when objects is not an array of strings and Uint8Arrays
    */
-  init(config: Config, state?: Uint8Array, objects?: readonly ObjectXML[], options?: { control?: boolean }): void;
+  init(config: Config, state?: Uint8Array, objects?: readonly ObjectDefinition[], options?: { control?: boolean }): void;
   /**
    * avc_command.
    * @param cmd 'start', 'stop', 'update', {cmd: ...}, or a set (see setCommand)
@@ -453,13 +515,14 @@ export interface AgentOptions {
   config: Config;
   /**
    * Custom objects beyond the built-in /0, /1, /3, /4, /6 and /7: OMA LwM2M
-   * registry XML documents. A later definition of an object ID replaces an
+   * registry XML documents or objects declared field by field (ObjectDef),
+   * in any mix. A later definition of an object ID replaces an
    * earlier one. A single-instance object has instance 0 from the start;
    * instances of a multiple-instance object appear when set() puts a value
    * in them. The server reads and writes their values; its writes and
    * executes arrive as 'write' and 'execute' events.
    */
-  objects?: readonly ObjectXML[];
+  objects?: readonly ObjectDefinition[];
   /** Receives the engine's log records at AVC_LOG_LEVEL and above; e.g. console. Default: discard. */
   logger?: Logger;
   /**

@@ -23,6 +23,7 @@ import {
   levelMethod,
   normalizeConfig,
   normalizeObjects,
+  objectXML,
   serverPeer,
   isSecure,
   setCommand,
@@ -30,7 +31,7 @@ import {
 } from './core.js';
 
 // The host-independent half (core.js) is shared with bindings/browser.
-export { ABI_VERSION, AvcError, CONFIG_NAMES, FirmwareCode, ResultCode, normalizeConfig, setCommand };
+export { ABI_VERSION, AvcError, CONFIG_NAMES, FirmwareCode, ResultCode, normalizeConfig, normalizeObjects, objectXML, setCommand };
 
 /** Name of the persistent state file under AVC_STATE_DIR (same as the native driver's). */
 export const STATE_FILE = 'agent-state.json';
@@ -187,7 +188,9 @@ export class Agent extends EventEmitter {
    * @param {object} options
    * @param {string|URL|Uint8Array|ArrayBuffer|WebAssembly.Module} [options.wasm] default: $AVC_WASM, else avc.wasm next to this file
    * @param {object} options.config AVC_* names or camelCase (serverUri, endpoint, lifetime, stateDir, logLevel, ...)
-   * @param {Array<string|Uint8Array>} [options.objects] custom objects: OMA LwM2M registry XML documents
+   * @param {Array<string|Uint8Array|object>} [options.objects] custom objects: OMA LwM2M registry XML
+   *   documents or objects declared field by field ({id, name, version, multiple, mandatory,
+   *   resources: [{id, name, type, operations, multiple, mandatory}]}; see index.d.ts ObjectDef)
    * @param {{debug?: Function, info?: Function, warn?: Function, error?: Function}} [options.logger] e.g. console
    * @param {object} [options.firmware] firmware update (Object 5): a handler
    *   object with synchronous methods open(uri, offset), write(bytes),

@@ -22,6 +22,10 @@ snake_case forms: ``server_uri``), from the environment or
 - Firmware update (Object 5): subclass :class:`FirmwareHandler` for the
   device's storage and :func:`install_firmware_handler` before the session
   starts; :func:`set_firmware_status_handler` reports progress.
+- Custom objects: declare them with :func:`define_objects` (field by
+  field: :class:`ObjectDef`, :class:`ResourceDef`) or
+  :func:`define_objects_xml` (OMA registry XML); :func:`set_object_handler`
+  hears the server's writes and executes on them.
 - Do not fork after importing (use multiprocessing's "spawn" start method):
   the Go runtime inside libavc does not survive fork.
 """
@@ -47,6 +51,15 @@ from ._core import (
     start_session,
     stop_session,
     version,
+)
+from ._objects import (
+    ObjectDef,
+    ObjectHandler,
+    Operations,
+    ResourceDef,
+    ResourceType,
+    define_objects,
+    set_object_handler,
 )
 from . import _control
 from ._control import (
@@ -168,6 +181,11 @@ __all__ = [
     "LogLevel",
     "NotFoundError",
     "NotPermittedError",
+    "ObjectDef",
+    "ObjectHandler",
+    "Operations",
+    "ResourceDef",
+    "ResourceType",
     "Result",
     "Session",
     "Status",
@@ -177,6 +195,7 @@ __all__ = [
     "UpdateResult",
     "add_status_handler",
     "configure",
+    "define_objects",
     "define_objects_xml",
     "enable_polling",
     "get_config",
@@ -190,6 +209,7 @@ __all__ = [
     "set_config",
     "set_firmware_status_handler",
     "set_firmware_trusted_key",
+    "set_object_handler",
     "set_value",
     "start_session",
     "stop_session",

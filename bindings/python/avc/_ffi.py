@@ -38,10 +38,15 @@ __all__ = [
     "FW_SYNC_FN",
     "FW_VERSION_MAX",
     "LOG_FN",
+    "OBJECT_EXECUTE_FN",
+    "OBJECT_WRITE_FN",
     "COMM_INFO_HANDLER_FN",
     "SESSION_REQUEST_HANDLER_FN",
     "STATUS_HANDLER_FN",
     "AvcEvent",
+    "AvcObjectDef",
+    "AvcObjectHandlers",
+    "AvcResourceDef",
     "AvcFwCoapTxParams",
     "AvcFwHandlers",
     "AvcFwPackage",
@@ -196,6 +201,45 @@ COMM_INFO_HANDLER_FN = ctypes.CFUNCTYPE(None, ctypes.c_uint8, ctypes.c_char_p, c
 #: ``avc_log_fn``: (user, level, msg).
 LOG_FN = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_int, ctypes.c_char_p)
 
+
+class AvcResourceDef(ctypes.Structure):
+    """``avc_resource_def_t`` (avc.h)."""
+
+    _fields_ = [
+        ("id", ctypes.c_uint16),
+        ("name", ctypes.c_char_p),
+        ("type", ctypes.c_int),
+        ("operations", ctypes.c_uint),
+        ("multiple", ctypes.c_int),
+        ("mandatory", ctypes.c_int),
+    ]
+
+
+class AvcObjectDef(ctypes.Structure):
+    """``avc_object_def_t`` (avc.h)."""
+
+    _fields_ = [
+        ("id", ctypes.c_uint16),
+        ("name", ctypes.c_char_p),
+        ("version", ctypes.c_char_p),
+        ("multiple", ctypes.c_int),
+        ("mandatory", ctypes.c_int),
+        ("resources", ctypes.POINTER(AvcResourceDef)),
+        ("resource_count", ctypes.c_size_t),
+    ]
+
+
+#: ``avc_object_handlers_t.write``: (user, path, value or NULL).
+OBJECT_WRITE_FN = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_char_p, ctypes.c_char_p)
+#: ``avc_object_handlers_t.execute``: (user, path, args).
+OBJECT_EXECUTE_FN = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_char_p, ctypes.c_char_p)
+
+
+class AvcObjectHandlers(ctypes.Structure):
+    """``avc_object_handlers_t`` (avc.h)."""
+
+    _fields_ = [("write", OBJECT_WRITE_FN), ("execute", OBJECT_EXECUTE_FN)]
+
 _c_int = ctypes.c_int
 _c_char_p = ctypes.c_char_p
 _c_void_p = ctypes.c_void_p
@@ -264,6 +308,8 @@ SIGNATURES: dict[str, tuple[list[Any], Any]] = {
     "avc_poll_event": ([ctypes.POINTER(AvcEvent), _c_int], _c_int),
     "avc_set_value": ([_c_char_p, _c_char_p], _c_int),
     "avc_object_define_xml": ([_c_char_p, _c_size_t], _c_int),
+    "avc_object_define": ([ctypes.POINTER(AvcObjectDef), _c_size_t], _c_int),
+    "avc_object_set_handlers": ([ctypes.POINTER(AvcObjectHandlers), _c_void_p], _c_int),
     "avc_send": ([ctypes.POINTER(_c_char_p), _c_size_t], _c_int),
     "avc_fw_install": ([ctypes.POINTER(AvcFwHandlers), _c_void_p], _c_int),
     "avc_storage_set": ([ctypes.POINTER(AvcStorage), _c_void_p], _c_int),
