@@ -11,6 +11,7 @@ import type {
   Logger,
   Module as NodeModule,
   ModuleOptions as NodeModuleOptions,
+  ObjectDefinition,
   ObjectXML,
   SetValue,
   StopOptions,
@@ -25,7 +26,7 @@ export {
   normalizeConfig,
   setCommand,
 } from '../node/index.js';
-export type { AgentEvent, AgentEvents, Config, FirmwareHandler, Logger, ObjectXML, SetValue, StopOptions } from '../node/index.js';
+export type { AgentEvent, AgentEvents, Config, FirmwareHandler, Logger, ObjectDefinition, ObjectXML, SetValue, StopOptions } from '../node/index.js';
 
 /** Where avc.wasm comes from: a URL to fetch, a fetched Response, its bytes, or the compiled module. */
 export type WasmSource = string | URL | Response | ArrayBuffer | Uint8Array | WebAssembly.Module;
@@ -94,8 +95,8 @@ export interface AgentOptions {
   wasm?: WasmSource;
   /** Default: memoryStorage(). */
   storage?: AgentStorage;
-  /** Custom objects (OMA LwM2M registry XML), as in the Node binding. */
-  objects?: readonly ObjectXML[];
+  /** Custom objects, registry XML or declared field by field, as in the Node binding. */
+  objects?: readonly ObjectDefinition[];
   /** Firmware update (Object 5), as in the Node binding; packages come only from the relayed server. */
   firmware?: FirmwareHandler;
   /** Receives the engine's log records; e.g. console. */
