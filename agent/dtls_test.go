@@ -82,14 +82,30 @@ func TestAgentOverDTLS(t *testing.T) {
 			actx, stop := context.WithCancel(ctx)
 			done := make(chan error, 1)
 			go func() { done <- a.Run(actx) }()
+			registered := make(chan struct{})
 			go func() {
-				for range a.Events() {
+				for ev := range a.Events() {
+					if ev.Kind == agent.EventRegistered {
+						select {
+						case <-registered:
+						default:
+							close(registered)
+						}
+					}
 				}
 			}()
 
 			ev, err := server.WaitEvent(ctx, events, cfg.Endpoint, server.EventRegistered)
 			if err != nil {
 				t.Fatal(err)
+			}
+			// The server reports the registration before its 2.01 reaches
+			// the agent; stopping before the agent has it would only drop
+			// the attempt (nothing to de-register yet, see CmdStop).
+			select {
+			case <-registered:
+			case <-ctx.Done():
+				t.Fatal("the agent did not report its registration")
 			}
 			if got, want := ev.Addr.String(), a.LocalAddr().String(); got != want {
 				t.Errorf("registered from %s, want the agent's DTLS socket %s", got, want)
