@@ -453,3 +453,58 @@ func TestFaultyNetwork(t *testing.T) {
 		}
 	}
 }
+
+// TestStopWhileRegistering: a stop while the Register is in flight waits
+// for its answer and De-registers the registration the server made, so
+// none is left behind; a server that refuses leaves nothing to undo; a
+// start before the answer keeps that Register.
+func TestStopWhileRegistering(t *testing.T) {
+	for _, tc := range []struct {
+		name           string
+		refuse         bool
+		wantDeregister int
+	}{
+		{name: "server takes it", wantDeregister: 1},
+		{name: "server refuses", refuse: true},
+		{name: "started again before the answer"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := newSim(t, agent.Config{Endpoint: "quit", Lifetime: time.Hour}, 1, agenttest.Faults{})
+			if tc.refuse {
+				s.Server.RegisterCode = codes.Forbidden
+			}
+			if err := s.Do(agent.CmdStart{}); err != nil {
+				t.Fatal(err)
+			}
+			// The Register is queued, not yet answered: stop now.
+			if err := s.Do(agent.CmdStop{}); err != nil {
+				t.Fatal(err)
+			}
+			if tc.name == "started again before the answer" {
+				if err := s.Do(agent.CmdStart{}); err != nil {
+					t.Fatal(err)
+				}
+				if _, ok := s.WaitEvent(agent.EventRegistered, time.Minute); !ok {
+					t.Fatalf("the Register in flight did not complete; events %v", s.Events)
+				}
+				if n := len(s.Server.Registers); n != 1 {
+					t.Fatalf("%d Registers, want the one in flight only", n)
+				}
+				return
+			}
+			if _, ok := s.WaitEvent(agent.EventDeregistered, time.Minute); !ok {
+				t.Fatalf("no deregistered event; events %v", s.Events)
+			}
+			if n := len(s.Server.Deregisters); n != tc.wantDeregister {
+				t.Errorf("%d De-registers, want %d", n, tc.wantDeregister)
+			}
+			if len(s.EventsOf(agent.EventRegistered)) != 0 {
+				t.Error("a registered event for a stopped session")
+			}
+			s.RunFor(time.Hour)
+			if n := len(s.Server.Registers); n != 1 {
+				t.Errorf("%d Registers after the stop, want 1", n)
+			}
+		})
+	}
+}
