@@ -427,6 +427,19 @@ func (p *natProxy) rebind(t *testing.T) *net.UDPAddr {
 	return out.LocalAddr().(*net.UDPAddr)
 }
 
+// natRig starts what the NAT tests share: a DTLS server that counts its
+// handshakes, a subscription to its events and the NAT stand-in in front
+// of it; the context ends with the test (30 s at most).
+func natRig(t *testing.T) (context.Context, *server.Server, *atomic.Int32, <-chan server.Event, *natProxy) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	t.Cleanup(cancel)
+	srv, asked := startDTLSServer(t, ctx)
+	events, unsubscribe := srv.Subscribe()
+	t.Cleanup(unsubscribe)
+	return ctx, srv, asked, events, startNAT(t, srv.CoAPSAddr())
+}
+
 // runBehindNAT runs an agent registering as ep over DTLS-PSK through nat
 // with srv, and returns once both sides have the registration; the agent
 // stops when the test ends.
@@ -476,12 +489,7 @@ func runBehindNAT(t *testing.T, ctx context.Context, srv *server.Server, events 
 // the new port, the server answers there, and there is no new handshake
 // and no new registration.
 func TestAgentDTLSNATRebinding(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	srv, asked := startDTLSServer(t, ctx)
-	events, unsubscribe := srv.Subscribe()
-	defer unsubscribe()
-	nat := startNAT(t, srv.CoAPSAddr())
+	ctx, srv, asked, events, nat := natRig(t)
 
 	a := runBehindNAT(t, ctx, srv, events, nat, "nat-1")
 	if n := asked.Load(); n != 1 {
@@ -514,12 +522,7 @@ func TestAgentDTLSNATRebinding(t *testing.T) {
 // sent (a Read request, which a plaintext CoAP stack would answer again
 // from its duplicate cache), both go unanswered; the session carries on.
 func TestAgentDTLSDropsInjectedAndReplayed(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	srv, asked := startDTLSServer(t, ctx)
-	events, unsubscribe := srv.Subscribe()
-	defer unsubscribe()
-	nat := startNAT(t, srv.CoAPSAddr())
+	ctx, srv, asked, events, nat := natRig(t)
 	runBehindNAT(t, ctx, srv, events, nat, "inject-1")
 	before := len(nat.sentToAgent())
 	if _, err := srv.Read(ctx, "inject-1", lwm2m.P(3, 0, 0), lwm2m.FormatText); err != nil {
@@ -558,12 +561,7 @@ func TestAgentDTLSDropsInjectedAndReplayed(t *testing.T) {
 // completes within one handshake timeout, with no second session: the
 // server is asked for the key once.
 func TestAgentDTLSHandshakeRetransmission(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	srv, asked := startDTLSServer(t, ctx)
-	events, unsubscribe := srv.Subscribe()
-	defer unsubscribe()
-	nat := startNAT(t, srv.CoAPSAddr())
+	ctx, srv, asked, events, nat := natRig(t)
 	nat.dropAgent.Store(2)
 	start := time.Now()
 	runBehindNAT(t, ctx, srv, events, nat, "retransmit-1")
