@@ -17,7 +17,9 @@
 # (lecall.c, also under AddressSanitizer and valgrind); objects declared
 # field by field are read, written and executed by the server, and the
 # object callbacks report the writes and executes (objects.c, also under
-# AddressSanitizer).
+# AddressSanitizer and valgrind). The thread stress test (stress.c) runs
+# plain and under AddressSanitizer only: under valgrind, which runs one
+# thread at a time, it cannot finish its rounds before its own watchdog.
 #
 # lecall takes a little over three minutes: its three runs start first, in
 # the background, and the script waits for them at the end. Each update program
@@ -266,7 +268,7 @@ echo "leagree under valgrind: $(tail -1 "$tmp/leagree-vg.out")"
 
 # Custom objects declared field by field (avc_object_define) and the
 # object callbacks (avc_object_set_handlers): the server reads, writes and
-# executes; also under AddressSanitizer.
+# executes; also under AddressSanitizer and valgrind.
 start_server objects
 cc -std=c99 "${flags[@]}" -fsanitize=address -fno-omit-frame-pointer -g -o "$tmp/objects-asan" \
 	capi/testdata/objects.c -Lbuild -lavc -lpthread
@@ -276,6 +278,11 @@ for prog in objects objects-asan; do
 		{ cat "$tmp/$prog.out" "$tmp/$prog.err"; echo "$prog failed; server log:"; cat "$tmp/objects-server.log"; exit 1; }
 	echo "$prog (objects field by field, write and execute callbacks): $(tail -1 "$tmp/$prog.out")"
 done
+env -u AVC_SERVER_URI LD_LIBRARY_PATH=build timeout 300 valgrind --quiet --error-exitcode=99 \
+	--leak-check=no --suppressions=scripts/valgrind-go.supp \
+	"$tmp/objects" "coap://$coap" "$http" >"$tmp/objects-vg.out" 2>"$tmp/objects-vg.err" ||
+	{ cat "$tmp/objects-vg.out" "$tmp/objects-vg.err"; echo "objects failed under valgrind; server log:"; cat "$tmp/objects-server.log"; exit 1; }
+echo "objects under valgrind: $(tail -1 "$tmp/objects-vg.out")"
 
 # Install blocking: wait for the lecall runs, started first.
 echo "lecall: waiting (running for $((SECONDS - lecall_start)) s)"
