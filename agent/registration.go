@@ -60,9 +60,6 @@ type registration struct {
 	wantUpdat   bool      // an update is due once the current exchange ends
 	wantDisable bool      // /1/0/4 was executed; act once answered
 	disabled    bool      // de-registering for /1/0/4 Disable
-	// quitting: stopped while a Register was in flight; its answer ends
-	// the session (a De-register when the server took it).
-	quitting bool
 
 	// Bootstrap (bootstrap.go).
 	wantBoot    bool      // bootstrap before the next Register (fallback, trigger)
@@ -80,13 +77,6 @@ func (r *registration) start(now time.Time) error {
 	}
 	r.started = true
 	r.failures = 0
-	if r.quitting && r.state == regRegistering {
-		// Started again before the answer to the Register in flight:
-		// that Register goes on.
-		r.quitting = false
-		r.e.startExtras(now)
-		return nil
-	}
 	r.register(now)
 	r.e.startExtras(now)
 	return nil
@@ -103,11 +93,6 @@ func (r *registration) stop(now time.Time) error {
 	switch r.state {
 	case regRegistered, regUpdating:
 		r.deregister(now)
-	case regRegistering:
-		// The server may already have taken the Register: wait for its
-		// answer, then De-register if it did (register's callback), so
-		// no registration is left behind until its lifetime runs out.
-		r.quitting = true
 	default:
 		r.cancelExchanges()
 		r.reset()
@@ -153,9 +138,7 @@ func bindingQuery(b string) []string {
 
 // busy reports whether an exchange that must finish before the driver
 // exits (a De-register) is in flight.
-func (r *registration) busy() bool {
-	return r.state == regDeregistering || (r.quitting && r.state == regRegistering)
-}
+func (r *registration) busy() bool { return r.state == regDeregistering }
 
 func (r *registration) reset() {
 	r.e.obs.clearPeer(r.peer())
@@ -164,7 +147,6 @@ func (r *registration) reset() {
 	r.updateAt, r.retryAt, r.bsDeadline = time.Time{}, time.Time{}, time.Time{}
 	r.wantUpdat = false
 	r.wantBootNow, r.bsFinished = false, false
-	r.quitting = false
 }
 
 // links is the registration payload: the object list in link format,
@@ -231,11 +213,6 @@ func (r *registration) register(now time.Time) {
 		if r.state != regRegistering {
 			return
 		}
-		if r.quitting {
-			r.quitting = false
-			r.quitAfterRegister(now, resp)
-			return
-		}
 		if resp == nil || resp.Code != codes.Created {
 			r.registerFailed(now, resp)
 			return
@@ -265,23 +242,6 @@ func (r *registration) register(now time.Time) {
 		r.e.snd.flush(now)
 		r.afterExchange(now)
 	})
-}
-
-// quitAfterRegister ends a session stopped while its Register was in
-// flight, once the answer (resp, nil for none) is in: a registration the
-// server made is De-registered, otherwise the stop completes at once.
-func (r *registration) quitAfterRegister(now time.Time, resp *message.Message) {
-	if resp != nil && resp.Code == codes.Created && len(stringOpts(resp, message.LocationPath)) > 0 {
-		r.location = "/" + strings.Join(stringOpts(resp, message.LocationPath), "/")
-		r.state = regRegistered
-		r.deregister(now)
-		return
-	}
-	r.reset()
-	r.event(Event{Kind: EventDeregistered})
-	if !r.extra {
-		r.e.ctl.stopped(now)
-	}
 }
 
 func (r *registration) registerFailed(now time.Time, resp *message.Message) {
