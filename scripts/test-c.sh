@@ -18,8 +18,9 @@
 # field by field are read, written and executed by the server, and the
 # object callbacks report the writes and executes (objects.c, also under
 # AddressSanitizer and valgrind). The thread stress test (stress.c) runs
-# plain and under AddressSanitizer only: under valgrind, which runs one
-# thread at a time, it cannot finish its rounds before its own watchdog.
+# plain and under AddressSanitizer only: under valgrind it drives the Go
+# runtime through syscalls (fstat, sendto, read, ...) whose buffers live in
+# Go memory Memcheck does not track, a report for each.
 #
 # lecall takes a little over three minutes: its three runs start first, in
 # the background, and the script waits for them at the end. Each update program
