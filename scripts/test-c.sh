@@ -17,10 +17,7 @@
 # (lecall.c, also under AddressSanitizer and valgrind); objects declared
 # field by field are read, written and executed by the server, and the
 # object callbacks report the writes and executes (objects.c, also under
-# AddressSanitizer and valgrind). The thread stress test (stress.c) runs
-# plain and under AddressSanitizer only: under valgrind it drives the Go
-# runtime through syscalls (fstat, sendto, read, ...) whose buffers live in
-# Go memory Memcheck does not track, a report for each.
+# AddressSanitizer and valgrind); the thread stress test (stress.c) too.
 #
 # lecall takes a little over three minutes: its three runs start first, in
 # the background, and the script waits for them at the end. Each update program
@@ -197,12 +194,12 @@ echo "lestore: $(tail -1 "$tmp/lestore.out"), also under AddressSanitizer"
 # allocator); scripts/valgrind-go.supp silences errors whose innermost
 # frame is in libavc.so, so what is checked is the C side: the programs
 # and the header glue they compile.
-for prog in misuse fwmisuse lecontrol lestore; do
+for prog in misuse stress fwmisuse lecontrol lestore; do
 	env -u AVC_SERVER_URI -u AVC_STATE_DIR LD_LIBRARY_PATH=build timeout 300 valgrind --quiet --error-exitcode=99 \
 		--leak-check=no --suppressions=scripts/valgrind-go.supp "$tmp/$prog" >"$tmp/$prog-vg.out" 2>"$tmp/$prog-vg.err" ||
 		{ cat "$tmp/$prog-vg.out" "$tmp/$prog-vg.err"; echo "$prog failed under valgrind"; exit 1; }
 done
-echo "valgrind: misuse, fwmisuse, lecontrol and lestore run clean under Memcheck"
+echo "valgrind: misuse, stress, fwmisuse, lecontrol and lestore run clean under Memcheck"
 
 # A full firmware update: capi/testdata/fota.c's RAM-flash handler against
 # `avc server` with a signed package, pulled over CoAP from the server's
