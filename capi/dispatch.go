@@ -148,6 +148,16 @@ func deliver(ref uintptr, ev statusEvent) {
 		disp.mu.Unlock()
 		return
 	}
+	callOut(ref, func() {
+		C.avc_call_status_(h.fn, C.int32_t(ev.status), C.int32_t(ev.total), C.int32_t(ev.progress), h.ctx)
+	})
+}
+
+// callOut runs call, a call into a C handler ref looked up under
+// disp.mu, which it must hold: ref is marked as being called (so that
+// removing it waits), the lock is released for the call, and a panic in
+// it is recovered and logged.
+func callOut(ref uintptr, call func()) {
 	disp.calling = ref
 	disp.mu.Unlock()
 	defer func() {
@@ -155,11 +165,8 @@ func deliver(ref uintptr, ev statusEvent) {
 		disp.calling = 0
 		disp.idle.Broadcast()
 		disp.mu.Unlock()
-		if r := recover(); r != nil {
-			logger.Error("recovered panic in dispatcher", "panic", fmt.Sprint(r))
-		}
 	}()
-	C.avc_call_status_(h.fn, C.int32_t(ev.status), C.int32_t(ev.total), C.int32_t(ev.progress), h.ctx)
+	runSafely(call)
 }
 
 // deliverSessionRequest calls the session request handler ref, unless it
@@ -171,18 +178,7 @@ func deliverSessionRequest(ref uintptr, request int32) {
 		disp.mu.Unlock()
 		return
 	}
-	disp.calling = ref
-	disp.mu.Unlock()
-	defer func() {
-		disp.mu.Lock()
-		disp.calling = 0
-		disp.idle.Broadcast()
-		disp.mu.Unlock()
-		if r := recover(); r != nil {
-			logger.Error("recovered panic in dispatcher", "panic", fmt.Sprint(r))
-		}
-	}()
-	C.avc_call_session_request_(h.fn, C.int32_t(request), h.ctx)
+	callOut(ref, func() { C.avc_call_session_request_(h.fn, C.int32_t(request), h.ctx) })
 }
 
 // emitSessionRequest asks the session request handler to open
@@ -210,14 +206,7 @@ func runSafely(fn func()) {
 }
 
 // deliverFirmwareSafely is deliverFirmware with a recovered panic.
-func deliverFirmwareSafely(st *agent.FirmwareStatus) {
-	defer func() {
-		if r := recover(); r != nil {
-			logger.Error("recovered panic in dispatcher", "panic", fmt.Sprint(r))
-		}
-	}()
-	deliverFirmware(st)
-}
+func deliverFirmwareSafely(st *agent.FirmwareStatus) { runSafely(func() { deliverFirmware(st) }) }
 
 // deliverComm calls the CommInfo handlers refs with ev, skipping those
 // removed meanwhile. The string is a C copy freed after the last call.
@@ -235,18 +224,7 @@ func deliverComm(refs []uintptr, ev *commEvent) {
 				disp.mu.Unlock()
 				return
 			}
-			disp.calling = ref
-			disp.mu.Unlock()
-			defer func() {
-				disp.mu.Lock()
-				disp.calling = 0
-				disp.idle.Broadcast()
-				disp.mu.Unlock()
-				if r := recover(); r != nil {
-					logger.Error("recovered panic in dispatcher", "panic", fmt.Sprint(r))
-				}
-			}()
-			C.avc_call_comm_info_(h.fn, C.uint8_t(ev.code), cs, h.ctx)
+			callOut(ref, func() { C.avc_call_comm_info_(h.fn, C.uint8_t(ev.code), cs, h.ctx) })
 		}()
 	}
 }
