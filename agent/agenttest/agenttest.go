@@ -504,12 +504,21 @@ func (sv *Server) receive(b []byte) {
 // client, with the interval capped at 32 s) or 5 minutes of virtual time
 // pass. opts are added as they are.
 func (sv *Server) Request(code codes.Code, path string, payload []byte, opts ...message.Option) *message.Message {
-	s := sv.sim
 	sv.mid++
 	sv.tok++
-	var tok [8]byte
-	binary.BigEndian.PutUint64(tok[:], sv.tok^0xa5a5)
-	m := &message.Message{Type: message.Confirmable, Code: code, MessageID: int32(sv.mid), Token: tok[:], Options: make(message.Options, 0, 8), Payload: payload}
+	return sv.sim.request(sv.peer, sv.mid, sv.tok^0xa5a5, sv.responses, code, path, payload, opts)
+}
+
+// request sends a confirmable request from peer with message ID mid and
+// token tok, and runs the simulation until responses holds its answer
+// (retransmitting like a CoAP client, the interval doubling up to 32 s)
+// or 5 minutes of virtual time pass (nil). Server and BootstrapServer
+// share it.
+func (s *Sim) request(peer string, mid uint16, tok uint64, responses map[string]*message.Message,
+	code codes.Code, path string, payload []byte, opts []message.Option) *message.Message {
+	var t [8]byte
+	binary.BigEndian.PutUint64(t[:], tok)
+	m := &message.Message{Type: message.Confirmable, Code: code, MessageID: int32(mid), Token: t[:], Options: make(message.Options, 0, 8), Payload: payload}
 	for _, seg := range strings.Split(strings.Trim(path, "/"), "/") {
 		if seg != "" {
 			m.Options = m.Options.Add(message.Option{ID: message.URIPath, Value: []byte(seg)})
@@ -519,14 +528,14 @@ func (sv *Server) Request(code codes.Code, path string, payload []byte, opts ...
 		m.Options = m.Options.Add(o)
 	}
 	wire := encodeMsg(m)
-	key := string(tok[:])
+	key := string(t[:])
 	timeout := agent.AckTimeout
 	deadline := s.Now.Add(5 * time.Minute)
 	for s.Now.Before(deadline) {
-		s.sendPeer(sv.peer, true, wire)
-		s.RunUntil(s.Now.Add(timeout), func() bool { return sv.responses[key] != nil })
-		if r := sv.responses[key]; r != nil {
-			delete(sv.responses, key)
+		s.sendPeer(peer, true, wire)
+		s.RunUntil(s.Now.Add(timeout), func() bool { return responses[key] != nil })
+		if r := responses[key]; r != nil {
+			delete(responses, key)
 			return r
 		}
 		timeout = min(2*timeout, 32*time.Second)

@@ -1,14 +1,11 @@
 package agenttest
 
 import (
-	"encoding/binary"
-	"strings"
 	"time"
 
 	"github.com/plgd-dev/go-coap/v3/message"
 	"github.com/plgd-dev/go-coap/v3/message/codes"
 
-	"github.com/avc-agent/avc/agent"
 	"github.com/avc-agent/avc/lwm2m"
 	"github.com/avc-agent/avc/lwm2m/tlv"
 )
@@ -92,34 +89,9 @@ func (b *BootstrapServer) AwaitRequest(timeout time.Duration) bool {
 // server and runs the simulation until the response arrives
 // (retransmitting like a CoAP client) or 5 minutes pass (nil).
 func (b *BootstrapServer) Request(code codes.Code, path string, payload []byte, opts ...message.Option) *message.Message {
-	s := b.sim
 	b.mid++
 	b.tok++
-	var tok [8]byte
-	binary.BigEndian.PutUint64(tok[:], b.tok^0xb5b5)
-	m := &message.Message{Type: message.Confirmable, Code: code, MessageID: int32(b.mid), Token: tok[:], Options: make(message.Options, 0, 8), Payload: payload}
-	for _, seg := range strings.Split(strings.Trim(path, "/"), "/") {
-		if seg != "" {
-			m.Options = m.Options.Add(message.Option{ID: message.URIPath, Value: []byte(seg)})
-		}
-	}
-	for _, o := range opts {
-		m.Options = m.Options.Add(o)
-	}
-	wire := encodeMsg(m)
-	key := string(tok[:])
-	timeout := agent.AckTimeout
-	deadline := s.Now.Add(5 * time.Minute)
-	for s.Now.Before(deadline) {
-		s.sendPeer(b.peer, true, wire)
-		s.RunUntil(s.Now.Add(timeout), func() bool { return b.responses[key] != nil })
-		if r := b.responses[key]; r != nil {
-			delete(b.responses, key)
-			return r
-		}
-		timeout = min(2*timeout, 32*time.Second)
-	}
-	return nil
+	return b.sim.request(b.peer, b.mid, b.tok^0xb5b5, b.responses, code, path, payload, opts)
 }
 
 // Write sends a Bootstrap-Write of recs at path in TLV and returns the
