@@ -455,30 +455,7 @@ func runBehindNAT(t *testing.T, ctx context.Context, srv *server.Server, events 
 	if err != nil {
 		t.Fatal(err)
 	}
-	actx, stop := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- a.Run(actx) }()
-	registered := make(chan struct{})
-	go func() {
-		for ev := range a.Events() {
-			if ev.Kind == agent.EventRegistered {
-				select {
-				case <-registered:
-				default:
-					close(registered)
-				}
-			}
-		}
-	}()
-	t.Cleanup(func() { stop(); <-done })
-	if _, err := server.WaitEvent(ctx, events, ep, server.EventRegistered); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case <-registered:
-	case <-ctx.Done():
-		t.Fatal("the agent did not report its registration")
-	}
+	agenttest.RunRegistered(t, ctx, a, events, ep)
 	return a
 }
 

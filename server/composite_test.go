@@ -15,6 +15,7 @@ import (
 	"github.com/plgd-dev/go-coap/v3/message/codes"
 
 	"github.com/avc-agent/avc/agent"
+	"github.com/avc-agent/avc/agent/agenttest"
 	"github.com/avc-agent/avc/lwm2m"
 	"github.com/avc-agent/avc/server"
 )
@@ -39,30 +40,7 @@ func startSensorAgent(t *testing.T, s *server.Server, ep string) *agent.Agent {
 	if err != nil {
 		t.Fatal(err)
 	}
-	actx, stop := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- a.Run(actx) }()
-	registered := make(chan struct{})
-	go func() {
-		for ev := range a.Events() {
-			if ev.Kind == agent.EventRegistered {
-				select {
-				case <-registered:
-				default:
-					close(registered)
-				}
-			}
-		}
-	}()
-	t.Cleanup(func() { stop(); <-done })
-	if _, err := server.WaitEvent(ctx, events, ep, server.EventRegistered); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case <-registered:
-	case <-ctx.Done():
-		t.Fatal("the agent did not see its registration")
-	}
+	agenttest.RunRegistered(t, ctx, a, events, ep)
 	return a
 }
 
