@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"net/url"
@@ -218,6 +219,26 @@ func (e *Engine) pullFrom(peer string) bool {
 			if from(in.dl) {
 				return true
 			}
+		}
+	}
+	return false
+}
+
+// pullResponse reports whether b is a response (or empty ACK/RST would
+// not count: those carry no token) to the request a CoAP pull from peer
+// has in flight, by its header and token alone, before decoding.
+func (e *Engine) pullResponse(peer string, b []byte) bool {
+	if len(b) < 4 || b[1]>>5 < 2 { // a request, or an empty message
+		return false
+	}
+	tkl := int(b[0] & 0x0f)
+	if tkl == 0 || tkl > 8 || len(b) < 4+tkl {
+		return false
+	}
+	tok := b[4 : 4+tkl]
+	for _, d := range e.downloads() {
+		if p := d.pull; p != nil && !p.http && p.peer == peer && bytes.Equal(p.token, tok) {
+			return true
 		}
 	}
 	return false

@@ -166,7 +166,10 @@ func (e *Engine) HandleDatagram(now time.Time, peer string, b []byte) {
 	e.stats.count(now, len(b), false)
 	var m *message.Message
 	var err error
-	fromServer := e.isDMPeer(peer) || e.fromBootstrap(peer)
+	// A pull's response counts as the server's only when it is not one:
+	// the DM server may also be the file server (avc server's /fw/), and
+	// its blocks must not make every observation be evaluated.
+	fromServer := (e.isDMPeer(peer) || e.fromBootstrap(peer)) && !e.pullResponse(peer, b)
 	if fromServer {
 		m, err = decode(b)
 	} else {
@@ -183,7 +186,7 @@ func (e *Engine) HandleDatagram(now time.Time, peer string, b []byte) {
 		}
 		return
 	}
-	if !e.isDMPeer(peer) && !e.fromBootstrap(peer) {
+	if !fromServer && !e.isDMPeer(peer) && !e.fromBootstrap(peer) {
 		if isRequest(m.Code) || !e.pullFrom(peer) {
 			e.logDebug("drop datagram from unknown peer", "peer", peer)
 			return
