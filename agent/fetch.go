@@ -87,6 +87,9 @@ func (f *fetcher) run(ctx context.Context, r FetchRequest) {
 			ConnectTimeout: r.ConnectTimeout, LowSpeedLimit: r.LowSpeedLimit, LowSpeedTime: r.LowSpeedTime,
 			TLSConfig: tc,
 		}, sink)
+		if werr := sink.drain(); err == nil {
+			err = werr
+		}
 		if fctx.Err() != nil || sink.refused {
 			return // cancelled, or the engine already acted
 		}
@@ -126,23 +129,52 @@ func fetchEnd(err error) FetchEnd {
 	return end
 }
 
+// fetchSink hands a fetch's steps to the driver's loop. Data is double
+// buffered: Write copies the bytes into the buffer the engine is not
+// working on, sends them, and then waits only for the chunk before, so
+// the next read from the network overlaps the engine's verification and
+// storage of this one. An engine error is thus seen one chunk late; the
+// chunk sent meanwhile is refused by the engine too (the fetch is no
+// longer current), and nothing after it is sent.
 type fetchSink struct {
 	f       *fetcher
 	id      uint64
 	ctx     context.Context
 	refused bool
+
+	bufs    [2][]byte
+	dones   [2]chan error
+	next    int        // the buffer Write fills next
+	pending chan error // the result of the chunk in flight, or nil
 }
 
+// send delivers m and waits for the engine's answer.
 func (s *fetchSink) send(m fetchMsg) error {
-	m.id = s.id
+	if err := s.drain(); err != nil {
+		return err
+	}
 	m.done = make(chan error, 1)
+	if err := s.post(m); err != nil {
+		return err
+	}
+	return s.wait(m.done)
+}
+
+// post hands m to the loop without waiting for its answer.
+func (s *fetchSink) post(m fetchMsg) error {
+	m.id = s.id
 	select {
 	case s.f.msgs <- m:
+		return nil
 	case <-s.ctx.Done():
 		return s.ctx.Err()
 	}
+}
+
+// wait returns the engine's answer on done.
+func (s *fetchSink) wait(done chan error) error {
 	select {
-	case err := <-m.done:
+	case err := <-done:
 		if err != nil {
 			s.refused = true
 		}
@@ -152,10 +184,41 @@ func (s *fetchSink) send(m fetchMsg) error {
 	}
 }
 
+// drain waits for the answer to the chunk in flight, if any.
+func (s *fetchSink) drain() error {
+	done := s.pending
+	if done == nil {
+		return nil
+	}
+	s.pending = nil
+	return s.wait(done)
+}
+
 // Start implements httpfetch.Sink.
 func (s *fetchSink) Start(r httpfetch.Response) error {
 	return s.send(fetchMsg{start: &FetchStart{Offset: r.Offset, Total: r.Total, Validator: r.Validator}})
 }
 
-// Write implements httpfetch.Sink.
-func (s *fetchSink) Write(p []byte) error { return s.send(fetchMsg{data: p}) }
+// Write implements httpfetch.Sink. p is only borrowed until Write
+// returns, so it is copied into one of two buffers first.
+func (s *fetchSink) Write(p []byte) error {
+	i := s.next
+	s.next ^= 1
+	if cap(s.bufs[i]) < len(p) {
+		s.bufs[i] = make([]byte, max(len(p), httpfetch.BufferSize))
+		s.dones[i] = make(chan error, 1)
+	}
+	buf := s.bufs[i][:len(p)]
+	copy(buf, p)
+	if err := s.post(fetchMsg{data: buf, done: s.dones[i]}); err != nil {
+		return err
+	}
+	// The chunk before used the other buffer: once it is answered, the
+	// next Write may fill that buffer.
+	prev := s.pending
+	s.pending = s.dones[i]
+	if prev != nil {
+		return s.wait(prev)
+	}
+	return nil
+}

@@ -3,8 +3,8 @@ package agent
 import "time"
 
 // fetchMsg is one step of an HTTP(S) fetch, delivered to the native
-// driver's loop. The fetch goroutine waits for done, so the bytes in data
-// are not reused before the engine has stored them, and an engine error
+// driver's loop. The engine's answer goes to done: the fetch goroutine
+// reuses the bytes in data only after it (fetchSink), and an engine error
 // stops the fetch.
 type fetchMsg struct {
 	id    uint64
