@@ -1,11 +1,11 @@
 package agent
 
 import (
-	"bufio"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"sync"
 )
 
 // WriteFileAtomic replaces the file at path with data so that, whatever
@@ -91,13 +91,27 @@ const partBuffer = 32 << 10
 
 // partFile is a download being written (image.part, package.part): writes
 // gather in a buffer so that a 1 KiB block of a pull costs no system
-// call. Sync and backgroundSync write the buffer out first, so what they
-// make durable is everything written before them. Bytes still in the
-// buffer are lost in a crash like bytes not yet synced, which the
-// checkpoints already allow for.
+// call, and full buffers are written by a goroutine of the partFile's
+// own, so the engine goes on verifying the next bytes meanwhile. Sync and
+// backgroundSync cover everything written before them: they hand the
+// buffer over and wait until the writer has put it in the file. Bytes not
+// yet written are lost in a crash like bytes not yet synced, which the
+// checkpoints already allow for. A failed write is reported by the next
+// Write, Sync or Close.
 type partFile struct {
-	f *os.File
-	w *bufio.Writer
+	f     *os.File
+	buf   []byte      // being filled
+	free  chan []byte // buffers the writer is done with
+	queue chan []byte // full buffers, for the writer
+	done  chan struct{}
+
+	closed bool // by Close: Write and Close fail
+
+	mu      sync.Mutex
+	cond    sync.Cond
+	queued  int64 // bytes handed to the writer
+	written int64 // bytes the writer is done with
+	err     error // the first failed write
 }
 
 // openPart opens name as openResumable does, for buffered writes.
@@ -106,35 +120,129 @@ func openPart(name string, offset int64) (*partFile, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &partFile{f: f, w: bufio.NewWriterSize(f, partBuffer)}, nil
+	p := &partFile{f: f, buf: make([]byte, 0, partBuffer), free: make(chan []byte, 1),
+		queue: make(chan []byte, 1), done: make(chan struct{})}
+	p.cond.L = &p.mu
+	p.free <- make([]byte, 0, partBuffer)
+	go p.write()
+	return p, nil
+}
+
+// write is the writer goroutine.
+func (p *partFile) write() {
+	defer close(p.done)
+	for b := range p.queue {
+		p.mu.Lock()
+		failed := p.err != nil
+		p.mu.Unlock()
+		var err error
+		if !failed {
+			_, err = p.f.Write(b)
+		}
+		p.mu.Lock()
+		if err != nil && p.err == nil {
+			p.err = err
+		}
+		p.written += int64(len(b))
+		p.cond.Broadcast()
+		p.mu.Unlock()
+		p.free <- b[:0]
+	}
+}
+
+// failure returns the first failed write.
+func (p *partFile) failure() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.err
 }
 
 // Write appends b.
 func (p *partFile) Write(b []byte) error {
-	_, err := p.w.Write(b)
-	return err
+	if p.closed {
+		return os.ErrClosed
+	}
+	if err := p.failure(); err != nil {
+		return err
+	}
+	for len(b) > 0 {
+		n := copy(p.buf[len(p.buf):cap(p.buf)], b)
+		p.buf, b = p.buf[:len(p.buf)+n], b[n:]
+		if len(p.buf) == cap(p.buf) {
+			p.handOver()
+		}
+	}
+	return nil
 }
 
-// Sync writes the buffer out and syncs the file.
+// handOver gives the buffer to the writer and takes the other one.
+func (p *partFile) handOver() {
+	if len(p.buf) == 0 {
+		return
+	}
+	p.mu.Lock()
+	p.queued += int64(len(p.buf))
+	p.mu.Unlock()
+	p.queue <- p.buf
+	p.buf = <-p.free
+}
+
+// flush hands the buffer over and returns how many bytes the writer must
+// be done with for everything written so far to be in the file.
+func (p *partFile) flush() int64 {
+	p.handOver()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.queued
+}
+
+// wait waits until the writer is done with n bytes, and returns the first
+// failed write.
+func (p *partFile) wait(n int64) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for p.written < n {
+		p.cond.Wait()
+	}
+	return p.err
+}
+
+// Sync writes everything out and syncs the file.
 func (p *partFile) Sync() error {
-	if err := p.w.Flush(); err != nil {
+	if p.closed {
+		return os.ErrClosed
+	}
+	if err := p.wait(p.flush()); err != nil {
 		return err
 	}
 	return p.f.Sync()
 }
 
-// backgroundSync writes the buffer out now and returns the sync to run,
-// from any goroutine, while writes go on.
+// backgroundSync hands the buffer over now and returns the sync to run,
+// from any goroutine, while writes go on: it waits for those bytes to be
+// written, then syncs the file.
 func (p *partFile) backgroundSync() func() error {
-	if err := p.w.Flush(); err != nil {
-		return func() error { return err }
+	if p.closed {
+		return func() error { return os.ErrClosed }
 	}
-	return p.f.Sync
+	n := p.flush()
+	return func() error {
+		if err := p.wait(n); err != nil {
+			return err
+		}
+		return p.f.Sync()
+	}
 }
 
-// Close writes the buffer out and closes the file.
+// Close writes everything out, stops the writer and closes the file.
 func (p *partFile) Close() error {
-	err := p.w.Flush()
+	if p.closed {
+		return os.ErrClosed
+	}
+	p.closed = true
+	err := p.wait(p.flush())
+	close(p.queue)
+	<-p.done
 	if cerr := p.f.Close(); err == nil {
 		err = cerr
 	}

@@ -2,6 +2,7 @@ package agent
 
 import (
 	"bytes"
+	"errors"
 	"os"
 	"path/filepath"
 	"testing"
@@ -44,11 +45,11 @@ func TestPartFileBuffering(t *testing.T) {
 	write(partBuffer + 5) // more than the buffer: some goes out by itself
 	run := p.backgroundSync()
 	write(10) // after the sync was asked for: not covered
-	if got := onDisk(); !bytes.Equal(got, want[:len(want)-10]) {
-		t.Fatalf("backgroundSync covered %d bytes on disk, want %d", len(got), len(want)-10)
-	}
 	if err := run(); err != nil {
 		t.Fatal(err)
+	}
+	if got := onDisk(); !bytes.Equal(got, want[:len(want)-10]) {
+		t.Fatalf("backgroundSync covered %d bytes on disk, want %d", len(got), len(want)-10)
 	}
 	if err := p.Close(); err != nil {
 		t.Fatal(err)
@@ -70,5 +71,38 @@ func TestPartFileBuffering(t *testing.T) {
 	}
 	if _, err := openPart(name, 5000); err == nil {
 		t.Fatal("resume beyond the stored bytes succeeded")
+	}
+}
+
+// TestPartFileFailures: a write that fails on the writer goroutine is
+// reported by the next Sync (and every call after it), and a closed
+// partFile refuses writes, syncs and a second Close instead of panicking.
+func TestPartFileFailures(t *testing.T) {
+	p, err := openPart(filepath.Join(t.TempDir(), "image.part"), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.f.Close() // the writer's next write fails
+	if err := p.Write(make([]byte, partBuffer+1)); err != nil {
+		t.Fatalf("Write = %v before the writer ran: want the failure later", err)
+	}
+	if err := p.Sync(); err == nil {
+		t.Fatal("Sync after a failed write succeeded")
+	}
+	if err := p.Write([]byte{1}); err == nil {
+		t.Fatal("Write after a failed write succeeded")
+	}
+	if err := p.backgroundSync()(); err == nil {
+		t.Fatal("backgroundSync after a failed write succeeded")
+	}
+	if err := p.Close(); err == nil {
+		t.Fatal("Close after a failed write succeeded")
+	}
+	for name, err := range map[string]error{
+		"Write": p.Write([]byte{1}), "Sync": p.Sync(), "backgroundSync": p.backgroundSync()(), "Close": p.Close(),
+	} {
+		if !errors.Is(err, os.ErrClosed) {
+			t.Errorf("%s after Close = %v, want os.ErrClosed", name, err)
+		}
 	}
 }
