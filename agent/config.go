@@ -47,6 +47,7 @@ const (
 	EnvFWPSKKey      = "AVC_FW_PSK_KEY"           // and its key (hex); default the server's PSK
 	EnvFWConnect     = "AVC_FW_CONNECT_TIMEOUT"   // seconds a pull may take to get its first answer (300)
 	EnvFWLowSpeed    = "AVC_FW_LOW_SPEED"         // "bytes/s,seconds": fail a pull slower than that for that long (100,1000)
+	EnvFWNStart      = "AVC_FW_COAP_NSTART"       // block requests a coap(s) pull keeps in flight, 1..16 (1)
 	// Several DM servers (Config.Servers) and their access control
 	// (Config.AccessControl).
 	EnvServerURIs = "AVC_SERVER_URIS" // further DM servers: "coap://host[:port][;ssid=N][;lifetime=S]", comma-separated
@@ -58,7 +59,7 @@ var ConfigNames = []string{EnvServerURI, EnvEndpoint, EnvLifetime, EnvStateDir, 
 	EnvCertFile, EnvKeyFile, EnvCAFile,
 	EnvBootstrapPSKIdentity, EnvBootstrapPSKKey, EnvBootstrapHoldOff,
 	EnvFWVersion, EnvFWInstallCmd, EnvFWTrustedKeys, EnvFWRequireSig, EnvFWCAFile, EnvFWPSKIdentity, EnvFWPSKKey,
-	EnvFWConnect, EnvFWLowSpeed, EnvServerURIs, EnvACL}
+	EnvFWConnect, EnvFWLowSpeed, EnvFWNStart, EnvServerURIs, EnvACL}
 
 // DefaultLifetime is the registration lifetime used when none is configured
 // (LwM2M's own default for /1/x/1 is 86400 s).
@@ -355,6 +356,12 @@ func (c *Config) Set(name, value string) error {
 		}
 		c.Firmware.LowSpeedLimit, c.Firmware.LowSpeedTime = int64(r), time.Duration(d)*time.Second
 		c.Software.LowSpeedLimit, c.Software.LowSpeedTime = c.Firmware.LowSpeedLimit, c.Firmware.LowSpeedTime
+	case EnvFWNStart:
+		n, err := strconv.ParseUint(strings.TrimSpace(value), 10, 8)
+		if err != nil || n < 1 || n > maxNStart {
+			return bad(fmt.Sprintf("want 1 to %d block requests", maxNStart))
+		}
+		c.Firmware.NStart, c.Software.NStart = int(n), int(n)
 	case EnvServerURIs:
 		srvs, err := parseServerURIs(value)
 		if err != nil {
@@ -443,6 +450,8 @@ func (c *Config) Get(name string) (string, error) {
 	case EnvFWLowSpeed:
 		l := c.Firmware.limits()
 		return fmt.Sprintf("%d,%d", l.lowSpeedLimit, int64(l.lowSpeedTime/time.Second)), nil
+	case EnvFWNStart:
+		return strconv.Itoa(c.Firmware.limits().nstart), nil
 	case EnvServerURIs:
 		return formatServerURIs(c.Servers), nil
 	case EnvACL:

@@ -35,6 +35,12 @@ func TestConfigSet(t *testing.T) {
 		}},
 		{name: "fw low speed one number", key: agent.EnvFWLowSpeed, value: "50", wantErr: true},
 		{name: "fw low speed zero", key: agent.EnvFWLowSpeed, value: "0,10", wantErr: true},
+		{name: "fw coap nstart", key: agent.EnvFWNStart, value: " 4", check: func(c agent.Config) bool {
+			return c.Firmware.NStart == 4 && c.Software.NStart == 4
+		}},
+		{name: "fw coap nstart zero", key: agent.EnvFWNStart, value: "0", wantErr: true},
+		{name: "fw coap nstart too many", key: agent.EnvFWNStart, value: "17", wantErr: true},
+		{name: "fw coap nstart not a number", key: agent.EnvFWNStart, value: "four", wantErr: true},
 		{name: "fw psk key hex", key: agent.EnvFWPSKKey, value: "0a0b", check: func(c agent.Config) bool { return len(c.FirmwarePSKKey) == 2 }},
 		{name: "fw psk key not hex", key: agent.EnvFWPSKKey, value: "xyz", wantErr: true},
 	}

@@ -62,12 +62,16 @@ type dlLimits struct {
 	connect       time.Duration
 	lowSpeedLimit int64
 	lowSpeedTime  time.Duration
+	nstart        int
 }
 
+// maxNStart bounds FirmwareConfig.NStart.
+const maxNStart = 16
+
 // limitsOf applies the defaults of FirmwareConfig and SoftwareConfig:
-// 300 s to connect, 100 B/s over 1000 s.
-func limitsOf(maxSize int64, connect time.Duration, lowLimit int64, lowTime time.Duration) dlLimits {
-	l := dlLimits{maxSize: maxSize, connect: connect, lowSpeedLimit: lowLimit, lowSpeedTime: lowTime}
+// 300 s to connect, 100 B/s over 1000 s, one block request at a time.
+func limitsOf(maxSize int64, connect time.Duration, lowLimit int64, lowTime time.Duration, nstart int) dlLimits {
+	l := dlLimits{maxSize: maxSize, connect: connect, lowSpeedLimit: lowLimit, lowSpeedTime: lowTime, nstart: min(max(nstart, 1), maxNStart)}
 	if l.connect <= 0 {
 		l.connect = 300 * time.Second
 	}
@@ -237,8 +241,17 @@ func (e *Engine) pullResponse(peer string, b []byte) bool {
 	}
 	tok := b[4 : 4+tkl]
 	for _, d := range e.downloads() {
-		if p := d.pull; p != nil && !p.http && p.peer == peer && bytes.Equal(p.token, tok) {
+		p := d.pull
+		if p == nil || p.http || p.peer != peer {
+			continue
+		}
+		if bytes.Equal(p.token, tok) {
 			return true
+		}
+		for _, pb := range p.win {
+			if pb.token == string(tok) {
+				return true
+			}
 		}
 	}
 	return false

@@ -252,6 +252,12 @@ type FirmwareConfig struct {
 	// B/s and 1000 s.
 	LowSpeedLimit int64
 	LowSpeedTime  time.Duration
+	// NStart is how many block requests a coap(s) pull keeps in flight
+	// once the first answer has told the package's size and ETag
+	// (RFC 7252 §4.7 NSTART, RFC 7959 §2.4); zero means 1, one block at
+	// a time. More overlaps the round trips of a fast link; the server
+	// must tolerate that many requests at once.
+	NStart int
 	// CommitAfterProof holds the commit of a new image until the agent
 	// has registered from it (FirmwareCommitter); ProofTimeout (zero: 10
 	// minutes) bounds the wait.
@@ -261,7 +267,7 @@ type FirmwareConfig struct {
 
 // limits returns the pull limits with their defaults.
 func (c *FirmwareConfig) limits() dlLimits {
-	return limitsOf(c.MaxSize, c.ConnectTimeout, c.LowSpeedLimit, c.LowSpeedTime)
+	return limitsOf(c.MaxSize, c.ConnectTimeout, c.LowSpeedLimit, c.LowSpeedTime, c.NStart)
 }
 
 func (c *FirmwareConfig) proofTimeout() time.Duration {

@@ -54,6 +54,22 @@ type dlPull struct {
 	tx         *CoAPTxParams     // coap(s): transmission parameters, nil: defaults
 	reqTimeout time.Duration     // http(s): longest wait for the server, 0: none
 	lastIO     time.Time         // http(s): the request, or the last head or body bytes
+
+	// A pipelined CoAP pull (dlLimits.nstart > 1): the block requests in
+	// flight by number, nil when one block at a time. win holds them from
+	// the block at the current offset on; answers that arrive ahead of
+	// the ones before them wait there.
+	win      map[uint32]*pipeBlock
+	winNext  uint32 // the next block number to ask for
+	lockstep bool   // pipelining was given up for this pull
+}
+
+// pipeBlock is one block request of a pipelined pull.
+type pipeBlock struct {
+	token string
+	data  []byte // the payload, once answered (a copy: decode reuses its buffer)
+	more  bool
+	got   bool
 }
 
 // FetchRequest asks the driver to download URL over HTTP(S), from Offset
@@ -211,7 +227,23 @@ func (p *dlPull) request(now time.Time) {
 	for szx > 0 && d.off%int64(16<<szx) != 0 {
 		szx--
 	}
-	b := BlockOption{Num: uint32(d.off / int64(16<<szx)), SZX: szx}
+	m := p.blockRequest(uint32(d.off/int64(16<<szx)), szx)
+	p.token = m.Token
+	token := string(m.Token)
+	d.e.tr.send(now, p.peer, m, func(now time.Time, resp *message.Message) {
+		if d.pull != p || string(p.token) != token {
+			return // a stale answer of a stopped pull
+		}
+		p.waiting = false
+		p.coapAnswer(now, resp)
+	})
+	p.retime(now, token)
+}
+
+// blockRequest builds the GET of block num of the package in blocks of
+// size szx, with a token of its own.
+func (p *dlPull) blockRequest(num uint32, szx uint8) *message.Message {
+	b := BlockOption{Num: num, SZX: szx}
 	m := &message.Message{Code: codes.GET}
 	for _, seg := range strings.Split(strings.TrimPrefix(p.u.EscapedPath(), "/"), "/") {
 		if seg == "" {
@@ -233,17 +265,8 @@ func (p *dlPull) request(now time.Time) {
 		// RFC 7959 §4: Size2 0 in a request asks for the size.
 		m.Options = addUint(m.Options, message.Size2, 0)
 	}
-	m.Token = d.e.tr.token()
-	p.token = m.Token
-	token := string(m.Token)
-	d.e.tr.send(now, p.peer, m, func(now time.Time, resp *message.Message) {
-		if d.pull != p || string(p.token) != token {
-			return // a stale answer of a stopped pull
-		}
-		p.waiting = false
-		p.coapAnswer(now, resp)
-	})
-	p.retime(now, token)
+	m.Token = p.d.e.tr.token()
+	return m
 }
 
 // coapAnswer handles the response to a block request (nil: timed out).
@@ -319,10 +342,141 @@ func (p *dlPull) coapAnswer(now time.Time, resp *message.Message) {
 		return
 	}
 	if b.More {
-		p.request(now)
+		if !p.pipeline(now) {
+			p.request(now)
+		}
 		return
 	}
 	d.complete(now)
+}
+
+// pipeline starts keeping up to nstart block requests in flight, after
+// an answer that told the package's size and ETag; it reports false when
+// the pull stays one block at a time (nstart 1, size or ETag unknown, an
+// offset off the block grid, or pipelining given up).
+func (p *dlPull) pipeline(now time.Time) bool {
+	d := p.d
+	rec := d.t.record()
+	size := int64(16 << p.szx)
+	if p.lockstep || d.t.limits().nstart < 2 || rec.Total <= 0 || rec.Validator == "" || d.off%size != 0 {
+		return false
+	}
+	p.win = make(map[uint32]*pipeBlock, d.t.limits().nstart)
+	p.winNext = uint32(d.off / size)
+	p.fill(now)
+	return true
+}
+
+// fill sends block requests until nstart are in flight or every block up
+// to the package's size has been asked for.
+func (p *dlPull) fill(now time.Time) {
+	d := p.d
+	size, total, n := int64(16<<p.szx), d.t.record().Total, d.t.limits().nstart
+	for len(p.win) < n && int64(p.winNext)*size < total {
+		num := p.winNext
+		p.winNext++
+		m := p.blockRequest(num, p.szx)
+		pb := &pipeBlock{token: string(m.Token)}
+		p.win[num] = pb
+		d.e.tr.send(now, p.peer, m, func(now time.Time, resp *message.Message) {
+			if d.pull != p || p.win[num] != pb {
+				return // a stale answer
+			}
+			p.pipedAnswer(now, num, pb, resp)
+		})
+		p.retime(now, pb.token)
+	}
+}
+
+// pipedAnswer takes the answer to block request num of a pipelined pull
+// (nil: timed out). Blocks go to storage in order; anything unexpected
+// (an error code, another ETag, a block that does not fit) gives up
+// pipelining for this pull and asks again for the block at the offset one
+// at a time, whose answer then goes through every check of coapAnswer.
+func (p *dlPull) pipedAnswer(now time.Time, num uint32, pb *pipeBlock, resp *message.Message) {
+	d := p.d
+	if resp == nil {
+		p.collapse()
+		p.retry(now, errors.New("no response"))
+		return
+	}
+	more, err := p.checkPiped(num, resp)
+	if err != nil {
+		d.e.logDebug(d.t.label()+" pipelined block refused; one block at a time from here", "block", num, "err", err)
+		p.collapse()
+		p.request(now)
+		return
+	}
+	pb.data, pb.more, pb.got = append([]byte(nil), resp.Payload...), more, true
+	size := int64(16 << p.szx)
+	for {
+		head := uint32(d.off / size)
+		hb, ok := p.win[head]
+		if !ok || !hb.got {
+			break
+		}
+		delete(p.win, head)
+		if r, err := d.data(now, hb.data); err != nil {
+			d.fail(now, r, err)
+			return
+		}
+		p.fails = 0
+		if p.slow(now) {
+			return
+		}
+		if !hb.more {
+			p.collapse()
+			d.complete(now)
+			return
+		}
+	}
+	p.fill(now)
+}
+
+// checkPiped checks the answer to block request num against what the
+// first answer told: 2.05, the same ETag, block num in the pull's size,
+// full blocks before the last, and a last block that ends the package at
+// its size. It returns the block's More flag.
+func (p *dlPull) checkPiped(num uint32, resp *message.Message) (bool, error) {
+	rec := p.d.t.record()
+	if resp.Code != codes.Content {
+		return false, fmt.Errorf("server answered %v", resp.Code)
+	}
+	etag := ""
+	for _, o := range resp.Options {
+		if o.ID == message.ETag {
+			etag = hex.EncodeToString(o.Value)
+			break
+		}
+	}
+	if etag != rec.Validator {
+		return false, fmt.Errorf("ETag %q, the pull started with %q", etag, rec.Validator)
+	}
+	b, has, err := blockOpt(resp, message.Block2)
+	switch {
+	case err != nil || !has:
+		return false, fmt.Errorf("no usable Block2 option (%v)", err)
+	case b.Num != num || b.SZX != p.szx:
+		return false, fmt.Errorf("block %d of size %d, asked for %d of size %d", b.Num, b.Size(), num, 16<<p.szx)
+	}
+	end := b.Offset() + int64(len(resp.Payload))
+	if b.More && (len(resp.Payload) != b.Size() || end >= rec.Total) ||
+		!b.More && (len(resp.Payload) > b.Size() || end != rec.Total) {
+		return false, fmt.Errorf("block %d (%d bytes, more %v) does not fit a package of %d bytes", num, len(resp.Payload), b.More, rec.Total)
+	}
+	return b.More, nil
+}
+
+// collapse forgets the pipelined requests in flight and leaves the pull
+// one block at a time.
+func (p *dlPull) collapse() {
+	for _, pb := range p.win {
+		delete(p.d.e.tr.exchanges, pb.token)
+	}
+	if p.win != nil {
+		p.lockstep = true
+	}
+	p.win = nil
 }
 
 // slow fails the pull when it stayed below the low-speed limit for the
@@ -395,6 +549,7 @@ func (p *dlPull) stop(now time.Time) {
 		delete(e.tr.exchanges, string(p.token))
 	}
 	p.waiting = false
+	p.collapse()
 }
 
 // fetchFor returns the pull a driver's fetch ID belongs to.

@@ -235,13 +235,15 @@ type SoftwareConfig struct {
 	ConnectTimeout time.Duration
 	LowSpeedLimit  int64
 	LowSpeedTime   time.Duration
+	// NStart is FirmwareConfig.NStart for the packages' pulls.
+	NStart int
 	// MaxInstances bounds the instances a server may create; zero means
 	// 16.
 	MaxInstances int
 }
 
 func (c *SoftwareConfig) limits() dlLimits {
-	return limitsOf(c.MaxSize, c.ConnectTimeout, c.LowSpeedLimit, c.LowSpeedTime)
+	return limitsOf(c.MaxSize, c.ConnectTimeout, c.LowSpeedLimit, c.LowSpeedTime, c.NStart)
 }
 
 func (c *SoftwareConfig) maxInstances() int {
