@@ -44,6 +44,7 @@ type fwRow struct {
 	size           int
 	avc, ref       time.Duration // medians
 	growth         int64         // avc peak RSS growth, KiB
+	anon           int64         // its anonymous part (RssAnon), KiB
 	refName, notes string
 	err            error
 }
@@ -147,7 +148,7 @@ func coapRow(ctx context.Context, srv *server.Server, avcBin, serverBin, clientB
 		return d, nil
 	}
 	env := []string{fmt.Sprintf("%s=%d", agent.EnvFWNStart, nstart)}
-	row.avc, row.ref, row.growth, row.err = compare(ctx, srv, avcBin, uri, env, ref)
+	row.avc, row.ref, row.growth, row.anon, row.err = compare(ctx, srv, avcBin, uri, env, ref)
 	return row
 }
 
@@ -174,7 +175,7 @@ func httpRow(ctx context.Context, srv *server.Server, avcBin, curl string, pkg [
 		}
 		return d, nil
 	}
-	row.avc, row.ref, row.growth, row.err = compare(ctx, srv, avcBin, files.URL+"/fw.avc", nil, ref)
+	row.avc, row.ref, row.growth, row.anon, row.err = compare(ctx, srv, avcBin, files.URL+"/fw.avc", nil, ref)
 	return row
 }
 
@@ -271,81 +272,82 @@ func (p *avcPuller) write(v string) error {
 
 // pull has the agent pull uri, then resets Object 5 (an empty Package
 // URI). It returns the time from the Write of /5/0/1 to the State 2
-// notification and the peak RSS growth seen meanwhile (KiB).
-func (p *avcPuller) pull(uri string) (time.Duration, int64, error) {
+// notification and the peak RSS growth seen meanwhile, in all and of
+// anonymous memory (KiB).
+func (p *avcPuller) pull(uri string) (time.Duration, int64, int64, error) {
 	st, err := procStatus(p.cmd.Process.Pid)
 	if err != nil {
-		return 0, 0, err
+		return 0, 0, 0, err
 	}
-	base := st["VmRSS"]
+	base, baseAnon := st["VmRSS"], st["RssAnon"]
 	start := time.Now()
 	if err := p.write(uri); err != nil {
-		return 0, 0, fmt.Errorf("write /5/0/1: %w", err)
+		return 0, 0, 0, fmt.Errorf("write /5/0/1: %w", err)
 	}
 	tick := time.NewTicker(5 * time.Millisecond)
 	defer tick.Stop()
-	peak := base
+	peak, peakAnon := base, baseAnon
 	deadline := time.After(2 * time.Minute)
 	for done := false; !done; {
 		select {
 		case n, ok := <-p.obs.Notifications():
 			if !ok {
-				return 0, 0, errors.New("the observation of /5/0/3 ended")
+				return 0, 0, 0, errors.New("the observation of /5/0/3 ended")
 			}
 			if n.Response != nil && strings.TrimSpace(string(n.Response.Payload)) == "2" {
 				done = true
 			}
 		case <-tick.C:
 			if st, err := procStatus(p.cmd.Process.Pid); err == nil {
-				peak = max(peak, st["VmRSS"])
+				peak, peakAnon = max(peak, st["VmRSS"]), max(peakAnon, st["RssAnon"])
 			}
 		case <-deadline:
-			return 0, 0, fmt.Errorf("the pull did not reach Downloaded within 2 minutes: %s", p.out.String())
+			return 0, 0, 0, fmt.Errorf("the pull did not reach Downloaded within 2 minutes: %s", p.out.String())
 		}
 	}
 	d := time.Since(start)
 	if err := p.write(""); err != nil {
-		return 0, 0, fmt.Errorf("reset: %w", err)
+		return 0, 0, 0, fmt.Errorf("reset: %w", err)
 	}
-	return d, peak - base, nil
+	return d, peak - base, peakAnon - baseAnon, nil
 }
 
 // compare times fwRuns pulls by avc and fwRuns runs of the reference
 // command, alternating so that the machine's drifts hit both alike, and
 // returns the medians and avc's largest RSS growth.
-func compare(ctx context.Context, srv *server.Server, avcBin, uri string, env []string, ref func() (time.Duration, error)) (avc, refMedian time.Duration, growth int64, err error) {
+func compare(ctx context.Context, srv *server.Server, avcBin, uri string, env []string, ref func() (time.Duration, error)) (avc, refMedian time.Duration, growth, anon int64, err error) {
 	p, err := startPuller(ctx, srv, avcBin, env)
 	if err != nil {
-		return 0, 0, 0, err
+		return 0, 0, 0, 0, err
 	}
 	defer p.close()
 	var as, rs []time.Duration
 	for i := 0; i < fwRuns; i++ {
 		r, err := ref()
 		if err != nil {
-			return 0, 0, 0, err
+			return 0, 0, 0, 0, err
 		}
-		a, g, err := p.pull(uri)
+		a, g, ga, err := p.pull(uri)
 		if err != nil {
-			return 0, 0, 0, fmt.Errorf("pull %d: %w", i+1, err)
+			return 0, 0, 0, 0, fmt.Errorf("pull %d: %w", i+1, err)
 		}
-		rs, as, growth = append(rs, r), append(as, a), max(growth, g)
+		rs, as, growth, anon = append(rs, r), append(as, a), max(growth, g), max(anon, ga)
 	}
-	return median(as), median(rs), growth, nil
+	return median(as), median(rs), growth, anon, nil
 }
 
 func renderFirmware(rows []fwRow) string {
 	var b strings.Builder
 	w := func(format string, args ...any) { fmt.Fprintf(&b, format, args...) }
 	w("\n## Firmware pull (Object 5)\n\n")
-	w("avc native (`avc run`, AVC_STATE_DIR: download, verification while storing, checkpoints every 64 KiB with fsync) against a plain file client on the same server in the same run, the two alternating; medians of %d pulls each. avc's time runs from the server's Write of /5/0/1 to the State 2 notification; the reference's from process start to exit. Targets: CoAP ratio ≤ 1.0, HTTP ratio ≤ 1.2, peak RSS growth < 2 MiB whatever the size. \"CoAP pull\" is avc's default, one block request at a time like the reference (NSTART 1); the %s=%d rows keep %d block requests in flight once the first answer has told the size and ETag (RFC 7252 §4.7 lets NSTART be configured, RFC 7959 §2.4 lets a client ask for blocks in parallel). Peak RSS growth is that of the first pull of a fresh process, the program's code first run included.\n\n", fwRuns, agent.EnvFWNStart, benchNStart, benchNStart)
-	w("| pull | package | avc | reference | ratio (avc ÷ ref) | avc peak RSS growth |\n|---|---|---|---|---|---|\n")
+	w("avc native (`avc run`, AVC_STATE_DIR: download, verification while storing, checkpoints every 64 KiB with fsync) against a plain file client on the same server in the same run, the two alternating; medians of %d pulls each. avc's time runs from the server's Write of /5/0/1 to the State 2 notification; the reference's from process start to exit. Targets: CoAP ratio ≤ 1.0, HTTP ratio ≤ 1.2, peak RSS growth < 2 MiB whatever the size. \"CoAP pull\" is avc's default, one block request at a time like the reference (NSTART 1); the %s=%d rows keep %d block requests in flight once the first answer has told the size and ETag (RFC 7252 §4.7 lets NSTART be configured, RFC 7959 §2.4 lets a client ask for blocks in parallel). Peak RSS growth (VmRSS) is the largest over the pulls, the first pull of a fresh process included, so it counts the program's code paged in when first run; peak anonymous growth (RssAnon) is the heap, stacks and buffers alone.\n\n", fwRuns, agent.EnvFWNStart, benchNStart, benchNStart)
+	w("| pull | package | avc | reference | ratio (avc ÷ ref) | avc peak RSS growth | peak anonymous growth |\n|---|---|---|---|---|---|---|\n")
 	for _, r := range rows {
 		if r.err != nil {
-			w("| %s | %s | FAILED: %v | | | |\n", r.name, sizeText(r.size), r.err)
+			w("| %s | %s | FAILED: %v | | | | |\n", r.name, sizeText(r.size), r.err)
 			continue
 		}
-		w("| %s | %s | %.0f ms | %.0f ms (%s) | %.2f | %d KiB |\n", r.name, sizeText(r.size), ms(r.avc), ms(r.ref), r.refName, float64(r.avc)/float64(r.ref), r.growth)
+		w("| %s | %s | %.0f ms | %.0f ms (%s) | %.2f | %d KiB | %d KiB |\n", r.name, sizeText(r.size), ms(r.avc), ms(r.ref), r.refName, float64(r.avc)/float64(r.ref), r.growth, r.anon)
 	}
 	return b.String()
 }
