@@ -192,6 +192,11 @@ type Config struct {
 	// asks for: a power of two from 16 to 1024; zero means
 	// DefaultBlockSize.
 	BlockSize int
+	// ReadTimeout is how long the engine waits for the host to complete
+	// a read of resources declared with lwm2m.ResourceDef.OnRead
+	// (EventReadRequest, CmdReadDone) before it answers the server from
+	// the values it has; zero means DefaultReadTimeout (5 s).
+	ReadTimeout time.Duration
 	// QueueWindow is how long a queue-mode client (Binding "UQ") stays
 	// reachable after each exchange; zero means MaxTransmitWait (93 s).
 	QueueWindow time.Duration
@@ -532,6 +537,9 @@ func (c *Config) Validate() error {
 		if builtinObject(d.ID) {
 			errs = append(errs, fmt.Errorf("%w: object %d is built in", ErrConfig, d.ID))
 		}
+	}
+	if c.ReadTimeout < 0 || c.ReadTimeout > MaxTransmitWait {
+		errs = append(errs, fmt.Errorf("%w: read timeout %v: want 0 (the default) up to %v", ErrConfig, c.ReadTimeout, MaxTransmitWait))
 	}
 	if c.BlockSize != 0 {
 		if _, ok := szxOf(c.BlockSize); !ok {
