@@ -51,6 +51,10 @@ const (
 	// (Config.AccessControl).
 	EnvServerURIs = "AVC_SERVER_URIS" // further DM servers: "coap://host[:port][;ssid=N][;lifetime=S]", comma-separated
 	EnvACL        = "AVC_ACL"         // Access Control /2 instances: "/OBJ/INST [owner=SSID] [SSID=RIGHTS]...", semicolon-separated
+
+	// EnvReadTimeout is Config.ReadTimeout in whole seconds (1..93): how
+	// long a read of on-demand resources waits for the host.
+	EnvReadTimeout = "AVC_READ_TIMEOUT"
 )
 
 // ConfigNames lists the configuration names in a stable order.
@@ -58,7 +62,7 @@ var ConfigNames = []string{EnvServerURI, EnvEndpoint, EnvLifetime, EnvStateDir, 
 	EnvCertFile, EnvKeyFile, EnvCAFile,
 	EnvBootstrapPSKIdentity, EnvBootstrapPSKKey, EnvBootstrapHoldOff,
 	EnvFWVersion, EnvFWInstallCmd, EnvFWTrustedKeys, EnvFWRequireSig, EnvFWCAFile, EnvFWPSKIdentity, EnvFWPSKKey,
-	EnvFWConnect, EnvFWLowSpeed, EnvServerURIs, EnvACL}
+	EnvFWConnect, EnvFWLowSpeed, EnvServerURIs, EnvACL, EnvReadTimeout}
 
 // DefaultLifetime is the registration lifetime used when none is configured
 // (LwM2M's own default for /1/x/1 is 86400 s).
@@ -344,6 +348,12 @@ func (c *Config) Set(name, value string) error {
 			return bad("want hex")
 		}
 		c.FirmwarePSKKey = k
+	case EnvReadTimeout:
+		n, err := strconv.ParseUint(strings.TrimSpace(value), 10, 32)
+		if err != nil || n == 0 || time.Duration(n)*time.Second > MaxTransmitWait {
+			return bad("want seconds, 1..93")
+		}
+		c.ReadTimeout = time.Duration(n) * time.Second
 	case EnvFWConnect:
 		n, err := strconv.ParseUint(strings.TrimSpace(value), 10, 32)
 		if err != nil || n == 0 {
@@ -443,6 +453,8 @@ func (c *Config) Get(name string) (string, error) {
 			return "(set)", nil
 		}
 		return "", nil
+	case EnvReadTimeout:
+		return strconv.FormatInt(int64(c.readTimeout()/time.Second), 10), nil
 	case EnvFWConnect:
 		return strconv.FormatInt(int64(c.Firmware.limits().connect/time.Second), 10), nil
 	case EnvFWLowSpeed:
