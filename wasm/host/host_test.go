@@ -1059,11 +1059,12 @@ func TestCommandJSON(t *testing.T) {
 		agent.CmdSet{Path: lwm2m.P(3442, 0, 130), Value: lwm2m.Float(-2.5)},
 		agent.CmdSet{Path: lwm2m.P(3, 0, 11, 1)},
 		agent.CmdSend{Paths: []lwm2m.Path{lwm2m.P(3, 0, 9), lwm2m.P(6, 0)}},
+		agent.CmdReadDone{Token: 1 << 40},
 	}
 	want := []agent.Command{
 		cmds[0], cmds[1], cmds[2], cmds[3],
 		agent.CmdSet{Path: lwm2m.P(3442, 0, 130), Value: lwm2m.String("-2.5")},
-		cmds[5], cmds[6],
+		cmds[5], cmds[6], cmds[7],
 	}
 	for i, c := range cmds {
 		b, err := commandJSON(c)

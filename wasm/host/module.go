@@ -153,6 +153,9 @@ func commandJSON(c agent.Command) ([]byte, error) {
 		}
 		return json.Marshal(map[string]any{"cmd": "send", "paths": paths})
 	}
+	if rd, ok := c.(agent.CmdReadDone); ok {
+		return json.Marshal(map[string]any{"cmd": agent.CommandName(c), "token": rd.Token})
+	}
 	set, ok := c.(agent.CmdSet)
 	if !ok {
 		return json.Marshal(map[string]string{"cmd": agent.CommandName(c)})
