@@ -190,7 +190,9 @@ type Config struct {
 	// with instance 0; instances of a multiple-instance object appear
 	// when the host sets a value in them (CmdSet). Their values are kept by the engine: the host sets them,
 	// the server reads and writes them, and writes and executes reach the
-	// host as events.
+	// host as events. A resource declared OnRead has its value given by
+	// the host when a server reads it (EventReadRequest, CmdReadDone;
+	// readcb.go).
 	Objects []lwm2m.ObjectDef
 	// BlockSize is the largest CoAP block (RFC 7959) the engine sends or
 	// asks for: a power of two from 16 to 1024; zero means
@@ -548,6 +550,11 @@ func (c *Config) Validate() error {
 	for _, d := range c.Objects {
 		if builtinObject(d.ID) {
 			errs = append(errs, fmt.Errorf("%w: object %d is built in", ErrConfig, d.ID))
+		}
+		for _, r := range d.Resources {
+			if r.OnRead && r.Operations&lwm2m.OpRead == 0 {
+				errs = append(errs, fmt.Errorf("%w: object %d resource %d: OnRead on a resource that is not readable", ErrConfig, d.ID, r.ID))
+			}
 		}
 	}
 	if c.ReadTimeout < 0 || c.ReadTimeout > MaxTransmitWait {

@@ -381,6 +381,28 @@ func TestReadCallbackNON(t *testing.T) {
 	}
 }
 
+func TestReadCallbackConfig(t *testing.T) {
+	obj := sensorObject()
+	obj.Resources[1].OnRead = true
+	obj.Resources[1].Operations = lwm2m.OpWrite
+	_, err := agent.NewEngine(agent.Config{ServerURI: "coap://x", Endpoint: "e", Objects: []lwm2m.ObjectDef{obj}}, nil)
+	if !errors.Is(err, agent.ErrConfig) || !strings.Contains(err.Error(), "not readable") {
+		t.Errorf("OnRead on a write-only resource = %v, want ErrConfig", err)
+	}
+	var c agent.Config
+	for _, tt := range []struct {
+		value string
+		ok    bool
+	}{{"3", true}, {"0", false}, {"94", false}, {"x", false}} {
+		if err := c.Set(agent.EnvReadTimeout, tt.value); (err == nil) != tt.ok {
+			t.Errorf("Set(%s, %q) = %v", agent.EnvReadTimeout, tt.value, err)
+		}
+	}
+	if v, _ := c.Get(agent.EnvReadTimeout); v != "3" {
+		t.Errorf("Get = %q, want 3", v)
+	}
+}
+
 func TestParseCommandReadDone(t *testing.T) {
 	c, err := agent.ParseCommand([]byte(`{"cmd":"read_done","token":42}`))
 	if err != nil || c != (agent.CmdReadDone{Token: 42}) {
