@@ -18,6 +18,12 @@ import (
 //
 // Use New, then Run in a goroutine; Run registers to the server and serves
 // until its context is cancelled, then de-registers.
+//
+// Read callbacks (resources declared with lwm2m.ResourceDef.OnRead): the
+// host answers each EventReadRequest from Events by setting the values
+// with Do(CmdSet) and then Do(CmdReadDone{Token: ev.Token}); the server
+// gets its answer then, or after Config.ReadTimeout with the values the
+// engine had.
 type Agent struct {
 	cfg    Config
 	engine *Engine

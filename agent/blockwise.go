@@ -294,14 +294,33 @@ func (t *transport) serveRequest(now time.Time, peer string, m *message.Message)
 			return resp
 		}
 	}
+	if t.e.deferRead(now, peer, m, served{ack: ack, b2: b2, has2: has2}) {
+		// The host supplies values first (readcb.go): nil asks handle
+		// for an empty ACK; the response goes separately.
+		return nil
+	}
+	return t.serveWhole(now, peer, m, served{ack: ack, b2: b2, has2: has2})
+}
+
+// served is what serveWhole needs of a request's block options beside
+// the whole request.
+type served struct {
+	ack  *BlockOption // the Block1 option of the response to a final block
+	b2   BlockOption  // the request's Block2 option, when has2
+	has2 bool
+}
+
+// serveWhole has the engine serve a whole (reassembled) request and cuts
+// a large response to GET into Block2 blocks.
+func (t *transport) serveWhole(now time.Time, peer string, m *message.Message, s served) *message.Message {
 	resp := t.e.serve(now, peer, m)
-	if ack != nil {
+	if s.ack != nil {
 		// The response to the final block carries its Block1 option
 		// (RFC 7959 §2.3, figure 7: "2.04 Changed, 1:2/0/128").
-		resp.Options = withBlock(resp.Options, message.Block1, *ack)
+		resp.Options = withBlock(resp.Options, message.Block1, *s.ack)
 	}
-	if isGET {
-		resp = t.block2Response(now, peer, m, resp, b2, has2)
+	if m.Code == codes.GET {
+		resp = t.block2Response(now, peer, m, resp, s.b2, s.has2)
 	}
 	return resp
 }

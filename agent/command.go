@@ -43,11 +43,22 @@ func (CmdStop) command() string   { return "stop" }
 func (CmdUpdate) command() string { return "update" }
 func (CmdSet) command() string    { return "set" }
 
+// CmdReadDone completes the read that EventReadRequest with Token asked
+// for: the host has set the values it names (CmdSet), and the engine now
+// answers the server with its values. It returns ErrBadValue when no
+// read with Token waits (it was completed, or timed out).
+type CmdReadDone struct {
+	Token uint64
+}
+
+func (CmdReadDone) command() string { return "read_done" }
+
 // ParseCommand decodes the JSON form of a command, as the wasm module
 // receives it: {"cmd":"start"}, {"cmd":"stop"}, {"cmd":"update"}, or
 // {"cmd":"set","path":"/3/0/9","value":"50"} (the value in its text/plain
 // form; "type":"none" instead of a value removes a resource instance), or
-// {"cmd":"send","paths":["/3/0/9","/6/0"]}. Update control:
+// {"cmd":"send","paths":["/3/0/9","/6/0"]}, {"cmd":"read_done","token":7}
+// (CmdReadDone). Update control:
 // {"cmd":"accept","what":"download"}, {"cmd":"defer","what":"install",
 // "minutes":30}, {"cmd":"set_agreement","what":"reboot","enable":true},
 // {"cmd":"block_install","ref":1}, {"cmd":"unblock_install","ref":1},
@@ -81,6 +92,7 @@ func ParseCommand(b []byte) (Command, error) {
 		Cred    string   `json:"credential"`
 		Server  uint16   `json:"server"`
 		Data    []byte   `json:"data"`
+		Token   uint64   `json:"token"`
 	}
 	if err := json.Unmarshal(b, &w); err != nil {
 		return nil, fmt.Errorf("agent: parse command: %w", err)
@@ -134,6 +146,8 @@ func ParseCommand(b []byte) (Command, error) {
 			}
 		}
 		return nil, fmt.Errorf("agent: parse command: %w: link phase %q", ErrBadValue, w.Phase)
+	case "read_done":
+		return CmdReadDone{Token: w.Token}, nil
 	case "start":
 		return CmdStart{}, nil
 	case "stop":

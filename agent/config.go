@@ -52,6 +52,10 @@ const (
 	// (Config.AccessControl).
 	EnvServerURIs = "AVC_SERVER_URIS" // further DM servers: "coap://host[:port][;ssid=N][;lifetime=S]", comma-separated
 	EnvACL        = "AVC_ACL"         // Access Control /2 instances: "/OBJ/INST [owner=SSID] [SSID=RIGHTS]...", semicolon-separated
+
+	// EnvReadTimeout is Config.ReadTimeout in whole seconds (1..93): how
+	// long a read of on-demand resources waits for the host.
+	EnvReadTimeout = "AVC_READ_TIMEOUT"
 )
 
 // ConfigNames lists the configuration names in a stable order.
@@ -59,7 +63,7 @@ var ConfigNames = []string{EnvServerURI, EnvEndpoint, EnvLifetime, EnvStateDir, 
 	EnvCertFile, EnvKeyFile, EnvCAFile,
 	EnvBootstrapPSKIdentity, EnvBootstrapPSKKey, EnvBootstrapHoldOff,
 	EnvFWVersion, EnvFWInstallCmd, EnvFWTrustedKeys, EnvFWRequireSig, EnvFWCAFile, EnvFWPSKIdentity, EnvFWPSKKey,
-	EnvFWConnect, EnvFWLowSpeed, EnvFWNStart, EnvServerURIs, EnvACL}
+	EnvFWConnect, EnvFWLowSpeed, EnvFWNStart, EnvServerURIs, EnvACL, EnvReadTimeout}
 
 // DefaultLifetime is the registration lifetime used when none is configured
 // (LwM2M's own default for /1/x/1 is 86400 s).
@@ -187,12 +191,19 @@ type Config struct {
 	// with instance 0; instances of a multiple-instance object appear
 	// when the host sets a value in them (CmdSet). Their values are kept by the engine: the host sets them,
 	// the server reads and writes them, and writes and executes reach the
-	// host as events.
+	// host as events. A resource declared OnRead has its value given by
+	// the host when a server reads it (EventReadRequest, CmdReadDone;
+	// readcb.go).
 	Objects []lwm2m.ObjectDef
 	// BlockSize is the largest CoAP block (RFC 7959) the engine sends or
 	// asks for: a power of two from 16 to 1024; zero means
 	// DefaultBlockSize.
 	BlockSize int
+	// ReadTimeout is how long the engine waits for the host to complete
+	// a read of resources declared with lwm2m.ResourceDef.OnRead
+	// (EventReadRequest, CmdReadDone) before it answers the server from
+	// the values it has; zero means DefaultReadTimeout (5 s).
+	ReadTimeout time.Duration
 	// QueueWindow is how long a queue-mode client (Binding "UQ") stays
 	// reachable after each exchange; zero means MaxTransmitWait (93 s).
 	QueueWindow time.Duration
@@ -340,6 +351,12 @@ func (c *Config) Set(name, value string) error {
 			return bad("want hex")
 		}
 		c.FirmwarePSKKey = k
+	case EnvReadTimeout:
+		n, err := strconv.ParseUint(strings.TrimSpace(value), 10, 32)
+		if err != nil || n == 0 || time.Duration(n)*time.Second > MaxTransmitWait {
+			return bad("want seconds, 1..93")
+		}
+		c.ReadTimeout = time.Duration(n) * time.Second
 	case EnvFWConnect:
 		n, err := strconv.ParseUint(strings.TrimSpace(value), 10, 32)
 		if err != nil || n == 0 {
@@ -445,6 +462,8 @@ func (c *Config) Get(name string) (string, error) {
 			return "(set)", nil
 		}
 		return "", nil
+	case EnvReadTimeout:
+		return strconv.FormatInt(int64(c.readTimeout()/time.Second), 10), nil
 	case EnvFWConnect:
 		return strconv.FormatInt(int64(c.Firmware.limits().connect/time.Second), 10), nil
 	case EnvFWLowSpeed:
@@ -541,6 +560,14 @@ func (c *Config) Validate() error {
 		if builtinObject(d.ID) {
 			errs = append(errs, fmt.Errorf("%w: object %d is built in", ErrConfig, d.ID))
 		}
+		for _, r := range d.Resources {
+			if r.OnRead && r.Operations&lwm2m.OpRead == 0 {
+				errs = append(errs, fmt.Errorf("%w: object %d resource %d: OnRead on a resource that is not readable", ErrConfig, d.ID, r.ID))
+			}
+		}
+	}
+	if c.ReadTimeout < 0 || c.ReadTimeout > MaxTransmitWait {
+		errs = append(errs, fmt.Errorf("%w: read timeout %v: want 0 (the default) up to %v", ErrConfig, c.ReadTimeout, MaxTransmitWait))
 	}
 	if c.BlockSize != 0 {
 		if _, ok := szxOf(c.BlockSize); !ok {

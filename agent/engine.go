@@ -80,6 +80,10 @@ type Engine struct {
 	ctl  *control  // nil without Config.Control.Enabled
 	st   persistent
 
+	// reads are the server reads waiting for the host (readcb.go).
+	reads   []*pendingRead
+	readSeq uint64
+
 	fetches  []FetchRequest // for the driver (PollFetch)
 	fetchSeq uint64
 	syncs    []syncJob // for a driver with Config.bgSync (pollSync)
@@ -244,6 +248,8 @@ func (e *Engine) HandleCommand(now time.Time, c Command) error {
 		return e.controlCommand(now, c)
 	case CmdLink:
 		return e.link(now, c)
+	case CmdReadDone:
+		return e.readDone(now, c.Token)
 	case CmdSet:
 		if err := e.objs.set(c.Path, c.Value); err != nil {
 			return err
@@ -284,6 +290,7 @@ func (e *Engine) Step(now time.Time) time.Time {
 		e.sw.fire(now)
 	}
 	e.ctl.fire(now)
+	e.fireReads(now)
 	e.obs.fire(now)
 	if e.sent != sent {
 		e.activity(now)
@@ -306,7 +313,7 @@ func (e *Engine) Step(now time.Time) time.Time {
 			next = t
 		}
 	}
-	for _, t := range []time.Time{e.reg.next(), e.obs.next(), awake, fwNext, swNext, e.ctl.next()} {
+	for _, t := range []time.Time{e.reg.next(), e.obs.next(), awake, fwNext, swNext, e.ctl.next(), e.nextRead()} {
 		if !t.IsZero() && (next.IsZero() || t.Before(next)) {
 			next = t
 		}
@@ -384,7 +391,7 @@ func (e *Engine) activity(now time.Time) {
 // maybeSleep puts a queue-mode client to sleep once its window has passed
 // with nothing in flight.
 func (e *Engine) maybeSleep(now time.Time) {
-	if e.queueMode() && !e.asleep && e.reg.state == regRegistered && len(e.tr.exchanges) == 0 && !now.Before(e.awakeUntil) {
+	if e.queueMode() && !e.asleep && e.reg.state == regRegistered && len(e.tr.exchanges) == 0 && len(e.reads) == 0 && !now.Before(e.awakeUntil) {
 		e.asleep = true
 		e.logDebug("queue mode: sleeping")
 		e.emit(Event{Kind: EventSleep})

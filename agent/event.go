@@ -85,6 +85,13 @@ const (
 	// LE_AVC_SESSION_ACQUIRE, LE_AVC_SESSION_RELEASE).
 	EventSessionAcquire
 	EventSessionRelease
+	// EventReadRequest: a server reads resources declared with
+	// lwm2m.ResourceDef.OnRead (Paths, under the request's Path). The
+	// engine has acknowledged the request and waits: the host sets their
+	// values (CmdSet) and then completes the read with CmdReadDone{Token};
+	// the engine answers from its values then, or after
+	// Config.ReadTimeout without it (readcb.go).
+	EventReadRequest
 )
 
 var eventNames = map[EventKind]string{
@@ -114,6 +121,7 @@ var eventNames = map[EventKind]string{
 	EventBootstrapFailed:    "bootstrap_failed",
 	EventSessionAcquire:     "session_acquire",
 	EventSessionRelease:     "session_release",
+	EventReadRequest:        "read_request",
 }
 
 // String returns the kind's snake_case name.
@@ -173,6 +181,10 @@ type Event struct {
 	Status *StatusInfo `json:"status,omitempty"`
 	// Software is the status of EventSoftware.
 	Software *SoftwareStatus `json:"software,omitempty"`
+	// Token identifies the read of EventReadRequest, for CmdReadDone.
+	Token uint64 `json:"token,omitempty"`
+	// Paths are the resources whose values EventReadRequest asks for.
+	Paths []string `json:"paths,omitempty"`
 }
 
 // MarshalJSON is json.Marshal of the event; it exists so that drivers

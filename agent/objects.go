@@ -39,6 +39,9 @@ type objDef struct {
 	// mandatory lists the resources the object definition marks
 	// Mandatory; a Create must carry the writable ones (create.go).
 	mandatory []uint16
+	// onRead holds the resources whose values the host supplies on
+	// demand when a server reads them (readcb.go).
+	onRead map[uint16]bool
 }
 
 func (d *objDef) resource(id uint16) (*resDef, bool) {
@@ -281,6 +284,12 @@ func (t *objectTree) addCustom(d *lwm2m.ObjectDef) {
 		def.res = append(def.res, resDef{id: r.ID, name: r.Name, typ: r.Type, ops: ops, multi: r.Multiple})
 		if r.Mandatory {
 			def.mandatory = append(def.mandatory, r.ID)
+		}
+		if r.OnRead && ops&opR != 0 {
+			if def.onRead == nil {
+				def.onRead = make(map[uint16]bool)
+			}
+			def.onRead[r.ID] = true
 		}
 	}
 	o := &object{def: def, insts: map[uint16]*instance{}}

@@ -33,7 +33,7 @@ const maxDedup = 256
 type exchange struct {
 	key      string // in transport.exchanges: the token, or "n/<mid>" for a notification
 	token    string
-	notify   bool // a confirmable notification: an empty ACK completes it
+	notify   bool // a confirmable notification or separate response: an empty ACK completes it
 	mid      uint16
 	wire     []byte
 	peer     string
@@ -309,6 +309,19 @@ func (t *transport) handle(now time.Time, peer string, m *message.Message) {
 		return
 	}
 	resp := t.serveRequest(now, peer, m)
+	if resp == nil {
+		// The response comes separately (readcb.go); a confirmable
+		// request is acknowledged now, and so is each duplicate of it
+		// (RFC 7252 §5.2.2).
+		var ack []byte
+		if m.Type == message.Confirmable {
+			ack = t.emptyWire(message.Acknowledgement, uint16(m.MessageID))
+			t.e.transmit(peer, ack)
+		}
+		t.remember(now, key, ack)
+		t.e.afterServe(now)
+		return
+	}
 	resp.Token = m.Token
 	if m.Type == message.Confirmable {
 		resp.Type = message.Acknowledgement

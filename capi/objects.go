@@ -18,6 +18,11 @@ static inline void avc_call_object_execute_(const avc_object_handlers_t* h, uint
 {
     h->execute((void*)user, path, args);
 }
+
+static inline void avc_call_object_read_(const avc_object_handlers_t* h, uintptr_t user, const char* path)
+{
+    h->read((void*)user, path);
+}
 */
 import "C"
 
@@ -66,6 +71,9 @@ func checkObjectDefs(defs []lwm2m.ObjectDef) error {
 				return bad("unknown type %d", r.Type)
 			}
 			seen[r.ID] = true
+			if r.OnRead && r.Operations&lwm2m.OpRead == 0 {
+				return bad("a read callback on a resource that is not readable")
+			}
 			switch r.Operations {
 			case 0, lwm2m.OpRead, lwm2m.OpWrite, lwm2m.OpRead | lwm2m.OpWrite:
 				if r.Operations != 0 && r.Type == lwm2m.TypeNone {
@@ -117,16 +125,17 @@ func objectDefsFromC(defs *C.avc_object_def_t, n C.size_t) ([]lwm2m.ObjectDef, e
 				if cr._type < 0 || cr._type > C.int(lwm2m.TypeCoreLink) {
 					return nil, errorf(rcFormat, "%s: object %d: resource %d: unknown type %d", fn, d.ID, uint16(cr.id), int(cr._type))
 				}
-				if cr.operations&^C.uint(lwm2m.OpRead|lwm2m.OpWrite|lwm2m.OpExecute) != 0 {
+				if cr.operations&^C.uint(lwm2m.OpRead|lwm2m.OpWrite|lwm2m.OpExecute|C.AVC_OP_READ_CB) != 0 {
 					return nil, errorf(rcFormat, "%s: object %d: resources[%d]: unknown operations bits %#x", fn, d.ID, j, uint(cr.operations))
 				}
 				d.Resources = append(d.Resources, lwm2m.ResourceDef{
 					ID:         uint16(cr.id),
 					Name:       goStringOrEmpty(cr.name),
-					Operations: lwm2m.Operations(cr.operations),
+					Operations: lwm2m.Operations(cr.operations &^ C.AVC_OP_READ_CB),
 					Multiple:   cr.multiple != 0,
 					Mandatory:  cr.mandatory != 0,
 					Type:       lwm2m.Type(cr._type),
+					OnRead:     cr.operations&C.AVC_OP_READ_CB != 0,
 				})
 			}
 		}
@@ -172,6 +181,10 @@ func isCustomObject(obj uint16) bool {
 // the host's object callbacks, on the dispatcher thread. Called from the
 // session's event loop, where a written value is read from the engine.
 func objectEvent(a *agent.Agent, ctx context.Context, ev agent.Event) {
+	if ev.Kind == agent.EventReadRequest {
+		readRequest(a, ctx, ev)
+		return
+	}
 	if ev.Kind != agent.EventWrite && ev.Kind != agent.EventExecute {
 		return
 	}
@@ -238,4 +251,48 @@ func deliverObjectExecute(path, args string) {
 	ca := C.CString(args)
 	defer C.free(unsafe.Pointer(ca))
 	C.avc_call_object_execute_(&h, user, cp, ca)
+}
+
+// readRequest has the host's read callback give the values of a server
+// read (agent.EventReadRequest), on the dispatcher thread, then completes
+// it: the engine answers the server. Without a read callback it completes
+// at once. Called from the session's event loop.
+func readRequest(a *agent.Agent, ctx context.Context, ev agent.Event) {
+	objHandlers.mu.Lock()
+	none := objHandlers.h.read == nil
+	objHandlers.mu.Unlock()
+	done := func() {
+		c, cancel := context.WithTimeout(ctx, controlWait)
+		defer cancel()
+		if err := a.Do(c, agent.CmdReadDone{Token: ev.Token}); err != nil {
+			// Timed out already (the engine answered with its values) or
+			// the session ended.
+			logger.Debug("read callback: completing the read", "token", ev.Token, "err", err)
+		}
+	}
+	if none {
+		done()
+		return
+	}
+	paths := ev.Paths
+	enqueue(statusEvent{run: func() {
+		for _, p := range paths {
+			deliverObjectRead(p)
+		}
+		done()
+	}})
+}
+
+// deliverObjectRead calls the read callback set now. On the dispatcher
+// thread.
+func deliverObjectRead(path string) {
+	objHandlers.mu.Lock()
+	h, user := objHandlers.h, objHandlers.user
+	objHandlers.mu.Unlock()
+	if h.read == nil {
+		return
+	}
+	cp := C.CString(path)
+	defer C.free(unsafe.Pointer(cp))
+	C.avc_call_object_read_(&h, user, cp)
 }

@@ -399,10 +399,21 @@ typedef enum {
 
 /* Bits of avc_resource_def_t.operations. A resource is readable and/or
  * writable (with a type other than AVC_TYPE_NONE), or executable alone
- * (with AVC_TYPE_NONE), or has no operation. */
+ * (with AVC_TYPE_NONE), or has no operation.
+ *
+ * AVC_OP_READ_CB, beside AVC_OP_READ, makes the resource's value the
+ * host's to give when a server reads it (a read callback): a server Read,
+ * Observe or Read-Composite that covers it is acknowledged at once, the
+ * read callback of avc_object_set_handlers is called with its path, and
+ * the value the host sets there with avc_set_value is what the server
+ * gets, in a separate response sent when the callback returns. Without a
+ * read callback the engine answers with the value it has. Notifications
+ * of an observed resource carry the value last set with avc_set_value:
+ * the host keeps it current for observers. */
 #define AVC_OP_READ 0x1u
 #define AVC_OP_WRITE 0x2u
 #define AVC_OP_EXECUTE 0x4u
+#define AVC_OP_READ_CB 0x8u
 
 /* One resource of an avc_object_def_t: the <Item> of a registry document. */
 typedef struct {
@@ -469,16 +480,26 @@ avc_result_t avc_object_define(const avc_object_def_t* defs, size_t n);
  *          engine keeps the value: the host need not store it.
  * execute  the server executed the resource at path; args is the Execute
  *          payload as sent (Core TS 1.1 §5.4.5: "0='on',1"), "" when none.
+ * read     the server reads the resource at path (or the resource
+ *          instance, "/3460/0/5/1"), declared with AVC_OP_READ_CB: the
+ *          host sets its value now with avc_set_value. It is called once
+ *          for each such resource the request covers (a Read of an
+ *          instance or object, a Read-Composite, an Observe), and when the
+ *          last call returns the engine answers the server with the
+ *          values it has. The server waits: a call longer than
+ *          AVC_READ_TIMEOUT (5 s by default) makes the engine answer
+ *          with the values it had. NULL: the engine answers at once.
  *
- * Both are called on the thread that calls the le_avc status handlers,
+ * They are called on the thread that calls the le_avc status handlers,
  * one call at a time, in the order the server's requests were handled,
- * after the engine answered the server, and never under a libavc lock:
- * they may call any avc_ or le_avc_ function. The strings are valid for
- * the call only.
+ * after the engine answered the server (write, execute) or acknowledged
+ * it (read), and never under a libavc lock: they may call any avc_ or
+ * le_avc_ function. The strings are valid for the call only.
  */
 typedef struct {
     void (*write)(void* user, const char* path, const char* value);
     void (*execute)(void* user, const char* path, const char* args);
+    void (*read)(void* user, const char* path);
 } avc_object_handlers_t;
 
 /*

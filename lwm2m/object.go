@@ -45,6 +45,11 @@ type ResourceDef struct {
 	Type       Type // TypeNone for executable resources
 	Range      string
 	Units      string
+	// OnRead marks a resource whose value the host supplies when a server
+	// reads it (a read callback) rather than ahead of time: the agent
+	// asks the host for it before it answers (agent.EventReadRequest).
+	// It is not part of the registry's XML format.
+	OnRead bool
 }
 
 // ObjectDef describes an object as the OMA LwM2M registry does.

@@ -17,7 +17,9 @@
 # (lecall.c, also under AddressSanitizer and valgrind); objects declared
 # field by field are read, written and executed by the server, and the
 # object callbacks report the writes and executes (objects.c, also under
-# AddressSanitizer and valgrind); the thread stress test (stress.c) too.
+# AddressSanitizer and valgrind); read callbacks give the server the
+# host's values on demand (readcb.c, also under AddressSanitizer and
+# valgrind); the thread stress test (stress.c) too.
 #
 # lecall takes a little over three minutes: its three runs start first, in
 # the background, and the script waits for them at the end. Each update program
@@ -281,6 +283,23 @@ env -u AVC_SERVER_URI LD_LIBRARY_PATH=build timeout 300 valgrind --quiet --error
 	"$tmp/objects" "coap://$coap" "$http" >"$tmp/objects-vg.out" 2>"$tmp/objects-vg.err" ||
 	{ cat "$tmp/objects-vg.out" "$tmp/objects-vg.err"; echo "objects failed under valgrind; server log:"; cat "$tmp/objects-server.log"; exit 1; }
 echo "objects under valgrind: $(tail -1 "$tmp/objects-vg.out")"
+
+# Read callbacks (AVC_OP_READ_CB): the server's reads get the values the
+# host's read callback sets; also under AddressSanitizer and valgrind.
+start_server readcb
+cc -std=c99 "${flags[@]}" -fsanitize=address -fno-omit-frame-pointer -g -o "$tmp/readcb-asan" \
+	capi/testdata/readcb.c -Lbuild -lavc -lpthread
+for prog in readcb readcb-asan; do
+	env -u AVC_SERVER_URI LD_LIBRARY_PATH=build ASAN_OPTIONS=detect_leaks=0 timeout 120 \
+		"$tmp/$prog" "coap://$coap" "$http" >"$tmp/$prog.out" 2>"$tmp/$prog.err" ||
+		{ cat "$tmp/$prog.out" "$tmp/$prog.err"; echo "$prog failed; server log:"; cat "$tmp/readcb-server.log"; exit 1; }
+	echo "$prog (read callbacks): $(tail -1 "$tmp/$prog.out")"
+done
+env -u AVC_SERVER_URI LD_LIBRARY_PATH=build timeout 300 valgrind --quiet --error-exitcode=99 \
+	--leak-check=no --suppressions=scripts/valgrind-go.supp \
+	"$tmp/readcb" "coap://$coap" "$http" >"$tmp/readcb-vg.out" 2>"$tmp/readcb-vg.err" ||
+	{ cat "$tmp/readcb-vg.out" "$tmp/readcb-vg.err"; echo "readcb failed under valgrind; server log:"; cat "$tmp/readcb-server.log"; exit 1; }
+echo "readcb under valgrind: $(tail -1 "$tmp/readcb-vg.out")"
 
 # Install blocking: wait for the lecall runs, started first.
 echo "lecall: waiting (running for $((SECONDS - lecall_start)) s)"

@@ -5,6 +5,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"math"
@@ -230,15 +231,17 @@ func (d *driver) push(b []byte) {
 // that are not AVC_* names: custom object definitions (an array of OMA
 // registry XML documents) and the switch of firmware update (a boolean).
 const (
-	configObjectsXML = abi.ConfigObjectsXML
-	configFirmware   = abi.ConfigFirmware
-	configControl    = abi.ConfigControl
+	configObjectsXML    = abi.ConfigObjectsXML
+	configReadCallbacks = abi.ConfigReadCallbacks
+	configFirmware      = abi.ConfigFirmware
+	configControl       = abi.ConfigControl
 )
 
 // moduleConfig is the decoded avc_init configuration.
 type moduleConfig struct {
 	settings map[string]string // AVC_* names
 	docs     []string          // objects_xml
+	onRead   []string          // read_callbacks: "/OBJ/RES" paths
 	firmware bool              // firmware
 	control  bool              // control
 	// dtls_handshake_timeout_ms, dtls_retry_delay_ms, nat_timeout_ms
@@ -279,6 +282,10 @@ func parseConfig(b []byte) (moduleConfig, error) {
 		case k == configObjectsXML:
 			if err := json.Unmarshal(v, &mc.docs); err != nil {
 				return mc, fmt.Errorf("config: %s: want an array of XML documents (strings): %v", k, err)
+			}
+		case k == configReadCallbacks:
+			if err := json.Unmarshal(v, &mc.onRead); err != nil {
+				return mc, fmt.Errorf("config: %s: want an array of \"/OBJ/RES\" paths (strings): %v", k, err)
 			}
 		case k == configFirmware:
 			if err := json.Unmarshal(v, &mc.firmware); err != nil {
@@ -321,6 +328,34 @@ func parseObjects(docs []string) ([]lwm2m.ObjectDef, error) {
 		defs = append(defs, ds...)
 	}
 	return defs, nil
+}
+
+// markOnRead marks the resources named by paths ("/OBJ/RES", the
+// read_callbacks key) as read on demand in defs; each must name a
+// readable resource of one of defs.
+func markOnRead(defs []lwm2m.ObjectDef, paths []string) error {
+	var errs []error
+	for _, ps := range paths {
+		p, err := lwm2m.ParsePath(ps)
+		if err != nil || p.Len != 2 {
+			errs = append(errs, fmt.Errorf("config: %s: %q: want \"/OBJ/RES\"", configReadCallbacks, ps))
+			continue
+		}
+		found := false
+		for i := range defs {
+			if defs[i].ID != p.Obj() {
+				continue
+			}
+			// The path's second number is the resource ID.
+			if r, ok := defs[i].Resource(p.Inst()); ok && r.Operations&lwm2m.OpRead != 0 {
+				r.OnRead, found = true, true
+			}
+		}
+		if !found {
+			errs = append(errs, fmt.Errorf("config: %s: %q: no readable resource of an %s object", configReadCallbacks, ps, configObjectsXML))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // msTime converts an export's now_ms argument.

@@ -78,6 +78,9 @@ func avcInit(cfgPtr uint32, cfgLen int32, statePtr uint32, stateLen int32) (rc i
 	}
 	var cfg agent.Config
 	objs, objErr := parseObjects(mc.docs)
+	if objErr == nil {
+		objErr = markOnRead(objs, mc.onRead)
+	}
 	cfg.Objects = objs
 	if mc.firmware {
 		// Object 5, stored and installed by the host (firmware.go). The

@@ -52,6 +52,9 @@ type Sim struct {
 	Events []agent.Event
 	// Wire logs every datagram put on the network, before faults.
 	Wire []Sent
+	// OnEvent, when set, is called with each event as it is collected,
+	// like a host's event handler; it may apply commands (Do).
+	OnEvent func(agent.Event)
 
 	rng   *rand.Rand
 	queue []delivery
@@ -219,6 +222,9 @@ func (s *Sim) drain() {
 			s.state = ev.Data
 		}
 		s.Events = append(s.Events, ev)
+		if s.OnEvent != nil {
+			s.OnEvent(ev)
+		}
 	}
 }
 

@@ -155,6 +155,26 @@ export function normalizeObjects(objects) {
   });
 }
 
+/**
+ * The "/OBJ/RES" paths of the resources declared with `onRead: true` in
+ * objects declared field by field: the avc_init "read_callbacks" key. Their
+ * values are the host's to give when the server reads them ('read_request'
+ * events). XML documents declare none.
+ */
+export function readCallbackPaths(objects) {
+  if (!Array.isArray(objects)) return [];
+  const out = [];
+  objects.forEach((def, i) => {
+    if (typeof def !== 'object' || def === null || def instanceof Uint8Array || !Array.isArray(def.resources)) return;
+    def.resources.forEach((r, j) => {
+      if (typeof r === 'object' && r !== null && defFlag(r.onRead, `objects[${i}].resources[${j}].onRead`)) {
+        out.push(`/${def.id}/${r.id}`);
+      }
+    });
+  });
+  return out;
+}
+
 /** The resource types of an object definition: registry names, and the aliases 'unsigned' and 'none'. */
 const RESOURCE_TYPES = new Map([
   ['string', 'String'], ['integer', 'Integer'], ['unsigned integer', 'Unsigned Integer'], ['unsigned', 'Unsigned Integer'],
@@ -548,6 +568,8 @@ export class Module {
     const json = normalizeConfig(config);
     const docs = normalizeObjects(objects);
     if (docs.length > 0) json.objects_xml = docs;
+    const onRead = readCallbackPaths(objects);
+    if (onRead.length > 0) json.read_callbacks = onRead;
     if (this.#imports.firmware) json.firmware = true;
     if (control) json.control = true;
     const cfg = encoder.encode(JSON.stringify(json));

@@ -199,6 +199,12 @@ export interface ResourceDef {
   multiple?: boolean;
   /** Default false. */
   mandatory?: boolean;
+  /**
+   * A read callback: when the server reads this readable resource, the
+   * agent's onRead handler gives its value (a 'read_request' event; the
+   * "read_callbacks" key of wasm/ABI.md). Default false.
+   */
+  onRead?: boolean;
 }
 
 /**
@@ -246,6 +252,7 @@ export type EventKind =
   | 'read'
   | 'write'
   | 'execute'
+  | 'read_request'
   | 'reboot'
   | 'factory_reset'
   | 'notify'
@@ -297,6 +304,10 @@ export interface AgentEvent {
   readonly error?: string;
   /** The new persistent state (store) or Execute arguments. */
   readonly data?: Uint8Array;
+  /** read_request: what completes the read ({cmd: 'read_done', token}; the agent does it). */
+  readonly token?: number;
+  /** read_request: the resources (or resource instances) the server reads. */
+  readonly paths?: readonly string[];
   /** The firmware update's progress: firmware. */
   readonly firmware?: FirmwareStatus;
 }
@@ -523,6 +534,18 @@ export interface AgentOptions {
    * executes arrive as 'write' and 'execute' events.
    */
   objects?: readonly ObjectDefinition[];
+  /**
+   * Read callback for the resources declared `onRead: true`: called (and
+   * awaited) with the path of each one a server Read, Observe or
+   * Read-Composite covers; a result other than undefined is set() at that
+   * path (or call set() yourself, e.g. per instance of a multiple
+   * resource). The agent then completes the read and the engine answers
+   * the server. Past AVC_READ_TIMEOUT (5 s) the engine answers with the
+   * values it has; a handler that throws is logged. Without onRead such
+   * reads are answered at once. Notifications of observed resources carry
+   * the values last set.
+   */
+  onRead?: (path: string) => unknown;
   /** Receives the engine's log records at AVC_LOG_LEVEL and above; e.g. console. Default: discard. */
   logger?: Logger;
   /**

@@ -157,6 +157,7 @@ export class Agent extends EventEmitter {
   #config;
   #objects;
   #firmware;
+  #onRead;
   #values = new Map(); // path -> set command, given back to a module re-instantiated after a trap
   #logger;
   #stateDir;
@@ -171,12 +172,13 @@ export class Agent extends EventEmitter {
   #stopping = false;
   #traps = [];
 
-  constructor(compiled, config, logger, objects = [], firmware = null) {
+  constructor(compiled, config, logger, objects = [], firmware = null, onRead = null) {
     super();
     this.#compiled = compiled;
     this.#config = config;
     this.#objects = objects;
     this.#firmware = firmware;
+    this.#onRead = onRead;
     this.#logger = logger;
     this.#stateDir = config.AVC_STATE_DIR || '';
     this.#state = new Uint8Array(0);
@@ -191,6 +193,9 @@ export class Agent extends EventEmitter {
    * @param {Array<string|Uint8Array|object>} [options.objects] custom objects: OMA LwM2M registry XML
    *   documents or objects declared field by field ({id, name, version, multiple, mandatory,
    *   resources: [{id, name, type, operations, multiple, mandatory}]}; see index.d.ts ObjectDef)
+   * @param {(path: string) => unknown} [options.onRead] read callback: called (and awaited) with
+   *   the path of each resource declared `onRead: true` that the server reads; its result, unless
+   *   undefined, is set() at that path, then the engine answers the server
    * @param {{debug?: Function, info?: Function, warn?: Function, error?: Function}} [options.logger] e.g. console
    * @param {object} [options.firmware] firmware update (Object 5): a handler
    *   object with synchronous methods open(uri, offset), write(bytes),
@@ -199,10 +204,14 @@ export class Agent extends EventEmitter {
    * @returns {Promise<Agent>}
    */
   static async create(options = {}) {
-    const objects = normalizeObjects(options.objects);
+    normalizeObjects(options.objects); // type errors now, before loading the module
+    const objects = options.objects ?? [];
     const firmware = checkFirmware(options.firmware);
+    if (options.onRead !== undefined && options.onRead !== null && typeof options.onRead !== 'function') {
+      throw new TypeError('onRead must be a function');
+    }
     const compiled = await loadWasm(options.wasm);
-    const agent = new Agent(compiled, normalizeConfig(options.config), options.logger, objects, firmware);
+    const agent = new Agent(compiled, normalizeConfig(options.config), options.logger, objects, firmware, options.onRead ?? null);
     if (agent.#stateDir) {
       try {
         agent.#state = new Uint8Array(fs.readFileSync(path.join(agent.#stateDir, STATE_FILE)));
@@ -496,6 +505,7 @@ export class Agent extends EventEmitter {
     try {
       next = this.#module.step(Date.now());
       for (let ev = this.#module.pollEvent(); ev !== null; ev = this.#module.pollEvent()) {
+        if (ev.kind === 'read_request') this.#readRequest(ev, this.#module);
         this.emit('event', ev);
         this.emit(ev.kind, ev);
       }
@@ -516,6 +526,32 @@ export class Agent extends EventEmitter {
     this.#timer = null;
     if (next !== null && this.#socket) {
       this.#timer = setTimeout(() => this.#pump(), Math.min(Math.max(0, next - Date.now()), MAX_TIMEOUT_MS));
+    }
+  }
+
+  // readRequest gives the engine the values of a 'read_request' from the
+  // onRead handler (awaited, one path after the other), then completes it
+  // (read_done): the engine answers the server. Without a handler it
+  // completes at once. Always after the events of this pump.
+  async #readRequest(ev, mod) {
+    await null;
+    const handler = this.#onRead;
+    if (handler) {
+      for (const path of ev.paths ?? []) {
+        try {
+          const value = await handler(path);
+          if (value !== undefined && this.#module === mod) this.set(path, value);
+        } catch (err) {
+          this.#log(8, { msg: 'onRead handler', path, err: err?.message ?? String(err) });
+        }
+      }
+    }
+    if (this.#module !== mod) return; // re-instantiated after a trap, or closed: the read is gone
+    try {
+      this.#apply(() => mod.command({ cmd: 'read_done', token: ev.token }));
+    } catch (err) {
+      // Timed out already: the engine answered with the values it had.
+      this.#log(4, { msg: 'read_done', token: ev.token, err: err.message });
     }
   }
 

@@ -169,7 +169,7 @@ static void definition_rules(void)
     bad.type = -1;
     check(define_with(1, bad) == AVC_ERR_FORMAT, "a negative type: AVC_ERR_FORMAT");
     bad = test_resources[1];
-    bad.operations = 0x8;
+    bad.operations = 0x10;
     check(define_with(1, bad) == AVC_ERR_FORMAT, "an unknown operations bit: AVC_ERR_FORMAT");
     bad.operations = AVC_OP_READ | AVC_OP_EXECUTE;
     check(define_with(1, bad) == AVC_ERR_FORMAT, "read and execute together: AVC_ERR_FORMAT");
@@ -218,7 +218,7 @@ int main(int argc, char** argv)
     const char *server_uri, *api;
     const char* log_level = getenv("AVC_LOG_LEVEL");
     char ep[64], url[256], body[4096], line[512];
-    avc_object_handlers_t handlers = {on_write, on_execute};
+    avc_object_handlers_t handlers = {on_write, on_execute, NULL};
     le_avc_StatusEventHandlerRef_t ref;
     int n, i;
 

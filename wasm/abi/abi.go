@@ -25,6 +25,12 @@ const ImportModule = "avc_host"
 // "avc_init"). It is not an AVC_* name: no environment variable holds it.
 const ConfigObjectsXML = "objects_xml"
 
+// ConfigReadCallbacks is the avc_init configuration key of the resources
+// of ConfigObjectsXML objects whose values the host gives when a server
+// reads them (lwm2m.ResourceDef.OnRead): an array of "/OBJ/RES" paths
+// (ABI.md "avc_init", "read_request" events).
+const ConfigReadCallbacks = "read_callbacks"
+
 // ConfigFirmware is the avc_init configuration key that enables firmware
 // update (Object 5) through the firmware imports: a JSON boolean (ABI.md
 // "avc_init"). Without it the module never calls those imports.

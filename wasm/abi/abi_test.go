@@ -95,6 +95,23 @@ func TestObjectsXMLKey(t *testing.T) {
 	}
 }
 
+// TestReadCallbacksKey: the avc_init key of read callbacks is documented
+// and is the one the Node binding sends.
+func TestReadCallbacksKey(t *testing.T) {
+	for f, want := range map[string]string{
+		"../ABI.md":                   `"` + abi.ConfigReadCallbacks + `"`,
+		"../../bindings/node/core.js": "json." + abi.ConfigReadCallbacks + " = ",
+	} {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(string(b), want) {
+			t.Errorf("%s does not contain %s", f, want)
+		}
+	}
+}
+
 // TestFirmwareKey: the avc_init key that enables firmware update is
 // documented and is the one the Node binding sends; the version the
 // binding implements is this package's.

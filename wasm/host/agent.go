@@ -37,6 +37,7 @@ const (
 type Agent struct {
 	cfg      map[string]string
 	objects  [][]byte              // WithObjectsXML
+	onRead   []string              // WithReadCallbacks
 	firmware agent.FirmwareHandler // WithFirmware
 	stateDir string
 	log      *slog.Logger
@@ -85,6 +86,7 @@ func New(ctx context.Context, wasm []byte, cfg map[string]string, opts ...Option
 	a := &Agent{
 		cfg:      cfg,
 		objects:  o.objectsXML,
+		onRead:   o.onRead,
 		firmware: o.firmware,
 		stateDir: cfg[agent.EnvStateDir],
 		log:      o.logger,
@@ -132,7 +134,7 @@ func (a *Agent) instantiate(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	cfg, err := configJSON(a.cfg, a.objects, a.firmware != nil)
+	cfg, err := configJSON(a.cfg, a.objects, a.onRead, a.firmware != nil)
 	if err != nil {
 		m.Close(ctx)
 		return fmt.Errorf("host: config: %w", err)

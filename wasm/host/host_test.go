@@ -553,6 +553,15 @@ func (s *lwm2mServer) serve() {
 			s.acks <- m
 			continue
 		}
+		if m.Code >= 64 {
+			// A separate response (read callbacks): acknowledged, and
+			// delivered like a piggybacked one.
+			if m.Type == message.Confirmable {
+				s.conn.WriteToUDP(encodeMsg(&message.Message{Type: message.Acknowledgement, MessageID: m.MessageID}), addr)
+			}
+			s.acks <- m
+			continue
+		}
 		req := m.Code.String() + " " + pathOf(m)
 		if q := queries(m); q != "" {
 			req += " " + q
@@ -972,6 +981,63 @@ func (s *lwm2mServer) readValue(t *testing.T, path string) *message.Message {
 	}
 }
 
+// TestAgentReadCallbacks: a resource marked with WithReadCallbacks is
+// read from the host: an empty ACK, a read_request event, and once the
+// host has set the value and sent CmdReadDone, a separate response with
+// it.
+func TestAgentReadCallbacks(t *testing.T) {
+	srv := newLwM2MServer(t)
+	cfg := map[string]string{agent.EnvServerURI: srv.uri(), agent.EnvEndpoint: "wasm-readcb"}
+	if _, err := New(context.Background(), nil, cfg, WithRuntime(testRT), WithObjectsXML(objectXML(t)), WithReadCallbacks("/3442/200")); !errors.Is(err, agent.ErrConfig) {
+		t.Fatalf("New with an executable read callback = %v, want agent.ErrConfig", err)
+	}
+	a, err := New(context.Background(), nil, cfg, WithRuntime(testRT), WithObjectsXML(objectXML(t)), WithReadCallbacks("/3442/130"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	if err := a.Set(ctx, "/3442/0/130", "1.5"); err != nil {
+		t.Fatal(err)
+	}
+	runErr := make(chan error, 1)
+	go func() { runErr <- a.Run(ctx) }()
+	evs := a.Events()
+	nextEvent(t, evs, agent.EventRegistered)
+
+	srv.request(codes.GET, "/3442/0/130", nil, message.Option{ID: message.Accept, Value: []byte{}})
+	ev := nextEvent(t, evs, agent.EventReadRequest)
+	if len(ev.Paths) != 1 || ev.Paths[0] != "/3442/0/130" {
+		t.Errorf("read request paths %v, want [/3442/0/130]", ev.Paths)
+	}
+	next := func() *message.Message {
+		select {
+		case m := <-srv.acks:
+			return m
+		case <-time.After(10 * time.Second):
+			t.Fatal("no answer")
+			return nil
+		}
+	}
+	if ack := next(); ack.Type != message.Acknowledgement || ack.Code != codes.Empty {
+		t.Fatalf("first answer %v, want an empty ACK", ack)
+	}
+	if err := a.Set(ctx, "/3442/0/130", "36.6"); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Do(ctx, agent.CmdReadDone{Token: ev.Token}); err != nil {
+		t.Fatal(err)
+	}
+	if r := next(); r.Type != message.Confirmable || r.Code != codes.Content || string(r.Payload) != "36.6" {
+		t.Errorf("separate response %v %v %q, want CON 2.05 36.6", r.Type, r.Code, r.Payload)
+	}
+	cancel()
+	nextEvent(t, evs, agent.EventDeregistered)
+	if err := <-runErr; err != nil {
+		t.Fatal(err)
+	}
+}
+
 func TestAgentObjectsAndSet(t *testing.T) {
 	srv := newLwM2MServer(t)
 	cfg := map[string]string{
@@ -1059,11 +1125,12 @@ func TestCommandJSON(t *testing.T) {
 		agent.CmdSet{Path: lwm2m.P(3442, 0, 130), Value: lwm2m.Float(-2.5)},
 		agent.CmdSet{Path: lwm2m.P(3, 0, 11, 1)},
 		agent.CmdSend{Paths: []lwm2m.Path{lwm2m.P(3, 0, 9), lwm2m.P(6, 0)}},
+		agent.CmdReadDone{Token: 1 << 40},
 	}
 	want := []agent.Command{
 		cmds[0], cmds[1], cmds[2], cmds[3],
 		agent.CmdSet{Path: lwm2m.P(3442, 0, 130), Value: lwm2m.String("-2.5")},
-		cmds[5], cmds[6],
+		cmds[5], cmds[6], cmds[7],
 	}
 	for i, c := range cmds {
 		b, err := commandJSON(c)

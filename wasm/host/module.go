@@ -110,7 +110,7 @@ func (m *Module) ABIVersion() (int32, error) {
 // the last stored state (nil on first start). With Imports.Firmware set it
 // also enables firmware update ("firmware": true).
 func (m *Module) Init(cfg map[string]string, state []byte) error {
-	b, err := configJSON(cfg, nil, m.imports.Firmware != nil)
+	b, err := configJSON(cfg, nil, nil, m.imports.Firmware != nil)
 	if err != nil {
 		return fmt.Errorf("host: config: %w", err)
 	}
@@ -153,6 +153,9 @@ func commandJSON(c agent.Command) ([]byte, error) {
 		}
 		return json.Marshal(map[string]any{"cmd": "send", "paths": paths})
 	}
+	if rd, ok := c.(agent.CmdReadDone); ok {
+		return json.Marshal(map[string]any{"cmd": agent.CommandName(c), "token": rd.Token})
+	}
 	set, ok := c.(agent.CmdSet)
 	if !ok {
 		return json.Marshal(map[string]string{"cmd": agent.CommandName(c)})
@@ -171,9 +174,10 @@ func commandJSON(c agent.Command) ([]byte, error) {
 }
 
 // configJSON is the avc_init configuration: the AVC_* settings, the
-// custom object definitions under "objects_xml" when there are any, and
+// custom object definitions under "objects_xml" when there are any, their
+// read-on-demand resources under "read_callbacks", and
 // "firmware": true when firmware is set.
-func configJSON(cfg map[string]string, objectsXML [][]byte, firmware bool) ([]byte, error) {
+func configJSON(cfg map[string]string, objectsXML [][]byte, onRead []string, firmware bool) ([]byte, error) {
 	m := make(map[string]any, len(cfg)+2)
 	for k, v := range cfg {
 		m[k] = v
@@ -184,6 +188,9 @@ func configJSON(cfg map[string]string, objectsXML [][]byte, firmware bool) ([]by
 			docs[i] = string(d)
 		}
 		m[abi.ConfigObjectsXML] = docs
+	}
+	if len(onRead) > 0 {
+		m[abi.ConfigReadCallbacks] = onRead
 	}
 	if firmware {
 		m[abi.ConfigFirmware] = true

@@ -27,6 +27,7 @@ type options struct {
 	runtime     *Runtime
 	stderr      io.Writer
 	objectsXML  [][]byte
+	onRead      []string
 	firmware    agent.FirmwareHandler
 }
 
@@ -69,6 +70,18 @@ func WithObjectsXML(docs ...[]byte) Option {
 			o.objectsXML = append(o.objectsXML, bytes.Clone(d))
 		}
 	}
+}
+
+// WithReadCallbacks marks resources of WithObjectsXML objects, by
+// "/OBJ/RES" path, as read on demand (the "read_callbacks" key of
+// wasm/ABI.md): a server read of one emits agent.EventReadRequest, and the
+// server gets its answer once the host has set the values (Set) and
+// completed the read with Do(ctx, agent.CmdReadDone{Token: ev.Token}), or
+// after AVC_READ_TIMEOUT with the values the module had. A path that names
+// no readable resource of those objects makes New fail with an error
+// matching agent.ErrConfig. NewRuntime ignores this option.
+func WithReadCallbacks(paths ...string) Option {
+	return func(o *options) { o.onRead = append(o.onRead, paths...) }
 }
 
 // WithFirmware gives New's agent a Firmware Update object (LwM2M Object 5)

@@ -7,7 +7,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import { Agent, Module, normalizeObjects, objectXML } from '../index.js';
-import { wasmPath, startServer, nextEvent, waitEvent, code } from './helpers.mjs';
+import { wasmPath, startServer, nextEvent, waitEvent, code, CON } from './helpers.mjs';
 
 const compiled = await WebAssembly.compile(fs.readFileSync(wasmPath()));
 const GET = 1;
@@ -134,6 +134,67 @@ test('a field-by-field object: the server reads, writes and executes it', async 
   const ev = await executed;
   assert.equal(new TextDecoder().decode(ev.data), "0='on',1");
   assert.equal((await server.call(POST, '/3470/0/1', '')).code, code(4, 5), 'a string is not executable');
+
+  assert.equal((await agent.stop()).kind, 'deregistered');
+});
+
+test('read callbacks: onRead resources get their values from the onRead handler', async (t) => {
+  const server = await startServer();
+  t.after(() => server.close());
+  const sensor = {
+    id: 3480,
+    name: 'Sensor',
+    resources: [
+      { id: 1, name: 'Temperature', type: 'float', operations: 'R', onRead: true },
+      { id: 2, name: 'Label', type: 'string', operations: 'R' },
+    ],
+  };
+  assert.throws(() => Module.instantiateSync(compiled, {}).init({ serverUri: server.uri, endpoint: 'x' }, undefined,
+    [{ ...sensor, resources: [{ id: 1, type: 'float', operations: 'W', onRead: true }] }]), { code: 'AVC_BAD_INPUT' }, 'onRead needs R');
+  const asked = [];
+  let reading = 20;
+  const agent = await Agent.create({
+    wasm: wasmPath(),
+    config: { serverUri: server.uri, endpoint: 'node-readcb' },
+    objects: [sensor],
+    onRead: async (path) => {
+      asked.push(path);
+      await new Promise((resolve) => setTimeout(resolve, 20)); // an async reading
+      return reading++ + 0.5;
+    },
+  });
+  t.after(() => agent.close());
+  agent.set('/3480/0/1', 1.5);
+  agent.set('/3480/0/2', 'lab');
+  const registered = nextEvent(agent, 'registered');
+  await agent.start();
+  await registered;
+
+  // Answered separately: an empty ACK now, then a CON response with the
+  // request's token carrying the handler's value.
+  const readSeparately = async (token) => {
+    const requested = nextEvent(agent, 'read_request');
+    const mid = server.request(GET, '/3480/0/1', '', { accept: TEXT, token });
+    const ev = await requested;
+    assert.deepEqual(ev.paths, ['/3480/0/1']);
+    for (let i = 0; i < 400 && !server.notifications.some((m) => m.token.equals(token)); i++) {
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+    const ack = server.acks.find((m) => m.mid === mid);
+    assert.ok(ack && ack.code === 0, 'an empty ACK first');
+    const resp = server.notifications.find((m) => m.token.equals(token));
+    assert.ok(resp, 'a separate response');
+    assert.equal(resp.type, CON);
+    assert.equal(resp.code, code(2, 5));
+    return resp.payload.toString();
+  };
+  assert.equal(await readSeparately(Buffer.from([1, 1, 1, 1])), '20.5');
+  assert.equal(await readSeparately(Buffer.from([2, 2, 2, 2])), '21.5');
+  assert.deepEqual(asked, ['/3480/0/1', '/3480/0/1']);
+  // A resource without onRead is answered at once, without the handler.
+  const ack = await server.call(GET, '/3480/0/2', '', { accept: TEXT });
+  assert.equal(ack.payload.toString(), 'lab');
+  assert.equal(asked.length, 2);
 
   assert.equal((await agent.stop()).kind, 'deregistered');
 });

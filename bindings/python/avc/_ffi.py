@@ -235,10 +235,14 @@ OBJECT_WRITE_FN = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_char_p, ctype
 OBJECT_EXECUTE_FN = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_char_p, ctypes.c_char_p)
 
 
+#: ``avc_object_handlers_t.read``: (user, path).
+OBJECT_READ_FN = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_char_p)
+
+
 class AvcObjectHandlers(ctypes.Structure):
     """``avc_object_handlers_t`` (avc.h)."""
 
-    _fields_ = [("write", OBJECT_WRITE_FN), ("execute", OBJECT_EXECUTE_FN)]
+    _fields_ = [("write", OBJECT_WRITE_FN), ("execute", OBJECT_EXECUTE_FN), ("read", OBJECT_READ_FN)]
 
 _c_int = ctypes.c_int
 _c_char_p = ctypes.c_char_p

@@ -1,5 +1,5 @@
 """Custom objects declared field by field (``avc_object_define``) and the
-callbacks for the server's writes and executes on them
+callbacks for the server's reads, writes and executes on them
 (``avc_object_set_handlers``)."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from enum import IntEnum, IntFlag
 from typing import Protocol
 
 from . import _ffi
-from ._core import _check
+from ._core import _check, set_value
 
 __all__ = [
     "ObjectDef",
@@ -48,12 +48,14 @@ class ResourceType(IntEnum):
 
 class Operations(IntFlag):
     """The operations a resource allows (``AVC_OP_*``): READ and/or WRITE,
-    or EXECUTE alone, or none."""
+    or EXECUTE alone, or none. READ_CB, beside READ, makes the value the
+    host's to give when the server reads it (as ``ResourceDef.on_read``)."""
 
     NONE = 0
     READ = 1
     WRITE = 2
     EXECUTE = 4
+    READ_CB = 8
     RW = READ | WRITE
 
 
@@ -63,6 +65,11 @@ class ResourceDef:
 
     A readable or writable resource has a type; an executable one has
     :attr:`ResourceType.NONE`.
+
+    ``on_read=True`` (``AVC_OP_READ_CB``) on a readable resource makes its
+    value the host's to give when the server reads it: the read method of
+    the :func:`set_object_handler` handler is called with its path before
+    the engine answers (see there).
     """
 
     id: int
@@ -71,6 +78,7 @@ class ResourceDef:
     operations: Operations | int = Operations.NONE
     multiple: bool = False
     mandatory: bool = False
+    on_read: bool = False
 
 
 @dataclass(frozen=True)
@@ -155,7 +163,8 @@ def define_objects(objects: Sequence[ObjectDef] | None) -> None:
                 _id(r.id, f"objects[{i}].resources[{j}].id"),
                 name,
                 _small_int(r.type, f"objects[{i}].resources[{j}].type"),
-                _small_int(r.operations, f"objects[{i}].resources[{j}].operations") & 0xFFFFFFFF,
+                (_small_int(r.operations, f"objects[{i}].resources[{j}].operations") | (Operations.READ_CB if r.on_read else 0))
+                & 0xFFFFFFFF,
                 1 if r.multiple else 0,
                 1 if r.mandatory else 0,
             )
@@ -185,6 +194,11 @@ class ObjectHandler(Protocol):
 
     def execute(self, path: str, args: str) -> None:
         """The server executed the resource at path with args ("" when none)."""
+
+    def read(self, path: str) -> object:
+        """The server reads the resource declared ``on_read`` at path (or
+        the resource instance): return its value (as :func:`set_value`
+        takes it), or set it with :func:`set_value` and return None."""
 
 
 _handler_lock = threading.Lock()  # guards _handler; held briefly in the callbacks
@@ -221,23 +235,51 @@ def _on_execute(_user: int | None, path: bytes | None, args: bytes | None) -> No
         _log.exception("object handler execute(%r) raised", path)
 
 
-# One pair of C callbacks for the life of the process, so that a call
+def _on_read(_user: int | None, path: bytes | None) -> None:
+    with _handler_lock:
+        h = _handler
+    fn = getattr(h, "read", None)
+    if fn is None:
+        return
+    p = _decode(path) or ""
+    try:
+        value = fn(p)
+        if value is not None:
+            set_value(p, value)
+    except Exception:
+        _log.exception("object handler read(%r) raised", p)
+
+
+# One set of C callbacks for the life of the process, so that a call
 # libavc has already begun never meets a freed trampoline; they call the
 # handler set now.
-_c_handlers = _ffi.AvcObjectHandlers(_ffi.OBJECT_WRITE_FN(_on_write), _ffi.OBJECT_EXECUTE_FN(_on_execute))
+_c_handlers = _ffi.AvcObjectHandlers(
+    _ffi.OBJECT_WRITE_FN(_on_write), _ffi.OBJECT_EXECUTE_FN(_on_execute), _ffi.OBJECT_READ_FN(_on_read)
+)
 
 
 def set_object_handler(handler: ObjectHandler | object | None) -> None:
-    """Sets the object that hears the server's writes and executes on the
-    custom objects (``avc_object_set_handlers``).
+    """Sets the object that hears the server's reads, writes and executes
+    on the custom objects (``avc_object_set_handlers``).
 
     ``handler.write(path, value)`` is called after the server wrote a
     resource ("/3442/0/110": value "from the server"), a resource
     instance, or several at once (an instance path, value None; read them
     with :func:`avc.read_lwm2m_resource` if needed). ``handler.execute(path,
     args)`` is called after the server executed a resource, with the
-    Execute arguments as sent ("0='on',1"; "" when none). Either method
+    Execute arguments as sent ("0='on',1"; "" when none). Any method
     may be missing. The engine keeps the written values.
+
+    ``handler.read(path)`` is called when the server reads a resource
+    declared with ``on_read=True`` (once per such resource a Read of a
+    resource, instance or object, a Read-Composite or an Observe covers):
+    it returns the value, or sets it with :func:`set_value` (a multiple
+    resource's instances one by one) and returns None. The engine has
+    acknowledged the request and answers it, with the values it has, once
+    read returns, or after AVC_READ_TIMEOUT (5 s by default) if it takes
+    longer. Without a read method the values the engine has answer at
+    once. Notifications of observed resources carry the values last set:
+    keep them current with :func:`set_value` for observers.
 
     Calls come on libavc's dispatcher thread (the one running status
     handlers), one at a time, in the order the server's requests were
@@ -246,8 +288,8 @@ def set_object_handler(handler: ObjectHandler | object | None) -> None:
     ignored. None removes the handler: later calls are dropped.
     """
     global _handler, _installed
-    if handler is not None and not (callable(getattr(handler, "write", None)) or callable(getattr(handler, "execute", None))):
-        raise TypeError(f"object handler must have a write or execute method, not {type(handler).__name__}")
+    if handler is not None and not any(callable(getattr(handler, m, None)) for m in ("write", "execute", "read")):
+        raise TypeError(f"object handler must have a write, execute or read method, not {type(handler).__name__}")
     with _install_lock:
         with _handler_lock:
             _handler = handler

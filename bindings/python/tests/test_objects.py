@@ -103,7 +103,7 @@ class DefineObjectsTest(unittest.TestCase):
         want = enum_members(header, "avc_resource_type_t")
         self.assertEqual({f"AVC_TYPE_{t.name}": int(t) for t in ResourceType}, want)
         defines = parse_header(header)[1]
-        for op in (Operations.READ, Operations.WRITE, Operations.EXECUTE):
+        for op in (Operations.READ, Operations.WRITE, Operations.EXECUTE, Operations.READ_CB):
             self.assertEqual(int(defines[f"AVC_OP_{op.name}"].rstrip("uU"), 0), int(op))
 
     def test_types(self) -> None:
@@ -250,6 +250,85 @@ class ObjectServerTest(unittest.TestCase):
                 time.sleep(0.2)
             self.execute("/3460/0/4", "2")  # the handler still works after raising
             self.assertEqual(got.get(timeout=TIMEOUT), "2")
+
+
+SENSOR = ObjectDef(
+    id=3470,
+    name="python sensor",
+    resources=[
+        ResourceDef(1, "Temperature", ResourceType.FLOAT, Operations.READ, on_read=True),
+        ResourceDef(2, "Samples", ResourceType.INTEGER, Operations.READ | Operations.READ_CB, multiple=True),
+        ResourceDef(3, "Label", ResourceType.STRING, Operations.READ),
+    ],
+)
+
+
+class ReadCallbackTest(ObjectServerTest):
+    """Resources declared on_read: the handler's read method gives their
+    values when the server reads them."""
+
+    def setUp(self) -> None:
+        super().setUp()
+        avc.define_objects([SENSOR])
+
+    def api_read(self, path: str, fmt: str) -> dict[str, object]:
+        status, body = self.server.api(f"/api/clients/{self.ep}/read{path}?format={fmt}")
+        self.assertEqual(status, 200, body)
+        assert isinstance(body, dict)
+        return {r["path"]: r["value"] for r in body["records"]}
+
+    def test_read_callback(self) -> None:
+        calls: queue.Queue[tuple[str, int]] = queue.Queue()
+        readings = iter(range(100))
+
+        class Sensor:
+            def read(self, path: str) -> object:
+                calls.put((path, threading.get_ident()))
+                n = next(readings)
+                if path == "/3470/0/2":
+                    avc.set_value("/3470/0/2/0", 100 + n)  # a multiple resource: set per instance
+                    return None
+                return 20.5 + n  # returned: libavc sets it
+
+        with self.assertRaises(avc.FormatError):  # READ_CB needs READ
+            avc.define_objects([ObjectDef(3471, resources=[ResourceDef(1, "x", ResourceType.FLOAT, Operations.NONE, on_read=True)])])
+        avc.set_value("/3470/0/1", 1.5)
+        avc.set_value("/3470/0/2/0", 7)
+        avc.set_value("/3470/0/3", "lab")
+        avc.set_object_handler(Sensor())
+        with avc.Session() as s:
+            s.wait_for(avc.Status.SESSION_STARTED, timeout=TIMEOUT)
+            self.read("/3470/0/3", "lab")  # no read callback: the stored value, no call
+            self.assertTrue(calls.empty())
+            self.assertEqual(self.api_read("/3470/0/1", "text"), {"/3470/0/1": "20.5"})
+            self.assertEqual(calls.get(timeout=TIMEOUT)[0], "/3470/0/1")
+            self.assertEqual(self.api_read("/3470/0/1", "text"), {"/3470/0/1": "21.5"})
+            calls.get(timeout=TIMEOUT)
+            got = self.api_read("/3470/0", "senml-json")
+            self.assertEqual(got, {"/3470/0/1": 22.5, "/3470/0/2/0": 103, "/3470/0/3": "lab"})
+            paths = [calls.get(timeout=TIMEOUT), calls.get(timeout=TIMEOUT)]
+            self.assertEqual([p for p, _ in paths], ["/3470/0/1", "/3470/0/2"])
+            self.assertNotEqual(paths[0][1], threading.get_ident(), "calls come on libavc's dispatcher thread")
+
+            # A read method that raises: logged, and the engine answers
+            # with the value it has.
+            class Broken:
+                def read(self, path: str) -> object:
+                    raise RuntimeError("logged, not propagated")
+
+            avc.set_object_handler(Broken())
+            with self.assertLogs("avc", "ERROR"):
+                self.assertEqual(self.api_read("/3470/0/1", "text"), {"/3470/0/1": "22.5"})
+            # Without a read method the engine answers at once.
+            avc.set_object_handler(None)
+            start = time.monotonic()
+            self.assertEqual(self.api_read("/3470/0/1", "text"), {"/3470/0/1": "22.5"})
+            self.assertLess(time.monotonic() - start, 3.0)
+            self.assertTrue(calls.empty())
+
+    # The inherited tests run on ObjectServerTest only.
+    test_read_write_execute = None  # type: ignore[assignment]
+    test_handler_errors_and_partial_handlers = None  # type: ignore[assignment]
 
 
 if __name__ == "__main__":
