@@ -2,7 +2,6 @@ package agent_test
 
 import (
 	"fmt"
-	"math/rand/v2"
 	"testing"
 	"time"
 
@@ -94,26 +93,6 @@ func TestFirmwarePullPipelinedChangedOnServer(t *testing.T) {
 // checkpoint, as one block at a time does: the image is whole and the
 // bytes fetched stay within 1.10× the package.
 func TestFirmwarePullPipelinedPowerCuts(t *testing.T) {
-	img := image(4<<20, 15)
-	p := pkg(t, img, "2.0.0", testKey)
 	s := newFwSim(t, 24, agenttest.Faults{}, func(c *agent.FirmwareConfig) { c.NStart = 8 })
-	s.files.Files["a.bin"] = p
-	s.write(t, "/5/0/1", s.files.URI("a.bin"))
-	rng := rand.New(rand.NewPCG(24, 24))
-	for cut := 0; cut < 10; cut++ {
-		target := int64(len(p)) * int64(cut+1) / 11
-		target += rng.Int64N(int64(len(p)) / 22)
-		s.RunUntil(s.Now.Add(time.Hour), func() bool { return s.files.Bytes >= target })
-		s.flash.PowerCut()
-		if err := s.Restart(nil); err != nil {
-			t.Fatal(err)
-		}
-	}
-	st := s.waitState(t, agent.FirmwareDownloaded, 10*time.Hour)
-	if st.Result != agent.ResultInitial || !s.flash.Equal(img) {
-		t.Fatalf("result %v; flash holds the image: %v", st.Result, s.flash.Equal(img))
-	}
-	if ratio := float64(s.files.Bytes) / float64(len(p)); ratio > 1.10 {
-		t.Errorf("fetched %.2f× the package over 10 interruptions, want ≤ 1.10", ratio)
-	}
+	pullThroughPowerCuts(t, s, image(4<<20, 15), 24)
 }
