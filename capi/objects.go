@@ -158,6 +158,14 @@ var objHandlers struct {
 	user C.uintptr_t
 }
 
+// currentObjHandlers returns the callbacks set now (they may have changed
+// since an event was queued).
+func currentObjHandlers() (C.avc_object_handlers_t, C.uintptr_t) {
+	objHandlers.mu.Lock()
+	defer objHandlers.mu.Unlock()
+	return objHandlers.h, objHandlers.user
+}
+
 // setObjectHandlers implements avc_object_set_handlers; h nil removes the
 // callbacks.
 func setObjectHandlers(h *C.avc_object_handlers_t, user C.uintptr_t) {
@@ -221,9 +229,7 @@ func objectEvent(a *agent.Agent, ctx context.Context, ev agent.Event) {
 // deliverObjectWrite calls the write callback set now (it may have
 // changed since the event was queued). On the dispatcher thread.
 func deliverObjectWrite(path, value string, hasValue bool) {
-	objHandlers.mu.Lock()
-	h, user := objHandlers.h, objHandlers.user
-	objHandlers.mu.Unlock()
+	h, user := currentObjHandlers()
 	if h.write == nil {
 		return
 	}
@@ -240,9 +246,7 @@ func deliverObjectWrite(path, value string, hasValue bool) {
 // deliverObjectExecute calls the execute callback set now. On the
 // dispatcher thread.
 func deliverObjectExecute(path, args string) {
-	objHandlers.mu.Lock()
-	h, user := objHandlers.h, objHandlers.user
-	objHandlers.mu.Unlock()
+	h, user := currentObjHandlers()
 	if h.execute == nil {
 		return
 	}
@@ -258,9 +262,8 @@ func deliverObjectExecute(path, args string) {
 // it: the engine answers the server. Without a read callback it completes
 // at once. Called from the session's event loop.
 func readRequest(a *agent.Agent, ctx context.Context, ev agent.Event) {
-	objHandlers.mu.Lock()
-	none := objHandlers.h.read == nil
-	objHandlers.mu.Unlock()
+	h, _ := currentObjHandlers()
+	none := h.read == nil
 	done := func() {
 		c, cancel := context.WithTimeout(ctx, controlWait)
 		defer cancel()
@@ -286,9 +289,7 @@ func readRequest(a *agent.Agent, ctx context.Context, ev agent.Event) {
 // deliverObjectRead calls the read callback set now. On the dispatcher
 // thread.
 func deliverObjectRead(path string) {
-	objHandlers.mu.Lock()
-	h, user := objHandlers.h, objHandlers.user
-	objHandlers.mu.Unlock()
+	h, user := currentObjHandlers()
 	if h.read == nil {
 		return
 	}

@@ -66,6 +66,30 @@ start_server() {
 	fi
 }
 
+# run_three NAME DESCRIPTION ARGS...: runs capi/testdata/NAME.c (compiled
+# with the other programs below, and here with AddressSanitizer) plain,
+# under AddressSanitizer and under valgrind's Memcheck, with ARGS in which
+# @STATE stands for a state directory of each run's own, against the
+# server started as NAME (its log is shown when a run fails).
+run_three() {
+	local name=$1 desc=$2 run limit
+	shift 2
+	cc -std=c99 "${flags[@]}" -fsanitize=address -fno-omit-frame-pointer -g -o "$tmp/$name-asan" \
+		"capi/testdata/$name.c" -Lbuild -lavc -lpthread
+	for run in "$name" "$name-asan" "$name-vg"; do
+		local prog=("$tmp/$run") args=("${@//@STATE/$tmp/$run-state}")
+		limit=120
+		if [ "$run" = "$name-vg" ]; then
+			prog=(valgrind --quiet --error-exitcode=99 --leak-check=no --suppressions=scripts/valgrind-go.supp "$tmp/$name")
+			limit=300
+		fi
+		env -u AVC_SERVER_URI LD_LIBRARY_PATH=build ASAN_OPTIONS=detect_leaks=0 timeout "$limit" \
+			"${prog[@]}" "${args[@]}" >"$tmp/$run.out" 2>"$tmp/$run.err" ||
+			{ cat "$tmp/$run.out" "$tmp/$run.err"; echo "$run failed; server log:"; cat "$tmp/$name-server.log"; exit 1; }
+		echo "$run ($desc): $(tail -1 "$tmp/$run.out")"
+	done
+}
+
 # The CLI (make test-c builds only the library), a signing key and a
 # signed package of a random image, for the firmware updates below.
 ${GO:-go} build -o "$tmp/avc" ./cmd/avc
@@ -232,74 +256,25 @@ echo "fota under valgrind: $(tail -1 "$tmp/fota-vg.out")"
 # from itself over HTTP and CoAP with `avc server` driving; also under
 # AddressSanitizer and valgrind.
 start_server fwhooks
-cc -std=c99 "${flags[@]}" -fsanitize=address -fno-omit-frame-pointer -g -o "$tmp/fwhooks-asan" \
-	capi/testdata/fwhooks.c -Lbuild -lavc -lpthread
-for prog in fwhooks fwhooks-asan; do
-	env -u AVC_SERVER_URI LD_LIBRARY_PATH=build ASAN_OPTIONS=detect_leaks=0 timeout 120 \
-		"$tmp/$prog" "coap://$coap" "$http" "$tmp/fw.img" >"$tmp/$prog.out" 2>"$tmp/$prog.err" ||
-		{ cat "$tmp/$prog.out" "$tmp/$prog.err"; echo "$prog failed; server log:"; cat "$tmp/fwhooks-server.log"; exit 1; }
-	echo "$prog (optional firmware callbacks): $(tail -1 "$tmp/$prog.out")"
-done
-env -u AVC_SERVER_URI LD_LIBRARY_PATH=build timeout 300 valgrind --quiet --error-exitcode=99 \
-	--leak-check=no --suppressions=scripts/valgrind-go.supp \
-	"$tmp/fwhooks" "coap://$coap" "$http" "$tmp/fw.img" >"$tmp/fwhooks-vg.out" 2>"$tmp/fwhooks-vg.err" ||
-	{ cat "$tmp/fwhooks-vg.out" "$tmp/fwhooks-vg.err"; echo "fwhooks failed under valgrind; server log:"; cat "$tmp/fwhooks-server.log"; exit 1; }
-echo "fwhooks under valgrind: $(tail -1 "$tmp/fwhooks-vg.out")"
+run_three fwhooks "optional firmware callbacks" "coap://$coap" "$http" "$tmp/fw.img"
 
 # User agreements: capi/testdata/leagree.c accepts the download and the
 # install from its status handler while the server runs a FOTA (pull over
 # CoAP); the default file handler under a new state directory each run.
 start_server leagree
-cc -std=c99 "${flags[@]}" -fsanitize=address -fno-omit-frame-pointer -g -o "$tmp/leagree-asan" \
-	capi/testdata/leagree.c -Lbuild -lavc -lpthread
-for prog in leagree leagree-asan; do
-	env -u AVC_SERVER_URI LD_LIBRARY_PATH=build ASAN_OPTIONS=detect_leaks=0 timeout 120 \
-		"$tmp/$prog" "coap://$coap" "$http" "$tmp/$prog-state" "$(cat "$tmp/fw.pub")" 2.0.0 fw.avc \
-		>"$tmp/$prog.out" 2>"$tmp/$prog.err" ||
-		{ cat "$tmp/$prog.out" "$tmp/$prog.err"; echo "$prog failed; server log:"; cat "$tmp/leagree-server.log"; exit 1; }
-	echo "$prog (user agreements, accepted from the status handler): $(tail -1 "$tmp/$prog.out")"
-done
-env -u AVC_SERVER_URI LD_LIBRARY_PATH=build timeout 300 valgrind --quiet --error-exitcode=99 \
-	--leak-check=no --suppressions=scripts/valgrind-go.supp \
-	"$tmp/leagree" "coap://$coap" "$http" "$tmp/leagree-vg-state" "$(cat "$tmp/fw.pub")" 2.0.0 fw.avc \
-	>"$tmp/leagree-vg.out" 2>"$tmp/leagree-vg.err" ||
-	{ cat "$tmp/leagree-vg.out" "$tmp/leagree-vg.err"; echo "leagree failed under valgrind; server log:"; cat "$tmp/leagree-server.log"; exit 1; }
-echo "leagree under valgrind: $(tail -1 "$tmp/leagree-vg.out")"
+run_three leagree "user agreements, accepted from the status handler" \
+	"coap://$coap" "$http" @STATE "$(cat "$tmp/fw.pub")" 2.0.0 fw.avc
 
 # Custom objects declared field by field (avc_object_define) and the
 # object callbacks (avc_object_set_handlers): the server reads, writes and
 # executes; also under AddressSanitizer and valgrind.
 start_server objects
-cc -std=c99 "${flags[@]}" -fsanitize=address -fno-omit-frame-pointer -g -o "$tmp/objects-asan" \
-	capi/testdata/objects.c -Lbuild -lavc -lpthread
-for prog in objects objects-asan; do
-	env -u AVC_SERVER_URI LD_LIBRARY_PATH=build ASAN_OPTIONS=detect_leaks=0 timeout 120 \
-		"$tmp/$prog" "coap://$coap" "$http" >"$tmp/$prog.out" 2>"$tmp/$prog.err" ||
-		{ cat "$tmp/$prog.out" "$tmp/$prog.err"; echo "$prog failed; server log:"; cat "$tmp/objects-server.log"; exit 1; }
-	echo "$prog (objects field by field, write and execute callbacks): $(tail -1 "$tmp/$prog.out")"
-done
-env -u AVC_SERVER_URI LD_LIBRARY_PATH=build timeout 300 valgrind --quiet --error-exitcode=99 \
-	--leak-check=no --suppressions=scripts/valgrind-go.supp \
-	"$tmp/objects" "coap://$coap" "$http" >"$tmp/objects-vg.out" 2>"$tmp/objects-vg.err" ||
-	{ cat "$tmp/objects-vg.out" "$tmp/objects-vg.err"; echo "objects failed under valgrind; server log:"; cat "$tmp/objects-server.log"; exit 1; }
-echo "objects under valgrind: $(tail -1 "$tmp/objects-vg.out")"
+run_three objects "objects field by field, write and execute callbacks" "coap://$coap" "$http"
 
 # Read callbacks (AVC_OP_READ_CB): the server's reads get the values the
 # host's read callback sets; also under AddressSanitizer and valgrind.
 start_server readcb
-cc -std=c99 "${flags[@]}" -fsanitize=address -fno-omit-frame-pointer -g -o "$tmp/readcb-asan" \
-	capi/testdata/readcb.c -Lbuild -lavc -lpthread
-for prog in readcb readcb-asan; do
-	env -u AVC_SERVER_URI LD_LIBRARY_PATH=build ASAN_OPTIONS=detect_leaks=0 timeout 120 \
-		"$tmp/$prog" "coap://$coap" "$http" >"$tmp/$prog.out" 2>"$tmp/$prog.err" ||
-		{ cat "$tmp/$prog.out" "$tmp/$prog.err"; echo "$prog failed; server log:"; cat "$tmp/readcb-server.log"; exit 1; }
-	echo "$prog (read callbacks): $(tail -1 "$tmp/$prog.out")"
-done
-env -u AVC_SERVER_URI LD_LIBRARY_PATH=build timeout 300 valgrind --quiet --error-exitcode=99 \
-	--leak-check=no --suppressions=scripts/valgrind-go.supp \
-	"$tmp/readcb" "coap://$coap" "$http" >"$tmp/readcb-vg.out" 2>"$tmp/readcb-vg.err" ||
-	{ cat "$tmp/readcb-vg.out" "$tmp/readcb-vg.err"; echo "readcb failed under valgrind; server log:"; cat "$tmp/readcb-server.log"; exit 1; }
-echo "readcb under valgrind: $(tail -1 "$tmp/readcb-vg.out")"
+run_three readcb "read callbacks" "coap://$coap" "$http"
 
 # Install blocking: wait for the lecall runs, started first.
 echo "lecall: waiting (running for $((SECONDS - lecall_start)) s)"
