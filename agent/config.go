@@ -245,6 +245,9 @@ type Config struct {
 	// dtlsServerOnly is set by CarryDTLS: DTLS to the LwM2M server only,
 	// no coaps Package URIs.
 	dtlsServerOnly bool
+	// dtlsPull is set by CarryPullDTLS: the driver carries the DTLS
+	// sessions of coaps Package URIs (PullLinks).
+	dtlsPull bool
 	// httpFetch is set by drivers that serve FetchRequests (HTTP(S)
 	// pulls); /5/0/8 then lists HTTP and HTTPS.
 	httpFetch bool

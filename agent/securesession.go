@@ -10,9 +10,8 @@ import (
 // CarryDTLS declares that the driver carries the DTLS session to a
 // coaps:// LwM2M server itself, with a [SecureSession], so that NewEngine
 // accepts such a server. The engine still sees plaintext CoAP. coaps
-// Package URIs stay unsupported with it (/5/0/8 does not list coaps):
-// they need DTLS sessions of their own to other hosts, which only the
-// native driver opens.
+// Package URIs need DTLS sessions of their own to other hosts: a driver
+// that carries those too declares it with CarryPullDTLS.
 func (c *Config) CarryDTLS() {
 	c.dtls = true
 	c.dtlsServerOnly = true

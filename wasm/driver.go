@@ -48,6 +48,9 @@ type driver struct {
 	// for coap. stopping: a stop is de-registering over it.
 	sec      *agent.SecureSession
 	stopping bool
+	// pulls carries the DTLS sessions of coaps Package URIs (pull.go);
+	// nil without firmware update.
+	pulls *agent.PullLinks
 }
 
 var d = driver{log: slog.New(slog.DiscardHandler)}
@@ -119,6 +122,9 @@ func (d *driver) drain(now time.Time) (restart bool) {
 		d.pushEvent(ev)
 	}
 	for dg, ok := e.PollTransmit(); ok; dg, ok = e.PollTransmit() {
+		if d.pullTransmit(now, dg) {
+			continue
+		}
 		if d.sec != nil {
 			d.secureTransmit(dg)
 		} else if rc := sockSend(dg.Peer, dg.Data); rc != 0 {
@@ -148,9 +154,10 @@ func (d *driver) pushEvent(ev agent.Event) {
 func (d *driver) output(now time.Time) {
 	if d.sec != nil {
 		d.secureSync(now)
-		return
+	} else {
+		d.flush(now)
 	}
-	d.flush(now)
+	d.pullSync(now)
 }
 
 // restart replaces the engine with a new one made from the last stored
@@ -200,6 +207,16 @@ func (d *driver) remember(c agent.CmdSet) {
 // step runs the engine's timers and returns its next deadline, that of
 // the new engine when the timers led to a restart.
 func (d *driver) step(now time.Time) time.Time {
+	t := d.engineStep(now)
+	if d.pulls == nil {
+		return t
+	}
+	d.pullSync(now)
+	return earliest(t, d.pulls.Next(now))
+}
+
+// engineStep is step without the pull sessions.
+func (d *driver) engineStep(now time.Time) time.Time {
 	if d.sec != nil {
 		return d.secureStep(now)
 	}
