@@ -87,8 +87,8 @@ type DeviceInfo struct {
 type Config struct {
 	// ServerURI is the LwM2M server, "coap://host[:port]" (port 5683 when
 	// omitted) or "coaps://host[:port]" (DTLS, port 5684 when omitted;
-	// needs PSKIdentity and PSKKey, or CertFile, KeyFile and CAFile (native
-	// driver only), and a driver that carries DTLS: [New] or avc.wasm, see
+	// needs PSKIdentity and PSKKey, or CertFile, KeyFile and CAFile (or
+	// CertPEM, KeyPEM and CAPEM), and a driver that carries DTLS: [New] or avc.wasm, see
 	// CarryDTLS). AVC_SERVER_URI. It may be empty when BootstrapURI is
 	// set: the bootstrap server then provides one.
 	ServerURI string
@@ -123,6 +123,11 @@ type Config struct {
 	// not supported: pion/dtls has no RFC 7250. AVC_CERT_FILE,
 	// AVC_KEY_FILE, AVC_CA_FILE.
 	CertFile, KeyFile, CAFile string
+	// CertPEM, KeyPEM and CAPEM are the same three as PEM bytes, for
+	// drivers without a file system (avc.wasm: avc_init's "cert_pem",
+	// "key_pem" and "ca_pem", which its hosts read from AVC_CERT_FILE,
+	// AVC_KEY_FILE and AVC_CA_FILE). When set they win over the files.
+	CertPEM, KeyPEM, CAPEM []byte
 	// BootstrapURI is the LwM2M bootstrap server (factory bootstrap: it
 	// becomes the Bootstrap-Server account of the Security object). The
 	// engine bootstraps from it when it has no usable DM server, when

@@ -88,8 +88,12 @@ func avcInit(cfgPtr uint32, cfgLen int32, statePtr uint32, stateLen int32) (rc i
 		cfg.CarryPullDTLS()
 	}
 	cfg.Control.Enabled = mc.control
-	mc.apply(&cfg) // DTLS timing
-	if err := cfg.ApplyMap(mc.settings); err != nil || objErr != nil {
+	mc.apply(&cfg) // DTLS timing and certificate
+	err = cfg.ApplyMap(mc.settings)
+	if err == nil {
+		err = checkFiles(&cfg)
+	}
+	if err != nil || objErr != nil {
 		// Report every problem at once, as agent.New does.
 		return d.fail(rcBadInput, "avc_init: %s", oneLine(errors.Join(objErr, err, cfg.Validate())))
 	}
