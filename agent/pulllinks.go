@@ -205,6 +205,10 @@ func (p *PullLinks) Next(now time.Time) time.Time {
 	return t
 }
 
+// Active reports whether any session is open or still has a close_notify
+// to send; a driver need not let the links run (pump) otherwise.
+func (p *PullLinks) Active() bool { return len(p.links) > 0 || len(p.closing) > 0 }
+
 // Close ends every session (close_notify for the established ones goes
 // to PollOutput).
 func (p *PullLinks) Close() {
