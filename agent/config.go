@@ -247,8 +247,8 @@ type Config struct {
 	// dtls is set by New, the one driver that can speak DTLS: without it a
 	// coaps URI is refused rather than served in plaintext.
 	dtls bool
-	// dtlsServerOnly is set by CarryDTLS: DTLS to the LwM2M server only,
-	// no coaps Package URIs.
+	// dtlsServerOnly is set by CarryDTLS: DTLS to the LwM2M server only;
+	// coaps Package URIs need dtlsPull besides.
 	dtlsServerOnly bool
 	// dtlsPull is set by CarryPullDTLS: the driver carries the DTLS
 	// sessions of coaps Package URIs (PullLinks).
