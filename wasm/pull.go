@@ -16,8 +16,9 @@ import (
 // sock_send to "host:port" and comes back through avc_on_datagram from
 // there. The sessions are pumped like the server's (dtls.go). The host
 // has a single socket, so a pull from the coaps address of the LwM2M
-// server itself cannot have a session of its own: its datagrams are
-// dropped and the pull fails as a server that never answers.
+// server itself cannot have a session of its own: it rides the server's
+// session instead (the engine matches the answers by message ID and
+// token, whatever peer key they come under).
 
 // pullTransmit routes one datagram of the engine to its pull session;
 // false when it is not for one.
@@ -26,7 +27,7 @@ func (d *driver) pullTransmit(now time.Time, dg agent.Datagram) bool {
 		return false
 	}
 	if addr, ok := strings.CutPrefix(dg.Peer, agent.DTLSPeerPrefix); ok && d.sec != nil && addr == d.sec.Peer() {
-		d.log.Warn("coaps pull from the LwM2M server's own coaps address is not supported in wasm; dropped", "peer", addr)
+		d.secureTransmit(agent.Datagram{Peer: addr, Data: dg.Data})
 		return true
 	}
 	return d.pulls.Send(now, d.engine, dg.Peer, dg.Data)

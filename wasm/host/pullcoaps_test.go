@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -193,4 +194,62 @@ func freeUDPPair(t *testing.T) int {
 	}
 	t.Fatal("no two free adjacent UDP ports")
 	return 0
+}
+
+// TestAgentFOTAOverServerSession: an agent registered over coaps pulls a
+// package from its LwM2M server's own coaps address (the server's FOTA
+// picks coaps for a DTLS client). The host has one socket, so the pull
+// rides the server's DTLS session; the update completes with Result 1.
+func TestAgentFOTAOverServerSession(t *testing.T) {
+	dir := t.TempDir()
+	image := bytes.Repeat([]byte("over the server's own session "), 700)
+	pub, priv, err := fwpkg.GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	writePackage(t, filepath.Join(dir, "fw.pkg"), "1.2.3", image, priv)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	srv := server.New(server.Config{
+		CoAPAddr:    "127.0.0.1:0",
+		CoAPSAddr:   "127.0.0.1:0",
+		FirmwareDir: dir,
+		PSK:         func([]byte) ([]byte, error) { return testPSK, nil },
+	})
+	if err := srv.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	flash := &upgradeFlash{Flash: &agenttest.Flash{}}
+	a, err := New(ctx, nil, map[string]string{
+		agent.EnvServerURI:     "coaps://" + srv.CoAPSAddr().String(),
+		agent.EnvEndpoint:      "wasm-fota-coaps",
+		agent.EnvLifetime:      "300",
+		agent.EnvPSKIdentity:   "dev-psk",
+		agent.EnvPSKKey:        hex.EncodeToString(testPSK),
+		agent.EnvFWVersion:     "1.0.0",
+		agent.EnvFWTrustedKeys: hex.EncodeToString(pub),
+	}, WithRuntime(testRT), WithFirmware(flash))
+	if err != nil {
+		t.Fatal(err)
+	}
+	actx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- a.Run(actx) }()
+	defer func() { stop(); <-done }()
+	nextEvent(t, a.Events(), agent.EventRegistered)
+	f, err := srv.StartFOTA(ctx, "wasm-fota-coaps", server.FOTARequest{Image: "fw.pkg"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := f.Wait(ctx)
+	if err != nil || st.Phase != server.FOTADone || st.Result != 1 {
+		t.Fatalf("FOTA ended in %s with result %d: %v", st.Phase, st.Result, err)
+	}
+	if !strings.HasPrefix(st.URI, "coaps://"+srv.CoAPSAddr().String()) {
+		t.Errorf("FOTA pulled from %q, want the server's coaps address", st.URI)
+	}
+	if flash.Running != "1.2.3" {
+		t.Errorf("running %q after the update, want 1.2.3", flash.Running)
+	}
 }
