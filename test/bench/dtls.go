@@ -115,13 +115,25 @@ func runDTLS(ctx context.Context, root, wasmPath, node string) []dtlsRow {
 		})
 	}
 
-	nd := dtlsRow{name: "avc wasm (Node)"}
-	if node == "" {
-		nd.err = errors.New("node not found")
-	} else {
-		b.measureNode(ctx, &nd, root, wasmPath, node)
+	// Node twice: as it comes, and with --no-liftoff, which compiles all
+	// of avc.wasm with V8's optimizing tier up front (seconds at startup,
+	// not timed here). By default V8 runs code in its baseline tier
+	// (Liftoff) until it is hot, which the code of a handshake, run a few
+	// times, never gets.
+	rows := []dtlsRow{native, wz}
+	for _, flags := range [][]string{nil, {"--no-liftoff"}} {
+		nd := dtlsRow{name: "avc wasm (Node)"}
+		if len(flags) > 0 {
+			nd.name = "avc wasm (Node " + strings.Join(flags, " ") + ")"
+		}
+		if node == "" {
+			nd.err = errors.New("node not found")
+		} else {
+			b.measureNode(ctx, &nd, root, wasmPath, node, flags)
+		}
+		rows = append(rows, nd)
 	}
-	return []dtlsRow{native, wz, nd}
+	return rows
 }
 
 // dtlsBench holds what every subject is measured against.
@@ -333,8 +345,8 @@ func (b *dtlsBench) pulls(ctx context.Context, ep string, downloaded func() erro
 }
 
 // measureNode fills row from test/bench/coaps.mjs runs.
-func (b *dtlsBench) measureNode(ctx context.Context, row *dtlsRow, root, wasmPath, node string) {
-	script := filepath.Join(root, "test/bench/coaps.mjs")
+func (b *dtlsBench) measureNode(ctx context.Context, row *dtlsRow, root, wasmPath, node string, flags []string) {
+	args := append(append([]string{"--no-warnings"}, flags...), filepath.Join(root, "test/bench/coaps.mjs"))
 	env := func(mode string, cfg map[string]string) []string {
 		e := append(cleanEnv(), "AVC_WASM="+wasmPath, "BENCH_RUNS="+strconv.Itoa(dtlsRuns), "BENCH_MODE="+mode)
 		for name, v := range cfg {
@@ -344,7 +356,7 @@ func (b *dtlsBench) measureNode(ctx context.Context, row *dtlsRow, root, wasmPat
 	}
 	var res [2]struct{ MS, Cold []float64 }
 	for k, uri := range b.uris {
-		cmd := exec.CommandContext(ctx, node, "--no-warnings", script)
+		cmd := exec.CommandContext(ctx, node, args...)
 		cmd.Env = env("register", b.config(uri, "bench-dtls-node"))
 		out, err := cmd.Output()
 		if err == nil {
@@ -364,7 +376,7 @@ func (b *dtlsBench) measureNode(ctx context.Context, row *dtlsRow, root, wasmPat
 	// ends it.
 	cfg := b.config(b.uris[0], "bench-pull-node")
 	cfg[agent.EnvFWPSKIdentity], cfg[agent.EnvFWPSKKey] = "bench", hex.EncodeToString(benchPSK)
-	cmd := exec.CommandContext(ctx, node, "--no-warnings", script)
+	cmd := exec.CommandContext(ctx, node, args...)
 	cmd.Env = env("pull", cfg)
 	cmd.Stderr = os.Stderr
 	stdin, err := cmd.StdinPipe()
@@ -506,7 +518,7 @@ func renderDTLS(rows []dtlsRow) string {
 	var b strings.Builder
 	w := func(format string, args ...any) { fmt.Fprintf(&b, format, args...) }
 	w("\n## coaps: DTLS-PSK handshake and registration, 1 MiB coaps pull\n\n")
-	w("Against avc's server on loopback. **Registration**, each over a new DTLS session (coaps) or socket (coap): for the wasm rows the time from the start command to the registered event on an agent that is already running and registered once (stopped, then started again: the module instance is the same, already instantiated and warm, as the native agent runs in an already running process); for the native agent, which keeps its DTLS session for as long as it runs, from Run of a fresh agent to the registered event. Median of %d after one untimed run. coaps − coap ≈ the DTLS handshake (TLS_PSK_WITH_AES_128_CCM_8; inside avc.wasm for the wasm rows: pion/dtls pumped by the exports). *Fresh instance*: the wasm rows over coaps with a fresh agent and module instance per registration (as the native row), whose first handshake also pays the instance's warm-up (memory growth, first use of the code). **Pull**: a %s package over coaps (a DTLS-PSK session of its own to the server's coaps listener, beside a coap LwM2M session), from the server's Write of /5/0/1 to the Downloaded event, into a handler that keeps the image in memory; median of %d after one untimed pull, so the pull session is up and the time is the block-wise transfer (1 KiB blocks).\n\n", dtlsRuns, sizeText(pullSize), pullRuns)
+	w("Against avc's server on loopback. **Registration**, each over a new DTLS session (coaps) or socket (coap): for the wasm rows the time from the start command to the registered event on an agent that is already running and registered once (stopped, then started again: the module instance is the same, already instantiated and warm, as the native agent runs in an already running process); for the native agent, which keeps its DTLS session for as long as it runs, from Run of a fresh agent to the registered event. Median of %d after one untimed run. coaps − coap ≈ the DTLS handshake (TLS_PSK_WITH_AES_128_CCM_8; inside avc.wasm for the wasm rows: pion/dtls pumped by the exports). *Fresh instance*: the wasm rows over coaps with a fresh agent and module instance per registration (as the native row), whose first handshake also pays the instance's warm-up (memory growth, first use of the code). **Pull**: a %s package over coaps (a DTLS-PSK session of its own to the server's coaps listener, beside a coap LwM2M session), from the server's Write of /5/0/1 to the Downloaded event, into a handler that keeps the image in memory; median of %d after one untimed pull, so the pull session is up and the time is the block-wise transfer (1 KiB blocks). The Node rows run once as Node comes and once with --no-liftoff (V8 compiles all of avc.wasm with its optimizing tier at startup, seconds not timed here; by default code stays in the baseline tier until hot, which a handshake run a few times never gets). What remains between wasm and native is the speed of Go compiled to wasm: pion's and the engine's code run several times slower, and AES and SHA-256 (no AES-NI or SHA-NI in wasm, generic Go code) tens of times slower per byte.\n\n", dtlsRuns, sizeText(pullSize), pullRuns)
 	w("| subject | coap | coaps | coaps − coap | coaps ÷ native | fresh instance, coaps | %s coaps pull | pull ÷ native |\n|---|---|---|---|---|---|---|---|\n", sizeText(pullSize))
 	var nativeCoaps, nativePull time.Duration
 	for _, r := range rows {
