@@ -133,7 +133,7 @@ func New(cfg Config) (*Agent, error) {
 		return nil, err
 	}
 	var cred DTLSCredentials
-	if cfg.CertFile != "" {
+	if cfg.certConfigured() {
 		// Loaded once: a certificate file that goes missing later does not
 		// stop a running agent from handshaking again.
 		if cred, err = cfg.dtlsCredentials(); err != nil {

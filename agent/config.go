@@ -92,8 +92,8 @@ type DeviceInfo struct {
 type Config struct {
 	// ServerURI is the LwM2M server, "coap://host[:port]" (port 5683 when
 	// omitted) or "coaps://host[:port]" (DTLS, port 5684 when omitted;
-	// needs PSKIdentity and PSKKey, or CertFile, KeyFile and CAFile (native
-	// driver only), and a driver that carries DTLS: [New] or avc.wasm, see
+	// needs PSKIdentity and PSKKey, or CertFile, KeyFile and CAFile (or
+	// CertPEM, KeyPEM and CAPEM), and a driver that carries DTLS: [New] or avc.wasm, see
 	// CarryDTLS). AVC_SERVER_URI. It may be empty when BootstrapURI is
 	// set: the bootstrap server then provides one.
 	ServerURI string
@@ -128,6 +128,11 @@ type Config struct {
 	// not supported: pion/dtls has no RFC 7250. AVC_CERT_FILE,
 	// AVC_KEY_FILE, AVC_CA_FILE.
 	CertFile, KeyFile, CAFile string
+	// CertPEM, KeyPEM and CAPEM are the same three as PEM bytes, for
+	// drivers without a file system (avc.wasm: avc_init's "cert_pem",
+	// "key_pem" and "ca_pem", which its hosts read from AVC_CERT_FILE,
+	// AVC_KEY_FILE and AVC_CA_FILE). When set they win over the files.
+	CertPEM, KeyPEM, CAPEM []byte
 	// BootstrapURI is the LwM2M bootstrap server (factory bootstrap: it
 	// becomes the Bootstrap-Server account of the Security object). The
 	// engine bootstraps from it when it has no usable DM server, when
@@ -254,9 +259,12 @@ type Config struct {
 	// dtls is set by New, the one driver that can speak DTLS: without it a
 	// coaps URI is refused rather than served in plaintext.
 	dtls bool
-	// dtlsServerOnly is set by CarryDTLS: DTLS to the LwM2M server only,
-	// no coaps Package URIs.
+	// dtlsServerOnly is set by CarryDTLS: DTLS to the LwM2M server only;
+	// coaps Package URIs need dtlsPull besides.
 	dtlsServerOnly bool
+	// dtlsPull is set by CarryPullDTLS: the driver carries the DTLS
+	// sessions of coaps Package URIs (PullLinks).
+	dtlsPull bool
 	// httpFetch is set by drivers that serve FetchRequests (HTTP(S)
 	// pulls); /5/0/8 then lists HTTP and HTTPS.
 	httpFetch bool

@@ -600,7 +600,8 @@ func (e *Engine) fetchScheme(s string) bool {
 	case "coap":
 		return true
 	case "coaps":
-		return e.cfg.dtls && !e.cfg.dtlsServerOnly && (e.cfg.fwPSK() != nil || e.cfg.securityHooks())
+		carried := e.cfg.dtlsPull || e.cfg.dtls && !e.cfg.dtlsServerOnly
+		return carried && (e.cfg.fwPSK() != nil || e.cfg.securityHooks())
 	case "http", "https":
 		return e.cfg.httpFetch
 	}
@@ -611,5 +612,5 @@ func (e *Engine) fetchScheme(s string) bool {
 // to a host other than the LwM2M server (a coaps:// Package URI): the
 // native driver opens a DTLS-PSK session to "host:port" for them with the
 // firmware credential (Config.FirmwarePSKIdentity/Key, else the server's
-// PSK).
+// PSK); drivers that carry DTLS themselves do it with PullLinks.
 const DTLSPeerPrefix = "dtls/"

@@ -33,13 +33,16 @@ type DTLSCredentials struct {
 
 func (c DTLSCredentials) certificate() bool { return c.Certificate != nil }
 
+// certConfigured reports whether c names a certificate for DTLS
+// (Security mode 2): as files or as PEM bytes.
+func (c *Config) certConfigured() bool {
+	return c.CertFile != "" || c.KeyFile != "" || c.CAFile != "" || len(c.CertPEM) > 0 || len(c.KeyPEM) > 0 || len(c.CAPEM) > 0
+}
+
 // validateDTLS checks that a coaps configuration has a usable credential.
 func (c *Config) validateDTLS() error {
 	switch {
-	case c.CertFile != "" || c.KeyFile != "" || c.CAFile != "":
-		if c.CertFile == "" || c.KeyFile == "" || c.CAFile == "" {
-			return fmt.Errorf("%w: %s=%q: certificates need %s, %s and %s together", ErrConfig, EnvServerURI, c.ServerURI, EnvCertFile, EnvKeyFile, EnvCAFile)
-		}
+	case c.certConfigured():
 		_, err := c.dtlsCredentials()
 		return err
 	case c.PSKIdentity == "" || len(c.PSKKey) == 0:
@@ -50,34 +53,40 @@ func (c *Config) validateDTLS() error {
 }
 
 // dtlsCredentials loads the credential of the LwM2M server's session:
-// the certificate files when they are named, else the PSK.
+// the certificate (PEM bytes, else files) when one is configured, else
+// the PSK.
 func (c *Config) dtlsCredentials() (DTLSCredentials, error) {
-	if c.CertFile == "" {
+	if !c.certConfigured() {
 		return DTLSCredentials{PSKIdentity: c.PSKIdentity, PSKKey: c.PSKKey}, nil
 	}
-	cert, err := tls.LoadX509KeyPair(c.CertFile, c.KeyFile)
+	certPEM, keyPEM, caPEM := c.CertPEM, c.KeyPEM, c.CAPEM
+	if len(certPEM) == 0 && len(keyPEM) == 0 && len(caPEM) == 0 {
+		if c.CertFile == "" || c.KeyFile == "" || c.CAFile == "" {
+			return DTLSCredentials{}, fmt.Errorf("%w: %s=%q: certificates need %s, %s and %s together", ErrConfig, EnvServerURI, c.ServerURI, EnvCertFile, EnvKeyFile, EnvCAFile)
+		}
+		var err error
+		if certPEM, err = os.ReadFile(c.CertFile); err == nil {
+			keyPEM, err = os.ReadFile(c.KeyFile)
+		}
+		if err != nil {
+			return DTLSCredentials{}, fmt.Errorf("%w: %s/%s: %v", ErrConfig, EnvCertFile, EnvKeyFile, err)
+		}
+		if caPEM, err = os.ReadFile(c.CAFile); err != nil {
+			return DTLSCredentials{}, fmt.Errorf("%w: %s: %v", ErrConfig, EnvCAFile, err)
+		}
+	} else if len(certPEM) == 0 || len(keyPEM) == 0 || len(caPEM) == 0 {
+		return DTLSCredentials{}, fmt.Errorf("%w: %s=%q: certificates need the certificate, key and CA PEM together", ErrConfig, EnvServerURI, c.ServerURI)
+	}
+	cert, err := tls.X509KeyPair(certPEM, keyPEM)
 	if err != nil {
 		return DTLSCredentials{}, fmt.Errorf("%w: %s/%s: %v", ErrConfig, EnvCertFile, EnvKeyFile, err)
 	}
-	roots, err := loadCertPool(c.CAFile)
-	if err != nil {
-		return DTLSCredentials{}, fmt.Errorf("%w: %s: %v", ErrConfig, EnvCAFile, err)
+	roots := x509.NewCertPool()
+	if !roots.AppendCertsFromPEM(caPEM) {
+		// An empty pool would trust nothing, silently.
+		return DTLSCredentials{}, fmt.Errorf("%w: %s: no PEM certificate in the file", ErrConfig, EnvCAFile)
 	}
 	return DTLSCredentials{Certificate: &cert, RootCAs: roots}, nil
-}
-
-// loadCertPool reads PEM certificates from name; a file without one is an
-// error (an empty pool would trust nothing, silently).
-func loadCertPool(name string) (*x509.CertPool, error) {
-	b, err := os.ReadFile(name)
-	if err != nil {
-		return nil, err
-	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(b) {
-		return nil, errors.New("no PEM certificate in the file")
-	}
-	return pool, nil
 }
 
 // certOptions are the client options of certificate mode for a server

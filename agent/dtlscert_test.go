@@ -152,6 +152,50 @@ func TestConfigCertificates(t *testing.T) {
 	}
 }
 
+// TestConfigCertificatePEM: the certificate as PEM bytes (CertPEM,
+// KeyPEM, CAPEM: avc.wasm's cert_pem, key_pem, ca_pem) is checked as the
+// files are, and wins over them.
+func TestConfigCertificatePEM(t *testing.T) {
+	dir := t.TempDir()
+	ca := agenttest.NewCA(t, "pem-ca")
+	_, certFile, keyFile := ca.Issue(t, dir, "pem")
+	read := func(name string) []byte {
+		b, err := os.ReadFile(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	certPEM, keyPEM, caPEM := read(certFile), read(keyFile), read(ca.File(t, dir))
+	_, _, otherKey := ca.Issue(t, dir, "other")
+	for _, tc := range []struct {
+		name           string
+		cert, key, cas []byte
+		files          bool // also name files that do not exist
+		errSubstr      string
+	}{
+		{name: "all three", cert: certPEM, key: keyPEM, cas: caPEM},
+		{name: "PEM wins over files", cert: certPEM, key: keyPEM, cas: caPEM, files: true},
+		{name: "no CA", cert: certPEM, key: keyPEM, errSubstr: "together"},
+		{name: "CA without a certificate", cert: certPEM, key: keyPEM, cas: []byte("junk"), errSubstr: agent.EnvCAFile},
+		{name: "key for another certificate", cert: certPEM, key: read(otherKey), cas: caPEM, errSubstr: agent.EnvKeyFile},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := agent.Config{ServerURI: "coaps://127.0.0.1:5684", Endpoint: "pem", CertPEM: tc.cert, KeyPEM: tc.key, CAPEM: tc.cas}
+			if tc.files {
+				c.CertFile, c.KeyFile, c.CAFile = filepath.Join(dir, "no.crt"), filepath.Join(dir, "no.key"), filepath.Join(dir, "no.pem")
+			}
+			err := c.Validate()
+			switch {
+			case tc.errSubstr == "" && err != nil:
+				t.Fatalf("Validate = %v", err)
+			case tc.errSubstr != "" && (!errors.Is(err, agent.ErrConfig) || !strings.Contains(err.Error(), tc.errSubstr)):
+				t.Fatalf("Validate = %v, want an ErrConfig mentioning %q", err, tc.errSubstr)
+			}
+		})
+	}
+}
+
 // clientHelloSNI returns the server_name of the DTLS ClientHello in b and
 // whether it has the extension (RFC 6066 §3), or an error when b is not
 // an unfragmented ClientHello record.

@@ -54,8 +54,30 @@ func NewDTLSLink(peer, identity string, key []byte) (*DTLSLink, error) {
 	if identity == "" || len(key) == 0 {
 		return nil, fmt.Errorf("%w: DTLS needs a PSK identity and key", ErrConfig)
 	}
+	return newDTLSLink(peer, pskClientOptions(identity, key))
+}
+
+// NewDTLSLinkWith is NewDTLSLink with any credential: a PSK, or a client
+// certificate with the trust anchors for the server's, which must name
+// peer's host as OpenSecureWith checks it (certOptions).
+func NewDTLSLinkWith(peer string, cred DTLSCredentials) (*DTLSLink, error) {
+	if !cred.certificate() {
+		return NewDTLSLink(peer, cred.PSKIdentity, cred.PSKKey)
+	}
+	if cred.RootCAs == nil {
+		return nil, fmt.Errorf("%w: DTLS with a certificate needs trust anchors for the server", ErrConfig)
+	}
+	host, _, err := net.SplitHostPort(peer)
+	if err != nil {
+		return nil, fmt.Errorf("agent: server %s: %w", peer, err)
+	}
+	opts := append([]dtls.ClientOption{dtls.WithConnectionIDGenerator(dtls.OnlySendCIDGenerator())}, certOptions(cred, host)...)
+	return newDTLSLink(peer, opts)
+}
+
+func newDTLSLink(peer string, opts []dtls.ClientOption) (*DTLSLink, error) {
 	pc := newMemPacketConn(peerAddr(peer))
-	conn, err := dtls.ClientWithOptions(pc, peerAddr(peer), pskClientOptions(identity, key)...)
+	conn, err := dtls.ClientWithOptions(pc, peerAddr(peer), opts...)
 	if err != nil {
 		return nil, fmt.Errorf("agent: dtls: %w", err)
 	}

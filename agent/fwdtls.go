@@ -14,9 +14,10 @@ import (
 // own, beside the main port that talks to the LwM2M server. A session is
 // opened on the first datagram for its peer, in the background, with the
 // credential the engine names for that peer (Engine.PullPSK: the
-// handler's FirmwareSecurityProvider or the configuration): that datagram
-// is dropped, and CoAP's retransmission finds the session up. A handshake
-// that fails is tried again on a later datagram; a session whose
+// handler's FirmwareSecurityProvider or the configuration): the
+// datagrams sent while the handshake runs (at most maxPullQueue) go out
+// once it is up, and are dropped when it fails. A handshake that fails is
+// tried again on a later datagram; a session whose
 // credential is no longer the one asked for is replaced. Nothing for such
 // a peer ever goes out in plaintext.
 type sidePort struct {
@@ -33,12 +34,14 @@ type sidePort struct {
 	sessions map[string]*SecurePort // by peer key
 	creds    map[string]*pskCred    // the credential of each session or handshake
 	opening  map[string]bool
+	queued   map[string][][]byte // sent while the handshake runs
 	closed   bool
 }
 
 func newSidePort(main port, cred func(peer string) *pskCred, timeout time.Duration) *sidePort {
 	p := &sidePort{main: main, cred: cred, timeout: timeout, rx: make(chan Datagram, 16), quit: make(chan struct{}),
-		sessions: make(map[string]*SecurePort), creds: make(map[string]*pskCred), opening: make(map[string]bool)}
+		sessions: make(map[string]*SecurePort), creds: make(map[string]*pskCred), opening: make(map[string]bool),
+		queued: make(map[string][][]byte)}
 	go func() {
 		defer close(p.rx)
 		for d := range main.Recv() {
@@ -82,10 +85,17 @@ func (p *sidePort) Send(peer string, b []byte) error {
 		p.wg.Add(1)
 		go p.open(peer, addr, c)
 	}
-	p.mu.Unlock()
 	if !ok {
-		return nil // dropped while the handshake runs; CoAP retransmits
+		if q := p.queued[peer]; len(q) >= maxPullQueue {
+			p.queued[peer] = q[1:]
+		}
+		if p.opening[peer] {
+			p.queued[peer] = append(p.queued[peer], append([]byte(nil), b...))
+		}
+		p.mu.Unlock()
+		return nil // sent once the handshake is done
 	}
+	p.mu.Unlock()
 	return s.Send(addr, b)
 }
 
@@ -105,6 +115,8 @@ func (p *sidePort) open(peer, addr string, c *pskCred) {
 	cancel()
 	p.mu.Lock()
 	delete(p.opening, peer)
+	queued := p.queued[peer]
+	delete(p.queued, peer)
 	if err != nil || p.closed {
 		p.mu.Unlock()
 		if s != nil {
@@ -114,6 +126,9 @@ func (p *sidePort) open(peer, addr string, c *pskCred) {
 	}
 	p.sessions[peer] = s
 	p.mu.Unlock()
+	for _, b := range queued {
+		_ = s.Send(addr, b) // like a lost datagram when it fails
+	}
 	for d := range s.Recv() {
 		select {
 		case p.rx <- Datagram{Peer: peer, Data: d.Data}:

@@ -10,9 +10,8 @@ import (
 // CarryDTLS declares that the driver carries the DTLS session to a
 // coaps:// LwM2M server itself, with a [SecureSession], so that NewEngine
 // accepts such a server. The engine still sees plaintext CoAP. coaps
-// Package URIs stay unsupported with it (/5/0/8 does not list coaps):
-// they need DTLS sessions of their own to other hosts, which only the
-// native driver opens.
+// Package URIs need DTLS sessions of their own to other hosts: a driver
+// that carries those too declares it with CarryPullDTLS.
 func (c *Config) CarryDTLS() {
 	c.dtls = true
 	c.dtlsServerOnly = true
@@ -68,8 +67,8 @@ const (
 
 // SecureSession is the DTLS session policy of the native driver (Agent.Run
 // over coaps) for drivers that carry the datagrams themselves and run on a
-// clock they are given, such as the wasm module: a DTLS-PSK handshake
-// bounded by Config.DTLSHandshakeTimeout; a failed one reported as
+// clock they are given, such as the wasm module: a DTLS handshake (PSK
+// or certificate) bounded by Config.DTLSHandshakeTimeout; a failed one reported as
 // EventRegistrationFailed and retried after Config.DTLSRetryDelay, doubling
 // up to a day; never any plaintext; a new session when the established one
 // ends, when a registration over it fails, or when nothing came from the
@@ -83,6 +82,7 @@ const (
 // called concurrently.
 type SecureSession struct {
 	cfg        Config
+	cred       DTLSCredentials
 	peer       string
 	log        *slog.Logger
 	link       *DTLSLink
@@ -97,7 +97,9 @@ type SecureSession struct {
 }
 
 // NewSecureSession returns the session policy for cfg, whose ServerURI
-// must be a coaps:// URI with PSKIdentity and PSKKey. It starts nothing.
+// must be a coaps:// URI with PSKIdentity and PSKKey, or a certificate
+// (CertPEM, KeyPEM and CAPEM, or the files; it wins over a PSK). It starts
+// nothing.
 func NewSecureSession(cfg Config) (*SecureSession, error) {
 	srv, err := parseServerURI(cfg.ServerURI)
 	if err != nil {
@@ -106,14 +108,20 @@ func NewSecureSession(cfg Config) (*SecureSession, error) {
 	if srv.scheme != "coaps" {
 		return nil, fmt.Errorf("%w: %s=%q: not a coaps URI", ErrConfig, EnvServerURI, cfg.ServerURI)
 	}
-	if cfg.PSKIdentity == "" || len(cfg.PSKKey) == 0 {
-		return nil, fmt.Errorf("%w: %s=%q: coaps needs %s and %s", ErrConfig, EnvServerURI, cfg.ServerURI, EnvPSKIdentity, EnvPSKKey)
+	if err := cfg.validateDTLS(); err != nil {
+		return nil, err
+	}
+	// Loaded once, as by New: the credential does not change while the
+	// session policy runs.
+	cred, err := cfg.dtlsCredentials()
+	if err != nil {
+		return nil, err
 	}
 	log := cfg.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &SecureSession{cfg: cfg, peer: srv.peer, log: log, delay: cfg.dtlsRetryDelay()}, nil
+	return &SecureSession{cfg: cfg, cred: cred, peer: srv.peer, log: log, delay: cfg.dtlsRetryDelay()}, nil
 }
 
 // Peer returns the server's peer key, where the ciphertext goes.
@@ -157,7 +165,7 @@ func (s *SecureSession) handshake(now time.Time) {
 			s.closing = append(s.closing, s.link)
 		}
 	}
-	l, err := NewDTLSLink(s.peer, s.cfg.PSKIdentity, s.cfg.PSKKey)
+	l, err := NewDTLSLinkWith(s.peer, s.cred)
 	if err != nil {
 		// Only a bad credential fails here, which NewSecureSession
 		// refused; treat it as a failed handshake all the same.

@@ -49,6 +49,9 @@ type driver struct {
 	// for coap. stopping: a stop is de-registering over it.
 	sec      *agent.SecureSession
 	stopping bool
+	// pulls carries the DTLS sessions of coaps Package URIs (pull.go);
+	// nil without firmware update.
+	pulls *agent.PullLinks
 }
 
 var d = driver{log: slog.New(slog.DiscardHandler)}
@@ -120,6 +123,9 @@ func (d *driver) drain(now time.Time) (restart bool) {
 		d.pushEvent(ev)
 	}
 	for dg, ok := e.PollTransmit(); ok; dg, ok = e.PollTransmit() {
+		if d.pullTransmit(now, dg) {
+			continue
+		}
 		if d.sec != nil {
 			d.secureTransmit(dg)
 		} else if rc := sockSend(dg.Peer, dg.Data); rc != 0 {
@@ -149,9 +155,10 @@ func (d *driver) pushEvent(ev agent.Event) {
 func (d *driver) output(now time.Time) {
 	if d.sec != nil {
 		d.secureSync(now)
-		return
+	} else {
+		d.flush(now)
 	}
-	d.flush(now)
+	d.pullSync(now)
 }
 
 // restart replaces the engine with a new one made from the last stored
@@ -201,6 +208,16 @@ func (d *driver) remember(c agent.CmdSet) {
 // step runs the engine's timers and returns its next deadline, that of
 // the new engine when the timers led to a restart.
 func (d *driver) step(now time.Time) time.Time {
+	t := d.engineStep(now)
+	if d.pulls == nil {
+		return t
+	}
+	d.pullSync(now)
+	return earliest(t, d.pulls.Next(now))
+}
+
+// engineStep is step without the pull sessions.
+func (d *driver) engineStep(now time.Time) time.Time {
 	if d.sec != nil {
 		return d.secureStep(now)
 	}
@@ -246,6 +263,15 @@ type moduleConfig struct {
 	control  bool              // control
 	// dtls_handshake_timeout_ms, dtls_retry_delay_ms, nat_timeout_ms
 	handshakeTimeout, retryDelay, natTimeout time.Duration
+	// cert_pem, key_pem, ca_pem
+	certPEM, keyPEM, caPEM string
+}
+
+// pemKeys are the configuration keys of PEM texts.
+var pemKeys = map[string]func(*moduleConfig) *string{
+	abi.ConfigCertPEM: func(mc *moduleConfig) *string { return &mc.certPEM },
+	abi.ConfigKeyPEM:  func(mc *moduleConfig) *string { return &mc.keyPEM },
+	abi.ConfigCAPEM:   func(mc *moduleConfig) *string { return &mc.caPEM },
 }
 
 // durationKeys are the configuration keys given in milliseconds.
@@ -255,11 +281,30 @@ var durationKeys = map[string]func(*moduleConfig) *time.Duration{
 	abi.ConfigNATTimeout:           func(mc *moduleConfig) *time.Duration { return &mc.natTimeout },
 }
 
-// apply sets the durations on cfg.
+// apply sets the durations and the certificate on cfg.
 func (mc *moduleConfig) apply(cfg *agent.Config) {
 	cfg.DTLSHandshakeTimeout = mc.handshakeTimeout
 	cfg.DTLSRetryDelay = mc.retryDelay
 	cfg.NATTimeout = mc.natTimeout
+	cfg.CertPEM, cfg.KeyPEM, cfg.CAPEM = pemBytes(mc.certPEM), pemBytes(mc.keyPEM), pemBytes(mc.caPEM)
+}
+
+// pemBytes is a PEM text as bytes, nil when empty.
+func pemBytes(s string) []byte {
+	if s == "" {
+		return nil
+	}
+	return []byte(s)
+}
+
+// checkFiles refuses the certificate file names: the module reads no
+// files, its host passes their contents (cert_pem, key_pem, ca_pem).
+func checkFiles(cfg *agent.Config) error {
+	if cfg.CertFile == "" && cfg.KeyFile == "" && cfg.CAFile == "" {
+		return nil
+	}
+	return fmt.Errorf("%w: avc.wasm reads no files: pass the PEM texts of %s, %s and %s as %q, %q and %q (the wazero and Node hosts read the files themselves)",
+		agent.ErrConfig, agent.EnvCertFile, agent.EnvKeyFile, agent.EnvCAFile, abi.ConfigCertPEM, abi.ConfigKeyPEM, abi.ConfigCAPEM)
 }
 
 // parseConfig decodes the avc_init configuration: a JSON object whose
@@ -294,6 +339,10 @@ func parseConfig(b []byte) (moduleConfig, error) {
 		case k == configControl:
 			if err := json.Unmarshal(v, &mc.control); err != nil {
 				return mc, fmt.Errorf("config: %s: want true or false, got %s", k, v)
+			}
+		case pemKeys[k] != nil:
+			if err := json.Unmarshal(v, pemKeys[k](&mc)); err != nil {
+				return mc, fmt.Errorf("config: %s: want the PEM text as a string: %v", k, err)
 			}
 		case durationKeys[k] != nil:
 			ms, err := strconv.ParseInt(strings.Trim(string(v), `"`), 10, 64)

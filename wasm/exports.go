@@ -84,13 +84,19 @@ func avcInit(cfgPtr uint32, cfgLen int32, statePtr uint32, stateLen int32) (rc i
 	cfg.Objects = objs
 	if mc.firmware {
 		// Object 5, stored and installed by the host (firmware.go). The
-		// engine pulls over CoAP only: HTTP(S) fetches are not part of
-		// the ABI, so /5/0/8 lists CoAP alone.
+		// engine pulls over CoAP, and over coaps with a firmware PSK
+		// through the module's own DTLS sessions (pull.go): HTTP(S)
+		// fetches are not part of the ABI.
 		cfg.Firmware.Handler = hostFirmware{}
+		cfg.CarryPullDTLS()
 	}
 	cfg.Control.Enabled = mc.control
-	mc.apply(&cfg) // DTLS timing
-	if err := cfg.ApplyMap(mc.settings); err != nil || objErr != nil {
+	mc.apply(&cfg) // DTLS timing and certificate
+	err = cfg.ApplyMap(mc.settings)
+	if err == nil {
+		err = checkFiles(&cfg)
+	}
+	if err != nil || objErr != nil {
 		// Report every problem at once, as agent.New does.
 		return d.fail(rcBadInput, "avc_init: %s", oneLine(errors.Join(objErr, err, cfg.Validate())))
 	}
@@ -106,6 +112,13 @@ func avcInit(cfgPtr uint32, cfgLen int32, statePtr uint32, stateLen int32) (rc i
 	}
 	if d.sec != nil {
 		d.sec.Close() // of an engine discarded after a panic
+	}
+	if d.pulls != nil {
+		d.pulls.Close()
+	}
+	d.pulls = nil
+	if mc.firmware {
+		d.pulls = agent.NewPullLinks(cfg)
 	}
 	d.engine, d.log, d.sec, d.stopping = e, log, sec, false
 	d.cfg, d.state, d.sets = cfg, bytes.Clone(sb), nil
@@ -179,12 +192,17 @@ func avcOnDatagram(peerPtr uint32, peerLen int32, dataPtr uint32, dataLen int32,
 	}
 	// The engine copies what it keeps; data may be reused after return.
 	now := msTime(nowMs)
-	if d.sec != nil {
-		d.secureDatagram(now, string(peer), data)
-		return d.ok()
+	switch p := string(peer); {
+	case d.sec != nil && p == d.sec.Peer():
+		d.secureDatagram(now, p, data)
+	case d.pullDatagram(now, p, data):
+	case d.sec != nil:
+		d.secureDatagram(now, p, data) // dropped: outside every session
+	default:
+		d.engine.HandleDatagram(now, p, data)
+		d.flush(now)
+		d.pullSync(now)
 	}
-	d.engine.HandleDatagram(now, string(peer), data)
-	d.flush(now)
 	return d.ok()
 }
 

@@ -136,9 +136,9 @@ func (hostFirmware) Booted(pkg agent.FirmwarePackage) (string, bool) {
 // Sync implements agent.FirmwareSyncer.
 func (hostFirmware) Sync() error { return fwResult("fw_sync", hostFwSync()) }
 
-// The hooks (ABI.md "Firmware hook imports"). The engine has no coaps or
-// http(s) pulls here, so only the namer and the CoAP transmission
-// parameters have imports.
+// The hooks (ABI.md "Firmware hook imports"). The engine has no http(s)
+// pulls here, and its coaps pulls take the configured firmware PSK, so
+// only the namer and the CoAP transmission parameters have imports.
 var (
 	_ agent.FirmwareNamer            = hostFirmware{}
 	_ agent.FirmwareTxParamsProvider = hostFirmware{}

@@ -47,6 +47,7 @@ export const CONFIG_NAMES = Object.freeze([
   'AVC_SERVER_URI', 'AVC_ENDPOINT', 'AVC_LIFETIME', 'AVC_STATE_DIR',
   'AVC_LOG_LEVEL', 'AVC_PSK_IDENTITY', 'AVC_PSK_KEY', 'AVC_BOOTSTRAP_URI',
   'AVC_FW_VERSION', 'AVC_FW_INSTALL_CMD', 'AVC_FW_TRUSTED_KEYS', 'AVC_FW_REQUIRE_SIGNATURE',
+  'AVC_CERT_FILE', 'AVC_KEY_FILE', 'AVC_CA_FILE', 'AVC_FW_PSK_IDENTITY', 'AVC_FW_PSK_KEY',
 ]);
 
 // Events are at least this long, so avc_poll_event results <= -MIN_EVENT_LEN
@@ -100,13 +101,19 @@ export function rcError(op, rc, message) {
 }
 
 /**
- * The avc_init keys of the DTLS timing (wasm/ABI.md "avc_init"), in
- * milliseconds, by their camelCase names; they are not AVC_* names.
+ * The avc_init keys that are not AVC_* names (wasm/ABI.md "avc_init"), by
+ * their camelCase names: the DTLS timing in milliseconds, and the PEM
+ * texts of a certificate (a string or UTF-8 bytes; the module reads no
+ * files, so a host reads AVC_CERT_FILE, AVC_KEY_FILE and AVC_CA_FILE into
+ * them: see pemFiles in index.js).
  */
 const MODULE_KEYS = Object.freeze({
   dtlsHandshakeTimeoutMs: 'dtls_handshake_timeout_ms',
   dtlsRetryDelayMs: 'dtls_retry_delay_ms',
   natTimeoutMs: 'nat_timeout_ms',
+  certPem: 'cert_pem',
+  keyPem: 'key_pem',
+  caPem: 'ca_pem',
 });
 const moduleKeyNames = new Set(Object.values(MODULE_KEYS));
 
@@ -123,7 +130,7 @@ export function normalizeConfig(config = {}) {
   for (const [key, value] of Object.entries(config)) {
     if (value === undefined || value === null) continue;
     if (moduleKeyNames.has(key) || Object.hasOwn(MODULE_KEYS, key)) {
-      out[MODULE_KEYS[key] ?? key] = String(value);
+      out[MODULE_KEYS[key] ?? key] = value instanceof Uint8Array ? decoder.decode(value) : String(value);
       continue;
     }
     const name = key.startsWith('AVC_')

@@ -125,6 +125,22 @@ export interface Config {
   fwInstallCmd?: string;
   fwTrustedKeys?: string;
   fwRequireSignature?: string | boolean;
+  /** coaps with a certificate (Security mode 2): PEM files of the client's chain, its key and the server's trust anchors; Agent.create reads them. */
+  AVC_CERT_FILE?: string;
+  AVC_KEY_FILE?: string;
+  AVC_CA_FILE?: string;
+  certFile?: string;
+  keyFile?: string;
+  caFile?: string;
+  /** The same as PEM text (strings or UTF-8 bytes), e.g. in a browser; also cert_pem, key_pem, ca_pem. */
+  certPem?: string | Uint8Array;
+  keyPem?: string | Uint8Array;
+  caPem?: string | Uint8Array;
+  /** DTLS-PSK credential for coaps:// Package URIs (default: the server's PSK). */
+  AVC_FW_PSK_IDENTITY?: string;
+  AVC_FW_PSK_KEY?: string;
+  fwPskIdentity?: string;
+  fwPskKey?: string | Uint8Array;
   /** coaps: DTLS handshake timeout in ms (default 30 000); also dtls_handshake_timeout_ms. */
   dtlsHandshakeTimeoutMs?: number | string;
   /** coaps: first wait after a failed handshake in ms, doubling (default 60 000); also dtls_retry_delay_ms. */

@@ -69,6 +69,26 @@ async function loadWasm(wasm) {
   }
 }
 
+// The certificate files and the avc_init keys their PEM texts go under:
+// the module reads no files (wasm/ABI.md "Certificates").
+const PEM_FILES = [['AVC_CERT_FILE', 'cert_pem'], ['AVC_KEY_FILE', 'key_pem'], ['AVC_CA_FILE', 'ca_pem']];
+
+// readPemFiles replaces the certificate file names of a normalized
+// configuration by the files' contents.
+function readPemFiles(config) {
+  const out = { ...config };
+  for (const [name, key] of PEM_FILES) {
+    if (!out[name]) continue;
+    try {
+      out[key] = fs.readFileSync(out[name], 'utf8');
+    } catch (err) {
+      throw new AvcError('AVC_BAD_INPUT', `${name}: ${err.message}`, { cause: err });
+    }
+    delete out[name];
+  }
+  return out;
+}
+
 function nodeWasi() {
   return new WASI({ version: 'preview1', args: [], env: {}, returnOnExit: true });
 }
@@ -211,7 +231,7 @@ export class Agent extends EventEmitter {
       throw new TypeError('onRead must be a function');
     }
     const compiled = await loadWasm(options.wasm);
-    const agent = new Agent(compiled, normalizeConfig(options.config), options.logger, objects, firmware, options.onRead ?? null);
+    const agent = new Agent(compiled, readPemFiles(normalizeConfig(options.config)), options.logger, objects, firmware, options.onRead ?? null);
     if (agent.#stateDir) {
       try {
         agent.#state = new Uint8Array(fs.readFileSync(path.join(agent.#stateDir, STATE_FILE)));

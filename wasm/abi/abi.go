@@ -54,6 +54,18 @@ const (
 	ConfigNATTimeout           = "nat_timeout_ms"
 )
 
+// The avc_init configuration keys of DTLS with certificates (Security
+// mode 2): the PEM text of the client's certificate chain, of its private
+// key and of the trust anchors for the server's certificate
+// (agent.Config.CertPEM, KeyPEM and CAPEM). The module reads no files:
+// hosts read AVC_CERT_FILE, AVC_KEY_FILE and AVC_CA_FILE and pass their
+// contents under these keys.
+const (
+	ConfigCertPEM = "cert_pem"
+	ConfigKeyPEM  = "key_pem"
+	ConfigCAPEM   = "ca_pem"
+)
+
 // MinEventLen is the smallest length avc_poll_event ever reports: shorter
 // events are padded with spaces, so that a result r with
 // -MinEventLen < r < 0 is always a result code and r <= -MinEventLen is

@@ -34,8 +34,10 @@
 //     [agent.EventRestart] is reported); the host does nothing for it.
 //   - Modules get real randomness (crypto/rand) and the system clocks; the
 //     engine itself only sees the times passed to the exports. Both matter
-//     for coaps:// servers, whose DTLS session (PSK) runs inside the
-//     module: its handshake randoms come from crypto/rand, its
+//     for coaps:// servers, whose DTLS session (PSK or a certificate, whose
+//     AVC_CERT_FILE, AVC_KEY_FILE and AVC_CA_FILE New reads and passes as
+//     PEM) runs inside the module, and for coaps:// Package URIs, each
+//     pulled over a DTLS-PSK session of its own inside the module: its handshake randoms come from crypto/rand, its
 //     retransmission timers from the Go runtime's clock. The Agent moves
 //     only the encrypted datagrams, and gives a module it re-instantiates
 //     after a trap a new socket (a server may still hold the dead

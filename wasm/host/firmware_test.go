@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -151,6 +152,12 @@ func startServer(t *testing.T, cfg server.Config) *server.Server {
 // newFWTest writes a signed package of a 20 KiB image, version 1.2.3,
 // starts the servers and runs an agent with the flash, trusting the key.
 func newFWTest(t *testing.T, flash *agenttest.Flash) *fwTest {
+	return newFWTestWith(t, flash, server.Config{}, nil)
+}
+
+// newFWTestWith is newFWTest with the package server's configuration
+// (its listeners and FirmwareDir are set here) and more agent settings.
+func newFWTestWith(t *testing.T, flash *agenttest.Flash, files server.Config, extra map[string]string) *fwTest {
 	pub, priv, err := fwpkg.GenerateKey()
 	if err != nil {
 		t.Fatal(err)
@@ -166,7 +173,8 @@ func newFWTest(t *testing.T, flash *agenttest.Flash) *fwTest {
 	writePackage(t, filepath.Join(dir, "fw.pkg"), "1.2.3", image, priv)
 	ft := &fwTest{t: t, image: image, flash: &upgradeFlash{Flash: flash}, runErr: make(chan error, 1)}
 	ft.srv = startServer(t, server.Config{FirmwareDir: dir})
-	ft.files = startServer(t, server.Config{FirmwareDir: dir})
+	files.FirmwareDir = dir
+	ft.files = startServer(t, files)
 	cfg := map[string]string{
 		agent.EnvServerURI:     "coap://" + ft.srv.CoAPAddr().String(),
 		agent.EnvEndpoint:      fwEndpoint,
@@ -177,6 +185,7 @@ func newFWTest(t *testing.T, flash *agenttest.Flash) *fwTest {
 		agent.EnvFWTrustedKeys: hex.EncodeToString(pub),
 		agent.EnvFWRequireSig:  "true",
 	}
+	maps.Copy(cfg, extra)
 	logger := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	ft.agent, err = New(context.Background(), nil, cfg, WithRuntime(testRT), WithLogger(logger), WithFirmware(ft.flash))
 	if err != nil {

@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"math/bits"
+	"os"
 	"sync"
 	"time"
 
@@ -173,14 +174,37 @@ func commandJSON(c agent.Command) ([]byte, error) {
 	return json.Marshal(w)
 }
 
+// pemFiles are the configuration names of PEM files whose contents the
+// host passes to avc_init under the module's keys.
+var pemFiles = []struct{ env, key string }{
+	{agent.EnvCertFile, abi.ConfigCertPEM},
+	{agent.EnvKeyFile, abi.ConfigKeyPEM},
+	{agent.EnvCAFile, abi.ConfigCAPEM},
+}
+
 // configJSON is the avc_init configuration: the AVC_* settings, the
 // custom object definitions under "objects_xml" when there are any, their
-// read-on-demand resources under "read_callbacks", and
-// "firmware": true when firmware is set.
+// read-on-demand resources under "read_callbacks", and "firmware": true
+// when firmware is set. The certificate files (AVC_CERT_FILE,
+// AVC_KEY_FILE, AVC_CA_FILE) are read here and passed as PEM text
+// (cert_pem, key_pem, ca_pem).
 func configJSON(cfg map[string]string, objectsXML [][]byte, onRead []string, firmware bool) ([]byte, error) {
 	m := make(map[string]any, len(cfg)+2)
 	for k, v := range cfg {
 		m[k] = v
+	}
+	// The module reads no files: the certificate's go in as PEM text.
+	for _, f := range pemFiles {
+		name := cfg[f.env]
+		if name == "" {
+			continue
+		}
+		b, err := os.ReadFile(name)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %s: %v", agent.ErrConfig, f.env, err)
+		}
+		delete(m, f.env)
+		m[f.key] = string(b)
 	}
 	if len(objectsXML) > 0 {
 		docs := make([]string, len(objectsXML))

@@ -10,17 +10,20 @@ import path from 'node:path';
 import readline from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { Agent, Module } from '../index.js';
-import { wasmPath, nextEvent, waitEvent } from './helpers.mjs';
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import { wasmPath, nextEvent, waitEvent, firmwarePackage } from './helpers.mjs';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 const PSK = '0123456789abcdef0123456789abcdef';
 const haveGo = spawnSync('go', ['version']).status === 0;
 
-let server = null; // {coaps, http, proc}
+let server = null; // {coap, coaps, http, proc}
 
-before(async () => {
-  if (!haveGo) return;
-  const proc = spawn('go', ['run', './bindings/node/test/coapsserver', '-identity', 'dev-psk', '-key', PSK], {
+// startCoapsServer runs the Go helper with extra arguments.
+async function startCoapsServer(...args) {
+  const proc = spawn('go', ['run', './bindings/node/test/coapsserver', '-identity', 'dev-psk', '-key', PSK, ...args], {
     cwd: repoRoot,
     stdio: ['pipe', 'pipe', 'inherit'],
   });
@@ -33,15 +36,20 @@ before(async () => {
     });
     proc.once('exit', (code) => reject(new Error(`the coaps server exited with ${code}`)));
   });
-  server = { ...JSON.parse(line), proc };
+  return { ...JSON.parse(line), proc };
+}
+
+before(async () => {
+  if (!haveGo) return;
+  server = await startCoapsServer();
 });
 
 after(() => {
   server?.proc.stdin.end(); // the helper exits when its stdin ends
 });
 
-async function api(p) {
-  const res = await fetch(`http://${server.http}${p}`);
+async function api(p, init = {}, srv = server) {
+  const res = await fetch(`http://${srv.http}${p}`, init);
   return { status: res.status, body: await res.json().catch(() => null) };
 }
 
@@ -177,4 +185,65 @@ test('register over coaps to libcoap\'s coap-rd-openssl (OpenSSL DTLS)', { skip:
   assert.match(reg.location, /^\/rd\//);
   // coap-rd 4.3.1 dies of a double free on a De-register (libcoap's own
   // coap-client does the same to it): close without de-registering.
+});
+
+test('pull firmware over coaps: a DTLS-PSK session inside the module to the package\'s host', { skip: !haveGo && 'needs the Go toolchain for the coaps server' }, async (t) => {
+  const image = crypto.randomBytes(40 << 10);
+  const pkg = firmwarePackage(image, { version: '2.0.0' });
+  assert.equal((await api('/api/firmware/fw.pkg', { method: 'PUT', body: pkg })).status, 201);
+  let data = Buffer.alloc(0);
+  const flash = {
+    open(uri, offset) { data = data.subarray(0, offset); },
+    write(bytes) { data = Buffer.concat([data, bytes]); },
+    finish() {},
+    reset() { data = Buffer.alloc(0); },
+    upgrade() {},
+    booted() { return { running: '1.0.0', installed: false }; },
+  };
+  const agent = await Agent.create({
+    wasm: wasmPath(),
+    // The LwM2M session is plain coap; the package comes over coaps from
+    // the server's DTLS port, with the firmware credential.
+    config: { serverUri: `coap://${server.coap}`, endpoint: 'node-coaps-pull', lifetime: 300, fwVersion: '1.0.0', fwPskIdentity: 'dev-psk', fwPskKey: PSK },
+    firmware: flash,
+  });
+  t.after(() => agent.close());
+  const registered = nextEvent(agent, 'registered', 20_000);
+  await agent.start();
+  await registered;
+  const protocols = await api('/api/clients/node-coaps-pull/read/5/0/8?format=tlv');
+  assert.deepEqual(protocols.body.records.map((r) => r.value), [0, 1], '/5/0/8 lists coap and coaps');
+  const downloaded = waitEvent(agent, 'firmware', (ev) => ev.firmware?.state === 2 || ev.firmware?.result > 1, 30_000);
+  const fota = await api('/api/clients/node-coaps-pull/fota', {
+    method: 'POST', headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ image: 'fw.pkg', protocol: 'coaps', update: false }),
+  });
+  assert.equal(fota.status, 202, JSON.stringify(fota.body));
+  assert.match(fota.body.uri, /^coaps:\/\//);
+  const ev = await downloaded;
+  assert.equal(ev.firmware.state, 2, `firmware ${JSON.stringify(ev.firmware)}`);
+  assert.equal(ev.firmware.version, '2.0.0');
+  assert.ok(data.equals(image), 'the flash holds the image');
+  await agent.stop();
+});
+
+test('register over coaps with X.509 certificates (AVC_CERT_FILE, AVC_KEY_FILE, AVC_CA_FILE)', { skip: !haveGo && 'needs the Go toolchain for the coaps server' }, async (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'avc-node-cert-'));
+  t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const certServer = await startCoapsServer('-certdir', dir);
+  t.after(() => certServer.proc.stdin.end());
+  const agent = await Agent.create({
+    wasm: wasmPath(),
+    config: {
+      serverUri: `coaps://${certServer.coaps}`, endpoint: 'node-cert', lifetime: 300,
+      AVC_CERT_FILE: path.join(dir, 'client.crt'), AVC_KEY_FILE: path.join(dir, 'client.key'), AVC_CA_FILE: path.join(dir, 'ca.pem'),
+    },
+  });
+  t.after(() => agent.close());
+  const registered = nextEvent(agent, 'registered', 20_000);
+  await agent.start();
+  await registered;
+  const read = await api('/api/clients/node-cert/read/3/0?format=tlv', {}, certServer);
+  assert.equal(read.body.code, '2.05');
+  assert.equal((await agent.stop()).kind, 'deregistered');
 });
