@@ -41,6 +41,8 @@ type Agent struct {
 	// port for it is open (Engine.Target).
 	target Target
 	carry  []Datagram
+	// side is set while the port is a sidePort (withSide).
+	side bool
 
 	mu      sync.Mutex
 	running bool
@@ -178,6 +180,14 @@ func (a *Agent) Control(ctx context.Context) (ControlState, error) {
 	return st, err
 }
 
+// Servers returns the state of the running agent's DM server
+// registrations (Engine.Servers); ErrClosed when Run is not running.
+func (a *Agent) Servers(ctx context.Context) ([]ServerState, error) {
+	var st []ServerState
+	err := a.Do(ctx, cmdInspect{fn: func(e *Engine) { st = e.Servers() }})
+	return st, err
+}
+
 // cmdInspect runs fn on the engine inside the loop; it never reaches
 // HandleCommand.
 type cmdInspect struct{ fn func(*Engine) }
@@ -231,7 +241,10 @@ func (a *Agent) Run(ctx context.Context) error {
 		// is another one, maybe over DTLS with the provisioned PSK.
 		a.target = a.engine.Target()
 		var err error
-		if a.target.Secure {
+		if a.target.Secure && !strings.HasPrefix(a.target.Peer, DTLSPeerPrefix) {
+			// One coaps server: the port is its DTLS session. Among
+			// several servers a coaps one is reached over a session
+			// beside the UDP socket (withSide), like every other.
 			err = a.runSecure(ctx)
 		} else {
 			err = a.runPlain(ctx)
@@ -248,8 +261,16 @@ func (a *Agent) Run(ctx context.Context) error {
 func (a *Agent) runPlain(ctx context.Context) error {
 	// The one socket reaches every coap server the engine talks to (the
 	// further DM servers too): it binds loopback only when they all are.
-	peers := a.engine.acceptedPeers()
-	udp, err := ListenUDP(listenPeer(a.target.Peer, peers))
+	// Servers reached over DTLS sessions of their own (DTLSPeerPrefix)
+	// are not this socket's peers; their address only says which
+	// interface to bind.
+	var peers []string
+	for _, p := range a.engine.acceptedPeers() {
+		if !strings.HasPrefix(p, DTLSPeerPrefix) {
+			peers = append(peers, p)
+		}
+	}
+	udp, err := ListenUDP(listenPeer(strings.TrimPrefix(a.target.Peer, DTLSPeerPrefix), peers))
 	if err != nil {
 		return err
 	}
@@ -296,6 +317,11 @@ const retargetLinger = 2 * time.Second
 // cannot carry datagrams to t: a DTLS session is bound to one server
 // and credential, and a coaps server is never sent plaintext.
 func (a *Agent) needsNewPort(t Target) bool {
+	if !a.side && a.engine.serverSessions() {
+		// A bootstrap gave a coaps server beside the others: the port
+		// must open DTLS sessions beside its socket.
+		return true
+	}
 	if t.Equal(a.target) || t.Peer == "" {
 		return false
 	}
@@ -459,6 +485,12 @@ func (a *Agent) loopSession(ctx context.Context, port port, registered *bool) er
 		udp.setHandler(func(d Datagram) { a.receiveInline(ctx, port, d, kick) })
 		defer udp.setHandler(nil) // waits for a delivery in progress
 	}
+	// The outcomes of the handshakes of DTLS sessions beside the port
+	// (several coaps servers, coaps pulls).
+	var sessions <-chan sessionReport
+	if sp, ok := port.(*sidePort); ok {
+		sessions = sp.status
+	}
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	var stopping bool
@@ -542,6 +574,17 @@ func (a *Agent) loopSession(ctx context.Context, port port, registered *bool) er
 			e.HandleDatagram(time.Now(), d.Peer, d.Data)
 			a.emu.Unlock()
 		case <-kick:
+		case r := <-sessions:
+			a.emu.Lock()
+			if r.err != nil {
+				if t, ok := e.serverCredential(r.peer); ok {
+					a.log.Warn("dtls handshake failed", "server_uri", t.URI, "err", r.err)
+				}
+				e.sessionFailed(time.Now(), r.peer, r.err)
+			} else {
+				e.sessionUp(time.Now(), r.peer)
+			}
+			a.emu.Unlock()
 		case req := <-a.cmds:
 			a.emu.Lock()
 			if in, ok := req.cmd.(cmdInspect); ok {

@@ -271,16 +271,24 @@ func (e *Engine) accountInstances() (sec, srv map[uint16]*instance) {
 		}}
 		srv[0] = defaultServerInstance(0, ssid)
 		next = 1
-		// Further DM servers (Config.Servers), over coap: their lifetime
-		// and binding live in their Server instance.
+		// Further DM servers (Config.Servers): their lifetime and binding
+		// live in their Server instance; a coaps one's credential in its
+		// Security instance, like the first server's.
 		for _, a := range c.extraServers() {
+			mode, identity, key := int64(secModeNoSec), []byte(nil), []byte(nil)
+			switch u, _ := parseURI(EnvServerURIs, a.URI); {
+			case u.scheme == "coaps" && len(a.PSKKey) > 0:
+				mode, identity, key = secModePSK, []byte(a.PSKIdentity), bytes.Clone(a.PSKKey)
+			case u.scheme == "coaps":
+				mode = secModeCert // the device's certificate, held by the driver
+			}
 			sec[next] = &instance{id: next, vals: map[uint16]map[uint16]lwm2m.Value{
 				0:  single(lwm2m.String(a.URI)),
 				1:  single(lwm2m.Bool(false)),
-				2:  single(lwm2m.Int(secModeNoSec)),
-				3:  single(lwm2m.Opaque(nil)),
+				2:  single(lwm2m.Int(mode)),
+				3:  single(lwm2m.Opaque(identity)),
 				4:  single(lwm2m.Opaque(nil)),
-				5:  single(lwm2m.Opaque(nil)),
+				5:  single(lwm2m.Opaque(key)),
 				10: single(lwm2m.Int(int64(a.ShortServerID))),
 			}}
 			in := defaultServerInstance(next, int64(a.ShortServerID))

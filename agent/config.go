@@ -49,7 +49,7 @@ const (
 	EnvFWLowSpeed    = "AVC_FW_LOW_SPEED"         // "bytes/s,seconds": fail a pull slower than that for that long (100,1000)
 	// Several DM servers (Config.Servers) and their access control
 	// (Config.AccessControl).
-	EnvServerURIs = "AVC_SERVER_URIS" // further DM servers: "coap://host[:port][;ssid=N][;lifetime=S]", comma-separated
+	EnvServerURIs = "AVC_SERVER_URIS" // further DM servers: "coap[s]://host[:port][;ssid=N][;lifetime=S][;psk_id=ID;psk_key=HEX]", comma-separated
 	EnvACL        = "AVC_ACL"         // Access Control /2 instances: "/OBJ/INST [owner=SSID] [SSID=RIGHTS]...", semicolon-separated
 )
 
@@ -158,10 +158,14 @@ type Config struct {
 	// server). The engine registers with each one on its own: its own
 	// lifetime, updates, retries and location; its requests are served
 	// and its observations notified to it. With more than one server the
-	// Access Control object /2 is enforced (AccessControl). Several
-	// servers are supported over coap only, and without queue mode
-	// (Binding "UQ"). AVC_SERVER_URIS: comma-separated URIs, each
-	// optionally followed by ";ssid=N" and ";lifetime=SECONDS".
+	// Access Control object /2 is enforced (AccessControl). coaps
+	// servers need the native driver (New), which gives each its own DTLS
+	// session and credential (ServerAccount.PSKIdentity, PSKKey, else the
+	// device's certificate), not on-demand links (Control.OnDemand).
+	// Several servers work without queue mode (Binding "UQ") only.
+	// AVC_SERVER_URIS: comma-separated URIs, each optionally followed by
+	// ";ssid=N", ";lifetime=SECONDS", ";psk_id=IDENTITY" and
+	// ";psk_key=HEX".
 	Servers []ServerAccount
 	// AccessControl lists Access Control object instances (/2) that
 	// replace the defaults the engine makes when more than one server is
@@ -358,7 +362,8 @@ func (c *Config) Set(name, value string) error {
 	case EnvServerURIs:
 		srvs, err := parseServerURIs(value)
 		if err != nil {
-			return bad(err.Error())
+			// The value may hold keys: it is not quoted.
+			return fmt.Errorf("%w: %s: %v", ErrConfig, name, err)
 		}
 		c.Servers = srvs
 	case EnvACL:
@@ -545,6 +550,11 @@ func (c *Config) Validate() error {
 	}
 	return errors.Join(errs...)
 }
+
+// sideDTLS reports whether the driver opens a DTLS session per coaps
+// server beside its main socket (the native driver, New, when it keeps
+// its link up): what several servers need when one of them is coaps.
+func (c *Config) sideDTLS() bool { return c.dtls && !c.dtlsServerOnly && !c.Control.OnDemand }
 
 func (c *Config) dtlsRetryDelay() time.Duration {
 	if c.DTLSRetryDelay > 0 {

@@ -1,0 +1,97 @@
+package agent
+
+import (
+	"strings"
+	"time"
+)
+
+// The engine's side of a DTLS session per coaps server when there are
+// several servers (servers.go): the driver asks which credential a
+// DTLSPeerPrefix peer of a DM server takes, and reports each session's
+// handshake. The engine decides what follows: a Register anew after a
+// new session, the server's own retry timers after a failed handshake.
+
+// serverCredential returns the Target (URI, credential) of the DM server
+// the engine addresses as peer, a DTLSPeerPrefix key; false when peer is
+// none of them (a coaps pull, for example).
+func (e *Engine) serverCredential(peer string) (Target, bool) {
+	if !strings.HasPrefix(peer, DTLSPeerPrefix) {
+		return Target{}, false
+	}
+	r := e.regByPeer(peer)
+	if r == nil {
+		return Target{}, false
+	}
+	acc := e.dm
+	if r.extra {
+		acc = r.acc
+	}
+	t := acc.target()
+	return t, t.Secure
+}
+
+// sessionUp is the driver's report that a DTLS session with the DM
+// server at peer is up. LwM2M requires a Register after every new DTLS
+// session (Core TS 1.1 §6.2, "re-register"): the server at peer alone
+// registers anew, at once; the others are not touched. A registration
+// that is waiting (to retry, or disabled), stopped or de-registering is
+// left to its own timers.
+func (e *Engine) sessionUp(now time.Time, peer string) {
+	e.now = now
+	r := e.regByPeer(peer)
+	if r == nil || !r.started {
+		return
+	}
+	switch r.state {
+	case regRegistering, regRegistered, regUpdating:
+		e.logInfo("new dtls session; registering anew", "server_uri", r.uri())
+		// What went into the lost session (or was dropped while the
+		// handshake ran) is replaced by the Register.
+		e.tr.cancelPeer(r.peer())
+		r.location = ""
+		r.register(now)
+	}
+}
+
+// sessionFailed is the driver's report that a DTLS handshake with the DM
+// server at peer failed. Nothing went to the server: the exchanges with
+// it are forgotten and its registration fails like a Register the server
+// refused, with err in the event (EventRegistrationFailed, naming the
+// server), and is retried on the registration's own timers; the other
+// servers' registrations are not touched.
+func (e *Engine) sessionFailed(now time.Time, peer string, err error) {
+	e.now = now
+	r := e.regByPeer(peer)
+	if r == nil || !r.started {
+		return
+	}
+	e.tr.cancelPeer(r.peer())
+	switch r.state {
+	case regRegistering, regRegistered, regUpdating:
+		r.state = regRegistering
+		r.failedWith(now, Event{Kind: EventRegistrationFailed, Err: "dtls handshake: " + err.Error()}, e.cfg.dtlsRetryDelay())
+	case regDeregistering:
+		// The De-register cannot reach the server: it ends unanswered.
+		loc := r.location
+		r.reset()
+		r.event(Event{Kind: EventDeregistered, Location: loc, Err: "dtls handshake: " + err.Error()})
+		if !r.extra {
+			e.ctl.stopped(now)
+		}
+	}
+}
+
+// serverSessions reports whether some DM server is reached over a DTLS
+// session of its own (a DTLSPeerPrefix peer), which the driver opens
+// beside its main socket.
+func (e *Engine) serverSessions() bool {
+	if !e.hasDM {
+		return false
+	}
+	for _, r := range e.registrations() {
+		if strings.HasPrefix(r.peer(), DTLSPeerPrefix) {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,230 @@
+package agent_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/plgd-dev/go-coap/v3/message/codes"
+
+	"github.com/avc-agent/avc/agent"
+	"github.com/avc-agent/avc/lwm2m"
+	"github.com/avc-agent/avc/server"
+)
+
+// pskServer is an embedded server with coap and coaps listeners that
+// knows one PSK identity and key.
+type pskServer struct {
+	*server.Server
+	events <-chan server.Event
+}
+
+func startPSKServer(t *testing.T, ctx context.Context, identity string, key []byte) pskServer {
+	t.Helper()
+	srv := server.New(server.Config{CoAPAddr: "127.0.0.1:0", CoAPSAddr: "127.0.0.1:0",
+		PSK: func(id []byte) ([]byte, error) {
+			if string(id) != identity {
+				return nil, fmt.Errorf("unknown identity %q", id)
+			}
+			return key, nil
+		}})
+	if err := srv.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	ch, unsubscribe := srv.Subscribe()
+	t.Cleanup(unsubscribe)
+	return pskServer{Server: srv, events: ch}
+}
+
+func (s pskServer) uri(secure bool) string {
+	if secure {
+		return "coaps://" + s.CoAPSAddr().String()
+	}
+	return "coap://" + s.CoAPAddr().String()
+}
+
+// agentEvents collects a running agent's events.
+type agentEvents struct {
+	mu  sync.Mutex
+	evs []agent.Event
+}
+
+func (c *agentEvents) collect(a *agent.Agent) {
+	for ev := range a.Events() {
+		c.mu.Lock()
+		c.evs = append(c.evs, ev)
+		c.mu.Unlock()
+	}
+}
+
+// count returns how many events match.
+func (c *agentEvents) count(match func(agent.Event) bool) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := 0
+	for _, ev := range c.evs {
+		if match(ev) {
+			n++
+		}
+	}
+	return n
+}
+
+// TestAgentSeveralServersOverDTLS runs the native driver against two
+// embedded servers over real UDP and DTLS: each coaps server gets a DTLS
+// session of its own with its own PSK, coap and coaps servers mix (either
+// one first), each server's requests are served over its own transport
+// and Access Control still keeps one server off the other's Server
+// instance. A server whose handshake fails (a wrong key, or a coaps URI
+// that names a plain coap listener) is reported by name with its own
+// retries, while the other stays registered; nothing reaches it in
+// plaintext.
+func TestAgentSeveralServersOverDTLS(t *testing.T) {
+	keyA := bytes.Repeat([]byte{0xa1}, 16)
+	keyB := bytes.Repeat([]byte{0xb2}, 16)
+	wrong := bytes.Repeat([]byte{0x42}, 16)
+	for _, tt := range []struct {
+		name           string
+		secure         [2]bool   // coaps for server 1 (the first), server 2
+		key            [2][]byte // the key the agent holds for each
+		plainListener2 bool      // server 2's coaps URI names its coap listener
+		bad            int       // the server that must not register (1, 2), 0 none
+	}{
+		{name: "both coaps", secure: [2]bool{true, true}, key: [2][]byte{keyA, keyB}},
+		{name: "coap first, coaps further", secure: [2]bool{false, true}, key: [2][]byte{nil, keyB}},
+		{name: "coaps first, coap further", secure: [2]bool{true, false}, key: [2][]byte{keyA, nil}},
+		{name: "wrong key for the further server", secure: [2]bool{true, true}, key: [2][]byte{keyA, wrong}, bad: 2},
+		{name: "wrong key for the first server", secure: [2]bool{true, true}, key: [2][]byte{wrong, keyB}, bad: 1},
+		{name: "coaps URI of a plain listener", secure: [2]bool{false, true}, key: [2][]byte{nil, keyB}, plainListener2: true, bad: 2},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
+			defer cancel()
+			srvs := [2]pskServer{startPSKServer(t, ctx, "dev-a", keyA), startPSKServer(t, ctx, "dev-b", keyB)}
+			uris := [2]string{srvs[0].uri(tt.secure[0]), srvs[1].uri(tt.secure[1])}
+			if tt.plainListener2 {
+				uris[1] = "coaps://" + srvs[1].CoAPAddr().String()
+			}
+			ep := "multi-dtls"
+			cfg := agent.Config{
+				ServerURI: uris[0], Endpoint: ep, Lifetime: 300 * time.Second,
+				Servers:              []agent.ServerAccount{{URI: uris[1], ShortServerID: 2, Lifetime: 200 * time.Second}},
+				DTLSHandshakeTimeout: 500 * time.Millisecond,
+				DTLSRetryDelay:       200 * time.Millisecond,
+			}
+			if tt.secure[0] {
+				cfg.PSKIdentity, cfg.PSKKey = "dev-a", tt.key[0]
+			}
+			if tt.secure[1] {
+				cfg.Servers[0].PSKIdentity, cfg.Servers[0].PSKKey = "dev-b", tt.key[1]
+			}
+			a, err := agent.New(cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			actx, stop := context.WithCancel(ctx)
+			done := make(chan error, 1)
+			go func() { done <- a.Run(actx) }()
+			var got agentEvents
+			go got.collect(a)
+
+			for i := range srvs {
+				if i+1 == tt.bad {
+					continue
+				}
+				if _, err := server.WaitEvent(ctx, srvs[i].events, ep, server.EventRegistered); err != nil {
+					t.Fatalf("server %d: %v", i+1, err)
+				}
+			}
+			// The agent knows its registrations (the server reports one
+			// before its 2.01 reaches the agent).
+			waitFor(t, ctx, "the agent's registrations", func() bool {
+				st, err := a.Servers(ctx)
+				if err != nil || len(st) != 2 {
+					return false
+				}
+				for i, s := range st {
+					if s.Registered != (i+1 != tt.bad) {
+						return false
+					}
+				}
+				return true
+			})
+			for i, srv := range srvs {
+				if i+1 == tt.bad {
+					continue
+				}
+				r, err := srv.Read(ctx, ep, lwm2m.P(3, 0, 0), lwm2m.FormatNone)
+				if err != nil || len(r.Records) != 1 || r.Records[0].Value.Str != "avc" {
+					t.Errorf("server %d reads /3/0/0: %+v, %v", i+1, r, err)
+				}
+			}
+			if tt.bad == 0 {
+				// Access control: server 1 may not touch server 2's
+				// Server instance; server 2 changes its own lifetime and
+				// alone gets the update.
+				_, err = srvs[0].Write(ctx, ep, lwm2m.P(1, 1, 1), lwm2m.FormatText, []lwm2m.Record{{Path: lwm2m.P(1, 1, 1), Value: lwm2m.Int(99)}})
+				var ce *server.CodeError
+				if !errors.As(err, &ce) || ce.Code != codes.Unauthorized {
+					t.Errorf("server 1 writes /1/1/1: %v, want 4.01", err)
+				}
+				if _, err := srvs[1].Write(ctx, ep, lwm2m.P(1, 1, 1), lwm2m.FormatText, []lwm2m.Record{{Path: lwm2m.P(1, 1, 1), Value: lwm2m.Int(150)}}); err != nil {
+					t.Fatal(err)
+				}
+				if ev, err := server.WaitEvent(ctx, srvs[1].events, ep, server.EventUpdated); err != nil || ev.Lifetime != 150*time.Second {
+					t.Fatalf("server 2 update = %+v, %v", ev, err)
+				}
+			} else {
+				// The bad server's handshakes fail, are reported with its
+				// URI, and are retried on its own timers.
+				badURI := uris[tt.bad-1]
+				waitFor(t, ctx, "two failed handshakes with "+badURI, func() bool {
+					return got.count(func(ev agent.Event) bool {
+						return ev.Kind == agent.EventRegistrationFailed && ev.Server == badURI &&
+							strings.Contains(ev.Err, "dtls handshake") && ev.Further == (tt.bad == 2)
+					}) >= 2
+				})
+				if n := got.count(func(ev agent.Event) bool {
+					return ev.Kind == agent.EventRegistrationFailed && ev.Server != badURI
+				}); n != 0 {
+					t.Errorf("%d failed registrations with the good server", n)
+				}
+			}
+			stop()
+			if err := <-done; err != nil {
+				t.Fatal(err)
+			}
+			for i := range srvs {
+				if i+1 == tt.bad {
+					continue
+				}
+				if _, err := server.WaitEvent(ctx, srvs[i].events, ep, server.EventDeregistered); err != nil {
+					t.Errorf("server %d: %v", i+1, err)
+				}
+			}
+			if tt.bad != 0 {
+				if c := srvs[tt.bad-1].Clients(); len(c) != 0 {
+					t.Errorf("server %d has clients %+v, want none (never plaintext)", tt.bad, c)
+				}
+			}
+		})
+	}
+}
+
+// waitFor polls cond until it holds or ctx ends.
+func waitFor(t *testing.T, ctx context.Context, what string, cond func() bool) {
+	t.Helper()
+	for !cond() {
+		select {
+		case <-ctx.Done():
+			t.Fatalf("timed out waiting for %s", what)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
