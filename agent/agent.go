@@ -576,12 +576,18 @@ func (a *Agent) loopSession(ctx context.Context, port port, registered *bool) er
 		case <-kick:
 		case r := <-sessions:
 			a.emu.Lock()
-			if r.err != nil {
+			switch {
+			case r.lost:
+				if t, ok := e.serverCredential(r.peer); ok {
+					a.log.Info("dtls session lost", "server_uri", t.URI, "why", r.err)
+				}
+				e.sessionLost(time.Now(), r.peer)
+			case r.err != nil:
 				if t, ok := e.serverCredential(r.peer); ok {
 					a.log.Warn("dtls handshake failed", "server_uri", t.URI, "err", r.err)
 				}
 				e.sessionFailed(time.Now(), r.peer, r.err)
-			} else {
+			default:
 				e.sessionUp(time.Now(), r.peer)
 			}
 			a.emu.Unlock()

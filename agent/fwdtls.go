@@ -3,6 +3,7 @@ package agent
 import (
 	"bytes"
 	"context"
+	"errors"
 	"net"
 	"strings"
 	"sync"
@@ -48,10 +49,12 @@ type sideSession struct {
 	lastRecv time.Time // guarded by sidePort.mu
 }
 
-// sessionReport is the outcome of a sidePort handshake: err is nil when
-// the session to peer is up.
+// sessionReport is the outcome of a sidePort handshake (err is nil when
+// the session to peer is up), or the end of a session that was up (lost,
+// err says why).
 type sessionReport struct {
 	peer string
+	lost bool
 	err  error
 }
 
@@ -158,12 +161,28 @@ func (p *sidePort) open(peer, addr string, c DTLSCredentials) {
 		}
 	}
 	p.mu.Lock()
-	if p.sessions[peer] == s {
+	current := p.sessions[peer] == s
+	if current {
 		delete(p.sessions, peer)
 	}
 	p.mu.Unlock()
 	sp.Close()
+	if !current {
+		return // replaced (Send), not lost
+	}
+	err = sp.Err()
+	if err == nil {
+		err = errSessionClosed
+	}
+	select {
+	case p.status <- sessionReport{peer: peer, lost: true, err: err}:
+	case <-p.quit:
+	}
 }
+
+// errSessionClosed is why a side session ended when the server closed it
+// (close_notify).
+var errSessionClosed = errors.New("agent: dtls session closed by the server")
 
 // Close ends every side session and the main port.
 func (p *sidePort) Close() error {

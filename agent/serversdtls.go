@@ -81,6 +81,30 @@ func (e *Engine) sessionFailed(now time.Time, peer string, err error) {
 	}
 }
 
+// sessionLost is the driver's report that the DTLS session with the DM
+// server at peer ended (the server closed it, or the socket failed). A
+// registration it carried is renewed at once: the Register opens a new
+// session, after which sessionUp registers over it. A session that never
+// carried a registration fails the Register in progress instead, so a
+// server that keeps closing sessions is retried on the back-off timers,
+// not in a storm of handshakes.
+func (e *Engine) sessionLost(now time.Time, peer string) {
+	e.now = now
+	r := e.regByPeer(peer)
+	if r == nil || !r.started {
+		return
+	}
+	switch r.state {
+	case regRegistered, regUpdating:
+		e.tr.cancelPeer(r.peer())
+		r.location = ""
+		r.register(now)
+	case regRegistering:
+		e.tr.cancelPeer(r.peer())
+		r.failedWith(now, Event{Kind: EventRegistrationFailed, Err: "dtls session closed before the registration"}, e.cfg.dtlsRetryDelay())
+	}
+}
+
 // serverSessions reports whether some DM server is reached over a DTLS
 // session of its own (a DTLSPeerPrefix peer), which the driver opens
 // beside its main socket.

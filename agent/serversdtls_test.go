@@ -228,3 +228,76 @@ func waitFor(t *testing.T, ctx context.Context, what string, cond func() bool) {
 		}
 	}
 }
+
+// TestAgentSeveralServersDTLSRenewed: one of two coaps servers restarts
+// (its DTLS sessions are gone); the agent opens a new session with it and
+// registers anew with it alone: the other server keeps its registration
+// and sees no new Register.
+func TestAgentSeveralServersDTLSRenewed(t *testing.T) {
+	keys := [2][]byte{bytes.Repeat([]byte{0xa1}, 16), bytes.Repeat([]byte{0xb2}, 16)}
+	ids := [2]string{"dev-a", "dev-b"}
+	for restart := range 2 {
+		t.Run(fmt.Sprintf("server %d restarts", restart+1), func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			srvs := [2]pskServer{startPSKServer(t, ctx, ids[0], keys[0]), startPSKServer(t, ctx, ids[1], keys[1])}
+			const ep = "multi-renew"
+			a, err := agent.New(agent.Config{
+				ServerURI: srvs[0].uri(true), Endpoint: ep, Lifetime: 300 * time.Second, PSKIdentity: ids[0], PSKKey: keys[0],
+				Servers:              []agent.ServerAccount{{URI: srvs[1].uri(true), PSKIdentity: ids[1], PSKKey: keys[1]}},
+				DTLSHandshakeTimeout: time.Second,
+				DTLSRetryDelay:       200 * time.Millisecond,
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			actx, stop := context.WithCancel(ctx)
+			done := make(chan error, 1)
+			go func() { done <- a.Run(actx) }()
+			defer func() { stop(); <-done }()
+			go func() {
+				for range a.Events() {
+				}
+			}()
+			for i := range srvs {
+				if _, err := server.WaitEvent(ctx, srvs[i].events, ep, server.EventRegistered); err != nil {
+					t.Fatalf("server %d: %v", i+1, err)
+				}
+			}
+			var before []agent.ServerState
+			waitFor(t, ctx, "both registrations", func() bool {
+				before, _ = a.Servers(ctx)
+				return len(before) == 2 && before[0].Registered && before[1].Registered
+			})
+			addr := srvs[restart].CoAPSAddr().String()
+			srvs[restart].Close()
+			srv := server.New(server.Config{CoAPAddr: "127.0.0.1:0", CoAPSAddr: addr,
+				PSK: func([]byte) ([]byte, error) { return keys[restart], nil }})
+			if err := srv.Start(ctx); err != nil {
+				t.Fatalf("restart server %d on %s: %v", restart+1, addr, err)
+			}
+			t.Cleanup(func() { srv.Close() }) // after the agent de-registered
+			evs, unsubscribe := srv.Subscribe()
+			defer unsubscribe()
+			if _, err := server.WaitEvent(ctx, evs, ep, server.EventRegistered); err != nil {
+				t.Fatalf("no registration with the restarted server: %v", err)
+			}
+			other := 1 - restart
+			waitFor(t, ctx, "the new registration", func() bool {
+				st, _ := a.Servers(ctx)
+				return len(st) == 2 && st[restart].Registered && st[restart].Location != before[restart].Location
+			})
+			st, _ := a.Servers(ctx)
+			if st[other].Location != before[other].Location || !st[other].Registered {
+				t.Errorf("server %d: %+v, want its registration %+v kept", other+1, st[other], before[other])
+			}
+			select {
+			case ev := <-srvs[other].events:
+				if ev.Kind == server.EventRegistered {
+					t.Errorf("server %d got a new Register: %+v", other+1, ev)
+				}
+			default:
+			}
+		})
+	}
+}
