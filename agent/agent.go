@@ -703,7 +703,9 @@ func (a *Agent) flush(ctx context.Context, port port) (restart, failed, register
 		held = append(held, d)
 	}
 	for _, d := range held {
-		if retarget && d.Peer == next.Peer {
+		// The new port also carries what goes over DTLS sessions beside
+		// it (the old one may have none).
+		if retarget && (d.Peer == next.Peer || strings.HasPrefix(d.Peer, DTLSPeerPrefix)) {
 			a.carry = append(a.carry, d)
 			continue
 		}
