@@ -259,8 +259,20 @@ func (a *Agent) Run(ctx context.Context) error {
 // runPlain serves the engine over a UDP socket until ctx ends or the
 // engine's target needs another port.
 func (a *Agent) runPlain(ctx context.Context) error {
-	// The one socket reaches every coap server the engine talks to (the
-	// further DM servers too): it binds loopback only when they all are.
+	udp, err := a.listenPlain()
+	if err != nil {
+		return err
+	}
+	port := a.withSide(udp)
+	defer port.Close()
+	a.setPort(port)
+	return a.loop(ctx, port)
+}
+
+// listenPlain opens the UDP socket that reaches every coap server the
+// engine talks to (the further DM servers too): it binds loopback only
+// when they all are.
+func (a *Agent) listenPlain() (*UDPPort, error) {
 	// Servers reached over DTLS sessions of their own (DTLSPeerPrefix)
 	// are not this socket's peers; their address only says which
 	// interface to bind.
@@ -272,7 +284,7 @@ func (a *Agent) runPlain(ctx context.Context) error {
 	}
 	udp, err := ListenUDP(listenPeer(strings.TrimPrefix(a.target.Peer, DTLSPeerPrefix), peers))
 	if err != nil {
-		return err
+		return nil, err
 	}
 	// Datagrams from the bootstrap server and the further servers are
 	// tagged with their peer keys even before anything was sent to them
@@ -280,10 +292,7 @@ func (a *Agent) runPlain(ctx context.Context) error {
 	for _, p := range peers {
 		_, _ = udp.resolve(p)
 	}
-	port := a.withSide(udp)
-	defer port.Close()
-	a.setPort(port)
-	return a.loop(ctx, port)
+	return udp, nil
 }
 
 // listenPeer returns the peer ListenUDP opens the socket for: target,

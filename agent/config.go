@@ -161,7 +161,7 @@ type Config struct {
 	// Access Control object /2 is enforced (AccessControl). coaps
 	// servers need the native driver (New), which gives each its own DTLS
 	// session and credential (ServerAccount.PSKIdentity, PSKKey, else the
-	// device's certificate), not on-demand links (Control.OnDemand).
+	// device's certificate).
 	// Several servers work without queue mode (Binding "UQ") only.
 	// AVC_SERVER_URIS: comma-separated URIs, each optionally followed by
 	// ";ssid=N", ";lifetime=SECONDS", ";psk_id=IDENTITY" and
@@ -552,9 +552,9 @@ func (c *Config) Validate() error {
 }
 
 // sideDTLS reports whether the driver opens a DTLS session per coaps
-// server beside its main socket (the native driver, New, when it keeps
-// its link up): what several servers need when one of them is coaps.
-func (c *Config) sideDTLS() bool { return c.dtls && !c.dtlsServerOnly && !c.Control.OnDemand }
+// server beside its main socket (the native driver, New): what several
+// servers need when one of them is coaps.
+func (c *Config) sideDTLS() bool { return c.dtls && !c.dtlsServerOnly }
 
 func (c *Config) dtlsRetryDelay() time.Duration {
 	if c.DTLSRetryDelay > 0 {

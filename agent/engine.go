@@ -123,7 +123,7 @@ func NewEngine(cfg Config, state []byte) (*Engine, error) {
 		for _, u := range append([]string{cfg.ServerURI}, serverURIsOf(cfg.Servers)...) {
 			if srv, _ := parseURI(EnvServerURIs, u); srv.scheme == "coaps" {
 				// Only the native driver opens a DTLS session per server.
-				return nil, fmt.Errorf("%w: %q: several servers with coaps need the native agent (agent.New) without on-demand links", ErrConfig, u)
+				return nil, fmt.Errorf("%w: %q: several servers with coaps need the native agent (agent.New)", ErrConfig, u)
 			}
 		}
 	}

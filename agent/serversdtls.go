@@ -66,6 +66,9 @@ func (e *Engine) sessionFailed(now time.Time, peer string, err error) {
 		return
 	}
 	e.tr.cancelPeer(r.peer())
+	if !r.extra {
+		e.ctl.authStatus(StatusAuthFailed) // le_avc's AUTH_FAILED
+	}
 	switch r.state {
 	case regRegistering, regRegistered, regUpdating:
 		r.state = regRegistering
