@@ -28,6 +28,9 @@ type Agent struct {
 	fetch  *fetcher
 	saver  *stateSaver     // nil without StateDir or StateStore
 	cred   DTLSCredentials // for a coaps server
+	// certs are the certificate credentials of further servers with
+	// certificate files of their own (ServerAccount.CertFile...), by URI.
+	certs  map[string]DTLSCredentials
 	synced chan syncResult
 
 	// emu guards the engine (and the fields flush and the loop share with
@@ -136,12 +139,16 @@ func New(cfg Config) (*Agent, error) {
 			return nil, err
 		}
 	}
+	certs, err := cfg.serverCertificates()
+	if err != nil {
+		return nil, err
+	}
 	log := cfg.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
 	return &Agent{cfg: cfg, engine: e, log: log, cmds: make(chan cmdReq), events: NewEventQueue(), state: state, fetch: fetch, cred: cred,
-		synced: make(chan syncResult, maxSyncsInFlight)}, nil
+		certs: certs, synced: make(chan syncResult, maxSyncsInFlight)}, nil
 }
 
 // Events returns the channel of engine events. It is closed once Run has

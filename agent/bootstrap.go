@@ -128,7 +128,7 @@ func (e *Engine) accountOf(in *instance) (account, error) {
 	switch {
 	case addr.scheme == "coap" && a.mode != secModeNoSec:
 		return a, fmt.Errorf("security mode %d with a coap:// URI; want 3 (NoSec)", a.mode)
-	case addr.scheme == "coaps" && a.mode == secModeCert && e.cfg.CertFile == "":
+	case addr.scheme == "coaps" && a.mode == secModeCert && !e.cfg.hasCertificate(a.uri):
 		return a, fmt.Errorf("certificate mode needs the device's certificate (%s, %s, %s)", EnvCertFile, EnvKeyFile, EnvCAFile)
 	case addr.scheme == "coaps" && a.mode != secModePSK && a.mode != secModeCert:
 		return a, fmt.Errorf("security mode %d is not supported; want 0 (PSK) or 2 (certificate) for coaps", a.mode)

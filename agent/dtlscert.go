@@ -55,13 +55,23 @@ func (c *Config) dtlsCredentials() (DTLSCredentials, error) {
 	if c.CertFile == "" {
 		return DTLSCredentials{PSKIdentity: c.PSKIdentity, PSKKey: c.PSKKey}, nil
 	}
-	cert, err := tls.LoadX509KeyPair(c.CertFile, c.KeyFile)
+	cred, err := loadCertificate(c.CertFile, c.KeyFile, c.CAFile)
 	if err != nil {
-		return DTLSCredentials{}, fmt.Errorf("%w: %s/%s: %v", ErrConfig, EnvCertFile, EnvKeyFile, err)
+		return DTLSCredentials{}, fmt.Errorf("%w: %s/%s/%s: %v", ErrConfig, EnvCertFile, EnvKeyFile, EnvCAFile, err)
 	}
-	roots, err := loadCertPool(c.CAFile)
+	return cred, nil
+}
+
+// loadCertificate loads a certificate credential: the client's chain
+// and key, and the trust anchors for the server's certificate.
+func loadCertificate(certFile, keyFile, caFile string) (DTLSCredentials, error) {
+	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
 	if err != nil {
-		return DTLSCredentials{}, fmt.Errorf("%w: %s: %v", ErrConfig, EnvCAFile, err)
+		return DTLSCredentials{}, fmt.Errorf("certificate and key: %w", err)
+	}
+	roots, err := loadCertPool(caFile)
+	if err != nil {
+		return DTLSCredentials{}, fmt.Errorf("trust anchors %s: %w", caFile, err)
 	}
 	return DTLSCredentials{Certificate: &cert, RootCAs: roots}, nil
 }

@@ -232,6 +232,9 @@ func (a *Agent) withSide(pt port) port {
 func (a *Agent) sideCredential(peer string) (DTLSCredentials, bool) {
 	if t, ok := a.engine.serverCredential(peer); ok {
 		if t.Certificate {
+			if c, ok := a.certs[t.URI]; ok {
+				return c, true
+			}
 			return a.cred, a.cred.certificate()
 		}
 		return DTLSCredentials{PSKIdentity: t.PSKIdentity, PSKKey: t.PSKKey}, true

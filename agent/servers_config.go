@@ -32,6 +32,61 @@ type ServerAccount struct {
 	// logged and Config.Get reads it back as "(set)".
 	PSKIdentity string
 	PSKKey      []byte
+	// CertFile, KeyFile and CAFile name PEM files of this server's DTLS
+	// session with certificates (Security mode 2), like Config.CertFile,
+	// KeyFile and CAFile, which each empty one defaults to: a server
+	// trusted through a CA of its own takes ";ca=FILE" alone, a device
+	// with a certificate per server ";cert=FILE;key=FILE". Not with a
+	// PSK. AVC_SERVER_URIS: ";cert=FILE;key=FILE;ca=FILE".
+	CertFile, KeyFile, CAFile string
+}
+
+// certFiles returns the account's certificate files, each defaulting to
+// c's; ok is false when the account has no certificate of its own.
+func (a ServerAccount) certFiles(c *Config) (cert, key, ca string, ok bool) {
+	ok = a.CertFile != "" || a.KeyFile != "" || a.CAFile != ""
+	cert, key, ca = cmpOr(a.CertFile, c.CertFile), cmpOr(a.KeyFile, c.KeyFile), cmpOr(a.CAFile, c.CAFile)
+	return cert, key, ca, ok
+}
+
+// cmpOr returns a, or b when a is empty.
+func cmpOr(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}
+
+// serverCertificates loads the DTLS certificate credential of every
+// coaps further server with certificate files of its own, by URI.
+func (c *Config) serverCertificates() (map[string]DTLSCredentials, error) {
+	var out map[string]DTLSCredentials
+	for _, a := range c.Servers {
+		cert, key, ca, own := a.certFiles(c)
+		if !own || len(a.PSKKey) > 0 {
+			continue
+		}
+		cred, err := loadCertificate(cert, key, ca)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %s %s: %v", ErrConfig, EnvServerURIs, a.URI, err)
+		}
+		if out == nil {
+			out = map[string]DTLSCredentials{}
+		}
+		out[a.URI] = cred
+	}
+	return out, nil
+}
+
+// hasCertificate reports whether a certificate is configured for the
+// server at uri: its own (ServerAccount.CertFile...) or the device's.
+func (c *Config) hasCertificate(uri string) bool {
+	for _, a := range c.Servers {
+		if _, _, _, own := a.certFiles(c); own && a.URI == uri {
+			return true
+		}
+	}
+	return c.CertFile != ""
 }
 
 // ACLRights are the access rights of an Access Control List entry
@@ -83,7 +138,7 @@ func parseServerURIs(value string) ([]ServerAccount, error) {
 			k, v = strings.TrimSpace(k), strings.TrimSpace(v)
 			if !ok {
 				// kv may be a mistyped key: it is not quoted.
-				return nil, fmt.Errorf("%s: a parameter without \"=\": want ssid=N, lifetime=SECONDS, psk_id=IDENTITY or psk_key=HEX after the URI", a.URI)
+				return nil, fmt.Errorf("%s: a parameter without \"=\": want ssid=N, lifetime=SECONDS, psk_id=IDENTITY, psk_key=HEX, cert=FILE, key=FILE or ca=FILE after the URI", a.URI)
 			}
 			switch k {
 			case "ssid", "lifetime":
@@ -107,8 +162,13 @@ func parseServerURIs(value string) ([]ServerAccount, error) {
 					return nil, fmt.Errorf("%s: psk_key: want the key in hex", a.URI)
 				}
 				a.PSKKey = key
+			case "cert", "key", "ca":
+				if v == "" {
+					return nil, fmt.Errorf("%s: empty %s: want a file name", a.URI, k)
+				}
+				*map[string]*string{"cert": &a.CertFile, "key": &a.KeyFile, "ca": &a.CAFile}[k] = v
 			default:
-				return nil, fmt.Errorf("%s: unknown parameter %q: want ssid=N, lifetime=SECONDS, psk_id=IDENTITY or psk_key=HEX after the URI", a.URI, k)
+				return nil, fmt.Errorf("%s: unknown parameter %q: want ssid=N, lifetime=SECONDS, psk_id=IDENTITY, psk_key=HEX, cert=FILE, key=FILE or ca=FILE after the URI", a.URI, k)
 			}
 		}
 		out = append(out, a)
@@ -132,6 +192,11 @@ func formatServerURIs(srvs []ServerAccount) string {
 		}
 		if len(a.PSKKey) > 0 {
 			s += ";psk_key=(set)"
+		}
+		for _, f := range []struct{ k, v string }{{"cert", a.CertFile}, {"key", a.KeyFile}, {"ca", a.CAFile}} {
+			if f.v != "" {
+				s += ";" + f.k + "=" + f.v
+			}
 		}
 		items = append(items, s)
 	}
@@ -285,14 +350,25 @@ func (c *Config) validateServers() []error {
 			errs = append(errs, err)
 		}
 		hasPSK := a.PSKIdentity != "" || len(a.PSKKey) > 0
+		cert, key, ca, ownCert := a.certFiles(c)
 		switch {
 		case err != nil:
-		case srv.scheme == "coap" && hasPSK:
-			bad("%s=%q: a PSK is for coaps:// servers", EnvServerURIs, a.URI)
-		case srv.scheme == "coaps" && hasPSK && (a.PSKIdentity == "" || len(a.PSKKey) == 0):
+		case srv.scheme == "coap":
+			if hasPSK || ownCert {
+				bad("%s=%q: a PSK or a certificate is for coaps:// servers", EnvServerURIs, a.URI)
+			}
+		case hasPSK && ownCert:
+			bad("%s=%q: a PSK or certificate files, not both", EnvServerURIs, a.URI)
+		case hasPSK && (a.PSKIdentity == "" || len(a.PSKKey) == 0):
 			bad("%s=%q: coaps with a PSK needs both psk_id and psk_key", EnvServerURIs, a.URI)
-		case srv.scheme == "coaps" && !hasPSK && c.CertFile == "":
-			bad("%s=%q: coaps needs psk_id and psk_key, or the device's certificate (%s, %s, %s)", EnvServerURIs, a.URI, EnvCertFile, EnvKeyFile, EnvCAFile)
+		case !hasPSK && cert == "" && key == "" && ca == "":
+			bad("%s=%q: coaps needs psk_id and psk_key, or certificate files (cert, key, ca, or the device's %s, %s, %s)", EnvServerURIs, a.URI, EnvCertFile, EnvKeyFile, EnvCAFile)
+		case !hasPSK && (cert == "" || key == "" || ca == ""):
+			bad("%s=%q: certificates need a certificate, its key and trust anchors (cert, key, ca, or the device's %s, %s, %s)", EnvServerURIs, a.URI, EnvCertFile, EnvKeyFile, EnvCAFile)
+		case ownCert:
+			if _, err := loadCertificate(cert, key, ca); err != nil {
+				bad("%s=%q: %v", EnvServerURIs, a.URI, err)
+			}
 		}
 		if a.ShortServerID == 65535 {
 			bad("%s: short server ID 65535: want 1..65534", EnvServerURIs)

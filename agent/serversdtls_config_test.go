@@ -38,6 +38,11 @@ func TestServerURIsPSKSyntax(t *testing.T) {
 		{name: "missing identity", value: "coaps://b;psk_key=" + secret, valErr: true},
 		{name: "no credential", value: "coaps://b", valErr: true},
 		{name: "psk on coap", value: "coap://b;psk_id=i;psk_key=" + secret, valErr: true},
+		{name: "certificate on coap", value: "coap://b;ca=/nowhere/ca.pem", valErr: true},
+		{name: "psk and certificate", value: "coaps://b;psk_id=i;psk_key=" + secret + ";ca=/nowhere/ca.pem", valErr: true},
+		{name: "certificate without a key", value: "coaps://b;cert=/nowhere/c.pem;ca=/nowhere/ca.pem", valErr: true},
+		{name: "certificate files missing", value: "coaps://b;cert=/nowhere/c.pem;key=/nowhere/k.pem;ca=/nowhere/ca.pem", valErr: true},
+		{name: "empty file name", value: "coaps://b;ca=", setErr: true},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			c := agent.Config{ServerURI: "coap://a", Endpoint: "e"}

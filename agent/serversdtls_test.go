@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"strings"
 	"sync"
 	"testing"
@@ -13,6 +14,7 @@ import (
 	"github.com/plgd-dev/go-coap/v3/message/codes"
 
 	"github.com/avc-agent/avc/agent"
+	"github.com/avc-agent/avc/agent/agenttest"
 	"github.com/avc-agent/avc/lwm2m"
 	"github.com/avc-agent/avc/server"
 )
@@ -297,6 +299,91 @@ func TestAgentSeveralServersDTLSRenewed(t *testing.T) {
 					t.Errorf("server %d got a new Register: %+v", other+1, ev)
 				}
 			default:
+			}
+		})
+	}
+}
+
+// TestAgentSeveralServersCertificates: a further coaps server reached
+// with certificates of its own, given in AVC_SERVER_URIS: its own device
+// certificate, key and trust anchors beside a PSK first server, or only
+// its own trust anchors beside the device's certificate, which the first
+// server takes. Both register over their own DTLS sessions.
+func TestAgentSeveralServersCertificates(t *testing.T) {
+	caA, caB := agenttest.NewCA(t, "ca-a"), agenttest.NewCA(t, "ca-b")
+	lo := net.IPv4(127, 0, 0, 1)
+	for _, tt := range []struct {
+		name       string
+		deviceCert bool // the device's certificate (AVC_CERT_FILE...), from ca-a, for server 1
+	}{
+		{name: "own certificate beside a psk server"},
+		{name: "own trust anchors beside the device certificate", deviceCert: true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			dir := t.TempDir()
+			cfg := agent.Config{Endpoint: "multi-cert", Lifetime: 300 * time.Second}
+			var first *server.Server
+			var second *server.Server
+			var extra string
+			if tt.deviceCert {
+				// Server 1: certificate from ca-a, trusts ca-a clients.
+				first = certServer(t, ctx, caA, caA, lo)
+				_, certFile, keyFile := caA.Issue(t, dir, "device-a")
+				for name, v := range map[string]string{agent.EnvCertFile: certFile, agent.EnvKeyFile: keyFile, agent.EnvCAFile: caA.File(t, dir)} {
+					if err := cfg.Set(name, v); err != nil {
+						t.Fatal(err)
+					}
+				}
+				// Server 2: certificate from ca-b, trusts the same ca-a
+				// device certificate.
+				second = certServer(t, ctx, caB, caA, lo)
+				bdir := t.TempDir()
+				extra = ";ca=" + caB.File(t, bdir)
+			} else {
+				first = startPSKServer(t, ctx, "dev-a", testPSK).Server
+				cfg.PSKIdentity, cfg.PSKKey = "dev-a", testPSK
+				// Server 2 trusts ca-b clients only: the device has a
+				// ca-b certificate for it.
+				second = certServer(t, ctx, caB, caB, lo)
+				bdir := t.TempDir()
+				_, certFile, keyFile := caB.Issue(t, bdir, "device-b")
+				extra = ";cert=" + certFile + ";key=" + keyFile + ";ca=" + caB.File(t, bdir)
+			}
+			cfg.ServerURI = "coaps://" + first.CoAPSAddr().String()
+			if err := cfg.Set(agent.EnvServerURIs, "coaps://"+second.CoAPSAddr().String()+";ssid=2"+extra); err != nil {
+				t.Fatal(err)
+			}
+			var evs [2]<-chan server.Event
+			for i, srv := range []*server.Server{first, second} {
+				ch, unsubscribe := srv.Subscribe()
+				defer unsubscribe()
+				evs[i] = ch
+			}
+			a, err := agent.New(cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			actx, stop := context.WithCancel(ctx)
+			done := make(chan error, 1)
+			go func() { done <- a.Run(actx) }()
+			go func() {
+				for range a.Events() {
+				}
+			}()
+			for i := range evs {
+				if _, err := server.WaitEvent(ctx, evs[i], cfg.Endpoint, server.EventRegistered); err != nil {
+					t.Fatalf("server %d: %v", i+1, err)
+				}
+			}
+			waitFor(t, ctx, "both registrations", func() bool {
+				st, _ := a.Servers(ctx)
+				return len(st) == 2 && st[0].Registered && st[1].Registered
+			})
+			stop()
+			if err := <-done; err != nil {
+				t.Fatal(err)
 			}
 		})
 	}
