@@ -45,6 +45,9 @@ type Target struct {
 	// URI is the server URI ("coap://host:port" or "coaps://...").
 	URI string
 	// Peer is the key the engine addresses datagrams to ("host:port").
+	// With several servers a coaps server's is DTLSPeerPrefix +
+	// "host:port": the native driver then reaches it over a DTLS session
+	// beside its UDP socket, as every coaps server among several.
 	Peer string
 	// Secure is set for coaps: the driver runs a DTLS session with
 	// PSKIdentity and PSKKey (never logged), or with the configured

@@ -49,7 +49,7 @@ const (
 	EnvFWLowSpeed    = "AVC_FW_LOW_SPEED"         // "bytes/s,seconds": fail a pull slower than that for that long (100,1000)
 	// Several DM servers (Config.Servers) and their access control
 	// (Config.AccessControl).
-	EnvServerURIs = "AVC_SERVER_URIS" // further DM servers: "coap[s]://host[:port][;ssid=N][;lifetime=S][;psk_id=ID;psk_key=HEX]", comma-separated
+	EnvServerURIs = "AVC_SERVER_URIS" // further DM servers: "coap[s]://host[:port][;ssid=N][;lifetime=S][;psk_id=ID;psk_key=HEX][;cert=F;key=F;ca=F]", comma-separated
 	EnvACL        = "AVC_ACL"         // Access Control /2 instances: "/OBJ/INST [owner=SSID] [SSID=RIGHTS]...", semicolon-separated
 )
 
@@ -160,12 +160,12 @@ type Config struct {
 	// and its observations notified to it. With more than one server the
 	// Access Control object /2 is enforced (AccessControl). coaps
 	// servers need the native driver (New), which gives each its own DTLS
-	// session and credential (ServerAccount.PSKIdentity, PSKKey, else the
-	// device's certificate).
-	// Several servers work without queue mode (Binding "UQ") only.
-	// AVC_SERVER_URIS: comma-separated URIs, each optionally followed by
-	// ";ssid=N", ";lifetime=SECONDS", ";psk_id=IDENTITY" and
-	// ";psk_key=HEX".
+	// session and credential (ServerAccount.PSKIdentity, PSKKey, or
+	// certificate files). Several servers work without queue mode
+	// (Binding "UQ") only. AVC_SERVER_URIS: comma-separated URIs, each
+	// optionally followed by ";ssid=N", ";lifetime=SECONDS",
+	// ";psk_id=IDENTITY", ";psk_key=HEX", ";cert=FILE", ";key=FILE" and
+	// ";ca=FILE".
 	Servers []ServerAccount
 	// AccessControl lists Access Control object instances (/2) that
 	// replace the defaults the engine makes when more than one server is
