@@ -369,18 +369,23 @@ func (r *registration) deregister(now time.Time) {
 		} else if resp.Code != codes.Deleted {
 			ev.Code = codeString(resp.Code)
 		}
-		r.reset()
-		if r.started && r.disabled {
-			// /1/0/4 Disable: come back after the disable timeout.
-			r.state = regWaiting
-			r.retryAt = now.Add(r.disableTimeout())
-			r.disabled = false
-		}
-		r.event(ev)
-		if !r.extra {
-			r.e.ctl.stopped(now)
-		}
+		r.deregistered(now, ev)
 	})
+}
+
+// deregistered ends a De-register, answered or not (ev says which).
+func (r *registration) deregistered(now time.Time, ev Event) {
+	r.reset()
+	if r.started && r.disabled {
+		// /1/0/4 Disable: come back after the disable timeout.
+		r.state = regWaiting
+		r.retryAt = now.Add(r.disableTimeout())
+		r.disabled = false
+	}
+	r.event(ev)
+	if !r.extra {
+		r.e.ctl.stopped(now)
+	}
 }
 
 // afterExchange runs work deferred while an exchange was in flight or

@@ -33,23 +33,30 @@ func (e *Engine) serverCredential(peer string) (Target, bool) {
 // sessionUp is the driver's report that a DTLS session with the DM
 // server at peer is up. LwM2M requires a Register after every new DTLS
 // session (Core TS 1.1 §6.2, "re-register"): the server at peer alone
-// registers anew, at once; the others are not touched. A registration
-// that is waiting (to retry, or disabled), stopped or de-registering is
-// left to its own timers.
+// registers anew, at once; the others are not touched. A De-register
+// dropped while the handshake ran goes out again at once. A registration
+// that is waiting (to retry, or disabled) or stopped is left to its own
+// timers.
 func (e *Engine) sessionUp(now time.Time, peer string) {
 	e.now = now
 	r := e.regByPeer(peer)
-	if r == nil || !r.started {
+	if r == nil {
 		return
 	}
 	switch r.state {
 	case regRegistering, regRegistered, regUpdating:
+		if !r.started {
+			return
+		}
 		e.logInfo("new dtls session; registering anew", "server_uri", r.uri())
 		// What went into the lost session (or was dropped while the
 		// handshake ran) is replaced by the Register.
 		e.tr.cancelPeer(r.peer())
 		r.location = ""
 		r.register(now)
+	case regDeregistering:
+		e.tr.cancelPeer(r.peer())
+		r.deregister(now)
 	}
 }
 
@@ -62,7 +69,7 @@ func (e *Engine) sessionUp(now time.Time, peer string) {
 func (e *Engine) sessionFailed(now time.Time, peer string, err error) {
 	e.now = now
 	r := e.regByPeer(peer)
-	if r == nil || !r.started {
+	if r == nil || (!r.started && r.state != regDeregistering) {
 		return
 	}
 	e.tr.cancelPeer(r.peer())
@@ -75,12 +82,7 @@ func (e *Engine) sessionFailed(now time.Time, peer string, err error) {
 		r.failedWith(now, Event{Kind: EventRegistrationFailed, Err: "dtls handshake: " + err.Error()}, e.cfg.dtlsRetryDelay())
 	case regDeregistering:
 		// The De-register cannot reach the server: it ends unanswered.
-		loc := r.location
-		r.reset()
-		r.event(Event{Kind: EventDeregistered, Location: loc, Err: "dtls handshake: " + err.Error()})
-		if !r.extra {
-			e.ctl.stopped(now)
-		}
+		r.deregistered(now, Event{Kind: EventDeregistered, Location: r.location, Err: "dtls handshake: " + err.Error()})
 	}
 }
 

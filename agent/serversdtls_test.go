@@ -388,3 +388,66 @@ func TestAgentSeveralServersCertificates(t *testing.T) {
 		})
 	}
 }
+
+// TestAgentSeveralServersNATTimeout: the DTLS session with one of two
+// coaps servers has been quiet for longer than the NAT timeout when the
+// agent must send to it (a notification): the agent opens a new session
+// first and registers anew with that server alone; the other keeps its
+// registration.
+func TestAgentSeveralServersNATTimeout(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	keyA, keyB := bytes.Repeat([]byte{0xa1}, 16), bytes.Repeat([]byte{0xb2}, 16)
+	srvs := [2]pskServer{startPSKServer(t, ctx, "dev-a", keyA), startPSKServer(t, ctx, "dev-b", keyB)}
+	const ep = "multi-nat"
+	a, err := agent.New(agent.Config{
+		ServerURI: srvs[0].uri(true), Endpoint: ep, Lifetime: 300 * time.Second, PSKIdentity: "dev-a", PSKKey: keyA,
+		Servers:    []agent.ServerAccount{{URI: srvs[1].uri(true), PSKIdentity: "dev-b", PSKKey: keyB}},
+		NATTimeout: 300 * time.Millisecond,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	actx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- a.Run(actx) }()
+	defer func() { stop(); <-done }()
+	go func() {
+		for range a.Events() {
+		}
+	}()
+	for i := range srvs {
+		if _, err := server.WaitEvent(ctx, srvs[i].events, ep, server.EventRegistered); err != nil {
+			t.Fatalf("server %d: %v", i+1, err)
+		}
+	}
+	var before []agent.ServerState
+	waitFor(t, ctx, "both registrations", func() bool {
+		before, _ = a.Servers(ctx)
+		return len(before) == 2 && before[0].Registered && before[1].Registered
+	})
+	if _, err := srvs[1].Observe(ctx, ep, lwm2m.P(3, 0, 9), lwm2m.FormatNone); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(500 * time.Millisecond) // longer than the NAT timeout
+	if err := a.Do(ctx, agent.CmdSet{Path: lwm2m.P(3, 0, 9), Value: lwm2m.Int(42)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := server.WaitEvent(ctx, srvs[1].events, ep, server.EventRegistered); err != nil {
+		t.Fatalf("server 2: no new registration after the NAT timeout: %v", err)
+	}
+	waitFor(t, ctx, "the new registration with server 2", func() bool {
+		st, _ := a.Servers(ctx)
+		return len(st) == 2 && st[1].Registered && st[1].Location != before[1].Location
+	})
+	if st, _ := a.Servers(ctx); st[0].Location != before[0].Location {
+		t.Errorf("server 1: %+v, want its registration %+v kept", st[0], before[0])
+	}
+	select {
+	case ev := <-srvs[0].events:
+		if ev.Kind == server.EventRegistered {
+			t.Errorf("server 1 got a new Register: %+v", ev)
+		}
+	default:
+	}
+}
