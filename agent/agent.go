@@ -215,7 +215,12 @@ const deregisterTimeout = 10 * time.Second
 // session is lost (the socket fails, a registration fails, or nothing was
 // received for Config.NATTimeout before something must be sent, as a NAT
 // binding may be gone), Run handshakes again and the engine registers
-// anew, as LwM2M requires after a new DTLS session. An agent runs once.
+// anew, as LwM2M requires after a new DTLS session. With several servers
+// (Config.Servers) Run keeps one UDP socket for the coap servers and a
+// DTLS session beside it for each coaps server, each with its own
+// credential, handshake, retries and NAT timeout; the engine registers
+// anew with a server after a new session with it, and a failed handshake
+// fails that server's Register alone. An agent runs once.
 func (a *Agent) Run(ctx context.Context) error {
 	a.mu.Lock()
 	if a.ran {

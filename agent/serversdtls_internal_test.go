@@ -125,6 +125,35 @@ func TestServerSessionReports(t *testing.T) {
 		t.Errorf("failures = %+v, want server 2's second", evs)
 	}
 
+	// A request in plaintext from a coaps server's address (its peer key
+	// without DTLSPeerPrefix, as the UDP socket tags it) is not that
+	// server's: dropped, unanswered. Over its session it is served.
+	get := &message.Message{Code: codes.GET, Type: message.Confirmable, MessageID: 7, Token: []byte{1}}
+	get.Options = addPath(get.Options, "/3/0/0")
+	b, err := encode(get)
+	if err != nil {
+		t.Fatal(err)
+	}
+	answers := func(peer string) (n int) {
+		e.HandleDatagram(t1, peer, b)
+		e.Step(t1)
+		for {
+			d, ok := e.PollTransmit()
+			if !ok {
+				return n
+			}
+			if m, err := decode(d.Data); err == nil && d.Peer == peer && m.Type == message.Acknowledgement && m.MessageID == 7 {
+				n++
+			}
+		}
+	}
+	if n := answers("127.0.0.2:5684"); n != 0 {
+		t.Errorf("a plaintext request from server 2's address was answered")
+	}
+	if n := answers(peer2); n != 1 {
+		t.Errorf("the request over server 2's session got %d answers, want 1", n)
+	}
+
 	// A new session with server 1: it alone registers anew, at once.
 	t2 := t1.Add(2 * time.Second)
 	e.sessionUp(t2, peer1)
