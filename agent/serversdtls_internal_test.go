@@ -81,6 +81,21 @@ func TestServerSessionReports(t *testing.T) {
 		return true
 	}
 
+	// Each server's Security instance carries its mode and credential.
+	for _, tc := range []struct {
+		inst uint16
+		mode int64
+		id   string
+		key  []byte
+	}{{0, secModePSK, "id-1", []byte{1}}, {1, secModePSK, "id-2", []byte{2}}, {2, secModeNoSec, "", nil}} {
+		in := e.objs.objs[0].insts[tc.inst]
+		mode, _ := in.value(2)
+		id, _ := in.value(3)
+		key, _ := in.value(5)
+		if mode.Int != tc.mode || string(id.Bytes) != tc.id || string(key.Bytes) != string(tc.key) {
+			t.Errorf("/0/%d: mode %d, identity %q, key %x; want %d, %q, %x", tc.inst, mode.Int, id.Bytes, key.Bytes, tc.mode, tc.id, tc.key)
+		}
+	}
 	if err := e.HandleCommand(t0, CmdStart{}); err != nil {
 		t.Fatal(err)
 	}

@@ -182,6 +182,12 @@ func TestAgentSeveralServersOverDTLS(t *testing.T) {
 				if ev, err := server.WaitEvent(ctx, srvs[1].events, ep, server.EventUpdated); err != nil || ev.Lifetime != 150*time.Second {
 					t.Fatalf("server 2 update = %+v, %v", ev, err)
 				}
+				// No server reads a key: /0 answers 4.01.
+				for i, srv := range srvs {
+					if _, err := srv.Read(ctx, ep, lwm2m.P(0, 1, 5), lwm2m.FormatNone); !errors.As(err, &ce) || ce.Code != codes.Unauthorized {
+						t.Errorf("server %d reads /0/1/5: %v, want 4.01", i+1, err)
+					}
+				}
 			} else {
 				// The bad server's handshakes fail, are reported with its
 				// URI, and are retried on its own timers.
