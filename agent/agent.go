@@ -34,6 +34,9 @@ type Agent struct {
 	fetch  *fetcher
 	saver  *stateSaver     // nil without StateDir or StateStore
 	cred   DTLSCredentials // for a coaps server
+	// certs are the certificate credentials of further servers with
+	// certificate files of their own (ServerAccount.CertFile...), by URI.
+	certs  map[string]DTLSCredentials
 	synced chan syncResult
 
 	// emu guards the engine (and the fields flush and the loop share with
@@ -47,6 +50,8 @@ type Agent struct {
 	// port for it is open (Engine.Target).
 	target Target
 	carry  []Datagram
+	// side is set while the port is a sidePort (withSide).
+	side bool
 
 	mu      sync.Mutex
 	running bool
@@ -140,12 +145,16 @@ func New(cfg Config) (*Agent, error) {
 			return nil, err
 		}
 	}
+	certs, err := cfg.serverCertificates()
+	if err != nil {
+		return nil, err
+	}
 	log := cfg.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
 	return &Agent{cfg: cfg, engine: e, log: log, cmds: make(chan cmdReq), events: NewEventQueue(), state: state, fetch: fetch, cred: cred,
-		synced: make(chan syncResult, maxSyncsInFlight)}, nil
+		certs: certs, synced: make(chan syncResult, maxSyncsInFlight)}, nil
 }
 
 // Events returns the channel of engine events. It is closed once Run has
@@ -184,6 +193,14 @@ func (a *Agent) Control(ctx context.Context) (ControlState, error) {
 	return st, err
 }
 
+// Servers returns the state of the running agent's DM server
+// registrations (Engine.Servers); ErrClosed when Run is not running.
+func (a *Agent) Servers(ctx context.Context) ([]ServerState, error) {
+	var st []ServerState
+	err := a.Do(ctx, cmdInspect{fn: func(e *Engine) { st = e.Servers() }})
+	return st, err
+}
+
 // cmdInspect runs fn on the engine inside the loop; it never reaches
 // HandleCommand.
 type cmdInspect struct{ fn func(*Engine) }
@@ -204,7 +221,12 @@ const deregisterTimeout = 10 * time.Second
 // session is lost (the socket fails, a registration fails, or nothing was
 // received for Config.NATTimeout before something must be sent, as a NAT
 // binding may be gone), Run handshakes again and the engine registers
-// anew, as LwM2M requires after a new DTLS session. An agent runs once.
+// anew, as LwM2M requires after a new DTLS session. With several servers
+// (Config.Servers) Run keeps one UDP socket for the coap servers and a
+// DTLS session beside it for each coaps server, each with its own
+// credential, handshake, retries and NAT timeout; the engine registers
+// anew with a server after a new session with it, and a failed handshake
+// fails that server's Register alone. An agent runs once.
 func (a *Agent) Run(ctx context.Context) error {
 	a.mu.Lock()
 	if a.ran {
@@ -237,7 +259,10 @@ func (a *Agent) Run(ctx context.Context) error {
 		// is another one, maybe over DTLS with the provisioned PSK.
 		a.target = a.engine.Target()
 		var err error
-		if a.target.Secure {
+		if a.target.Secure && !strings.HasPrefix(a.target.Peer, DTLSPeerPrefix) {
+			// One coaps server: the port is its DTLS session. Among
+			// several servers a coaps one is reached over a session
+			// beside the UDP socket (withSide), like every other.
 			err = a.runSecure(ctx)
 		} else {
 			err = a.runPlain(ctx)
@@ -252,12 +277,32 @@ func (a *Agent) Run(ctx context.Context) error {
 // runPlain serves the engine over a UDP socket until ctx ends or the
 // engine's target needs another port.
 func (a *Agent) runPlain(ctx context.Context) error {
-	// The one socket reaches every coap server the engine talks to (the
-	// further DM servers too): it binds loopback only when they all are.
-	peers := a.engine.acceptedPeers()
-	udp, err := ListenUDP(listenPeer(a.target.Peer, peers))
+	udp, err := a.listenPlain()
 	if err != nil {
 		return err
+	}
+	port := a.withSide(udp)
+	defer port.Close()
+	a.setPort(port)
+	return a.loop(ctx, port)
+}
+
+// listenPlain opens the UDP socket that reaches every coap server the
+// engine talks to (the further DM servers too): it binds loopback only
+// when they all are.
+func (a *Agent) listenPlain() (*UDPPort, error) {
+	// Servers reached over DTLS sessions of their own (DTLSPeerPrefix)
+	// are not this socket's peers; their address only says which
+	// interface to bind.
+	var peers []string
+	for _, p := range a.engine.acceptedPeers() {
+		if !strings.HasPrefix(p, DTLSPeerPrefix) {
+			peers = append(peers, p)
+		}
+	}
+	udp, err := ListenUDP(listenPeer(strings.TrimPrefix(a.target.Peer, DTLSPeerPrefix), peers))
+	if err != nil {
+		return nil, err
 	}
 	// Datagrams from the bootstrap server and the further servers are
 	// tagged with their peer keys even before anything was sent to them
@@ -265,10 +310,7 @@ func (a *Agent) runPlain(ctx context.Context) error {
 	for _, p := range peers {
 		_, _ = udp.resolve(p)
 	}
-	port := a.withSide(udp)
-	defer port.Close()
-	a.setPort(port)
-	return a.loop(ctx, port)
+	return udp, nil
 }
 
 // listenPeer returns the peer ListenUDP opens the socket for: target,
@@ -302,6 +344,11 @@ const retargetLinger = 2 * time.Second
 // cannot carry datagrams to t: a DTLS session is bound to one server
 // and credential, and a coaps server is never sent plaintext.
 func (a *Agent) needsNewPort(t Target) bool {
+	if !a.side && a.engine.serverSessions() {
+		// A bootstrap gave a coaps server beside the others: the port
+		// must open DTLS sessions beside its socket.
+		return true
+	}
 	if t.Equal(a.target) || t.Peer == "" {
 		return false
 	}
@@ -465,6 +512,12 @@ func (a *Agent) loopSession(ctx context.Context, port port, registered *bool) er
 		udp.setHandler(func(d Datagram) { a.receiveInline(ctx, port, d, kick) })
 		defer udp.setHandler(nil) // waits for a delivery in progress
 	}
+	// The outcomes of the handshakes of DTLS sessions beside the port
+	// (several coaps servers, coaps pulls).
+	var sessions <-chan sessionReport
+	if sp, ok := port.(*sidePort); ok {
+		sessions = sp.status
+	}
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	var stopping bool
@@ -548,6 +601,23 @@ func (a *Agent) loopSession(ctx context.Context, port port, registered *bool) er
 			e.HandleDatagram(time.Now(), d.Peer, d.Data)
 			a.emu.Unlock()
 		case <-kick:
+		case r := <-sessions:
+			a.emu.Lock()
+			switch {
+			case r.lost:
+				if t, ok := e.serverCredential(r.peer); ok {
+					a.log.Info("dtls session lost", "server_uri", t.URI, "why", r.err)
+				}
+				e.sessionLost(time.Now(), r.peer)
+			case r.err != nil:
+				if t, ok := e.serverCredential(r.peer); ok {
+					a.log.Warn("dtls handshake failed", "server_uri", t.URI, "err", r.err)
+				}
+				e.sessionFailed(time.Now(), r.peer, r.err)
+			default:
+				e.sessionUp(time.Now(), r.peer)
+			}
+			a.emu.Unlock()
 		case req := <-a.cmds:
 			a.emu.Lock()
 			if in, ok := req.cmd.(cmdInspect); ok {
@@ -660,7 +730,9 @@ func (a *Agent) flush(ctx context.Context, port port) (restart, failed, register
 		held = append(held, d)
 	}
 	for _, d := range held {
-		if retarget && d.Peer == next.Peer {
+		// The new port also carries what goes over DTLS sessions beside
+		// it (the old one may have none).
+		if retarget && (d.Peer == next.Peer || strings.HasPrefix(d.Peer, DTLSPeerPrefix)) {
 			a.carry = append(a.carry, d)
 			continue
 		}

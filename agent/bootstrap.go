@@ -45,6 +45,9 @@ type Target struct {
 	// URI is the server URI ("coap://host:port" or "coaps://...").
 	URI string
 	// Peer is the key the engine addresses datagrams to ("host:port").
+	// With several servers a coaps server's is DTLSPeerPrefix +
+	// "host:port": the native driver then reaches it over a DTLS session
+	// beside its UDP socket, as every coaps server among several.
 	Peer string
 	// Secure is set for coaps: the driver runs a DTLS session with
 	// PSKIdentity and PSKKey (never logged), or with the configured
@@ -128,7 +131,7 @@ func (e *Engine) accountOf(in *instance) (account, error) {
 	switch {
 	case addr.scheme == "coap" && a.mode != secModeNoSec:
 		return a, fmt.Errorf("security mode %d with a coap:// URI; want 3 (NoSec)", a.mode)
-	case addr.scheme == "coaps" && a.mode == secModeCert && !e.cfg.certConfigured():
+	case addr.scheme == "coaps" && a.mode == secModeCert && !e.cfg.hasCertificate(a.uri):
 		return a, fmt.Errorf("certificate mode needs the device's certificate (%s, %s, %s)", EnvCertFile, EnvKeyFile, EnvCAFile)
 	case addr.scheme == "coaps" && a.mode != secModePSK && a.mode != secModeCert:
 		return a, fmt.Errorf("security mode %d is not supported; want 0 (PSK) or 2 (certificate) for coaps", a.mode)
@@ -271,16 +274,24 @@ func (e *Engine) accountInstances() (sec, srv map[uint16]*instance) {
 		}}
 		srv[0] = defaultServerInstance(0, ssid)
 		next = 1
-		// Further DM servers (Config.Servers), over coap: their lifetime
-		// and binding live in their Server instance.
+		// Further DM servers (Config.Servers): their lifetime and binding
+		// live in their Server instance; a coaps one's credential in its
+		// Security instance, like the first server's.
 		for _, a := range c.extraServers() {
+			mode, identity, key := int64(secModeNoSec), []byte(nil), []byte(nil)
+			switch u, _ := parseURI(EnvServerURIs, a.URI); {
+			case u.scheme == "coaps" && len(a.PSKKey) > 0:
+				mode, identity, key = secModePSK, []byte(a.PSKIdentity), bytes.Clone(a.PSKKey)
+			case u.scheme == "coaps":
+				mode = secModeCert // the device's certificate, held by the driver
+			}
 			sec[next] = &instance{id: next, vals: map[uint16]map[uint16]lwm2m.Value{
 				0:  single(lwm2m.String(a.URI)),
 				1:  single(lwm2m.Bool(false)),
-				2:  single(lwm2m.Int(secModeNoSec)),
-				3:  single(lwm2m.Opaque(nil)),
+				2:  single(lwm2m.Int(mode)),
+				3:  single(lwm2m.Opaque(identity)),
 				4:  single(lwm2m.Opaque(nil)),
-				5:  single(lwm2m.Opaque(nil)),
+				5:  single(lwm2m.Opaque(key)),
 				10: single(lwm2m.Int(int64(a.ShortServerID))),
 			}}
 			in := defaultServerInstance(next, int64(a.ShortServerID))

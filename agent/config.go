@@ -50,7 +50,7 @@ const (
 	EnvFWNStart      = "AVC_FW_COAP_NSTART"       // block requests a coap(s) pull keeps in flight, 1..16 (1)
 	// Several DM servers (Config.Servers) and their access control
 	// (Config.AccessControl).
-	EnvServerURIs = "AVC_SERVER_URIS" // further DM servers: "coap://host[:port][;ssid=N][;lifetime=S]", comma-separated
+	EnvServerURIs = "AVC_SERVER_URIS" // further DM servers: "coap[s]://host[:port][;ssid=N][;lifetime=S][;psk_id=ID;psk_key=HEX][;cert=F;key=F;ca=F]", comma-separated
 	EnvACL        = "AVC_ACL"         // Access Control /2 instances: "/OBJ/INST [owner=SSID] [SSID=RIGHTS]...", semicolon-separated
 
 	// EnvReadTimeout is Config.ReadTimeout in whole seconds (1..93): how
@@ -168,10 +168,14 @@ type Config struct {
 	// server). The engine registers with each one on its own: its own
 	// lifetime, updates, retries and location; its requests are served
 	// and its observations notified to it. With more than one server the
-	// Access Control object /2 is enforced (AccessControl). Several
-	// servers are supported over coap only, and without queue mode
-	// (Binding "UQ"). AVC_SERVER_URIS: comma-separated URIs, each
-	// optionally followed by ";ssid=N" and ";lifetime=SECONDS".
+	// Access Control object /2 is enforced (AccessControl). coaps
+	// servers need the native driver (New), which gives each its own DTLS
+	// session and credential (ServerAccount.PSKIdentity, PSKKey, or
+	// certificate files). Several servers work without queue mode
+	// (Binding "UQ") only. AVC_SERVER_URIS: comma-separated URIs, each
+	// optionally followed by ";ssid=N", ";lifetime=SECONDS",
+	// ";psk_id=IDENTITY", ";psk_key=HEX", ";cert=FILE", ";key=FILE" and
+	// ";ca=FILE".
 	Servers []ServerAccount
 	// AccessControl lists Access Control object instances (/2) that
 	// replace the defaults the engine makes when more than one server is
@@ -390,7 +394,8 @@ func (c *Config) Set(name, value string) error {
 	case EnvServerURIs:
 		srvs, err := parseServerURIs(value)
 		if err != nil {
-			return bad(err.Error())
+			// The value may hold keys: it is not quoted.
+			return fmt.Errorf("%w: %s: %v", ErrConfig, name, err)
 		}
 		c.Servers = srvs
 	case EnvACL:
@@ -589,6 +594,11 @@ func (c *Config) Validate() error {
 	}
 	return errors.Join(errs...)
 }
+
+// sideDTLS reports whether the driver opens a DTLS session per coaps
+// server beside its main socket (the native driver, New): what several
+// servers need when one of them is coaps.
+func (c *Config) sideDTLS() bool { return c.dtls && !c.dtlsServerOnly }
 
 func (c *Config) dtlsRetryDelay() time.Duration {
 	if c.DTLSRetryDelay > 0 {

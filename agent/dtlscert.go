@@ -59,32 +59,50 @@ func (c *Config) dtlsCredentials() (DTLSCredentials, error) {
 	if !c.certConfigured() {
 		return DTLSCredentials{PSKIdentity: c.PSKIdentity, PSKKey: c.PSKKey}, nil
 	}
-	certPEM, keyPEM, caPEM := c.CertPEM, c.KeyPEM, c.CAPEM
-	if len(certPEM) == 0 && len(keyPEM) == 0 && len(caPEM) == 0 {
-		if c.CertFile == "" || c.KeyFile == "" || c.CAFile == "" {
-			return DTLSCredentials{}, fmt.Errorf("%w: %s=%q: certificates need %s, %s and %s together", ErrConfig, EnvServerURI, c.ServerURI, EnvCertFile, EnvKeyFile, EnvCAFile)
-		}
-		var err error
-		if certPEM, err = os.ReadFile(c.CertFile); err == nil {
-			keyPEM, err = os.ReadFile(c.KeyFile)
-		}
-		if err != nil {
-			return DTLSCredentials{}, fmt.Errorf("%w: %s/%s: %v", ErrConfig, EnvCertFile, EnvKeyFile, err)
-		}
-		if caPEM, err = os.ReadFile(c.CAFile); err != nil {
-			return DTLSCredentials{}, fmt.Errorf("%w: %s: %v", ErrConfig, EnvCAFile, err)
-		}
-	} else if len(certPEM) == 0 || len(keyPEM) == 0 || len(caPEM) == 0 {
+	var cred DTLSCredentials
+	var err error
+	switch {
+	case len(c.CertPEM) > 0 && len(c.KeyPEM) > 0 && len(c.CAPEM) > 0:
+		cred, err = certificateFromPEM(c.CertPEM, c.KeyPEM, c.CAPEM)
+	case len(c.CertPEM) > 0 || len(c.KeyPEM) > 0 || len(c.CAPEM) > 0:
 		return DTLSCredentials{}, fmt.Errorf("%w: %s=%q: certificates need the certificate, key and CA PEM together", ErrConfig, EnvServerURI, c.ServerURI)
+	case c.CertFile == "" || c.KeyFile == "" || c.CAFile == "":
+		return DTLSCredentials{}, fmt.Errorf("%w: %s=%q: certificates need %s, %s and %s together", ErrConfig, EnvServerURI, c.ServerURI, EnvCertFile, EnvKeyFile, EnvCAFile)
+	default:
+		cred, err = loadCertificate(c.CertFile, c.KeyFile, c.CAFile)
 	}
+	if err != nil {
+		return DTLSCredentials{}, fmt.Errorf("%w: %s/%s/%s: %v", ErrConfig, EnvCertFile, EnvKeyFile, EnvCAFile, err)
+	}
+	return cred, nil
+}
+
+// loadCertificate loads a certificate credential from PEM files: the
+// client's chain and key, and the trust anchors for the server's
+// certificate.
+func loadCertificate(certFile, keyFile, caFile string) (DTLSCredentials, error) {
+	var pems [3][]byte
+	for i, name := range []string{certFile, keyFile, caFile} {
+		b, err := os.ReadFile(name)
+		if err != nil {
+			return DTLSCredentials{}, err
+		}
+		pems[i] = b
+	}
+	return certificateFromPEM(pems[0], pems[1], pems[2])
+}
+
+// certificateFromPEM makes a certificate credential of PEM text. A CA
+// text without a certificate is an error: an empty pool would trust
+// nothing, silently.
+func certificateFromPEM(certPEM, keyPEM, caPEM []byte) (DTLSCredentials, error) {
 	cert, err := tls.X509KeyPair(certPEM, keyPEM)
 	if err != nil {
-		return DTLSCredentials{}, fmt.Errorf("%w: %s/%s: %v", ErrConfig, EnvCertFile, EnvKeyFile, err)
+		return DTLSCredentials{}, fmt.Errorf("certificate and key: %w", err)
 	}
 	roots := x509.NewCertPool()
 	if !roots.AppendCertsFromPEM(caPEM) {
-		// An empty pool would trust nothing, silently.
-		return DTLSCredentials{}, fmt.Errorf("%w: %s: no PEM certificate in the file", ErrConfig, EnvCAFile)
+		return DTLSCredentials{}, errors.New("trust anchors: no PEM certificate")
 	}
 	return DTLSCredentials{Certificate: &cert, RootCAs: roots}, nil
 }

@@ -123,6 +123,14 @@ func NewEngine(cfg Config, state []byte) (*Engine, error) {
 			return nil, fmt.Errorf("%w: %s=%q: coaps needs a driver that carries DTLS: the native agent (agent.New) or avc.wasm (Config.CarryDTLS)", ErrConfig, u.name, u.uri)
 		}
 	}
+	if len(cfg.Servers) > 0 && !cfg.sideDTLS() {
+		for _, u := range append([]string{cfg.ServerURI}, serverURIsOf(cfg.Servers)...) {
+			if srv, _ := parseURI(EnvServerURIs, u); srv.scheme == "coaps" {
+				// Only the native driver opens a DTLS session per server.
+				return nil, fmt.Errorf("%w: %q: several servers with coaps need the native agent (agent.New)", ErrConfig, u)
+			}
+		}
+	}
 	e := &Engine{cfg: cfg, log: cfg.Logger, rand: cfg.Rand}
 	if e.log == nil {
 		e.log = slog.New(slog.DiscardHandler)

@@ -3,6 +3,7 @@ package agent
 import (
 	"bytes"
 	"context"
+	"errors"
 	"net"
 	"strings"
 	"sync"
@@ -10,41 +11,69 @@ import (
 )
 
 // sidePort carries the datagrams the engine addresses to peers named with
-// DTLSPeerPrefix (coaps:// Package URIs) over DTLS-PSK sessions of their
-// own, beside the main port that talks to the LwM2M server. A session is
-// opened on the first datagram for its peer, in the background, with the
-// credential the engine names for that peer (Engine.PullPSK: the
-// handler's FirmwareSecurityProvider or the configuration): the
-// datagrams sent while the handshake runs (at most maxPullQueue) go out
-// once it is up, and are dropped when it fails. A handshake that fails is
-// tried again on a later datagram; a session whose
-// credential is no longer the one asked for is replaced. Nothing for such
-// a peer ever goes out in plaintext.
+// DTLSPeerPrefix over DTLS sessions of their own, beside the main port:
+// coaps Package URIs, and with several servers every coaps LwM2M server
+// (servers.go). A session is opened on the first datagram for its peer,
+// in the background, with the credential the engine names for that peer
+// (Engine.serverCredential for a server, Engine.PullPSK for a pull: the
+// handler's FirmwareSecurityProvider or the configuration). A server's
+// datagrams are dropped while the handshake runs (the engine registers
+// anew once it is up); a pull's (at most maxPullQueue) go out once it is
+// up, so its first block request does not wait for a retransmission.
+// Each handshake's outcome is reported on status,
+// so that the engine registers anew with a server over its new session
+// (CoAP's retransmission finds the session of a pull up), or fails that
+// server's Register. A handshake that fails is tried again on a later
+// datagram; a session whose credential is no longer the one asked for,
+// or that received nothing for the NAT timeout before something must be
+// sent, is replaced. Nothing for such a peer ever goes out in plaintext.
 type sidePort struct {
 	main port
-	// cred returns the credential for a peer; nil drops its datagrams. It
-	// is called from Send, on the goroutine that drives the engine.
-	cred    func(peer string) *pskCred
+	// cred returns the credential for a peer, and whether datagrams sent
+	// while its handshake runs are held for it (a pull) rather than
+	// dropped (a server); ok false drops its datagrams. It is called from
+	// Send, on the goroutine that drives the engine.
+	cred    func(peer string) (c DTLSCredentials, hold, ok bool)
 	timeout time.Duration
+	nat     time.Duration // 0: no NAT timeout
 	rx      chan Datagram
+	status  chan sessionReport
 	quit    chan struct{}
 	wg      sync.WaitGroup
 
 	mu       sync.Mutex
-	sessions map[string]*SecurePort // by peer key
-	creds    map[string]*pskCred    // the credential of each session or handshake
-	opening  map[string]bool
-	queued   map[string][][]byte // sent while the handshake runs
+	sessions map[string]*sideSession // by peer key
+	opening  map[string]DTLSCredentials
+	queued   map[string][][]byte // held while the handshake runs
 	closed   bool
 }
 
-func newSidePort(main port, cred func(peer string) *pskCred, timeout time.Duration) *sidePort {
-	p := &sidePort{main: main, cred: cred, timeout: timeout, rx: make(chan Datagram, 16), quit: make(chan struct{}),
-		sessions: make(map[string]*SecurePort), creds: make(map[string]*pskCred), opening: make(map[string]bool),
-		queued: make(map[string][][]byte)}
+// sideSession is one DTLS session of a sidePort.
+type sideSession struct {
+	port     *SecurePort
+	cred     DTLSCredentials
+	lastRecv time.Time // guarded by sidePort.mu
+}
+
+// sessionReport is the outcome of a sidePort handshake (err is nil when
+// the session to peer is up), or the end of a session that was up (lost,
+// err says why).
+type sessionReport struct {
+	peer string
+	lost bool
+	err  error
+}
+
+func newSidePort(main port, cred func(peer string) (DTLSCredentials, bool, bool), timeout, nat time.Duration) *sidePort {
+	p := &sidePort{main: main, cred: cred, timeout: timeout, nat: nat, rx: make(chan Datagram, 16),
+		status: make(chan sessionReport, 16), quit: make(chan struct{}),
+		sessions: make(map[string]*sideSession), opening: make(map[string]DTLSCredentials), queued: make(map[string][][]byte)}
 	go func() {
 		defer close(p.rx)
 		for d := range main.Recv() {
+			if strings.HasPrefix(d.Peer, DTLSPeerPrefix) {
+				continue // never from the main port
+			}
 			select {
 			case p.rx <- d:
 			case <-p.quit:
@@ -67,41 +96,44 @@ func (p *sidePort) Send(peer string, b []byte) error {
 	if !side {
 		return p.main.Send(peer, b)
 	}
-	c := p.cred(peer)
-	if c == nil {
+	c, hold, ok := p.cred(peer)
+	if !ok {
 		return nil // no credential: never plaintext
 	}
 	p.mu.Lock()
 	s, ok := p.sessions[peer]
-	if ok && !sameCred(p.creds[peer], c) {
-		// Another credential for this peer now: a new session.
+	if ok && (!sameCredentials(s.cred, c) || (p.nat > 0 && time.Since(s.lastRecv) > p.nat)) {
+		// Another credential for this peer now, or a session quiet for
+		// longer than a NAT keeps a binding: a new session.
 		delete(p.sessions, peer)
-		s.Close()
+		s.port.Close()
 		s, ok = nil, false
 	}
-	if !ok && !p.opening[peer] && !p.closed {
-		p.opening[peer] = true
-		p.creds[peer] = c
-		p.wg.Add(1)
-		go p.open(peer, addr, c)
+	if !ok && !p.closed {
+		if _, busy := p.opening[peer]; !busy {
+			p.opening[peer] = c
+			p.wg.Add(1)
+			go p.open(peer, addr, c)
+		}
 	}
 	if !ok {
-		if q := p.queued[peer]; len(q) >= maxPullQueue {
-			p.queued[peer] = q[1:]
-		}
-		if p.opening[peer] {
-			p.queued[peer] = append(p.queued[peer], append([]byte(nil), b...))
+		if _, busy := p.opening[peer]; hold && busy {
+			q := p.queued[peer]
+			if len(q) >= maxPullQueue {
+				q = q[1:]
+			}
+			p.queued[peer] = append(q, append([]byte(nil), b...))
 		}
 		p.mu.Unlock()
-		return nil // sent once the handshake is done
+		return nil // held or dropped while the handshake runs
 	}
 	p.mu.Unlock()
-	return s.Send(addr, b)
+	return s.port.Send(addr, b)
 }
 
-// open runs the handshake with addr and then forwards the session's
-// datagrams under peer until it ends.
-func (p *sidePort) open(peer, addr string, c *pskCred) {
+// open runs the handshake with addr, reports it, and then forwards the
+// session's datagrams under peer until it ends.
+func (p *sidePort) open(peer, addr string, c DTLSCredentials) {
 	defer p.wg.Done()
 	ctx, cancel := context.WithTimeout(context.Background(), p.timeout)
 	go func() {
@@ -111,25 +143,38 @@ func (p *sidePort) open(peer, addr string, c *pskCred) {
 		case <-ctx.Done():
 		}
 	}()
-	s, err := OpenSecure(ctx, addr, c.identity, c.key)
+	sp, err := OpenSecureWith(ctx, addr, c)
 	cancel()
 	p.mu.Lock()
 	delete(p.opening, peer)
-	queued := p.queued[peer]
-	delete(p.queued, peer)
-	if err != nil || p.closed {
+	if err == nil && p.closed {
 		p.mu.Unlock()
-		if s != nil {
-			s.Close()
-		}
+		sp.Close()
 		return
 	}
-	p.sessions[peer] = s
-	p.mu.Unlock()
-	for _, b := range queued {
-		_ = s.Send(addr, b) // like a lost datagram when it fails
+	s := &sideSession{port: sp, cred: c, lastRecv: time.Now()}
+	if err == nil {
+		p.sessions[peer] = s
 	}
-	for d := range s.Recv() {
+	held := p.queued[peer]
+	delete(p.queued, peer)
+	p.mu.Unlock()
+	if err == nil {
+		for _, b := range held {
+			sp.Send(addr, b) // a lost one is retransmitted by CoAP
+		}
+	}
+	select {
+	case p.status <- sessionReport{peer: peer, err: err}:
+	case <-p.quit:
+	}
+	if err != nil {
+		return
+	}
+	for d := range sp.Recv() {
+		p.mu.Lock()
+		s.lastRecv = time.Now()
+		p.mu.Unlock()
 		select {
 		case p.rx <- Datagram{Peer: peer, Data: d.Data}:
 		case <-p.quit:
@@ -137,12 +182,28 @@ func (p *sidePort) open(peer, addr string, c *pskCred) {
 		}
 	}
 	p.mu.Lock()
-	if p.sessions[peer] == s {
+	current := p.sessions[peer] == s
+	if current {
 		delete(p.sessions, peer)
 	}
 	p.mu.Unlock()
-	s.Close()
+	sp.Close()
+	if !current {
+		return // replaced (Send), not lost
+	}
+	err = sp.Err()
+	if err == nil {
+		err = errSessionClosed
+	}
+	select {
+	case p.status <- sessionReport{peer: peer, lost: true, err: err}:
+	case <-p.quit:
+	}
 }
+
+// errSessionClosed is why a side session ended when the server closed it
+// (close_notify).
+var errSessionClosed = errors.New("agent: dtls session closed by the server")
 
 // Close ends every side session and the main port.
 func (p *sidePort) Close() error {
@@ -154,7 +215,7 @@ func (p *sidePort) Close() error {
 	p.closed = true
 	close(p.quit)
 	for _, s := range p.sessions {
-		s.Close()
+		s.port.Close()
 	}
 	p.mu.Unlock()
 	err := p.main.Close()
@@ -173,17 +234,39 @@ func isSecure(pt port) bool {
 	return false
 }
 
-// withSide wraps pt in a sidePort when coaps Package URIs are possible.
+// withSide wraps pt in a sidePort when DTLS sessions beside it are
+// possible: coaps Package URIs, or coaps servers among several.
 func (a *Agent) withSide(pt port) port {
-	if a.cfg.fwPSK() != nil || a.cfg.securityHooks() {
+	a.side = a.engine.serverSessions()
+	if a.side || a.cfg.fwPSK() != nil || a.cfg.securityHooks() {
+		a.side = true
 		// Send runs on the loop's goroutine, which owns a.engine (also
 		// after a restart replaced it).
-		return newSidePort(pt, func(peer string) *pskCred { return a.engine.pullPSK(peer) }, a.cfg.handshakeTimeout())
+		return newSidePort(pt, a.sideCredential, a.cfg.handshakeTimeout(), a.cfg.natTimeout())
 	}
 	return pt
 }
 
-// sameCred reports whether a and b are the same credential.
-func sameCred(a, b *pskCred) bool {
-	return a != nil && b != nil && a.identity == b.identity && bytes.Equal(a.key, b.key)
+// sideCredential is the credential of a sidePort's peer: a coaps
+// server's (its Security instance's PSK, or the device's certificate),
+// else a coaps pull's PSK.
+func (a *Agent) sideCredential(peer string) (c DTLSCredentials, hold, ok bool) {
+	if t, ok := a.engine.serverCredential(peer); ok {
+		if t.Certificate {
+			if c, ok := a.certs[t.URI]; ok {
+				return c, false, true
+			}
+			return a.cred, false, a.cred.certificate()
+		}
+		return DTLSCredentials{PSKIdentity: t.PSKIdentity, PSKKey: t.PSKKey}, false, true
+	}
+	if c := a.engine.pullPSK(peer); c != nil {
+		return DTLSCredentials{PSKIdentity: c.identity, PSKKey: c.key}, true, true
+	}
+	return DTLSCredentials{}, false, false
+}
+
+// sameCredentials reports whether a and b are the same credential.
+func sameCredentials(a, b DTLSCredentials) bool {
+	return a.PSKIdentity == b.PSKIdentity && bytes.Equal(a.PSKKey, b.PSKKey) && a.Certificate == b.Certificate && a.RootCAs == b.RootCAs
 }

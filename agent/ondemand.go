@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -102,7 +103,20 @@ func (a *Agent) linkSession(ctx context.Context) error {
 		a.target = a.engine.Target()
 		secure := a.target.Secure
 		var p port
-		if secure {
+		if strings.HasPrefix(a.target.Peer, DTLSPeerPrefix) {
+			// Several servers, the first over coaps: a UDP socket for
+			// the coap ones, and a DTLS session beside it for each
+			// coaps one (withSide); the engine hears how each
+			// handshake went.
+			a.tellLink(LinkAuthStarted, "")
+			udp, err := a.listenPlain()
+			if err != nil {
+				a.log.Warn("cannot open the link", "server_uri", a.target.URI, "err", err)
+				a.tellLink(LinkFailed, err.Error())
+				return nil
+			}
+			p = udp
+		} else if secure {
 			a.tellLink(LinkAuthStarted, "")
 			sp, err := a.handshake(ctx)
 			if err != nil {

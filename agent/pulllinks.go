@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"bytes"
 	"log/slog"
 	"strings"
 	"time"
@@ -93,7 +94,7 @@ func (p *PullLinks) Send(now time.Time, e *Engine, peer string, b []byte) bool {
 		return true
 	}
 	i, l := p.find(peer)
-	if l != nil && !sameCred(&l.cred, c) {
+	if l != nil && (l.cred.identity != c.identity || !bytes.Equal(l.cred.key, c.key)) {
 		p.remove(i) // another credential for this peer now: a new session
 		l = nil
 	}

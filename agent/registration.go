@@ -250,6 +250,14 @@ func (r *registration) registerFailed(now time.Time, resp *message.Message) {
 		ev.Code = codeString(resp.Code)
 		ev.Err = "server answered " + ev.Code
 	}
+	r.failedWith(now, ev, retryBase)
+}
+
+// failedWith ends a failed Register attempt: ev reports it, and the next
+// attempt follows after base, doubling with each consecutive failure up
+// to retryMax (or update control's retry table, or the fallback to
+// bootstrap, for the primary server).
+func (r *registration) failedWith(now time.Time, ev Event, base time.Duration) {
 	r.failures++
 	if !r.extra && r.fallBack() {
 		r.e.emit(ev)
@@ -258,7 +266,7 @@ func (r *registration) registerFailed(now time.Time, resp *message.Message) {
 		r.bootstrap(now)
 		return
 	}
-	delay := retryBase << min(r.failures-1, 20)
+	delay := base << min(r.failures-1, 20)
 	if delay > retryMax || delay <= 0 {
 		delay = retryMax
 	}
@@ -361,18 +369,23 @@ func (r *registration) deregister(now time.Time) {
 		} else if resp.Code != codes.Deleted {
 			ev.Code = codeString(resp.Code)
 		}
-		r.reset()
-		if r.started && r.disabled {
-			// /1/0/4 Disable: come back after the disable timeout.
-			r.state = regWaiting
-			r.retryAt = now.Add(r.disableTimeout())
-			r.disabled = false
-		}
-		r.event(ev)
-		if !r.extra {
-			r.e.ctl.stopped(now)
-		}
+		r.deregistered(now, ev)
 	})
+}
+
+// deregistered ends a De-register, answered or not (ev says which).
+func (r *registration) deregistered(now time.Time, ev Event) {
+	r.reset()
+	if r.started && r.disabled {
+		// /1/0/4 Disable: come back after the disable timeout.
+		r.state = regWaiting
+		r.retryAt = now.Add(r.disableTimeout())
+		r.disabled = false
+	}
+	r.event(ev)
+	if !r.extra {
+		r.e.ctl.stopped(now)
+	}
 }
 
 // afterExchange runs work deferred while an exchange was in flight or

@@ -2,6 +2,7 @@ package agent
 
 import (
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/avc-agent/avc/lwm2m"
@@ -16,10 +17,20 @@ import (
 // (/1/x/8). The first account in /0 order is the primary one: its
 // registration (Engine.reg) is the one Target names, whose lifetime and
 // binding live in the persistent state, which falls back to bootstrap and
-// which update control follows. The others (Engine.extra) are plain coap
-// servers that the driver reaches through the same socket; their
-// lifetime is their /1 instance's. With more than one server the Access
+// which update control follows. The others (Engine.extra) have their
+// lifetime in their /1 instance. With more than one server the Access
 // Control object /2 is enforced (acl.go).
+//
+// Transport: coap servers are reached through the driver's one UDP
+// socket. With several servers every coaps server, the primary one too,
+// is addressed under DTLSPeerPrefix + "host:port", so that the driver
+// reaches it over a DTLS session of its own, with the credential of its
+// Security instance (Engine.serverCredential), and a plaintext datagram
+// from its address is never taken as its. The driver reports each
+// session's handshake (Engine.sessionUp, sessionFailed): a new session
+// re-registers with that server only; a failed handshake fails that
+// server's Register, which is retried on its own timers, while the
+// other servers stay registered.
 
 // dmAccount is a usable DM server account and its Server instance.
 type dmAccount struct {
@@ -58,29 +69,45 @@ func (e *Engine) findDMs() ([]dmAccount, error) {
 	if len(out) == 0 {
 		return nil, fmt.Errorf("%s", why)
 	}
+	if len(out) > 1 && e.cfg.sideDTLS() {
+		for i := range out {
+			if a := &out[i].acc; a.addr.scheme == "coaps" {
+				a.addr.peer = DTLSPeerPrefix + a.addr.peer
+			}
+		}
+	}
 	return out, nil
+}
+
+// serverURIsOf returns the URIs of accts.
+func serverURIsOf(accts []ServerAccount) []string {
+	out := make([]string, len(accts))
+	for i, a := range accts {
+		out[i] = a.URI
+	}
+	return out
 }
 
 // syncExtra makes the further registrations follow the accounts after
 // the primary one: a registration whose account is gone is dropped (its
 // exchanges and observations with it), a new account gets a new
-// registration, started by startExtras. Only coap servers are taken
-// beside a coap primary server: the drivers reach them through the one
-// socket the primary server's transport uses.
+// registration, started by startExtras. A driver that cannot open a
+// DTLS session per server (Config.sideDTLS) gets coap servers beside a
+// coap primary server only.
 func (e *Engine) syncExtra(accts []dmAccount) {
 	var keep []*registration
 	for _, a := range accts {
-		if e.dm.addr.scheme != "coap" || a.acc.addr.scheme != "coap" {
-			e.logWarn("ignoring a further LwM2M server: several servers are supported over coap only", "server_uri", a.acc.uri, "ssid", a.acc.ssid)
+		if !e.cfg.sideDTLS() && (e.dm.addr.scheme != "coap" || a.acc.addr.scheme != "coap") {
+			e.logWarn("ignoring a further LwM2M server: this driver supports several servers over coap only", "server_uri", a.acc.uri, "ssid", a.acc.ssid)
 			continue
 		}
-		if a.acc.addr.peer == e.server.peer {
+		if strings.TrimPrefix(a.acc.addr.peer, DTLSPeerPrefix) == strings.TrimPrefix(e.server.peer, DTLSPeerPrefix) {
 			e.logWarn("ignoring a further LwM2M server at the first server's address", "server_uri", a.acc.uri, "ssid", a.acc.ssid)
 			continue
 		}
 		var r *registration
 		for _, old := range e.extra {
-			if old != nil && old.acc.ssid == a.acc.ssid && old.acc.uri == a.acc.uri {
+			if old != nil && old.acc.ssid == a.acc.ssid && old.acc.uri == a.acc.uri && old.acc.addr.peer == a.acc.addr.peer {
 				r = old
 				break
 			}

@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"encoding/hex"
 	"fmt"
 	"slices"
 	"strconv"
@@ -11,8 +12,10 @@ import (
 // ServerAccount is a further LwM2M DM server (Config.Servers). It becomes
 // a Security (/0) and a Server (/1) instance of its own, like ServerURI.
 type ServerAccount struct {
-	// URI is the server, "coap://host[:port]" (port 5683 when omitted):
-	// several servers are supported over coap only.
+	// URI is the server, "coap://host[:port]" (port 5683 when omitted)
+	// or "coaps://host[:port]" (DTLS, port 5684 when omitted; the native
+	// driver only, New): each coaps server gets a DTLS session of its
+	// own, with its own credential.
 	URI string
 	// ShortServerID identifies the server in /0, /1 and the access
 	// control lists (1..65534); zero means the lowest ID above the first
@@ -21,6 +24,69 @@ type ServerAccount struct {
 	// Lifetime is the server's registration lifetime (/1/x/1); zero means
 	// Config.Lifetime.
 	Lifetime time.Duration
+	// PSKIdentity and PSKKey are the DTLS-PSK credential of a coaps
+	// server (its Security instance's /0/x/3 and /0/x/5, Security mode 0).
+	// Without them a coaps server is reached with the device's
+	// certificate (Config.CertFile, KeyFile, CAFile; Security mode 2).
+	// In AVC_SERVER_URIS ";psk_id=IDENTITY;psk_key=HEX"; the key is never
+	// logged and Config.Get reads it back as "(set)".
+	PSKIdentity string
+	PSKKey      []byte
+	// CertFile, KeyFile and CAFile name PEM files of this server's DTLS
+	// session with certificates (Security mode 2), like Config.CertFile,
+	// KeyFile and CAFile, which each empty one defaults to: a server
+	// trusted through a CA of its own takes ";ca=FILE" alone, a device
+	// with a certificate per server ";cert=FILE;key=FILE". Not with a
+	// PSK. AVC_SERVER_URIS: ";cert=FILE;key=FILE;ca=FILE".
+	CertFile, KeyFile, CAFile string
+}
+
+// certFiles returns the account's certificate files, each defaulting to
+// c's; ok is false when the account has no certificate of its own.
+func (a ServerAccount) certFiles(c *Config) (cert, key, ca string, ok bool) {
+	ok = a.CertFile != "" || a.KeyFile != "" || a.CAFile != ""
+	cert, key, ca = cmpOr(a.CertFile, c.CertFile), cmpOr(a.KeyFile, c.KeyFile), cmpOr(a.CAFile, c.CAFile)
+	return cert, key, ca, ok
+}
+
+// cmpOr returns a, or b when a is empty.
+func cmpOr(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}
+
+// serverCertificates loads the DTLS certificate credential of every
+// coaps further server with certificate files of its own, by URI.
+func (c *Config) serverCertificates() (map[string]DTLSCredentials, error) {
+	var out map[string]DTLSCredentials
+	for _, a := range c.Servers {
+		cert, key, ca, own := a.certFiles(c)
+		if !own || len(a.PSKKey) > 0 {
+			continue
+		}
+		cred, err := loadCertificate(cert, key, ca)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %s %s: %v", ErrConfig, EnvServerURIs, a.URI, err)
+		}
+		if out == nil {
+			out = map[string]DTLSCredentials{}
+		}
+		out[a.URI] = cred
+	}
+	return out, nil
+}
+
+// hasCertificate reports whether a certificate is configured for the
+// server at uri: its own (ServerAccount.CertFile...) or the device's.
+func (c *Config) hasCertificate(uri string) bool {
+	for _, a := range c.Servers {
+		if _, _, _, own := a.certFiles(c); own && a.URI == uri {
+			return true
+		}
+	}
+	return c.certConfigured()
 }
 
 // ACLRights are the access rights of an Access Control List entry
@@ -58,7 +124,7 @@ type AccessControl struct {
 	Owner uint16
 }
 
-// parseServerURIs parses AVC_SERVER_URIS.
+// parseServerURIs parses AVC_SERVER_URIS. Its errors never quote a key.
 func parseServerURIs(value string) ([]ServerAccount, error) {
 	var out []ServerAccount
 	for _, item := range strings.Split(value, ",") {
@@ -69,16 +135,40 @@ func parseServerURIs(value string) ([]ServerAccount, error) {
 		a := ServerAccount{URI: strings.TrimSpace(parts[0])}
 		for _, kv := range parts[1:] {
 			k, v, ok := strings.Cut(strings.TrimSpace(kv), "=")
-			n, err := strconv.ParseUint(strings.TrimSpace(v), 10, 32)
-			switch {
-			case !ok || err != nil:
-				return nil, fmt.Errorf("%q: want ssid=N or lifetime=SECONDS after the URI", kv)
-			case k == "ssid" && n >= 1 && n <= 65534:
-				a.ShortServerID = uint16(n)
-			case k == "lifetime" && n >= 1:
-				a.Lifetime = time.Duration(n) * time.Second
+			k, v = strings.TrimSpace(k), strings.TrimSpace(v)
+			if !ok {
+				// kv may be a mistyped key: it is not quoted.
+				return nil, fmt.Errorf("%s: a parameter without \"=\": want ssid=N, lifetime=SECONDS, psk_id=IDENTITY, psk_key=HEX, cert=FILE, key=FILE or ca=FILE after the URI", a.URI)
+			}
+			switch k {
+			case "ssid", "lifetime":
+				n, err := strconv.ParseUint(v, 10, 32)
+				switch {
+				case err == nil && k == "ssid" && n >= 1 && n <= 65534:
+					a.ShortServerID = uint16(n)
+				case err == nil && k == "lifetime" && n >= 1:
+					a.Lifetime = time.Duration(n) * time.Second
+				default:
+					return nil, fmt.Errorf("%q: want ssid=1..65534 or lifetime=1..4294967295", kv)
+				}
+			case "psk_id":
+				if v == "" {
+					return nil, fmt.Errorf("%s: empty psk_id", a.URI)
+				}
+				a.PSKIdentity = v
+			case "psk_key":
+				key, err := hex.DecodeString(v)
+				if err != nil || len(key) == 0 {
+					return nil, fmt.Errorf("%s: psk_key: want the key in hex", a.URI)
+				}
+				a.PSKKey = key
+			case "cert", "key", "ca":
+				if v == "" {
+					return nil, fmt.Errorf("%s: empty %s: want a file name", a.URI, k)
+				}
+				*map[string]*string{"cert": &a.CertFile, "key": &a.KeyFile, "ca": &a.CAFile}[k] = v
 			default:
-				return nil, fmt.Errorf("%q: want ssid=1..65534 or lifetime=1..4294967295", kv)
+				return nil, fmt.Errorf("%s: unknown parameter %q: want ssid=N, lifetime=SECONDS, psk_id=IDENTITY, psk_key=HEX, cert=FILE, key=FILE or ca=FILE after the URI", a.URI, k)
 			}
 		}
 		out = append(out, a)
@@ -86,6 +176,7 @@ func parseServerURIs(value string) ([]ServerAccount, error) {
 	return out, nil
 }
 
+// formatServerURIs is Config.Get's AVC_SERVER_URIS: keys read "(set)".
 func formatServerURIs(srvs []ServerAccount) string {
 	var items []string
 	for _, a := range srvs {
@@ -95,6 +186,17 @@ func formatServerURIs(srvs []ServerAccount) string {
 		}
 		if a.Lifetime != 0 {
 			s += ";lifetime=" + strconv.FormatInt(int64(a.Lifetime/time.Second), 10)
+		}
+		if a.PSKIdentity != "" {
+			s += ";psk_id=" + a.PSKIdentity
+		}
+		if len(a.PSKKey) > 0 {
+			s += ";psk_key=(set)"
+		}
+		for _, f := range []struct{ k, v string }{{"cert", a.CertFile}, {"key", a.KeyFile}, {"ca", a.CAFile}} {
+			if f.v != "" {
+				s += ";" + f.k + "=" + f.v
+			}
 		}
 		items = append(items, s)
 	}
@@ -233,8 +335,6 @@ func (c *Config) validateServers() []error {
 	if len(c.Servers) > 0 {
 		if c.ServerURI == "" {
 			bad("%s needs %s (the first server)", EnvServerURIs, EnvServerURI)
-		} else if a, err := parseServerURI(c.ServerURI); err == nil && a.scheme == "coaps" {
-			bad("%s=%q: several LwM2M servers are supported over coap only", EnvServerURI, c.ServerURI)
 		}
 		if c.binding() != "U" {
 			bad("binding %q: queue mode is not supported with several servers", c.Binding)
@@ -245,10 +345,30 @@ func (c *Config) validateServers() []error {
 	}
 	seen := map[uint16]bool{c.ssid(): true}
 	for _, a := range c.Servers {
-		if srv, err := parseURI(EnvServerURIs, a.URI); err != nil {
+		srv, err := parseURI(EnvServerURIs, a.URI)
+		if err != nil {
 			errs = append(errs, err)
-		} else if srv.scheme != "coap" {
-			bad("%s=%q: several LwM2M servers are supported over coap only", EnvServerURIs, a.URI)
+		}
+		hasPSK := a.PSKIdentity != "" || len(a.PSKKey) > 0
+		cert, key, ca, ownCert := a.certFiles(c)
+		switch {
+		case err != nil:
+		case srv.scheme == "coap":
+			if hasPSK || ownCert {
+				bad("%s=%q: a PSK or a certificate is for coaps:// servers", EnvServerURIs, a.URI)
+			}
+		case hasPSK && ownCert:
+			bad("%s=%q: a PSK or certificate files, not both", EnvServerURIs, a.URI)
+		case hasPSK && (a.PSKIdentity == "" || len(a.PSKKey) == 0):
+			bad("%s=%q: coaps with a PSK needs both psk_id and psk_key", EnvServerURIs, a.URI)
+		case !hasPSK && cert == "" && key == "" && ca == "":
+			bad("%s=%q: coaps needs psk_id and psk_key, or certificate files (cert, key, ca, or the device's %s, %s, %s)", EnvServerURIs, a.URI, EnvCertFile, EnvKeyFile, EnvCAFile)
+		case !hasPSK && (cert == "" || key == "" || ca == ""):
+			bad("%s=%q: certificates need a certificate, its key and trust anchors (cert, key, ca, or the device's %s, %s, %s)", EnvServerURIs, a.URI, EnvCertFile, EnvKeyFile, EnvCAFile)
+		case ownCert:
+			if _, err := loadCertificate(cert, key, ca); err != nil {
+				bad("%s=%q: %v", EnvServerURIs, a.URI, err)
+			}
 		}
 		if a.ShortServerID == 65535 {
 			bad("%s: short server ID 65535: want 1..65534", EnvServerURIs)

@@ -2,6 +2,7 @@ package agent_test
 
 import (
 	"errors"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -579,7 +580,7 @@ func TestMultiServerConfig(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := []agent.ServerAccount{{URI: "coap://b:5683", ShortServerID: 7, Lifetime: time.Minute}, {URI: "coap://c"}}
-	if !slices.Equal(c.Servers, want) {
+	if !reflect.DeepEqual(c.Servers, want) {
 		t.Errorf("servers = %+v", c.Servers)
 	}
 	if len(c.AccessControl) != 2 || c.AccessControl[0].Owner != 7 || c.AccessControl[0].ACL[2] != agent.ACLRead|agent.ACLWrite|agent.ACLExecute ||
@@ -608,8 +609,10 @@ func TestMultiServerConfig(t *testing.T) {
 		name string
 		cfg  agent.Config
 	}{
-		{"coaps further server", agent.Config{ServerURI: "coap://a", Servers: []agent.ServerAccount{{URI: "coaps://b"}}}},
-		{"coaps first server", agent.Config{ServerURI: "coaps://a", PSKIdentity: "i", PSKKey: []byte{1}, Servers: []agent.ServerAccount{{URI: "coap://b"}}}},
+		{"coaps further server without a credential", agent.Config{ServerURI: "coap://a", Servers: []agent.ServerAccount{{URI: "coaps://b"}}}},
+		{"coaps further server without a key", agent.Config{ServerURI: "coap://a", Servers: []agent.ServerAccount{{URI: "coaps://b", PSKIdentity: "i"}}}},
+		{"coaps further server without an identity", agent.Config{ServerURI: "coap://a", Servers: []agent.ServerAccount{{URI: "coaps://b", PSKKey: []byte{1}}}}},
+		{"psk for a coap server", agent.Config{ServerURI: "coap://a", Servers: []agent.ServerAccount{{URI: "coap://b", PSKIdentity: "i", PSKKey: []byte{1}}}}},
 		{"queue mode", agent.Config{ServerURI: "coap://a", Binding: "UQ", Servers: []agent.ServerAccount{{URI: "coap://b"}}}},
 		{"same ssid", agent.Config{ServerURI: "coap://a", Servers: []agent.ServerAccount{{URI: "coap://b", ShortServerID: 1}}}},
 		{"no first server", agent.Config{BootstrapURI: "coap://bs", Servers: []agent.ServerAccount{{URI: "coap://b"}}}},

@@ -63,9 +63,10 @@ type BootstrapConfig struct {
 	// Binding is written to /1/0/7; empty means "U".
 	Binding string `json:"binding,omitempty"`
 	// Servers are further DM server accounts, written to the next /0 and
-	// /1 instances (the client registers with each; avc clients take
-	// further servers over coap only). Their own Servers must be empty;
-	// their Short Server IDs must differ.
+	// /1 instances (the client registers with each; the native avc
+	// agent reaches each coaps one over a DTLS session of its own, with
+	// its PSK). Their own Servers must be empty; their Short Server IDs
+	// must differ.
 	Servers []BootstrapConfig `json:"servers,omitempty"`
 }
 

@@ -75,15 +75,24 @@ class Server:
     also its HTTP JSON API on a free TCP port (see :meth:`api`); with
     ``firmware_dir`` serving the firmware images of that directory."""
 
-    def __init__(self, http: bool = False, firmware_dir: str | Path | None = None) -> None:
+    def __init__(
+        self, http: bool = False, firmware_dir: str | Path | None = None, psk: tuple[str, str] | None = None
+    ) -> None:
         self.port = free_udp_port()
         self.uri = f"coap://127.0.0.1:{self.port}"
         self.http = f"127.0.0.1:{free_tcp_port()}" if http else ""
         self.lines: queue.Queue[str] = queue.Queue()
         self.log: list[str] = []
         fw = ["-firmware-dir", str(firmware_dir)] if firmware_dir is not None else []
+        # psk=(identity, hex key): also a coaps listener, at coaps_uri.
+        coaps: list[str] = []
+        self.coaps_uri = ""
+        if psk is not None:
+            coaps_port = free_udp_port()
+            self.coaps_uri = f"coaps://127.0.0.1:{coaps_port}"
+            coaps = ["-coaps", f"127.0.0.1:{coaps_port}", "-psk", f"{psk[0]}={psk[1]}"]
         self.proc = subprocess.Popen(
-            [str(avc_cli()), "server", "-coap", f"127.0.0.1:{self.port}", "-http", self.http, *fw],
+            [str(avc_cli()), "server", "-coap", f"127.0.0.1:{self.port}", "-http", self.http, *fw, *coaps],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
