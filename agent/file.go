@@ -86,8 +86,8 @@ func openResumable(name string, offset int64) (*os.File, error) {
 }
 
 // partBuffer is how many bytes a partFile gathers before writing: a few
-// pull blocks per system call, half a checkpoint interval.
-const partBuffer = 32 << 10
+// pull blocks per system call, one checkpoint interval.
+const partBuffer = 64 << 10
 
 // partFile is a download being written (image.part, package.part): writes
 // gather in a buffer so that a 1 KiB block of a pull costs no system

@@ -23,7 +23,7 @@ const (
 
 // BufferSize is the size of the buffer the body is streamed through: the
 // largest slice Sink.Write ever receives.
-const BufferSize = 32 << 10
+const BufferSize = 64 << 10
 
 // Request describes one download (or the rest of one).
 type Request struct {
