@@ -99,6 +99,14 @@ export interface AgentOptions {
   objects?: readonly ObjectDefinition[];
   /** Firmware update (Object 5), as in the Node binding; packages come only from the relayed server. */
   firmware?: FirmwareHandler;
+  /**
+   * Read callback for the resources declared `onRead: true`, as in the
+   * Node binding: called (and awaited) with each path a server Read,
+   * Observe or Read-Composite covers; a result other than undefined is
+   * set() there, then the engine answers the server. Without it such reads
+   * are answered at once with the values last set.
+   */
+  onRead?: (path: string) => unknown;
   /** Receives the engine's log records; e.g. console. */
   logger?: Logger;
 }

@@ -15,10 +15,12 @@ import {
   Module as CoreModule,
   ResultCode,
   checkFirmware,
+  checkOnRead,
   fromBase64,
   levelMethod,
   normalizeConfig,
   normalizeObjects,
+  serveReadRequest,
   serverPeer,
   setCommand,
   toBase64,
@@ -193,6 +195,7 @@ export class Agent extends Emitter {
   #config;
   #objects;
   #firmware;
+  #onRead;
   #relay;
   #storage;
   #logger;
@@ -212,6 +215,7 @@ export class Agent extends Emitter {
     this.#config = options.config;
     this.#objects = options.objects;
     this.#firmware = options.firmware;
+    this.#onRead = options.onRead;
     this.#relay = options.relay;
     this.#storage = options.storage;
     this.#logger = options.logger;
@@ -232,6 +236,9 @@ export class Agent extends Emitter {
    *   where the module's state goes; default memoryStorage()
    * @param {Array<string|Uint8Array>} [options.objects] custom objects: OMA LwM2M registry XML documents
    * @param {object} [options.firmware] a firmware handler, as in the Node binding
+   * @param {(path: string) => unknown} [options.onRead] read callback for the resources declared
+   *   `onRead: true`, as in the Node binding: called (and awaited) with each path a server read
+   *   covers; its result, unless undefined, is set() there, then the engine answers the server
    * @param {{debug?: Function, info?: Function, warn?: Function, error?: Function}} [options.logger] e.g. console
    * @returns {Promise<Agent>}
    */
@@ -244,12 +251,14 @@ export class Agent extends Emitter {
     if (!/^wss?:\/\//i.test(relay)) throw new TypeError('relay must be a ws:// or wss:// URL of `avc relay`');
     const config = normalizeConfig(options.config);
     if (!config.AVC_SERVER_URI) throw new AvcError('AVC_BAD_INPUT', 'config.serverUri is required (bootstrap is not supported in browsers yet)');
+    normalizeObjects(options.objects); // type errors now, before loading the module
     const storage = options.storage ?? memoryStorage();
     if (typeof storage.load !== 'function' || typeof storage.save !== 'function') throw new TypeError('storage must have load() and save(data)');
     const agent = new Agent(await loadWasm(options.wasm), {
       config,
-      objects: normalizeObjects(options.objects),
+      objects: options.objects ?? [], // as declared: init finds the onRead resources among them
       firmware: checkFirmware(options.firmware),
+      onRead: checkOnRead(options.onRead),
       relay,
       storage,
       logger: options.logger,
@@ -491,6 +500,7 @@ export class Agent extends Emitter {
     try {
       next = this.#module.step(Date.now());
       for (let ev = this.#module.pollEvent(); ev !== null; ev = this.#module.pollEvent()) {
+        if (ev.kind === 'read_request') this.#readRequest(ev, this.#module);
         this.emit('event', ev);
         this.emit(ev.kind, ev);
       }
@@ -506,6 +516,17 @@ export class Agent extends Emitter {
     if (next !== null && this.#started) {
       this.#timer = setTimeout(() => this.#pump(), Math.min(Math.max(0, next - Date.now()), MAX_TIMEOUT_MS));
     }
+  }
+
+  // readRequest serves a 'read_request' event (core.js serveReadRequest).
+  #readRequest(ev, mod) {
+    serveReadRequest(ev, {
+      handler: this.#onRead,
+      current: () => this.#module === mod,
+      set: (path, value) => this.set(path, value),
+      done: () => this.#apply(() => mod.command({ cmd: 'read_done', token: ev.token })),
+      log: (level, record) => this.#log(level, record),
+    });
   }
 
   // recover replaces a trapped module by a new instance initialized from

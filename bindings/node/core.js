@@ -163,6 +163,49 @@ export function normalizeObjects(objects) {
 }
 
 /**
+ * Checks an agent's onRead option: a function, or null/undefined for none.
+ * @returns {Function|null}
+ */
+export function checkOnRead(onRead) {
+  if (onRead === undefined || onRead === null) return null;
+  if (typeof onRead !== 'function') throw new TypeError('onRead must be a function');
+  return onRead;
+}
+
+/**
+ * Serves a 'read_request' event for an agent (Node or browser): the onRead
+ * handler is called and awaited with each path, one after the other, and
+ * what it returns (unless undefined) is set(); then done() completes the
+ * read (read_done) and the engine answers the server. Without a handler it
+ * completes at once. Always after the events of the pump that polled it;
+ * nothing happens once current() is false (the module was re-instantiated
+ * after a trap, or closed: the read is gone with it).
+ * @param {{token: number, paths?: string[]}} ev
+ * @param {{handler: Function|null, current: () => boolean, set: (path: string, value: unknown) => void,
+ *   done: () => void, log: (level: number, record: object) => void}} agent
+ */
+export async function serveReadRequest(ev, { handler, current, set, done, log }) {
+  await null;
+  if (handler) {
+    for (const path of ev.paths ?? []) {
+      try {
+        const value = await handler(path);
+        if (value !== undefined && current()) set(path, value);
+      } catch (err) {
+        log(8, { msg: 'onRead handler', path, err: err?.message ?? String(err) });
+      }
+    }
+  }
+  if (!current()) return;
+  try {
+    done();
+  } catch (err) {
+    // Timed out already: the engine answered with the values it had.
+    log(4, { msg: 'read_done', token: ev.token, err: err.message });
+  }
+}
+
+/**
  * The "/OBJ/RES" paths of the resources declared with `onRead: true` in
  * objects declared field by field: the avc_init "read_callbacks" key. Their
  * values are the host's to give when the server reads them ('read_request'

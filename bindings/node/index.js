@@ -20,10 +20,12 @@ import {
   Module as CoreModule,
   ResultCode,
   checkFirmware,
+  checkOnRead,
   levelMethod,
   normalizeConfig,
   normalizeObjects,
   objectXML,
+  serveReadRequest,
   serverPeer,
   isSecure,
   setCommand,
@@ -227,11 +229,9 @@ export class Agent extends EventEmitter {
     normalizeObjects(options.objects); // type errors now, before loading the module
     const objects = options.objects ?? [];
     const firmware = checkFirmware(options.firmware);
-    if (options.onRead !== undefined && options.onRead !== null && typeof options.onRead !== 'function') {
-      throw new TypeError('onRead must be a function');
-    }
+    const onRead = checkOnRead(options.onRead);
     const compiled = await loadWasm(options.wasm);
-    const agent = new Agent(compiled, readPemFiles(normalizeConfig(options.config)), options.logger, objects, firmware, options.onRead ?? null);
+    const agent = new Agent(compiled, readPemFiles(normalizeConfig(options.config)), options.logger, objects, firmware, onRead);
     if (agent.#stateDir) {
       try {
         agent.#state = new Uint8Array(fs.readFileSync(path.join(agent.#stateDir, STATE_FILE)));
@@ -549,30 +549,15 @@ export class Agent extends EventEmitter {
     }
   }
 
-  // readRequest gives the engine the values of a 'read_request' from the
-  // onRead handler (awaited, one path after the other), then completes it
-  // (read_done): the engine answers the server. Without a handler it
-  // completes at once. Always after the events of this pump.
-  async #readRequest(ev, mod) {
-    await null;
-    const handler = this.#onRead;
-    if (handler) {
-      for (const path of ev.paths ?? []) {
-        try {
-          const value = await handler(path);
-          if (value !== undefined && this.#module === mod) this.set(path, value);
-        } catch (err) {
-          this.#log(8, { msg: 'onRead handler', path, err: err?.message ?? String(err) });
-        }
-      }
-    }
-    if (this.#module !== mod) return; // re-instantiated after a trap, or closed: the read is gone
-    try {
-      this.#apply(() => mod.command({ cmd: 'read_done', token: ev.token }));
-    } catch (err) {
-      // Timed out already: the engine answered with the values it had.
-      this.#log(4, { msg: 'read_done', token: ev.token, err: err.message });
-    }
+  // readRequest serves a 'read_request' event (core.js serveReadRequest).
+  #readRequest(ev, mod) {
+    serveReadRequest(ev, {
+      handler: this.#onRead,
+      current: () => this.#module === mod,
+      set: (path, value) => this.set(path, value),
+      done: () => this.#apply(() => mod.command({ cmd: 'read_done', token: ev.token })),
+      log: (level, record) => this.#log(level, record),
+    });
   }
 
   #recover(trap) {

@@ -148,3 +148,56 @@ test('create refuses a relay that is not a ws:// or wss:// URL', async () => {
     TypeError,
   );
 });
+
+// Read callbacks work in the browser agent as in Node's: the server's
+// read of an onRead resource (through avc server's HTTP API, a real
+// LwM2M Read) gets the value the onRead handler gives, awaited; a
+// resource without onRead is answered from the value set, without it.
+test('onRead handler answers server reads of onRead resources', async (t) => {
+  const asked = [];
+  const agent = await Agent.create({
+    wasm: fs.readFileSync(WASM),
+    relay: 'ws://relay.invalid/coap',
+    config: { serverUri: `coap://${server.coap}`, endpoint: 'browser-readcb' },
+    objects: [{
+      id: 3480,
+      name: 'Sensor',
+      resources: [
+        { id: 1, name: 'Temperature', type: 'float', operations: 'R', onRead: true },
+        { id: 2, name: 'Label', type: 'string', operations: 'R' },
+      ],
+    }],
+    onRead: async (path) => {
+      asked.push(path);
+      await new Promise((resolve) => setTimeout(resolve, 20)); // an async reading
+      return 21.5;
+    },
+  });
+  t.after(() => agent.close());
+  agent.set('/3480/0/1', 1.5);
+  agent.set('/3480/0/2', 'lab');
+  const registered = nextEvent(agent, 'registered');
+  await agent.start();
+  await registered;
+  const read = async (p) => {
+    const res = await fetch(`http://${server.http}/api/clients/browser-readcb/read${p}?format=text`);
+    assert.equal(res.status, 200, `read ${p}`);
+    const body = await res.json();
+    assert.equal(body.records.length, 1);
+    return body.records[0].value;
+  };
+  assert.equal(await read('/3480/0/1'), '21.5');
+  assert.deepEqual(asked, ['/3480/0/1']);
+  assert.equal(await read('/3480/0/2'), 'lab');
+  assert.deepEqual(asked, ['/3480/0/1'], 'no handler call for a resource without onRead');
+  assert.equal((await agent.stop()).kind, 'deregistered');
+});
+
+test('create refuses an onRead that is not a function', async () => {
+  await assert.rejects(Agent.create({
+    wasm: fs.readFileSync(WASM),
+    relay: 'ws://relay.invalid/coap',
+    config: { serverUri: `coap://${server.coap}`, endpoint: 'x' },
+    onRead: 'not a function',
+  }), TypeError);
+});
