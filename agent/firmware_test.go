@@ -286,7 +286,14 @@ func pullThroughPowerCuts(t *testing.T, s *fwSim, img []byte, seed uint64) {
 }
 
 func TestFirmwareChangedOnServerRestarts(t *testing.T) {
-	s := newFwSim(t, 5, agenttest.Faults{}, nil)
+	pullChangedOnServer(t, newFwSim(t, 5, agenttest.Faults{}, nil))
+}
+
+// pullChangedOnServer has s pull a package that the server replaces by
+// another once a third of it has arrived: the stored image must be the
+// new one, never a splice of the two.
+func pullChangedOnServer(t *testing.T, s *fwSim) {
+	t.Helper()
 	old, cur := image(300<<10, 5), image(300<<10, 6)
 	s.files.Files["a.bin"] = pkg(t, old, "2.0.0", testKey)
 	s.write(t, "/5/0/1", s.files.URI("a.bin"))
