@@ -8,13 +8,13 @@ import (
 	"crypto/sha256"
 	"math/rand/v2"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"testing"
 	"time"
 
 	"github.com/avc-agent/avc/agent"
+	"github.com/avc-agent/avc/agent/agenttest"
 	"github.com/avc-agent/avc/fwpkg"
 	"github.com/avc-agent/avc/lwm2m"
 	"github.com/avc-agent/avc/server"
@@ -25,11 +25,6 @@ import (
 // first, block-wise, then served with Block2, ETag and Size2), verifies it
 // and installs it.
 func TestFirmwarePullFromLibcoap(t *testing.T) {
-	client := lookCoapClient(t)
-	srvBin, err := exec.LookPath("coap-server-notls")
-	if err != nil {
-		t.Fatalf("coap-server-notls is not installed (%v); run `make deps`", err)
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 
@@ -42,32 +37,8 @@ func TestFirmwarePullFromLibcoap(t *testing.T) {
 	if _, err := fwpkg.Build(&pkg, fwpkg.Manifest{Name: "fw", Version: "2.0.0"}, bytes.NewReader(img), nil); err != nil {
 		t.Fatal(err)
 	}
-	dir := t.TempDir()
-	file := filepath.Join(dir, "fw.avc")
-	if err := os.WriteFile(file, pkg.Bytes(), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	port := strconv.Itoa(freeUDPPort(t))
-	fs := exec.CommandContext(ctx, srvBin, "-A", "127.0.0.1", "-p", port, "-d", "10")
-	var fsOut bytes.Buffer
-	fs.Stdout, fs.Stderr = &fsOut, &fsOut
-	if err := fs.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { fs.Process.Kill(); fs.Wait() }()
-	uri := "coap://127.0.0.1:" + port + "/fw.avc"
-	var put []byte
-	for try := 0; try < 20; try++ { // until the server listens
-		put, err = exec.CommandContext(ctx, client, "-m", "put", "-b", "1024", "-B", "30", "-f", file, uri).CombinedOutput()
-		if err == nil {
-			break
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	if err != nil {
-		t.Fatalf("upload to coap-server-notls: %v\n%s", err, put)
-	}
-
+	fs := agenttest.LibcoapFileServer(t, "coap-server-notls", "", "fw.avc", pkg.Bytes())
+	uri := "coap://127.0.0.1:" + strconv.Itoa(fs.Port) + "/fw.avc"
 	srv := server.New(server.Config{CoAPAddr: "127.0.0.1:0"})
 	if err := srv.Start(ctx); err != nil {
 		t.Fatal(err)
@@ -102,7 +73,7 @@ func TestFirmwarePullFromLibcoap(t *testing.T) {
 		}
 	}
 	if last.State != agent.FirmwareDownloaded {
-		t.Fatalf("pull from coap-server-notls ended in state %v, result %v\n%s", last.State, last.Result, fsOut.String())
+		t.Fatalf("pull from coap-server-notls ended in state %v, result %v\n%s", last.State, last.Result, fs.Output())
 	}
 	stored, err := os.ReadFile(filepath.Join(cfg.StateDir, "firmware", "image.bin"))
 	if err != nil || sha256.Sum256(stored) != sha256.Sum256(img) {
@@ -118,13 +89,8 @@ func TestFirmwarePullFromLibcoap(t *testing.T) {
 // PUT over plain coap first (with -k the servers listen for coap on port
 // and coaps on port+1).
 func TestFirmwarePullCoapsFromLibcoap(t *testing.T) {
-	client := lookCoapClient(t)
 	for _, name := range []string{"coap-server-openssl", "coap-server-gnutls"} {
 		t.Run(name, func(t *testing.T) {
-			srvBin, err := exec.LookPath(name)
-			if err != nil {
-				t.Fatalf("%s is not installed (%v); run `make deps`", name, err)
-			}
 			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 			defer cancel()
 			img := bytes.Repeat([]byte("coaps from libcoap "), 15000)
@@ -132,30 +98,8 @@ func TestFirmwarePullCoapsFromLibcoap(t *testing.T) {
 			if _, err := fwpkg.Build(&pkg, fwpkg.Manifest{Version: "2.0.0"}, bytes.NewReader(img), nil); err != nil {
 				t.Fatal(err)
 			}
-			file := filepath.Join(t.TempDir(), "fw.avc")
-			if err := os.WriteFile(file, pkg.Bytes(), 0o600); err != nil {
-				t.Fatal(err)
-			}
-			port := freeUDPPort(t)
-			fs := exec.CommandContext(ctx, srvBin, "-A", "127.0.0.1", "-p", strconv.Itoa(port), "-d", "10", "-k", "secretPSK", "-h", "CoAP")
-			var fsOut bytes.Buffer
-			fs.Stdout, fs.Stderr = &fsOut, &fsOut
-			if err := fs.Start(); err != nil {
-				t.Fatal(err)
-			}
-			defer func() { fs.Process.Kill(); fs.Wait() }()
-			var put []byte
-			for try := 0; try < 20; try++ {
-				put, err = exec.CommandContext(ctx, client, "-m", "put", "-b", "1024", "-B", "30", "-f", file,
-					"coap://127.0.0.1:"+strconv.Itoa(port)+"/fw.avc").CombinedOutput()
-				if err == nil {
-					break
-				}
-				time.Sleep(100 * time.Millisecond)
-			}
-			if err != nil {
-				t.Fatalf("upload: %v\n%s", err, put)
-			}
+			fs := agenttest.LibcoapFileServer(t, name, "secretPSK", "fw.avc", pkg.Bytes())
+			port := fs.Port
 			srv := server.New(server.Config{CoAPAddr: "127.0.0.1:0"})
 			if err := srv.Start(ctx); err != nil {
 				t.Fatal(err)
@@ -192,7 +136,7 @@ func TestFirmwarePullCoapsFromLibcoap(t *testing.T) {
 				}
 			}
 			if last.State != agent.FirmwareDownloaded {
-				t.Fatalf("coaps pull ended in state %v, result %v\n%s", last.State, last.Result, fsOut.String())
+				t.Fatalf("coaps pull ended in state %v, result %v\n%s", last.State, last.Result, fs.Output())
 			}
 			stored, err := os.ReadFile(filepath.Join(cfg.StateDir, "firmware", "image.bin"))
 			if err != nil || !bytes.Equal(stored, img) {

@@ -5,9 +5,6 @@ import (
 	"context"
 	"encoding/hex"
 	"fmt"
-	"net"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -95,45 +92,15 @@ func TestAgentFirmwarePullCoaps(t *testing.T) {
 // plain coap first (with -k the server listens for coap on port and
 // coaps on port+1).
 func TestAgentFirmwarePullCoapsLibcoap(t *testing.T) {
-	srvBin, err := exec.LookPath("coap-server-openssl")
-	if err != nil {
-		t.Skipf("coap-server-openssl is not installed (%v); run `make deps`", err)
-	}
-	client, err := exec.LookPath("coap-client-notls")
-	if err != nil {
-		t.Skipf("coap-client-notls is not installed (%v); run `make deps`", err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
 	img := bytes.Repeat([]byte("coaps from libcoap into wasm "), 2000)
 	var pkg bytes.Buffer
 	if _, err := fwpkg.Build(&pkg, fwpkg.Manifest{Version: "2.0.0"}, bytes.NewReader(img), nil); err != nil {
 		t.Fatal(err)
 	}
-	file := filepath.Join(t.TempDir(), "fw.avc")
-	if err := os.WriteFile(file, pkg.Bytes(), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	port := freeUDPPair(t)
-	fs := exec.CommandContext(ctx, srvBin, "-A", "127.0.0.1", "-p", strconv.Itoa(port), "-d", "10", "-k", "secretPSK", "-h", "CoAP")
-	var fsOut bytes.Buffer
-	fs.Stdout, fs.Stderr = &fsOut, &fsOut
-	if err := fs.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { fs.Process.Kill(); fs.Wait() }()
-	var put []byte
-	for try := 0; try < 20; try++ {
-		put, err = exec.CommandContext(ctx, client, "-m", "put", "-b", "1024", "-B", "30", "-f", file,
-			"coap://127.0.0.1:"+strconv.Itoa(port)+"/fw.avc").CombinedOutput()
-		if err == nil {
-			break
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	if err != nil {
-		t.Fatalf("upload: %v\n%s", err, put)
-	}
+	fs := agenttest.LibcoapFileServer(t, "coap-server-openssl", "secretPSK", "fw.avc", pkg.Bytes())
+	port := fs.Port
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
 	srv := startServer(t, server.Config{})
 	flash := &agenttest.Flash{}
 	cfg := map[string]string{
@@ -169,31 +136,11 @@ func TestAgentFirmwarePullCoapsLibcoap(t *testing.T) {
 		}
 	}
 	if last.State != agent.FirmwareDownloaded {
-		t.Fatalf("coaps pull ended in state %v, result %v\n%s", last.State, last.Result, fsOut.String())
+		t.Fatalf("coaps pull ended in state %v, result %v\n%s", last.State, last.Result, fs.Output())
 	}
 	if !flash.Equal(img) {
 		t.Fatalf("stored image differs: %d bytes, want %d", len(flash.Data), len(img))
 	}
-}
-
-// freeUDPPair returns a port p such that p and p+1 were free on loopback.
-func freeUDPPair(t *testing.T) int {
-	t.Helper()
-	for range 50 {
-		c, err := net.ListenPacket("udp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		p := c.LocalAddr().(*net.UDPAddr).Port
-		c2, err := net.ListenPacket("udp", "127.0.0.1:"+strconv.Itoa(p+1))
-		c.Close()
-		if err == nil {
-			c2.Close()
-			return p
-		}
-	}
-	t.Fatal("no two free adjacent UDP ports")
-	return 0
 }
 
 // TestAgentFOTAOverServerSession: an agent registered over coaps pulls a
