@@ -63,7 +63,7 @@ func TestAgentOverDTLS(t *testing.T) {
 				cfg.PSKIdentity, cfg.PSKKey = "dev-psk", testPSK
 			case "cert":
 				ca := agenttest.NewCA(t, "avc-test-ca")
-				srv = certServer(t, ctx, ca, ca, net.IPv4(127, 0, 0, 1))
+				srv = agenttest.CertServer(t, ctx, ca, ca, net.IPv4(127, 0, 0, 1))
 				dir := t.TempDir()
 				_, certFile, keyFile := ca.Issue(t, dir, "cert-1")
 				for name, v := range map[string]string{agent.EnvCertFile: certFile, agent.EnvKeyFile: keyFile, agent.EnvCAFile: ca.File(t, dir)} {

@@ -13,27 +13,7 @@ import (
 
 	"github.com/avc-agent/avc/agent"
 	"github.com/avc-agent/avc/agent/agenttest"
-	"github.com/avc-agent/avc/server"
 )
-
-// certServer starts the embedded server with a coaps listener that takes
-// certificates only: its own from ca for serverIP, clients' checked
-// against clientCA.
-func certServer(t *testing.T, ctx context.Context, ca, clientCA *agenttest.CA, serverIP net.IP) *server.Server {
-	t.Helper()
-	pair, _, _ := ca.Issue(t, t.TempDir(), "lwm2m-server", serverIP)
-	srv := server.New(server.Config{
-		CoAPAddr:    "127.0.0.1:0",
-		CoAPSAddr:   "127.0.0.1:0",
-		Certificate: &pair,
-		ClientCAs:   clientCA.Pool(),
-	})
-	if err := srv.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { srv.Close() })
-	return srv
-}
 
 // TestAgentDTLSCertificateRefused: the agent refuses a server whose
 // certificate does not chain to its trust anchors or does not name the
@@ -62,7 +42,7 @@ func TestAgentDTLSCertificateRefused(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
-			srv := certServer(t, ctx, tc.serverCA, tc.clientCA, tc.serverIP)
+			srv := agenttest.CertServer(t, ctx, tc.serverCA, tc.clientCA, tc.serverIP)
 			dir := t.TempDir()
 			_, certFile, keyFile := tc.agentCA.Issue(t, dir, "refused")
 			a, err := agent.New(agent.Config{

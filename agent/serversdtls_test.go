@@ -335,7 +335,7 @@ func TestAgentSeveralServersCertificates(t *testing.T) {
 			var extra string
 			if tt.deviceCert {
 				// Server 1: certificate from ca-a, trusts ca-a clients.
-				first = certServer(t, ctx, caA, caA, lo)
+				first = agenttest.CertServer(t, ctx, caA, caA, lo)
 				_, certFile, keyFile := caA.Issue(t, dir, "device-a")
 				for name, v := range map[string]string{agent.EnvCertFile: certFile, agent.EnvKeyFile: keyFile, agent.EnvCAFile: caA.File(t, dir)} {
 					if err := cfg.Set(name, v); err != nil {
@@ -344,7 +344,7 @@ func TestAgentSeveralServersCertificates(t *testing.T) {
 				}
 				// Server 2: certificate from ca-b, trusts the same ca-a
 				// device certificate.
-				second = certServer(t, ctx, caB, caA, lo)
+				second = agenttest.CertServer(t, ctx, caB, caA, lo)
 				bdir := t.TempDir()
 				extra = ";ca=" + caB.File(t, bdir)
 			} else {
@@ -352,7 +352,7 @@ func TestAgentSeveralServersCertificates(t *testing.T) {
 				cfg.PSKIdentity, cfg.PSKKey = "dev-a", testPSK
 				// Server 2 trusts ca-b clients only: the device has a
 				// ca-b certificate for it.
-				second = certServer(t, ctx, caB, caB, lo)
+				second = agenttest.CertServer(t, ctx, caB, caB, lo)
 				bdir := t.TempDir()
 				_, certFile, keyFile := caB.Issue(t, bdir, "device-b")
 				extra = ";cert=" + certFile + ";key=" + keyFile + ";ca=" + caB.File(t, bdir)

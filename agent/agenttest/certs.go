@@ -1,6 +1,7 @@
 package agenttest
 
 import (
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -14,6 +15,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/avc-agent/avc/server"
 )
 
 // CA is a certificate authority made for one test: ECDSA P-256, valid
@@ -105,4 +108,24 @@ func (ca *CA) Pool() *x509.CertPool {
 	p := x509.NewCertPool()
 	p.AddCert(ca.cert)
 	return p
+}
+
+// CertServer starts avc's embedded LwM2M server (plain coap and a coaps
+// listener, both on loopback) whose coaps listener takes certificates
+// only: its own from ca for serverIP, and clients' whose chains end at
+// clientCA. It stops at the end of the test.
+func CertServer(t testing.TB, ctx context.Context, ca, clientCA *CA, serverIP net.IP) *server.Server {
+	t.Helper()
+	pair, _, _ := ca.Issue(t, t.TempDir(), "lwm2m-server", serverIP)
+	srv := server.New(server.Config{
+		CoAPAddr:    "127.0.0.1:0",
+		CoAPSAddr:   "127.0.0.1:0",
+		Certificate: &pair,
+		ClientCAs:   clientCA.Pool(),
+	})
+	if err := srv.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	return srv
 }

@@ -16,25 +16,6 @@ import (
 	"github.com/avc-agent/avc/server"
 )
 
-// certServer starts the embedded server with a coaps listener that
-// presents a certificate of ca for serverIP and accepts clients of
-// clientCA.
-func certServer(t *testing.T, ctx context.Context, ca, clientCA *agenttest.CA, serverIP net.IP) *server.Server {
-	t.Helper()
-	pair, _, _ := ca.Issue(t, t.TempDir(), "lwm2m-server", serverIP)
-	srv := server.New(server.Config{
-		CoAPAddr:    "127.0.0.1:0",
-		CoAPSAddr:   "127.0.0.1:0",
-		Certificate: &pair,
-		ClientCAs:   clientCA.Pool(),
-	})
-	if err := srv.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { srv.Close() })
-	return srv
-}
-
 // TestAgentDTLSCertificate: avc.wasm in wazero registers over coaps with
 // X.509 certificates (Security mode 2, the host reading AVC_CERT_FILE,
 // AVC_KEY_FILE and AVC_CA_FILE and passing the PEM to the module), the
@@ -43,7 +24,7 @@ func TestAgentDTLSCertificate(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	ca := agenttest.NewCA(t, "wasm-ca")
-	srv := certServer(t, ctx, ca, ca, net.IPv4(127, 0, 0, 1))
+	srv := agenttest.CertServer(t, ctx, ca, ca, net.IPv4(127, 0, 0, 1))
 	events, unsubscribe := srv.Subscribe()
 	defer unsubscribe()
 	dir := t.TempDir()
@@ -99,7 +80,7 @@ func TestAgentDTLSCertificateRefused(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 			defer cancel()
-			srv := certServer(t, ctx, tc.serverCA, trusted, tc.serverIP)
+			srv := agenttest.CertServer(t, ctx, tc.serverCA, trusted, tc.serverIP)
 			dir := t.TempDir()
 			_, certFile, keyFile := trusted.Issue(t, dir, "refused")
 			a, err := New(ctx, nil, map[string]string{
