@@ -241,6 +241,38 @@ func waitFor(t *testing.T, ctx context.Context, what string, cond func() bool) {
 // (its DTLS sessions are gone); the agent opens a new session with it and
 // registers anew with it alone: the other server keeps its registration
 // and sees no new Register.
+// runRegisteredWithBoth runs a (its events drained) and returns its
+// servers' states once both servers have registered it and it reports
+// both registrations, and the function that stops it (de-registering:
+// call it before the servers close).
+func runRegisteredWithBoth(t *testing.T, ctx context.Context, a *agent.Agent, srvs [2]pskServer, ep string) ([]agent.ServerState, func()) {
+	t.Helper()
+	actx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	done := make(chan error, 1)
+	go func() { done <- a.Run(actx) }()
+	stop := func() { cancel(); <-done }
+	t.Cleanup(func() {
+		if actx.Err() == nil {
+			stop()
+		}
+	})
+	go func() {
+		for range a.Events() {
+		}
+	}()
+	for i := range srvs {
+		if _, err := server.WaitEvent(ctx, srvs[i].events, ep, server.EventRegistered); err != nil {
+			t.Fatalf("server %d: %v", i+1, err)
+		}
+	}
+	var before []agent.ServerState
+	waitFor(t, ctx, "both registrations", func() bool {
+		before, _ = a.Servers(ctx)
+		return len(before) == 2 && before[0].Registered && before[1].Registered
+	})
+	return before, stop
+}
+
 func TestAgentSeveralServersDTLSRenewed(t *testing.T) {
 	keys := [2][]byte{bytes.Repeat([]byte{0xa1}, 16), bytes.Repeat([]byte{0xb2}, 16)}
 	ids := [2]string{"dev-a", "dev-b"}
@@ -259,24 +291,8 @@ func TestAgentSeveralServersDTLSRenewed(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			actx, stop := context.WithCancel(ctx)
-			done := make(chan error, 1)
-			go func() { done <- a.Run(actx) }()
-			defer func() { stop(); <-done }()
-			go func() {
-				for range a.Events() {
-				}
-			}()
-			for i := range srvs {
-				if _, err := server.WaitEvent(ctx, srvs[i].events, ep, server.EventRegistered); err != nil {
-					t.Fatalf("server %d: %v", i+1, err)
-				}
-			}
-			var before []agent.ServerState
-			waitFor(t, ctx, "both registrations", func() bool {
-				before, _ = a.Servers(ctx)
-				return len(before) == 2 && before[0].Registered && before[1].Registered
-			})
+			before, stop := runRegisteredWithBoth(t, ctx, a, srvs, ep)
+			defer stop()
 			addr := srvs[restart].CoAPSAddr().String()
 			srvs[restart].Close()
 			srv := server.New(server.Config{CoAPAddr: "127.0.0.1:0", CoAPSAddr: addr,
@@ -414,24 +430,8 @@ func TestAgentSeveralServersNATTimeout(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	actx, stop := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- a.Run(actx) }()
-	defer func() { stop(); <-done }()
-	go func() {
-		for range a.Events() {
-		}
-	}()
-	for i := range srvs {
-		if _, err := server.WaitEvent(ctx, srvs[i].events, ep, server.EventRegistered); err != nil {
-			t.Fatalf("server %d: %v", i+1, err)
-		}
-	}
-	var before []agent.ServerState
-	waitFor(t, ctx, "both registrations", func() bool {
-		before, _ = a.Servers(ctx)
-		return len(before) == 2 && before[0].Registered && before[1].Registered
-	})
+	before, stop := runRegisteredWithBoth(t, ctx, a, srvs, ep)
+	defer stop()
 	if _, err := srvs[1].Observe(ctx, ep, lwm2m.P(3, 0, 9), lwm2m.FormatNone); err != nil {
 		t.Fatal(err)
 	}
