@@ -4,7 +4,9 @@
 // the LwM2M server. One binary WebSocket message is one datagram. The
 // module owns the protocol, DTLS included; this file only moves bytes,
 // time and events across the ABI of wasm/ABI.md, like the Node binding,
-// whose host-independent half (../node/core.js) it shares.
+// whose host-independent half it shares: the module's ABI
+// (../node/core.js) and what an Agent does with its module
+// (../node/agentcore.js).
 
 import { WASI, OpenFile, File, ConsoleStdout } from '@bjorn3/browser_wasi_shim';
 import {
@@ -17,22 +19,17 @@ import {
   checkFirmware,
   checkOnRead,
   fromBase64,
-  levelMethod,
   normalizeConfig,
   normalizeObjects,
-  serveReadRequest,
   serverPeer,
   setCommand,
   toBase64,
 } from '../node/core.js';
+import { agentCore } from '../node/agentcore.js';
 
 export { ABI_VERSION, AvcError, CONFIG_NAMES, FirmwareCode, ResultCode, normalizeConfig, setCommand };
 
-const DEREGISTER_TIMEOUT_MS = 10_000;
 const CONNECT_TIMEOUT_MS = 10_000;
-const MAX_TIMEOUT_MS = 2 ** 31 - 1;
-const MAX_TRAPS = 3;
-const TRAP_WINDOW_MS = 60_000;
 const ERRNO_SUCCESS = 0;
 const ERRNO_NOSYS = 52;
 const RANDOM_CHUNK = 65536; // crypto.getRandomValues' limit per call
@@ -190,35 +187,26 @@ class Emitter {
  * (an AvcError) when the relay's WebSocket fails or closes while started,
  * or the module keeps trapping; the agent is stopped then.
  */
-export class Agent extends Emitter {
+export class Agent extends agentCore(Emitter) {
   #compiled;
-  #config;
   #objects;
   #firmware;
-  #onRead;
   #relay;
   #storage;
-  #logger;
   #peer;
   #state = new Uint8Array(0);
-  #values = new Map(); // path -> set command, given back to a module re-instantiated after a trap
-  #module = null;
   #ws = null;
-  #timer = null;
-  #started = false;
-  #stopping = false;
-  #traps = [];
 
   constructor(compiled, options) {
     super();
     this.#compiled = compiled;
-    this.#config = options.config;
+    this._config = options.config;
     this.#objects = options.objects;
     this.#firmware = options.firmware;
-    this.#onRead = options.onRead;
+    this._onRead = options.onRead;
     this.#relay = options.relay;
     this.#storage = options.storage;
-    this.#logger = options.logger;
+    this._logger = options.logger;
     this.#peer = serverPeer(options.config.AVC_SERVER_URI);
   }
 
@@ -269,44 +257,20 @@ export class Agent extends Emitter {
     } catch (err) {
       throw new AvcError('AVC_FAULT', `load state: ${err.message}`, { cause: err });
     }
-    agent.#module = await agent.#newModule();
+    agent._module = await agent.#newModule();
     return agent;
-  }
-
-  /** The current module instance (it changes after a trap). */
-  get module() {
-    return this.#module;
-  }
-
-  /** Whether start() was called and the agent has not stopped since. */
-  get started() {
-    return this.#started;
   }
 
   async #newModule() {
     const mod = await Module.instantiate(this.#compiled, {
       sockSend: (peer, data) => this.#send(peer, data),
       storageWrite: (key, data) => this.#store(key, data),
-      log: (level, record) => this.#log(level, record),
+      log: (level, record) => this._log(level, record),
       firmware: this.#firmware,
     });
-    mod.init(this.#config, this.#state, this.#objects);
-    for (const cmd of this.#values.values()) {
-      try {
-        mod.command(cmd);
-      } catch (err) {
-        if (err.code === 'AVC_TRAP') throw err;
-        this.#log(4, { msg: 'restore value', path: cmd.path, err: err.message });
-      }
-    }
+    mod.init(this._config, this.#state, this.#objects);
+    this._restoreValues(mod);
     return mod;
-  }
-
-  #log(level, record) {
-    const fn = this.#logger?.[levelMethod(level)];
-    if (typeof fn !== 'function') return;
-    const { msg, ...attrs } = record;
-    fn.call(this.#logger, msg, attrs);
   }
 
   // send carries the module's datagrams to the server over the relay; the
@@ -322,7 +286,7 @@ export class Agent extends Emitter {
     this.#state = data;
     const r = this.#storage.save(data);
     if (r && typeof r.then === 'function') {
-      r.then(null, (err) => this.#log(8, { msg: 'save state', err: err?.message ?? String(err) }));
+      r.then(null, (err) => this._log(8, { msg: 'save state', err: err?.message ?? String(err) }));
     }
   }
 
@@ -362,8 +326,8 @@ export class Agent extends Emitter {
     ws.onclose = (ev) => {
       if (this.#ws !== ws) return;
       this.#ws = null;
-      if (this.#started && !this.#stopping) {
-        this.#fatal(new AvcError('AVC_FAULT', `relay closed the session (${ev.code}${ev.reason ? ' ' + ev.reason : ''})`));
+      if (this._started && !this._stopping) {
+        this._fatal(new AvcError('AVC_FAULT', `relay closed the session (${ev.code}${ev.reason ? ' ' + ev.reason : ''})`));
       }
     };
   }
@@ -374,197 +338,66 @@ export class Agent extends Emitter {
    * is sent; watch 'registered' / 'registration_failed'.
    */
   async start() {
-    if (this.#started) throw new AvcError('AVC_DUPLICATE', 'already started');
-    if (!this.#module) throw new AvcError('AVC_CLOSED', 'agent closed');
+    if (this._started) throw new AvcError('AVC_DUPLICATE', 'already started');
+    if (!this._module) throw new AvcError('AVC_CLOSED', 'agent closed');
     this.#attach(await this.#connect());
-    this.#started = true;
-    this.#stopping = false;
-    this.#apply(() => this.#module.command('start'));
-  }
-
-  /** Sends a Registration Update now. */
-  update() {
-    this.command('update');
-  }
-
-  /**
-   * Sets a value the device keeps up to date ('/3/0/9', '/6/0/0', ...), as
-   * in the Node binding; works before start(), while started and after
-   * stop().
-   */
-  set(path, value) {
-    const cmd = setCommand(path, value);
-    if (!this.#module) throw new AvcError('AVC_CLOSED', 'agent closed');
-    this.#apply(() => {
-      this.#module.command(cmd);
-      this.#values.delete(cmd.path);
-      this.#values.set(cmd.path, cmd);
-    });
-  }
-
-  /** Reports the current values at paths with the LwM2M Send operation. */
-  send(paths) {
-    if (!Array.isArray(paths) || paths.some((p) => typeof p !== 'string')) throw new TypeError('paths must be an array of strings');
-    if (!this.#started) throw new AvcError('AVC_CLOSED', 'agent not started');
-    this.#apply(() => this.#module.command({ cmd: 'send', paths: [...paths] }));
-  }
-
-  /** Applies a command ('start', 'stop', 'update') to the running agent. */
-  command(name) {
-    if (!this.#started) throw new AvcError('AVC_CLOSED', 'agent not started');
-    this.#apply(() => this.#module.command(name));
-  }
-
-  /**
-   * De-registers and closes the WebSocket (and with it the relay's UDP
-   * socket). Resolves with the 'deregistered' event, or null when none
-   * arrived within timeoutMs (default 10 s) or the agent was not started.
-   */
-  async stop({ timeoutMs = DEREGISTER_TIMEOUT_MS } = {}) {
-    if (!this.#started) {
-      this.#shutdown();
-      return null;
-    }
-    this.#stopping = true;
-    let finish;
-    const done = new Promise((resolve) => {
-      finish = resolve;
-    });
-    this.once('deregistered', finish);
-    const timer = setTimeout(() => {
-      this.#log(4, { msg: 'de-registration timed out', server_uri: this.#config.AVC_SERVER_URI });
-      finish(null);
-    }, timeoutMs);
-    try {
-      this.#apply(() => this.#module.command('stop'));
-    } catch (err) {
-      if (err.code !== 'AVC_DUPLICATE') {
-        clearTimeout(timer);
-        this.off('deregistered', finish);
-        this.#shutdown();
-        throw err;
-      }
-      finish(null);
-    }
-    const ev = await done;
-    clearTimeout(timer);
-    this.off('deregistered', finish);
-    this.#shutdown();
-    return ev;
-  }
-
-  /** Closes the WebSocket and the module at once, without de-registering. */
-  close() {
-    this.#shutdown();
-    this.#module = null;
-  }
-
-  #shutdown() {
-    clearTimeout(this.#timer);
-    this.#timer = null;
-    const ws = this.#ws;
-    this.#ws = null;
-    ws?.close(1000);
-    this.#started = false;
-    this.#stopping = false;
+    this._started = true;
+    this._stopping = false;
+    this._apply(() => this._module.command('start'));
   }
 
   #receive(data) {
-    if (!this.#module) return;
+    if (!this._module) return;
     try {
-      this.#apply(() => this.#module.onDatagram(this.#peer, data));
+      this._apply(() => this._module.onDatagram(this.#peer, data));
     } catch (err) {
-      if (err.code !== 'AVC_TRAP') this.#log(4, { msg: 'datagram', err: err.message });
+      if (err.code !== 'AVC_TRAP') this._log(4, { msg: 'datagram', err: err.message });
     }
   }
 
-  // apply runs one module call, then steps, re-arms the timer and emits
-  // the events. A trap starts the recovery (asynchronous: browsers
-  // instantiate large modules asynchronously) and is rethrown.
-  #apply(fn) {
-    let result;
-    try {
-      result = fn();
-    } catch (err) {
-      if (err.code === 'AVC_TRAP') this.#recover(err);
-      else this.#pump();
-      throw err;
-    }
-    this.#pump();
-    return result;
+  // The host half of agentCore.
+  _connected() {
+    return this._started;
   }
 
-  #pump() {
-    if (!this.#module) return;
-    let next = null;
-    try {
-      next = this.#module.step(Date.now());
-      for (let ev = this.#module.pollEvent(); ev !== null; ev = this.#module.pollEvent()) {
-        if (ev.kind === 'read_request') this.#readRequest(ev, this.#module);
-        this.emit('event', ev);
-        this.emit(ev.kind, ev);
-      }
-    } catch (err) {
-      if (err.code === 'AVC_TRAP') {
-        this.#recover(err);
-        return;
-      }
-      this.#log(4, { msg: 'step', err: err.message });
-    }
-    clearTimeout(this.#timer);
-    this.#timer = null;
-    if (next !== null && this.#started) {
-      this.#timer = setTimeout(() => this.#pump(), Math.min(Math.max(0, next - Date.now()), MAX_TIMEOUT_MS));
-    }
+  _shutdown() {
+    const ws = this.#ws;
+    this.#ws = null;
+    ws?.close(1000);
   }
 
-  // readRequest serves a 'read_request' event (core.js serveReadRequest).
-  #readRequest(ev, mod) {
-    serveReadRequest(ev, {
-      handler: this.#onRead,
-      current: () => this.#module === mod,
-      set: (path, value) => this.set(path, value),
-      done: () => this.#apply(() => mod.command({ cmd: 'read_done', token: ev.token })),
-      log: (level, record) => this.#log(level, record),
-    });
+  // recover replaces a trapped module later: instantiating one is
+  // asynchronous in browsers, so the call that trapped is not retried.
+  _recover(trap) {
+    this.#recover(trap);
+    return false;
   }
 
-  // recover replaces a trapped module by a new instance initialized from
-  // the last stored state, on a new relay session (the server may hold
-  // the dead instance's DTLS session for the old one), and starts it
-  // again. More than MAX_TRAPS traps in TRAP_WINDOW_MS are fatal.
+  // recover makes a new instance initialized from the last stored state,
+  // on a new relay session (the server may hold the dead instance's DTLS
+  // session for the old one), and starts it again. A trap too many, or
+  // one while stopping, closes the agent.
   async #recover(trap) {
-    if (this.#module?.trapped !== trap) return; // already recovering from it
-    clearTimeout(this.#timer);
-    this.#timer = null;
-    const now = Date.now();
-    this.#traps = this.#traps.filter((t) => now - t < TRAP_WINDOW_MS);
-    this.#traps.push(now);
-    this.#log(8, { msg: 'module trapped', err: trap.message, traps: this.#traps.length });
-    const wasStarted = this.#started;
-    if (this.#stopping || this.#traps.length > MAX_TRAPS) {
-      this.#fatal(trap);
+    if (this._module?.trapped !== trap) return; // already recovering from it
+    clearTimeout(this._timer);
+    this._timer = null;
+    const wasStarted = this._started;
+    if (!this._trapped(trap)) {
+      this._fatal(trap);
       return;
     }
-    this.#module = null;
+    this._module = null;
     const old = this.#ws;
     this.#ws = null;
     old?.close(1000);
     try {
-      this.#module = await this.#newModule();
+      this._module = await this.#newModule();
       if (wasStarted) {
         this.#attach(await this.#connect());
-        this.#apply(() => this.#module.command('start'));
+        this._apply(() => this._module.command('start'));
       }
     } catch (err) {
-      this.#fatal(err instanceof AvcError ? err : new AvcError('AVC_TRAP', `recovery failed: ${err.message}`, { cause: err }));
+      this._fatal(err instanceof AvcError ? err : new AvcError('AVC_TRAP', `recovery failed: ${err.message}`, { cause: err }));
     }
-  }
-
-  #fatal(err) {
-    this.#shutdown();
-    this.#module = null;
-    if (this.listenerCount('error') > 0) this.emit('error', err);
-    else this.#log(8, { msg: 'agent closed', err: err.message });
   }
 }

@@ -21,27 +21,23 @@ import {
   ResultCode,
   checkFirmware,
   checkOnRead,
-  levelMethod,
   normalizeConfig,
   normalizeObjects,
   objectXML,
-  serveReadRequest,
   serverPeer,
   isSecure,
   setCommand,
   splitPeer,
 } from './core.js';
+import { agentCore } from './agentcore.js';
 
-// The host-independent half (core.js) is shared with bindings/browser.
+// The host-independent half (core.js: the module ABI; agentcore.js: what an
+// Agent does with its module) is shared with bindings/browser.
 export { ABI_VERSION, AvcError, CONFIG_NAMES, FirmwareCode, ResultCode, normalizeConfig, normalizeObjects, objectXML, setCommand };
 
 /** Name of the persistent state file under AVC_STATE_DIR (same as the native driver's). */
 export const STATE_FILE = 'agent-state.json';
 
-const DEREGISTER_TIMEOUT_MS = 10_000;
-const MAX_TIMEOUT_MS = 2 ** 31 - 1;
-const MAX_TRAPS = 3;
-const TRAP_WINDOW_MS = 60_000;
 
 /** Returns the AVC_* variables set (non-empty) in env. */
 export function configFromEnv(env = process.env) {
@@ -174,34 +170,25 @@ function writeFileAtomic(file, data) {
  * install). 'error' (an AvcError) when the socket fails or the module
  * keeps trapping; the agent is closed then.
  */
-export class Agent extends EventEmitter {
+export class Agent extends agentCore(EventEmitter) {
   #compiled;
-  #config;
   #objects;
   #firmware;
-  #onRead;
-  #values = new Map(); // path -> set command, given back to a module re-instantiated after a trap
-  #logger;
   #stateDir;
   #state;
-  #module = null;
   #socket = null;
   #family = 4;
-  #timer = null;
   #addrs = new Map(); // peer key -> {address, port}
   #peers = new Map(); // "address:port" -> peer key
-  #started = false;
-  #stopping = false;
-  #traps = [];
 
   constructor(compiled, config, logger, objects = [], firmware = null, onRead = null) {
     super();
     this.#compiled = compiled;
-    this.#config = config;
+    this._config = config;
     this.#objects = objects;
     this.#firmware = firmware;
-    this.#onRead = onRead;
-    this.#logger = logger;
+    this._onRead = onRead;
+    this._logger = logger;
     this.#stateDir = config.AVC_STATE_DIR || '';
     this.#state = new Uint8Array(0);
   }
@@ -239,18 +226,8 @@ export class Agent extends EventEmitter {
         if (err.code !== 'ENOENT') throw new AvcError('AVC_FAULT', `read state: ${err.message}`, { cause: err });
       }
     }
-    agent.#module = agent.#newModule();
+    agent._module = agent.#newModule();
     return agent;
-  }
-
-  /** The current module instance (it changes after a trap). */
-  get module() {
-    return this.#module;
-  }
-
-  /** Whether start() was called and the agent has not stopped since. */
-  get started() {
-    return this.#started;
   }
 
   // newModule instantiates and initializes a module from the last state.
@@ -258,27 +235,12 @@ export class Agent extends EventEmitter {
     const mod = Module.instantiateSync(this.#compiled, {
       sockSend: (peer, data) => this.#send(peer, data),
       storageWrite: (key, data) => this.#store(key, data),
-      log: (level, record) => this.#log(level, record),
+      log: (level, record) => this._log(level, record),
       firmware: this.#firmware,
     });
-    mod.init(this.#config, this.#state, this.#objects);
-    for (const cmd of this.#values.values()) {
-      try {
-        mod.command(cmd);
-      } catch (err) {
-        if (err.code === 'AVC_TRAP') throw err;
-        this.#log(4, { msg: 'restore value', path: cmd.path, err: err.message });
-      }
-    }
+    mod.init(this._config, this.#state, this.#objects);
+    this._restoreValues(mod);
     return mod;
-  }
-
-  #log(level, record) {
-    const method = levelMethod(level);
-    const fn = this.#logger?.[method];
-    if (typeof fn !== 'function') return;
-    const { msg, ...attrs } = record;
-    fn.call(this.#logger, msg, attrs);
   }
 
   #send(peer, data) {
@@ -321,12 +283,12 @@ export class Agent extends EventEmitter {
    * is sent; watch 'registered' / 'registration_failed'.
    */
   async start() {
-    if (this.#started) throw new AvcError('AVC_DUPLICATE', 'already started');
-    if (!this.#module) throw new AvcError('AVC_CLOSED', 'agent closed');
+    if (this._started) throw new AvcError('AVC_DUPLICATE', 'already started');
+    if (!this._module) throw new AvcError('AVC_CLOSED', 'agent closed');
     let family;
     // Bootstrap only: the bootstrap server's address picks the socket's
     // family; the module then names the DM server it was given.
-    const uri = this.#config.AVC_SERVER_URI || this.#config.AVC_BOOTSTRAP_URI;
+    const uri = this._config.AVC_SERVER_URI || this._config.AVC_BOOTSTRAP_URI;
     try {
       family = await this.#resolve(serverPeer(uri));
     } catch (err) {
@@ -341,117 +303,12 @@ export class Agent extends EventEmitter {
         resolve();
       });
     });
-    socket.on('error', (err) => this.#fatal(new AvcError('AVC_FAULT', `socket: ${err.message}`, { cause: err })));
+    socket.on('error', (err) => this._fatal(new AvcError('AVC_FAULT', `socket: ${err.message}`, { cause: err })));
     this.#family = family;
     this.#socket = socket;
-    this.#started = true;
-    this.#stopping = false;
-    this.#apply(() => this.#module.command('start'));
-  }
-
-  /**
-   * Sends a Registration Update now. Throws AvcError 'AVC_NOT_REGISTERED'
-   * when no registration is up.
-   */
-  update() {
-    this.command('update');
-  }
-
-  /**
-   * Sets a value the device keeps up to date: the battery level ('/3/0/9'),
-   * an error code ('/3/0/11/1'), a location ('/6/0/0'), a resource of an
-   * object defined with `objects`. Synchronous; works before start(),
-   * while started and after stop() (until close()). The value is
-   * stringified to its text/plain form and converted by the engine to the
-   * resource's type: strings as they are, numbers and bigints in decimal,
-   * booleans 'true'/'false', a Uint8Array as base64 (opaque); null or
-   * undefined removes the resource instance. The agent keeps the last value
-   * of every path and sets them again in a module it re-instantiates after
-   * a trap.
-   * @throws AvcError 'AVC_BAD_INPUT' (the engine refuses the path or the value), 'AVC_CLOSED'
-   */
-  set(path, value) {
-    const cmd = setCommand(path, value);
-    if (!this.#module) throw new AvcError('AVC_CLOSED', 'agent closed');
-    this.#apply(() => {
-      this.#module.command(cmd);
-      // Remembered before the step that follows, which may trap. The last
-      // value set is given back last, however its path is spelled.
-      this.#values.delete(cmd.path);
-      this.#values.set(cmd.path, cmd);
-    });
-  }
-
-  /**
-   * Reports the current values at paths to the server with the LwM2M Send
-   * operation (POST /dp, SenML-CBOR). Needs start(): while not registered
-   * yet, the values are read now, queued and sent after the registration.
-   * The server's answer arrives as a 'sent' event (path: the first path) or
-   * a 'send_failed' event.
-   * @param {string[]} paths LwM2M paths of objects, instances or resources, e.g. ['/3/0/9']
-   * @throws AvcError 'AVC_BAD_INPUT' (no paths, a malformed path, one the engine cannot read), 'AVC_CLOSED' (not started)
-   * @throws TypeError when paths is not an array of strings
-   */
-  send(paths) {
-    if (!Array.isArray(paths) || paths.some((p) => typeof p !== 'string')) {
-      throw new TypeError('paths must be an array of strings');
-    }
-    if (!this.#socket) throw new AvcError('AVC_CLOSED', 'agent not started');
-    this.#apply(() => this.#module.command({ cmd: 'send', paths: [...paths] }));
-  }
-
-  /**
-   * Applies a command ('start', 'stop', 'update') to the running agent.
-   * Prefer start(), stop() and update().
-   */
-  command(name) {
-    if (!this.#socket) throw new AvcError('AVC_CLOSED', 'agent not started');
-    this.#apply(() => this.#module.command(name));
-  }
-
-  /**
-   * De-registers and closes the socket. Resolves with the 'deregistered'
-   * event, or null when none arrived within timeoutMs (default 10 s) or the
-   * agent was not started.
-   */
-  async stop({ timeoutMs = DEREGISTER_TIMEOUT_MS } = {}) {
-    if (!this.#started || !this.#socket) {
-      this.#shutdown();
-      return null;
-    }
-    this.#stopping = true;
-    let finish;
-    const done = new Promise((resolve) => {
-      finish = resolve;
-    });
-    const onEvent = (ev) => finish(ev);
-    this.once('deregistered', onEvent);
-    const timer = setTimeout(() => {
-      this.#log(4, { msg: 'de-registration timed out', server_uri: this.#config.AVC_SERVER_URI });
-      finish(null);
-    }, timeoutMs);
-    try {
-      this.#apply(() => this.#module.command('stop'));
-    } catch (err) {
-      if (err.code !== 'AVC_DUPLICATE') {
-        clearTimeout(timer);
-        this.off('deregistered', onEvent);
-        this.#shutdown();
-        throw err;
-      }
-      finish(null); // already stopped
-    }
-    const ev = await done;
-    clearTimeout(timer);
-    this.off('deregistered', onEvent);
-    this.#shutdown();
-    return ev;
-  }
-
-  /** Closes the socket and the module at once, without de-registering. */
-  close() {
-    this.#shutdown();
-    this.#module = null;
+    this._started = true;
+    this._stopping = false;
+    this._apply(() => this._module.command('start'));
   }
 
   #openSocket(family) {
@@ -467,115 +324,51 @@ export class Agent extends EventEmitter {
   // for the old port and would take the new ClientHello from there for a
   // replay in it. The new socket binds on its first send.
   #rebind() {
-    if (!this.#socket || !isSecure(this.#config.AVC_SERVER_URI)) return;
+    if (!this.#socket || !isSecure(this._config.AVC_SERVER_URI)) return;
     const old = this.#socket;
     const socket = this.#openSocket(this.#family);
-    socket.on('error', (err) => this.#fatal(new AvcError('AVC_FAULT', `socket: ${err.message}`, { cause: err })));
+    socket.on('error', (err) => this._fatal(new AvcError('AVC_FAULT', `socket: ${err.message}`, { cause: err })));
     this.#socket = socket;
     old.close();
   }
 
-  #shutdown() {
-    clearTimeout(this.#timer);
-    this.#timer = null;
+  // The host half of agentCore.
+  _connected() {
+    return this.#socket !== null;
+  }
+
+  _shutdown() {
     this.#socket?.close();
     this.#socket = null;
-    this.#started = false;
+  }
+
+  // recover re-instantiates the module from the last stored state, on a
+  // new socket for coaps, and starts it again (unless stopping): ready at
+  // once, so the call that trapped is retried. A trap too many, or one
+  // while stopping, closes the agent.
+  _recover(trap) {
+    try {
+      if (!this._trapped(trap)) throw trap;
+      const mod = this.#newModule();
+      this._module = mod;
+      this.#rebind();
+      if (this._started) mod.command('start');
+      return true;
+    } catch (fatal) {
+      this._fatal(fatal);
+      throw fatal;
+    }
   }
 
   #receive(msg, rinfo) {
-    if (!this.#module) return;
+    if (!this._module) return;
     const key = peerKey(rinfo.address, rinfo.port);
     const peer = this.#peers.get(key) ?? key;
     try {
-      this.#apply(() => this.#module.onDatagram(peer, msg));
+      this._apply(() => this._module.onDatagram(peer, msg));
     } catch (err) {
-      if (err.code === 'AVC_TRAP') this.#fatal(err);
-      else this.#log(4, { msg: 'datagram', err: err.message });
+      if (err.code === 'AVC_TRAP') this._fatal(err);
+      else this._log(4, { msg: 'datagram', err: err.message });
     }
-  }
-
-  // apply runs one module call, then steps, re-arms the timer and emits the
-  // events. After a trap it re-instantiates the module from the last stored
-  // state, starts again (unless stopping) and retries the call once.
-  #apply(fn) {
-    let result;
-    try {
-      result = fn();
-    } catch (err) {
-      if (err.code !== 'AVC_TRAP') {
-        this.#pump();
-        throw err;
-      }
-      try {
-        this.#recover(err);
-      } catch (fatal) {
-        this.#fatal(fatal);
-        throw fatal;
-      }
-      result = fn();
-    }
-    this.#pump();
-    return result;
-  }
-
-  #pump() {
-    if (!this.#module) return;
-    let next = null;
-    try {
-      next = this.#module.step(Date.now());
-      for (let ev = this.#module.pollEvent(); ev !== null; ev = this.#module.pollEvent()) {
-        if (ev.kind === 'read_request') this.#readRequest(ev, this.#module);
-        this.emit('event', ev);
-        this.emit(ev.kind, ev);
-      }
-    } catch (err) {
-      if (err.code === 'AVC_TRAP') {
-        try {
-          this.#recover(err);
-        } catch (fatal) {
-          this.#fatal(fatal);
-          return;
-        }
-        this.#pump();
-        return;
-      }
-      this.#log(4, { msg: 'step', err: err.message });
-    }
-    clearTimeout(this.#timer);
-    this.#timer = null;
-    if (next !== null && this.#socket) {
-      this.#timer = setTimeout(() => this.#pump(), Math.min(Math.max(0, next - Date.now()), MAX_TIMEOUT_MS));
-    }
-  }
-
-  // readRequest serves a 'read_request' event (core.js serveReadRequest).
-  #readRequest(ev, mod) {
-    serveReadRequest(ev, {
-      handler: this.#onRead,
-      current: () => this.#module === mod,
-      set: (path, value) => this.set(path, value),
-      done: () => this.#apply(() => mod.command({ cmd: 'read_done', token: ev.token })),
-      log: (level, record) => this.#log(level, record),
-    });
-  }
-
-  #recover(trap) {
-    const now = Date.now();
-    this.#traps = this.#traps.filter((t) => now - t < TRAP_WINDOW_MS);
-    this.#traps.push(now);
-    this.#log(8, { msg: 'module trapped', err: trap.message, traps: this.#traps.length });
-    if (this.#stopping || this.#traps.length > MAX_TRAPS) throw trap;
-    const mod = this.#newModule();
-    this.#module = mod;
-    this.#rebind();
-    if (this.#started) mod.command('start');
-  }
-
-  #fatal(err) {
-    this.#shutdown();
-    this.#module = null;
-    if (this.listenerCount('error') > 0) this.emit('error', err);
-    else this.#log(8, { msg: 'agent closed', err: err.message });
   }
 }
