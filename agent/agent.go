@@ -50,6 +50,7 @@ type Agent struct {
 	// port for it is open (Engine.Target).
 	target Target
 	carry  []Datagram
+	held   []Datagram // flush's, reused
 	// side is set while the port is a sidePort (withSide).
 	side bool
 
@@ -704,7 +705,7 @@ func (a *Agent) flush(ctx context.Context, port port) (restart, failed, register
 	// previous port go first.
 	next := e.Target()
 	retarget := a.needsNewPort(next)
-	held := a.carry
+	held := append(a.held[:0], a.carry...)
 	a.carry = nil
 	for {
 		j, ok := e.pollSync()
@@ -740,6 +741,8 @@ func (a *Agent) flush(ctx context.Context, port port) (restart, failed, register
 			a.log.Warn("send", "err", err)
 		}
 	}
+	clear(held)
+	a.held = held[:0]
 	return a.flushEvents()
 }
 

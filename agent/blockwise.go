@@ -101,17 +101,22 @@ func (b BlockOption) Bytes() ([]byte, error) {
 	if b.Num >= 1<<20 || b.SZX > szxBERT {
 		return nil, fmt.Errorf("%w: num %d, szx %d", ErrBadBlockOption, b.Num, b.SZX)
 	}
+	return b.appendBytes(nil), nil
+}
+
+// appendBytes appends the option value of a valid b to dst.
+func (b BlockOption) appendBytes(dst []byte) []byte {
 	v := b.Num<<4 | uint32(b.SZX)
 	if b.More {
 		v |= 8
 	}
-	var out []byte
+	n := len(dst)
 	for shift := 16; shift >= 0; shift -= 8 {
-		if c := byte(v >> shift); c != 0 || len(out) > 0 {
-			out = append(out, c)
+		if c := byte(v >> shift); c != 0 || len(dst) > n {
+			dst = append(dst, c)
 		}
 	}
-	return out, nil
+	return dst
 }
 
 // Size returns the block size in bytes: 16 to 1024 (SZX 7, BERT, counts

@@ -405,7 +405,7 @@ func (e *Engine) link(now time.Time, c CmdLink) error {
 	}
 	e.logWarn("link to the server failed", "server_uri", e.cfg.ServerURI, "err", why)
 	// What waited to go out never will.
-	e.out = nil
+	e.out, e.outHead = nil, 0
 	r := e.reg
 	switch r.state {
 	case regRegistering, regRegistered, regUpdating:

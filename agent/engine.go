@@ -69,6 +69,7 @@ type Engine struct {
 	bsCached bool
 	log      *slog.Logger
 	rand     io.Reader
+	randBuf  [8]byte // randUint64's
 
 	tr   *transport
 	reg  *registration
@@ -95,12 +96,13 @@ type Engine struct {
 	// observations while it stands still.
 	version uint64
 
-	rx     rxScratch // a pull's responses are decoded here
-	out    []Datagram
-	events []Event
-	sent   int       // datagrams transmitted so far
-	stats  connStats // Connectivity Statistics /7
-	now    time.Time // time of the call being handled
+	rx      rxScratch  // a pull's responses are decoded here
+	out     []Datagram // to send, from out[outHead] on
+	outHead int
+	events  []Event
+	sent    int       // datagrams transmitted so far
+	stats   connStats // Connectivity Statistics /7
+	now     time.Time // time of the call being handled
 
 	// Queue mode (binding UQ): the engine stays reachable until
 	// awakeUntil after its last exchange, then sleeps.
@@ -330,16 +332,20 @@ func (e *Engine) Step(now time.Time) time.Time {
 }
 
 // pendingTransmit reports whether datagrams wait for PollTransmit.
-func (e *Engine) pendingTransmit() bool { return len(e.out) > 0 }
+func (e *Engine) pendingTransmit() bool { return len(e.out) > e.outHead }
 
 // PollTransmit returns the next datagram to send, if any.
 func (e *Engine) PollTransmit() (Datagram, bool) {
-	if len(e.out) == 0 {
+	if e.outHead == len(e.out) {
 		return Datagram{}, false
 	}
-	d := e.out[0]
-	e.out[0] = Datagram{}
-	e.out = e.out[1:]
+	d := e.out[e.outHead]
+	e.out[e.outHead] = Datagram{}
+	e.outHead++
+	if e.outHead == len(e.out) {
+		// All taken: the next datagrams reuse the array.
+		e.out, e.outHead = e.out[:0], 0
+	}
 	return d, true
 }
 
@@ -427,12 +433,18 @@ func (e *Engine) store() {
 }
 
 func (e *Engine) randUint64() uint64 {
-	var b [8]byte
-	if _, err := io.ReadFull(e.rand, b[:]); err != nil {
+	// e.randBuf, not a local array: handed to an io.Reader, a local one
+	// would be allocated on every call.
+	if _, err := io.ReadFull(e.rand, e.randBuf[:]); err != nil {
 		panic(fmt.Sprintf("agent: random source failed: %v", err))
 	}
-	return binary.BigEndian.Uint64(b[:])
+	return binary.BigEndian.Uint64(e.randBuf[:])
 }
+
+// debugOn reports whether debug records are logged: hot paths check it
+// before building a record's arguments, which allocate even when the
+// record is dropped.
+func (e *Engine) debugOn() bool { return e.log.Enabled(context.Background(), slog.LevelDebug) }
 
 func (e *Engine) logDebug(msg string, args ...any) {
 	e.log.Log(context.Background(), slog.LevelDebug, msg, args...)

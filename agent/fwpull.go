@@ -62,6 +62,17 @@ type dlPull struct {
 	win      map[uint32]*pipeBlock
 	winNext  uint32 // the next block number to ask for
 	lockstep bool   // pipelining was given up for this pull
+
+	// Reused by blockRequest: a block request is encoded as soon as it is
+	// built, so one message serves them all.
+	uriOpts  []message.Option // Uri-Path and Uri-Query of the package
+	req      message.Message
+	reqOpts  message.Options
+	blockVal [3]byte
+	etagHex  []byte
+	// answer takes the response to the one-at-a-time request in flight
+	// (made once: a closure per request would be allocated per block).
+	answer func(now time.Time, resp *message.Message)
 }
 
 // pipeBlock is one block request of a pipelined pull.
@@ -229,44 +240,53 @@ func (p *dlPull) request(now time.Time) {
 	}
 	m := p.blockRequest(uint32(d.off/int64(16<<szx)), szx)
 	p.token = m.Token
-	token := string(m.Token)
-	d.e.tr.send(now, p.peer, m, func(now time.Time, resp *message.Message) {
-		if d.pull != p || string(p.token) != token {
-			return // a stale answer of a stopped pull
+	if p.answer == nil {
+		// One request in flight at a time, and a stopped pull's exchange
+		// is forgotten (stop): an answer for p while it waits is the one.
+		p.answer = func(now time.Time, resp *message.Message) {
+			if p.d.pull != p || !p.waiting {
+				return // a stale answer of a stopped pull
+			}
+			p.waiting = false
+			p.coapAnswer(now, resp)
 		}
-		p.waiting = false
-		p.coapAnswer(now, resp)
-	})
-	p.retime(now, token)
+	}
+	d.e.tr.send(now, p.peer, m, p.answer)
+	p.retime(now, string(m.Token))
 }
 
 // blockRequest builds the GET of block num of the package in blocks of
-// size szx, with a token of its own.
+// size szx, with a token of its own. The message is the pull's, reused:
+// it is valid until the next call (transport.send encodes it at once).
 func (p *dlPull) blockRequest(num uint32, szx uint8) *message.Message {
+	if p.uriOpts == nil {
+		p.uriOpts = make([]message.Option, 0, 4)
+		for _, seg := range strings.Split(strings.TrimPrefix(p.u.EscapedPath(), "/"), "/") {
+			if seg == "" {
+				continue
+			}
+			s, err := url.PathUnescape(seg)
+			if err != nil {
+				s = seg
+			}
+			p.uriOpts = append(p.uriOpts, message.Option{ID: message.URIPath, Value: []byte(s)})
+		}
+		if p.u.RawQuery != "" {
+			for _, q := range strings.Split(p.u.RawQuery, "&") {
+				p.uriOpts = append(p.uriOpts, message.Option{ID: message.URIQuery, Value: []byte(q)})
+			}
+		}
+	}
 	b := BlockOption{Num: num, SZX: szx}
-	m := &message.Message{Code: codes.GET}
-	for _, seg := range strings.Split(strings.TrimPrefix(p.u.EscapedPath(), "/"), "/") {
-		if seg == "" {
-			continue
-		}
-		s, err := url.PathUnescape(seg)
-		if err != nil {
-			s = seg
-		}
-		m.Options = append(m.Options, message.Option{ID: message.URIPath, Value: []byte(s)})
-	}
-	if p.u.RawQuery != "" {
-		for _, q := range strings.Split(p.u.RawQuery, "&") {
-			m.Options = append(m.Options, message.Option{ID: message.URIQuery, Value: []byte(q)})
-		}
-	}
-	m.Options = withBlock(m.Options, message.Block2, b)
+	opts := append(p.reqOpts[:0], p.uriOpts...)
+	opts = opts.Add(message.Option{ID: message.Block2, Value: b.appendBytes(p.blockVal[:0])})
 	if b.Num == 0 {
 		// RFC 7959 §4: Size2 0 in a request asks for the size.
-		m.Options = addUint(m.Options, message.Size2, 0)
+		opts = addUint(opts, message.Size2, 0)
 	}
-	m.Token = p.d.e.tr.token()
-	return m
+	p.reqOpts = opts
+	p.req = message.Message{Code: codes.GET, Options: opts, Token: p.d.e.tr.token()}
+	return &p.req
 }
 
 // coapAnswer handles the response to a block request (nil: timed out).
@@ -293,13 +313,7 @@ func (p *dlPull) coapAnswer(now time.Time, resp *message.Message) {
 		return
 	}
 	p.first = true
-	etag := ""
-	for _, o := range resp.Options {
-		if o.ID == message.ETag {
-			etag = hex.EncodeToString(o.Value)
-			break
-		}
-	}
+	etag := p.etag(resp)
 	b, has, err := blockOpt(resp, message.Block2)
 	if err != nil || (has && b.SZX == szxBERT) {
 		p.retry(now, fmt.Errorf("bad Block2 option: %v", err))
@@ -329,7 +343,9 @@ func (p *dlPull) coapAnswer(now time.Time, resp *message.Message) {
 	if has && b.SZX < p.szx {
 		p.szx = b.SZX // the server prefers smaller blocks
 	}
-	rec.Validator = etag
+	if rec.Validator != etag {
+		rec.Validator = etag
+	}
 	if size2, ok := uintOpt(resp, message.Size2); ok && rec.Total < 0 {
 		rec.Total = int64(size2)
 	}
@@ -442,14 +458,7 @@ func (p *dlPull) checkPiped(num uint32, resp *message.Message) (bool, error) {
 	if resp.Code != codes.Content {
 		return false, fmt.Errorf("server answered %v", resp.Code)
 	}
-	etag := ""
-	for _, o := range resp.Options {
-		if o.ID == message.ETag {
-			etag = hex.EncodeToString(o.Value)
-			break
-		}
-	}
-	if etag != rec.Validator {
+	if etag := p.etag(resp); etag != rec.Validator {
 		return false, fmt.Errorf("ETag %q, the pull started with %q", etag, rec.Validator)
 	}
 	b, has, err := blockOpt(resp, message.Block2)
@@ -465,6 +474,22 @@ func (p *dlPull) checkPiped(num uint32, resp *message.Message) (bool, error) {
 		return false, fmt.Errorf("block %d (%d bytes, more %v) does not fit a package of %d bytes", num, len(resp.Payload), b.More, rec.Total)
 	}
 	return b.More, nil
+}
+
+// etag returns resp's ETag in hex ("" without one), as a string that is
+// only allocated when it differs from the validator the pull holds, which
+// is every block's case but the first.
+func (p *dlPull) etag(resp *message.Message) string {
+	for _, o := range resp.Options {
+		if o.ID == message.ETag {
+			p.etagHex = hex.AppendEncode(p.etagHex[:0], o.Value)
+			if v := p.d.t.record().Validator; string(p.etagHex) == v {
+				return v
+			}
+			return string(p.etagHex)
+		}
+	}
+	return ""
 }
 
 // collapse forgets the pipelined requests in flight and leaves the pull

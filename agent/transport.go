@@ -90,11 +90,11 @@ func (t *transport) mid() uint16 {
 // token returns a fresh random 8-byte token not used by any outstanding
 // exchange (RFC 9175 §4.2: tokens are random and not reused while open).
 func (t *transport) token() []byte {
+	b := make([]byte, 8)
 	for {
-		var b [8]byte
-		binary.BigEndian.PutUint64(b[:], t.e.randUint64())
-		if _, busy := t.exchanges[string(b[:])]; !busy {
-			return b[:]
+		binary.BigEndian.PutUint64(b, t.e.randUint64())
+		if _, busy := t.exchanges[string(b)]; !busy {
+			return b
 		}
 	}
 }
@@ -150,7 +150,8 @@ func (t *transport) send(now time.Time, peer string, m *message.Message, done fu
 		// Our own requests always encode; a failure is a broken invariant.
 		panic(err)
 	}
-	x := &exchange{key: string(m.Token), token: string(m.Token), mid: uint16(m.MessageID), wire: wire, peer: peer, done: done}
+	tok := string(m.Token)
+	x := &exchange{key: tok, token: tok, mid: uint16(m.MessageID), wire: wire, peer: peer, done: done}
 	t.start(now, x, m)
 }
 
@@ -160,7 +161,9 @@ func (t *transport) start(now time.Time, x *exchange, m *message.Message) {
 	x.sends = 1
 	x.deadline = now.Add(x.timeout)
 	t.exchanges[x.key] = x
-	t.e.logDebug("coap send", "peer", x.peer, "mid", x.mid, "code", m.Code.String(), "type", "CON")
+	if t.e.debugOn() {
+		t.e.logDebug("coap send", "peer", x.peer, "mid", x.mid, "code", m.Code.String(), "type", "CON")
+	}
 	t.e.transmit(x.peer, x.wire)
 }
 
@@ -229,7 +232,9 @@ func (t *transport) fire(now time.Time) {
 		x.sends++
 		x.timeout *= 2
 		x.deadline = x.deadline.Add(x.timeout)
-		t.e.logDebug("coap retransmit", "peer", x.peer, "mid", x.mid, "attempt", x.sends)
+		if t.e.debugOn() {
+			t.e.logDebug("coap retransmit", "peer", x.peer, "mid", x.mid, "attempt", x.sends)
+		}
 		t.e.transmit(x.peer, x.wire)
 	}
 	for len(t.dedupOrder) > 0 {
@@ -279,7 +284,9 @@ func (t *transport) handle(now time.Time, peer string, m *message.Message) {
 	}
 	key := peer + "/" + strconv.Itoa(int(m.MessageID))
 	if s, dup := t.dedup[key]; dup {
-		t.e.logDebug("coap duplicate", "peer", peer, "mid", m.MessageID)
+		if t.e.debugOn() {
+			t.e.logDebug("coap duplicate", "peer", peer, "mid", m.MessageID)
+		}
 		if m.Type == message.Confirmable && s.resp != nil {
 			t.e.transmit(peer, s.resp)
 		}
