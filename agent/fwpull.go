@@ -70,6 +70,9 @@ type dlPull struct {
 	reqOpts  message.Options
 	blockVal [3]byte
 	etagHex  []byte
+	// spareBufs are payload copies of pipelined blocks already stored,
+	// for the next answers (at most nstart of them).
+	spareBufs [][]byte
 	// answer takes the response to the one-at-a-time request in flight
 	// (made once: a closure per request would be allocated per block).
 	answer func(now time.Time, resp *message.Message)
@@ -423,7 +426,12 @@ func (p *dlPull) pipedAnswer(now time.Time, num uint32, pb *pipeBlock, resp *mes
 		p.request(now)
 		return
 	}
-	pb.data, pb.more, pb.got = append([]byte(nil), resp.Payload...), more, true
+	// A copy: decode reuses its buffer. From a spare one when there is.
+	var buf []byte
+	if n := len(p.spareBufs); n > 0 {
+		buf, p.spareBufs = p.spareBufs[n-1], p.spareBufs[:n-1]
+	}
+	pb.data, pb.more, pb.got = append(buf[:0], resp.Payload...), more, true
 	size := int64(16 << p.szx)
 	for {
 		head := uint32(d.off / size)
@@ -432,7 +440,9 @@ func (p *dlPull) pipedAnswer(now time.Time, num uint32, pb *pipeBlock, resp *mes
 			break
 		}
 		delete(p.win, head)
-		if r, err := d.data(now, hb.data); err != nil {
+		r, err := d.data(now, hb.data)
+		p.spareBufs = append(p.spareBufs, hb.data) // stored: reusable
+		if err != nil {
 			d.fail(now, r, err)
 			return
 		}

@@ -69,6 +69,33 @@ type transport struct {
 	szx uint8
 	// bw is the block-wise layer's state (blockwise.go).
 	bw blockwise
+	// spare holds completed exchanges for newExchange to reuse (a pull
+	// makes one per block).
+	spare []*exchange
+}
+
+// maxSpare bounds transport.spare.
+const maxSpare = 8
+
+// newExchange returns an exchange to fill in: a spare one or a new one.
+func (t *transport) newExchange() *exchange {
+	if n := len(t.spare); n > 0 {
+		x := t.spare[n-1]
+		t.spare = t.spare[:n-1]
+		return x
+	}
+	return new(exchange)
+}
+
+// finish completes x, already removed from t.exchanges, with resp (nil:
+// timed out or reset) and keeps it for reuse: nothing refers to an
+// exchange once it has left the map and its done has returned.
+func (t *transport) finish(now time.Time, x *exchange, resp *message.Message) {
+	x.done(now, resp)
+	*x = exchange{}
+	if len(t.spare) < maxSpare {
+		t.spare = append(t.spare, x)
+	}
 }
 
 func newTransport(e *Engine) *transport {
@@ -151,7 +178,8 @@ func (t *transport) send(now time.Time, peer string, m *message.Message, done fu
 		panic(err)
 	}
 	tok := string(m.Token)
-	x := &exchange{key: tok, token: tok, mid: uint16(m.MessageID), wire: wire, peer: peer, done: done}
+	x := t.newExchange()
+	*x = exchange{key: tok, token: tok, mid: uint16(m.MessageID), wire: wire, peer: peer, done: done}
 	t.start(now, x, m)
 }
 
@@ -188,7 +216,8 @@ func (t *transport) notify(now time.Time, peer string, m *message.Message, con b
 		t.e.transmit(peer, wire)
 		return mid
 	}
-	x := &exchange{key: "n/" + strconv.Itoa(int(mid)), token: string(m.Token), notify: true, mid: mid, wire: wire, peer: peer, done: done}
+	x := t.newExchange()
+	*x = exchange{key: "n/" + strconv.Itoa(int(mid)), token: string(m.Token), notify: true, mid: mid, wire: wire, peer: peer, done: done}
 	t.start(now, x, m)
 	return mid
 }
@@ -226,7 +255,7 @@ func (t *transport) fire(now time.Time) {
 		if x.acked || x.sends > x.maxRetransmit() {
 			delete(t.exchanges, x.key)
 			t.e.logDebug("coap exchange timed out", "peer", x.peer, "mid", x.mid)
-			x.done(now, nil)
+			t.finish(now, x, nil)
 			continue
 		}
 		x.sends++
@@ -305,7 +334,7 @@ func (t *transport) handle(now time.Time, peer string, m *message.Message) {
 		}
 		if ok {
 			delete(t.exchanges, string(m.Token))
-			x.done(now, m)
+			t.finish(now, x, m)
 		}
 		return
 	}
@@ -355,13 +384,13 @@ func (t *transport) handleAckOrReset(now time.Time, m *message.Message) {
 		}
 		if m.Type == message.Reset {
 			delete(t.exchanges, tok)
-			x.done(now, nil)
+			t.finish(now, x, nil)
 			return
 		}
 		if x.notify {
 			// The ACK of a confirmable notification (RFC 7641 §4.5).
 			delete(t.exchanges, tok)
-			x.done(now, m)
+			t.finish(now, x, m)
 			return
 		}
 		if m.Code == codes.Empty {
@@ -376,7 +405,7 @@ func (t *transport) handleAckOrReset(now time.Time, m *message.Message) {
 			return // piggybacked response with the wrong token
 		}
 		delete(t.exchanges, tok)
-		x.done(now, m)
+		t.finish(now, x, m)
 		return
 	}
 	if m.Type == message.Reset {
