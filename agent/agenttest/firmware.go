@@ -224,3 +224,20 @@ func (f *Flash) PowerCut() {
 
 // Equal reports whether the stored image is img.
 func (f *Flash) Equal(img []byte) bool { return bytes.Equal(f.Data, img) }
+
+// AwaitDownload reads a real agent's events until its firmware download
+// ends, Downloaded (State 2) or failed (back to Idle with a result), and
+// returns the last firmware status; its zero value when events closed.
+func AwaitDownload(events <-chan agent.Event) agent.FirmwareStatus {
+	var last agent.FirmwareStatus
+	for ev := range events {
+		if ev.Kind != agent.EventFirmware || ev.Firmware == nil {
+			continue
+		}
+		last = *ev.Firmware
+		if last.State == agent.FirmwareDownloaded || (last.State == agent.FirmwareIdle && last.Result != agent.ResultInitial) {
+			break
+		}
+	}
+	return last
+}

@@ -62,16 +62,7 @@ func TestFirmwarePullFromLibcoap(t *testing.T) {
 	if _, err := srv.Write(ctx, ep, lwm2m.P(5, 0, 1), lwm2m.FormatText, []lwm2m.Record{{Path: lwm2m.P(5, 0, 1), Value: lwm2m.String(uri)}}); err != nil {
 		t.Fatal(err)
 	}
-	var last agent.FirmwareStatus
-	for ev := range a.Events() {
-		if ev.Kind != agent.EventFirmware {
-			continue
-		}
-		last = *ev.Firmware
-		if last.State == agent.FirmwareDownloaded || (last.State == agent.FirmwareIdle && last.Result != agent.ResultInitial) {
-			break
-		}
-	}
+	last := agenttest.AwaitDownload(a.Events())
 	if last.State != agent.FirmwareDownloaded {
 		t.Fatalf("pull from coap-server-notls ended in state %v, result %v\n%s", last.State, last.Result, fs.Output())
 	}
@@ -125,16 +116,7 @@ func TestFirmwarePullCoapsFromLibcoap(t *testing.T) {
 			if _, err := srv.Write(ctx, ep, lwm2m.P(5, 0, 1), lwm2m.FormatText, []lwm2m.Record{{Path: lwm2m.P(5, 0, 1), Value: lwm2m.String(uri)}}); err != nil {
 				t.Fatal(err)
 			}
-			var last agent.FirmwareStatus
-			for ev := range a.Events() {
-				if ev.Kind != agent.EventFirmware {
-					continue
-				}
-				last = *ev.Firmware
-				if last.State == agent.FirmwareDownloaded || (last.State == agent.FirmwareIdle && last.Result != agent.ResultInitial) {
-					break
-				}
-			}
+			last := agenttest.AwaitDownload(a.Events())
 			if last.State != agent.FirmwareDownloaded {
 				t.Fatalf("coaps pull ended in state %v, result %v\n%s", last.State, last.Result, fs.Output())
 			}

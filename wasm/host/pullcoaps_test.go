@@ -125,16 +125,7 @@ func TestAgentFirmwarePullCoapsLibcoap(t *testing.T) {
 	if _, err := srv.Write(ctx, "wasm-fw-libcoap", lwm2m.P(5, 0, 1), lwm2m.FormatText, []lwm2m.Record{{Path: lwm2m.P(5, 0, 1), Value: lwm2m.String(uri)}}); err != nil {
 		t.Fatal(err)
 	}
-	var last agent.FirmwareStatus
-	for ev := range evs {
-		if ev.Kind != agent.EventFirmware {
-			continue
-		}
-		last = *ev.Firmware
-		if last.State == agent.FirmwareDownloaded || (last.State == agent.FirmwareIdle && last.Result != agent.ResultInitial) {
-			break
-		}
-	}
+	last := agenttest.AwaitDownload(evs)
 	if last.State != agent.FirmwareDownloaded {
 		t.Fatalf("coaps pull ended in state %v, result %v\n%s", last.State, last.Result, fs.Output())
 	}
