@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -734,7 +735,9 @@ func (a *Agent) flush(ctx context.Context, port port) (restart, failed, register
 		// The new port also carries what goes over DTLS sessions beside
 		// it (the old one may have none).
 		if retarget && (d.Peer == next.Peer || strings.HasPrefix(d.Peer, DTLSPeerPrefix)) {
-			a.carry = append(a.carry, d)
+			// A copy: the engine reuses a request's bytes once its
+			// exchange is done, which may happen before the new port.
+			a.carry = append(a.carry, Datagram{Peer: d.Peer, Data: bytes.Clone(d.Data)})
 			continue
 		}
 		if err := port.Send(d.Peer, d.Data); err != nil {

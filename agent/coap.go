@@ -144,12 +144,19 @@ func badCriticalOption(m *message.Message) (message.OptionID, bool) {
 }
 
 // encode serializes m.
-func encode(m *message.Message) ([]byte, error) {
+func encode(m *message.Message) ([]byte, error) { return encodeInto(m, nil) }
+
+// encodeInto serializes m into buf's array when it is large enough, else
+// into a new one.
+func encodeInto(m *message.Message, buf []byte) ([]byte, error) {
 	n, err := coder.DefaultCoder.Size(*m)
 	if err != nil {
 		return nil, fmt.Errorf("agent: encode coap: %w", err)
 	}
-	buf := make([]byte, n)
+	if cap(buf) < n {
+		buf = make([]byte, n)
+	}
+	buf = buf[:n]
 	if _, err := coder.DefaultCoder.Encode(*m, buf); err != nil {
 		return nil, fmt.Errorf("agent: encode coap: %w", err)
 	}

@@ -334,7 +334,22 @@ func (e *Engine) Step(now time.Time) time.Time {
 // pendingTransmit reports whether datagrams wait for PollTransmit.
 func (e *Engine) pendingTransmit() bool { return len(e.out) > e.outHead }
 
-// PollTransmit returns the next datagram to send, if any.
+// queued reports whether b's bytes wait in the outgoing queue.
+func (e *Engine) queued(b []byte) bool {
+	if len(b) == 0 {
+		return false
+	}
+	for _, d := range e.out[e.outHead:] {
+		if len(d.Data) > 0 && &d.Data[0] == &b[0] {
+			return true
+		}
+	}
+	return false
+}
+
+// PollTransmit returns the next datagram to send, if any. Its Data is
+// the engine's: the driver sends (or copies) it before calling the engine
+// again, which may reuse the bytes of a request whose exchange is done.
 func (e *Engine) PollTransmit() (Datagram, bool) {
 	if e.outHead == len(e.out) {
 		return Datagram{}, false

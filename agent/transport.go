@@ -42,6 +42,7 @@ type exchange struct {
 	timeout  time.Duration // current retransmission timeout
 	deadline time.Time     // next retransmission, or give-up time
 	acked    bool          // empty ACK seen: waiting for a separate response
+	ownWire  bool          // wire came from transport.spareWire (send): reusable once done
 	// done is called once with the response, or with nil when the
 	// exchange timed out or was reset.
 	done func(now time.Time, resp *message.Message)
@@ -70,8 +71,10 @@ type transport struct {
 	// bw is the block-wise layer's state (blockwise.go).
 	bw blockwise
 	// spare holds completed exchanges for newExchange to reuse (a pull
-	// makes one per block).
-	spare []*exchange
+	// makes one per block), spareWire the encoded requests of completed
+	// exchanges for send to encode into.
+	spare     []*exchange
+	spareWire [][]byte
 }
 
 // maxSpare bounds transport.spare.
@@ -92,6 +95,11 @@ func (t *transport) newExchange() *exchange {
 // exchange once it has left the map and its done has returned.
 func (t *transport) finish(now time.Time, x *exchange, resp *message.Message) {
 	x.done(now, resp)
+	// Its wire bytes too, unless a transmission of them still waits for
+	// the driver (Engine.PollTransmit hands them out, not copies).
+	if x.ownWire && len(t.spareWire) < maxSpare && !t.e.queued(x.wire) {
+		t.spareWire = append(t.spareWire, x.wire[:0])
+	}
 	*x = exchange{}
 	if len(t.spare) < maxSpare {
 		t.spare = append(t.spare, x)
@@ -172,14 +180,18 @@ func (t *transport) send(now time.Time, peer string, m *message.Message, done fu
 	if len(m.Token) == 0 {
 		m.Token = t.token()
 	}
-	wire, err := encode(m)
+	var buf []byte
+	if n := len(t.spareWire); n > 0 {
+		buf, t.spareWire = t.spareWire[n-1], t.spareWire[:n-1]
+	}
+	wire, err := encodeInto(m, buf)
 	if err != nil {
 		// Our own requests always encode; a failure is a broken invariant.
 		panic(err)
 	}
 	tok := string(m.Token)
 	x := t.newExchange()
-	*x = exchange{key: tok, token: tok, mid: uint16(m.MessageID), wire: wire, peer: peer, done: done}
+	*x = exchange{key: tok, token: tok, mid: uint16(m.MessageID), wire: wire, peer: peer, done: done, ownWire: true}
 	t.start(now, x, m)
 }
 
