@@ -338,33 +338,12 @@ func serveDTLSOnce(ln net.Listener, suite chan<- dtls.CipherSuiteID, reqs chan<-
 	}
 	st, _ := conn.ConnectionState()
 	suite <- st.CipherSuiteID
-	buf := make([]byte, 2048)
-	for {
-		n, err := conn.Read(buf)
-		if err != nil {
-			return
-		}
-		m, err := decodeMsg(buf[:n])
-		if err != nil || m.Type == message.Acknowledgement {
-			continue
-		}
-		resp := &message.Message{Type: message.Acknowledgement, MessageID: m.MessageID, Token: m.Token, Code: codes.NotFound}
-		switch {
-		case m.Code == codes.POST && pathOf(m) == "/rd":
-			resp.Code = codes.Created
-			resp.Options = resp.Options.Add(message.Option{ID: message.LocationPath, Value: []byte("rd")})
-			resp.Options = resp.Options.Add(message.Option{ID: message.LocationPath, Value: []byte("x")})
-		case m.Code == codes.DELETE && pathOf(m) == "/rd/x":
-			resp.Code = codes.Deleted
-		}
+	serveRD(conn, func(m *message.Message) {
 		select {
 		case reqs <- m.Code.String() + " " + pathOf(m):
 		default:
 		}
-		if _, err := conn.Write(encodeMsg(resp)); err != nil {
-			return
-		}
-	}
+	})
 }
 
 // TestAgentDTLSSessionLost: the server restarts on the same address (its
@@ -472,6 +451,17 @@ func (s *dtlsTestServer) serve(conn *dtls.Conn, session int32) {
 	if err := conn.HandshakeContext(context.Background()); err != nil {
 		return
 	}
+	serveRD(conn, func(m *message.Message) {
+		s.mu.Lock()
+		s.reqs = append(s.reqs, fmt.Sprintf("%d %s %s", session, m.Code, pathOf(m)))
+		s.mu.Unlock()
+	})
+}
+
+// serveRD answers a client's registrations over conn until it ends: a
+// Register gets /rd/x, an Update of /rd/x 2.04, a De-register 2.02,
+// anything else 4.04. seen gets each request first.
+func serveRD(conn *dtls.Conn, seen func(m *message.Message)) {
 	buf := make([]byte, 2048)
 	for {
 		n, err := conn.Read(buf)
@@ -493,9 +483,7 @@ func (s *dtlsTestServer) serve(conn *dtls.Conn, session int32) {
 		case m.Code == codes.DELETE && pathOf(m) == "/rd/x":
 			resp.Code = codes.Deleted
 		}
-		s.mu.Lock()
-		s.reqs = append(s.reqs, fmt.Sprintf("%d %s %s", session, m.Code, pathOf(m)))
-		s.mu.Unlock()
+		seen(m)
 		if _, err := conn.Write(encodeMsg(resp)); err != nil {
 			return
 		}
