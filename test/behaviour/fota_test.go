@@ -161,27 +161,7 @@ func TestFOTACoaps(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	key := []byte("0123456789abcdef")
-	img := bytes.Repeat([]byte("coaps image "), 20000)
-	var pkg bytes.Buffer
-	if _, err := fwpkg.Build(&pkg, fwpkg.Manifest{Version: "4.0.0"}, bytes.NewReader(img), nil); err != nil {
-		t.Fatal(err)
-	}
-	srv := server.New(server.Config{CoAPAddr: "127.0.0.1:0", CoAPSAddr: "127.0.0.1:0", FirmwareDir: t.TempDir(),
-		PSK: func(id []byte) ([]byte, error) {
-			if string(id) != "fw-puller" {
-				return nil, errors.New("unknown identity")
-			}
-			return key, nil
-		}})
-	if err := srv.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
-	if _, err := srv.PutFirmware("fw.avc", &pkg); err != nil {
-		t.Fatal(err)
-	}
-	events, unsubscribe := srv.Subscribe()
-	defer unsubscribe()
+	srv, events := coapsFirmwareServer(t, ctx, "fw-puller", key, "4.0.0", bytes.Repeat([]byte("coaps image "), 20000))
 	const ep = "fota-coaps"
 	stateDir := t.TempDir()
 	_, stop := runAgent(t, ctx, agent.Config{ServerURI: "coap://" + srv.CoAPAddr().String(), Endpoint: ep, StateDir: stateDir,
@@ -203,6 +183,42 @@ func TestFOTACoaps(t *testing.T) {
 	if !offers {
 		t.Errorf("/5/0/8 = %v, want CoAPS (1) among them", protos.Records)
 	}
+	updateOverCoaps(t, ctx, srv, ep, "4.0.0")
+}
+
+// coapsFirmwareServer starts avc server with a coaps listener that takes
+// the PSK identity with key only, and a firmware directory holding
+// fw.avc, a package of img at version; it returns the server (closed when
+// the test ends) and its events.
+func coapsFirmwareServer(t *testing.T, ctx context.Context, identity string, key []byte, version string, img []byte) (*server.Server, <-chan server.Event) {
+	t.Helper()
+	var pkg bytes.Buffer
+	if _, err := fwpkg.Build(&pkg, fwpkg.Manifest{Version: version}, bytes.NewReader(img), nil); err != nil {
+		t.Fatal(err)
+	}
+	srv := server.New(server.Config{CoAPAddr: "127.0.0.1:0", CoAPSAddr: "127.0.0.1:0", FirmwareDir: t.TempDir(),
+		PSK: func(id []byte) ([]byte, error) {
+			if string(id) != identity {
+				return nil, errors.New("unknown identity")
+			}
+			return key, nil
+		}})
+	if err := srv.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	if _, err := srv.PutFirmware("fw.avc", &pkg); err != nil {
+		t.Fatal(err)
+	}
+	events, unsubscribe := srv.Subscribe()
+	t.Cleanup(unsubscribe)
+	return srv, events
+}
+
+// updateOverCoaps runs a FOTA of fw.avc on ep pulled over coaps and
+// checks that it succeeded and that ep now runs version.
+func updateOverCoaps(t *testing.T, ctx context.Context, srv *server.Server, ep, version string) {
+	t.Helper()
 	f, err := srv.StartFOTA(ctx, ep, server.FOTARequest{Image: "fw.avc", Protocol: "coaps"})
 	if err != nil {
 		t.Fatal(err)
@@ -214,8 +230,8 @@ func TestFOTACoaps(t *testing.T) {
 	if err != nil || st.Result != 1 {
 		t.Fatalf("update ended with %+v, %v", st, err)
 	}
-	if v, err := srv.Read(ctx, ep, lwm2m.P(3, 0, 3), lwm2m.FormatText); err != nil || string(v.Payload) != "4.0.0" {
-		t.Errorf("/3/0/3 = %q, %v", v.Payload, err)
+	if v, err := srv.Read(ctx, ep, lwm2m.P(3, 0, 3), lwm2m.FormatText); err != nil || string(v.Payload) != version {
+		t.Errorf("/3/0/3 = %q, %v; want %s", v.Payload, err, version)
 	}
 }
 

@@ -6,7 +6,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/pem"
-	"errors"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -37,27 +36,7 @@ func TestFOTAHookCoaps(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	key := []byte("hook-key-0123456")
-	img := bytes.Repeat([]byte("coaps hook image "), 10000)
-	var pkg bytes.Buffer
-	if _, err := fwpkg.Build(&pkg, fwpkg.Manifest{Version: "5.0.0"}, bytes.NewReader(img), nil); err != nil {
-		t.Fatal(err)
-	}
-	srv := server.New(server.Config{CoAPAddr: "127.0.0.1:0", CoAPSAddr: "127.0.0.1:0", FirmwareDir: t.TempDir(),
-		PSK: func(id []byte) ([]byte, error) {
-			if string(id) != "hook-puller" {
-				return nil, errors.New("unknown identity")
-			}
-			return key, nil
-		}})
-	if err := srv.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
-	if _, err := srv.PutFirmware("fw.avc", &pkg); err != nil {
-		t.Fatal(err)
-	}
-	events, unsubscribe := srv.Subscribe()
-	defer unsubscribe()
+	srv, events := coapsFirmwareServer(t, ctx, "hook-puller", key, "5.0.0", bytes.Repeat([]byte("coaps hook image "), 10000))
 	const ep = "fota-hook-coaps"
 	stateDir := t.TempDir()
 	h := &securedFirmware{FileFirmware: &agent.FileFirmware{Dir: filepath.Join(stateDir, "firmware")},
@@ -68,17 +47,7 @@ func TestFOTAHookCoaps(t *testing.T) {
 	if _, err := server.WaitEvent(ctx, events, ep, server.EventRegistered); err != nil {
 		t.Fatal(err)
 	}
-	f, err := srv.StartFOTA(ctx, ep, server.FOTARequest{Image: "fw.avc", Protocol: "coaps"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := f.Wait(ctx)
-	if err != nil || st.Result != 1 {
-		t.Fatalf("update ended with %+v, %v", st, err)
-	}
-	if v, err := srv.Read(ctx, ep, lwm2m.P(3, 0, 3), lwm2m.FormatText); err != nil || string(v.Payload) != "5.0.0" {
-		t.Errorf("/3/0/3 = %q, %v", v.Payload, err)
-	}
+	updateOverCoaps(t, ctx, srv, ep, "5.0.0")
 }
 
 // TestFOTAHookHTTPS: an https pull trusts the certificate the handler's
