@@ -225,25 +225,6 @@ static int wait_fw(int state, int result, int timeout_ms)
     return ok;
 }
 
-/* Polls until an le_avc status arrives. */
-static int wait_status(int32_t status, int timeout_ms)
-{
-    avc_event_t ev;
-    long end = now_ms() + timeout_ms;
-    while (now_ms() < end)
-    {
-        if (avc_poll_event(&ev, (int)(end - now_ms())) != AVC_OK)
-        {
-            return 0;
-        }
-        if (ev.type == AVC_EVENT_STATUS && ev.status == status)
-        {
-            return 1;
-        }
-    }
-    return 0;
-}
-
 /* ---- an HTTP server for the image, and one that stalls -------------------- */
 
 typedef struct image_server

@@ -1,7 +1,8 @@
 /*
  * serverapi.h - what the C update tests share: a monotonic clock in
  * milliseconds, and a minimal HTTP/1.1 client for avc server's JSON API
- * (http(), api_read(), api_read_until()). Header-only; each test program
+ * (http(), api_read(), api_read_until()), and wait_status() for an
+ * le_avc status from the event queue. Header-only; each test program
  * includes it once.
  */
 #ifndef AVC_TESTDATA_SERVERAPI_H
@@ -15,6 +16,8 @@
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "avc.h"
 
 static long now_ms(void)
 {
@@ -184,6 +187,27 @@ static int api_read_until(const char* api, const char* ep, const char* path, con
         sleep_ms(100);
     }
     printf("      %s reads %s, want %s\n", path, got, want);
+    return 0;
+}
+
+/* Polls libavc's event queue until the le_avc status arrives (1) or
+ * timeout_ms pass (0). Inline: programs that do not use it get no
+ * unused-function warning. */
+static inline int wait_status(int32_t status, int timeout_ms)
+{
+    avc_event_t ev;
+    long end = now_ms() + timeout_ms;
+    while (now_ms() < end)
+    {
+        if (avc_poll_event(&ev, (int)(end - now_ms())) != AVC_OK)
+        {
+            return 0;
+        }
+        if (ev.type == AVC_EVENT_STATUS && ev.status == status)
+        {
+            return 1;
+        }
+    }
     return 0;
 }
 
