@@ -478,19 +478,7 @@ func (e *Engine) bootstrapWrite(now time.Time, p lwm2m.Path, m *message.Message)
 		return e.bootstrapWriteACL(p, m)
 	}
 	if p.Obj() > 1 {
-		if _, _, errResp := e.lookup(p); errResp != nil {
-			return errResp
-		}
-		recs, errResp := e.decodeWrite(p, m)
-		if errResp != nil {
-			return errResp
-		}
-		for _, r := range recs {
-			if !p.Contains(r.Path) {
-				return reply(codes.BadRequest)
-			}
-		}
-		ws, errResp := e.checkWrites(now, recs)
+		_, ws, errResp := e.writesAt(now, p, m)
 		if errResp != nil {
 			return errResp
 		}

@@ -352,19 +352,7 @@ func (e *Engine) write(now time.Time, p lwm2m.Path, m *message.Message, replace 
 		// Writing a whole object is Create (POST) or not allowed (PUT).
 		return reply(codes.MethodNotAllowed)
 	}
-	if _, _, errResp := e.lookup(p); errResp != nil {
-		return errResp
-	}
-	recs, errResp := e.decodeWrite(p, m)
-	if errResp != nil {
-		return errResp
-	}
-	for _, r := range recs {
-		if !p.Contains(r.Path) {
-			return reply(codes.BadRequest)
-		}
-	}
-	ws, errResp := e.checkWrites(now, recs)
+	recs, ws, errResp := e.writesAt(now, p, m)
 	if errResp != nil {
 		return errResp
 	}
@@ -374,6 +362,29 @@ func (e *Engine) write(now time.Time, p lwm2m.Path, m *message.Message, replace 
 	}
 	e.emit(Event{Kind: EventWrite, Path: p.String()})
 	return reply(codes.Changed)
+}
+
+// writesAt decodes the Write m of the existing path p and checks every
+// value: the records (all under p) and the writes to apply, or the
+// answer that refuses them with nothing changed.
+func (e *Engine) writesAt(now time.Time, p lwm2m.Path, m *message.Message) ([]lwm2m.Record, []pendingWrite, *message.Message) {
+	if _, _, errResp := e.lookup(p); errResp != nil {
+		return nil, nil, errResp
+	}
+	recs, errResp := e.decodeWrite(p, m)
+	if errResp != nil {
+		return nil, nil, errResp
+	}
+	for _, r := range recs {
+		if !p.Contains(r.Path) {
+			return nil, nil, reply(codes.BadRequest)
+		}
+	}
+	ws, errResp := e.checkWrites(now, recs)
+	if errResp != nil {
+		return nil, nil, errResp
+	}
+	return recs, ws, nil
 }
 
 // dropUnwritten completes a Replace of the instance at p: the instance
