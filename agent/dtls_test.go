@@ -227,14 +227,7 @@ func TestAgentDTLSSessionLost(t *testing.T) {
 	if _, err := server.WaitEvent(ctx, ev1, "dtls-lost", server.EventRegistered); err != nil {
 		t.Fatal(err)
 	}
-	srv1.Close()
-	srv2 := server.New(server.Config{CoAPSAddr: addr, CoAPAddr: "127.0.0.1:0", PSK: psk})
-	if err := srv2.Start(ctx); err != nil {
-		t.Fatalf("restart the server on %s: %v", addr, err)
-	}
-	defer srv2.Close()
-	ev2, unsub2 := srv2.Subscribe()
-	defer unsub2()
+	_, ev2 := agenttest.RestartPSKServer(t, ctx, srv1, testPSK)
 	time.Sleep(700 * time.Millisecond) // longer than the NAT timeout
 	// The agent may already be on a new session: the closing server's
 	// close_notify ends the old one, and then the update finds the new

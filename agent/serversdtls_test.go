@@ -293,16 +293,7 @@ func TestAgentSeveralServersDTLSRenewed(t *testing.T) {
 			}
 			before, stop := runRegisteredWithBoth(t, ctx, a, srvs, ep)
 			defer stop()
-			addr := srvs[restart].CoAPSAddr().String()
-			srvs[restart].Close()
-			srv := server.New(server.Config{CoAPAddr: "127.0.0.1:0", CoAPSAddr: addr,
-				PSK: func([]byte) ([]byte, error) { return keys[restart], nil }})
-			if err := srv.Start(ctx); err != nil {
-				t.Fatalf("restart server %d on %s: %v", restart+1, addr, err)
-			}
-			t.Cleanup(func() { srv.Close() }) // after the agent de-registered
-			evs, unsubscribe := srv.Subscribe()
-			defer unsubscribe()
+			_, evs := agenttest.RestartPSKServer(t, ctx, srvs[restart].Server, keys[restart])
 			if _, err := server.WaitEvent(ctx, evs, ep, server.EventRegistered); err != nil {
 				t.Fatalf("no registration with the restarted server: %v", err)
 			}

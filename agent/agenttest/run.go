@@ -42,3 +42,22 @@ func RunRegistered(t testing.TB, ctx context.Context, a *agent.Agent, events <-c
 		t.Fatal("the agent did not report its registration")
 	}
 }
+
+// RestartPSKServer closes old, avc's embedded server, and starts a new
+// one on its coaps address, as a restart would (every DTLS session with
+// it is gone), taking key for any PSK identity. It returns the new server
+// (closed when the test ends, after what the test defers) and its events.
+func RestartPSKServer(t testing.TB, ctx context.Context, old *server.Server, key []byte) (*server.Server, <-chan server.Event) {
+	t.Helper()
+	addr := old.CoAPSAddr().String()
+	old.Close()
+	srv := server.New(server.Config{CoAPAddr: "127.0.0.1:0", CoAPSAddr: addr,
+		PSK: func([]byte) ([]byte, error) { return key, nil }})
+	if err := srv.Start(ctx); err != nil {
+		t.Fatalf("restart the server on %s: %v", addr, err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	events, unsubscribe := srv.Subscribe()
+	t.Cleanup(unsubscribe)
+	return srv, events
+}

@@ -20,6 +20,7 @@ import (
 	"github.com/plgd-dev/go-coap/v3/message/codes"
 
 	"github.com/avc-agent/avc/agent"
+	"github.com/avc-agent/avc/agent/agenttest"
 	"github.com/avc-agent/avc/lwm2m"
 	"github.com/avc-agent/avc/server"
 	"github.com/avc-agent/avc/wasm/abi"
@@ -388,14 +389,7 @@ func TestAgentDTLSSessionLost(t *testing.T) {
 	if _, err := server.WaitEvent(ctx, ev1, "wasm-dtls-lost", server.EventRegistered); err != nil {
 		t.Fatal(err)
 	}
-	srv1.Close()
-	srv2 := server.New(server.Config{CoAPSAddr: addr, CoAPAddr: "127.0.0.1:0", PSK: psk})
-	if err := srv2.Start(ctx); err != nil {
-		t.Fatalf("restart the server on %s: %v", addr, err)
-	}
-	defer srv2.Close()
-	ev2, unsub2 := srv2.Subscribe()
-	defer unsub2()
+	_, ev2 := agenttest.RestartPSKServer(t, ctx, srv1, testPSK)
 	time.Sleep(700 * time.Millisecond) // longer than the NAT timeout
 	// Either the closing server's close_notify already ended the session
 	// (the new engine is registering: ErrNotRegistered), or this update,
