@@ -84,11 +84,6 @@ static void note(flash_t* f, char c)
     }
 }
 
-static void copy_str(char* dst, size_t size, const char* src)
-{
-    snprintf(dst, size, "%s", src != NULL ? src : "(null)");
-}
-
 static int fl_stream_open(void* user, const char* uri, int64_t offset)
 {
     flash_t* f = (flash_t*)user;
@@ -330,51 +325,6 @@ static void* serve_image(void* arg)
     }
 }
 
-static int listen_local(int* port)
-{
-    struct sockaddr_in sa;
-    socklen_t len = sizeof(sa);
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    if (fd < 0)
-    {
-        return -1;
-    }
-    memset(&sa, 0, sizeof(sa));
-    sa.sin_family = AF_INET;
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (bind(fd, (struct sockaddr*)&sa, sizeof(sa)) != 0 || listen(fd, 8) != 0 ||
-        getsockname(fd, (struct sockaddr*)&sa, &len) != 0)
-    {
-        close(fd);
-        return -1;
-    }
-    *port = ntohs(sa.sin_port);
-    return fd;
-}
-
-static unsigned char* read_file(const char* name, size_t* len)
-{
-    FILE* fp = fopen(name, "rb");
-    unsigned char* buf = NULL;
-    long n;
-    if (fp == NULL)
-    {
-        return NULL;
-    }
-    if (fseek(fp, 0, SEEK_END) == 0 && (n = ftell(fp)) >= 0 && fseek(fp, 0, SEEK_SET) == 0)
-    {
-        buf = (unsigned char*)malloc((size_t)n + 1);
-        if (buf != NULL && fread(buf, 1, (size_t)n, fp) != (size_t)n)
-        {
-            free(buf);
-            buf = NULL;
-        }
-        *len = (size_t)n;
-    }
-    fclose(fp);
-    return buf;
-}
-
 /* ---- the update ------------------------------------------------------------ */
 
 int main(int argc, char** argv)
@@ -448,7 +398,7 @@ int main(int argc, char** argv)
     }
     else
     {
-        srv.fd = listen_local(&port);
+        srv.fd = listen_local(SOCK_STREAM, &port);
         check(srv.fd >= 0 && pthread_create(&srv_thread, NULL, serve_image, &srv) == 0, "package served over HTTP");
         snprintf(uri, sizeof(uri), "http://127.0.0.1:%d/fw/c-fota.avc", port);
     }

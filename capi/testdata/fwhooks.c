@@ -70,11 +70,6 @@ static handler_t H;
 static const char hook_identity[] = "c-hook-id";
 static const unsigned char hook_key[] = "c-hook-key-0123";
 
-static void copy_str(char* dst, size_t size, const char* src)
-{
-    snprintf(dst, size, "%s", src != NULL ? src : "(null)");
-}
-
 static int h_open(void* user, const char* uri, int64_t offset)
 {
     (void)user;
@@ -294,28 +289,6 @@ static void* serve(void* arg)
     }
 }
 
-static int listen_local(int type, int* port)
-{
-    struct sockaddr_in sa;
-    socklen_t len = sizeof(sa);
-    int fd = socket(AF_INET, type, 0);
-    if (fd < 0)
-    {
-        return -1;
-    }
-    memset(&sa, 0, sizeof(sa));
-    sa.sin_family = AF_INET;
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (bind(fd, (struct sockaddr*)&sa, sizeof(sa)) != 0 || (type == SOCK_STREAM && listen(fd, 8) != 0) ||
-        getsockname(fd, (struct sockaddr*)&sa, &len) != 0)
-    {
-        close(fd);
-        return -1;
-    }
-    *port = ntohs(sa.sin_port);
-    return fd;
-}
-
 /* Receives one datagram on fd within timeout_ms; returns its length (-1
  * none) and the time it arrived. */
 static ssize_t recv_dgram(int fd, unsigned char* buf, size_t size, int timeout_ms, long* at)
@@ -331,29 +304,6 @@ static ssize_t recv_dgram(int fd, unsigned char* buf, size_t size, int timeout_m
     n = recv(fd, buf, size, 0);
     *at = now_ms();
     return n;
-}
-
-static unsigned char* read_file(const char* name, size_t* len)
-{
-    FILE* fp = fopen(name, "rb");
-    unsigned char* buf = NULL;
-    long n;
-    if (fp == NULL)
-    {
-        return NULL;
-    }
-    if (fseek(fp, 0, SEEK_END) == 0 && (n = ftell(fp)) >= 0 && fseek(fp, 0, SEEK_SET) == 0)
-    {
-        buf = (unsigned char*)malloc((size_t)n + 1);
-        if (buf != NULL && fread(buf, 1, (size_t)n, fp) != (size_t)n)
-        {
-            free(buf);
-            buf = NULL;
-        }
-        *len = (size_t)n;
-    }
-    fclose(fp);
-    return buf;
 }
 
 /* Writes the Package URI through the server's API ("" resets). */

@@ -1,8 +1,9 @@
 /*
  * serverapi.h - what the C update tests share: a monotonic clock in
  * milliseconds, and a minimal HTTP/1.1 client for avc server's JSON API
- * (http(), api_read(), api_read_until()), and wait_status() for an
- * le_avc status from the event queue. Header-only; each test program
+ * (http(), api_read(), api_read_until()), wait_status() for an le_avc
+ * status from the event queue, and small helpers the firmware tests
+ * share (copy_str(), read_file(), listen_local()). Header-only; each test program
  * includes it once.
  */
 #ifndef AVC_TESTDATA_SERVERAPI_H
@@ -188,6 +189,60 @@ static int api_read_until(const char* api, const char* ep, const char* path, con
     }
     printf("      %s reads %s, want %s\n", path, got, want);
     return 0;
+}
+
+/* Copies src (or "(null)") into dst, truncating. */
+static inline void copy_str(char* dst, size_t size, const char* src)
+{
+    snprintf(dst, size, "%s", src != NULL ? src : "(null)");
+}
+
+/* Reads the whole file name into a new buffer (free it); NULL on error. */
+static inline unsigned char* read_file(const char* name, size_t* len)
+{
+    FILE* fp = fopen(name, "rb");
+    unsigned char* buf = NULL;
+    long n;
+    if (fp == NULL)
+    {
+        return NULL;
+    }
+    if (fseek(fp, 0, SEEK_END) == 0 && (n = ftell(fp)) >= 0 && fseek(fp, 0, SEEK_SET) == 0)
+    {
+        buf = (unsigned char*)malloc((size_t)n + 1);
+        if (buf != NULL && fread(buf, 1, (size_t)n, fp) != (size_t)n)
+        {
+            free(buf);
+            buf = NULL;
+        }
+        *len = (size_t)n;
+    }
+    fclose(fp);
+    return buf;
+}
+
+/* Opens a loopback socket of type (SOCK_STREAM: listening) on a free
+ * port; returns it and sets *port, or -1. */
+static inline int listen_local(int type, int* port)
+{
+    struct sockaddr_in sa;
+    socklen_t len = sizeof(sa);
+    int fd = socket(AF_INET, type, 0);
+    if (fd < 0)
+    {
+        return -1;
+    }
+    memset(&sa, 0, sizeof(sa));
+    sa.sin_family = AF_INET;
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (bind(fd, (struct sockaddr*)&sa, sizeof(sa)) != 0 || (type == SOCK_STREAM && listen(fd, 8) != 0) ||
+        getsockname(fd, (struct sockaddr*)&sa, &len) != 0)
+    {
+        close(fd);
+        return -1;
+    }
+    *port = ntohs(sa.sin_port);
+    return fd;
 }
 
 /* Polls libavc's event queue until the le_avc status arrives (1) or
