@@ -141,6 +141,22 @@ class Server:
             except ValueError:
                 return e.code, body.decode("utf-8", "replace")
 
+    def read_until(self, ep: str, path: str, want: object, timeout: float = 15.0) -> tuple[bool, object]:
+        """Reads path of ep as text through the HTTP API until its single
+        record's value is want; returns whether it was, and the last answer
+        (HTTP status, body)."""
+        deadline = time.monotonic() + timeout
+        last: object = None
+        while time.monotonic() < deadline:
+            status, body = self.api(f"/api/clients/{ep}/read{path}?format=text")
+            last = (status, body)
+            if status == 200 and isinstance(body, dict):
+                records = body.get("records") or []
+                if len(records) == 1 and records[0].get("value") == want:
+                    return True, last
+            time.sleep(0.05)
+        return False, last
+
     def call(self, method: str, path: str, body: object = None, timeout: float = 10.0) -> tuple[int, object]:
         """Sends ``method path`` to the HTTP API with body as JSON (None: no
         body); returns (HTTP status, decoded JSON body)."""

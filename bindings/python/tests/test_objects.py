@@ -170,17 +170,10 @@ class ObjectServerTest(unittest.TestCase):
         avc.define_objects(None)
 
     def read(self, path: str, want: object) -> None:
-        deadline = time.monotonic() + TIMEOUT
-        last: object = None
-        while time.monotonic() < deadline:
-            status, body = self.server.api(f"/api/clients/{self.ep}/read{path}?format=text")
-            last = (status, body)
-            if status == 200 and isinstance(body, dict):
-                records = body.get("records") or []
-                if len(records) == 1 and records[0].get("value") == want:
-                    return
-            time.sleep(0.05)
-        self.fail(f"read {path}: {last!r}, want the value {want!r}")
+        """Reads path through the server's HTTP API until its value is want."""
+        ok, last = self.server.read_until(self.ep, path, want, TIMEOUT)
+        if not ok:
+            self.fail(f"read {path}: {last!r}, want the value {want!r}")
 
     def write(self, path: str, value: str) -> object:
         status, body = self.server.call("PUT", f"/api/clients/{self.ep}/write{path}", {"value": value, "format": "text"})

@@ -142,17 +142,9 @@ class ValueServerTest(unittest.TestCase):
 
     def read(self, path: str, want: object) -> None:
         """Reads path through the server's HTTP API until its value is want."""
-        deadline = time.monotonic() + TIMEOUT
-        last: object = None
-        while time.monotonic() < deadline:
-            status, body = self.server.api(f"/api/clients/{self.ep}/read{path}?format=text")
-            last = (status, body)
-            if status == 200 and isinstance(body, dict):
-                records = body.get("records") or []
-                if len(records) == 1 and records[0].get("value") == want:
-                    return
-            time.sleep(0.05)
-        self.fail(f"read {path}: {last!r}, want the value {want!r}")
+        ok, last = self.server.read_until(self.ep, path, want, TIMEOUT)
+        if not ok:
+            self.fail(f"read {path}: {last!r}, want the value {want!r}")
 
     def test_define_set_read(self) -> None:
         # Set before the session: remembered and given to it.
