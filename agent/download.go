@@ -188,7 +188,10 @@ const (
 	fwCheckpointSlow  = 32 << 10
 	fwCheckpointGap   = 20 * time.Millisecond
 	fwCheckpointEvery = 30 * time.Second
-	// progressStep is how many bytes a progress event waits for.
+	// progressStep is the fewest bytes a progress event waits for. A
+	// pull of known size reports at most every percent of it, one of
+	// unknown size every sixteenth of what has come so far, so a host
+	// sees about a hundred events whatever the image's size.
 	progressStep = 16 << 10
 	// maxPackageURI bounds a Package URI (0..255 in the object
 	// definitions of /5/0/1 and /9/x/3).
@@ -351,14 +354,22 @@ func (d *download) data(now time.Time, p []byte) (UpdateResult, error) {
 			}
 		}
 	}
-	if d.bytes-d.shown >= progressStep {
-		// Progress every 16 KiB, not every block: a host prints or
-		// forwards each event.
+	if d.bytes-d.shown >= d.progressStep(rec.Total) {
+		// Not every block: a host prints or forwards each event.
 		d.shown = d.bytes
 		d.t.progress(false)
 		d.e.ctl.dlProgress(d)
 	}
 	return ResultInitial, nil
+}
+
+// progressStep is how many bytes the next progress event waits for when
+// the package is total bytes long (≤ 0: unknown).
+func (d *download) progressStep(total int64) int64 {
+	if total > 0 {
+		return max(progressStep, total/100)
+	}
+	return max(progressStep, d.bytes/16)
 }
 
 // checkpoint persists the download position after syncing the storage,

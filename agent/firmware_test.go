@@ -225,6 +225,44 @@ func TestFirmwareTransitionsNotified(t *testing.T) {
 	}
 }
 
+// TestFirmwareProgressEvents checks that a pull reports progress in
+// steps of a percent or more: about a hundred events whatever the size,
+// each with more bytes than the one before, and at least one per 16 KiB
+// step for a small image.
+func TestFirmwareProgressEvents(t *testing.T) {
+	for _, tc := range []struct {
+		size     int
+		min, max int
+	}{
+		{size: 100 << 10, min: 5, max: 8},
+		{size: 1 << 20, min: 60, max: 101},
+		{size: 4 << 20, min: 90, max: 101},
+	} {
+		t.Run(fmt.Sprint(tc.size>>10, "KiB"), func(t *testing.T) {
+			s := newFwSim(t, 3, agenttest.Faults{}, nil)
+			s.files.Files["p.bin"] = pkg(t, image(tc.size, 3), "2.0.0", testKey)
+			from := len(s.Events)
+			s.write(t, "/5/0/1", s.files.URI("p.bin"))
+			s.waitState(t, agent.FirmwareDownloaded, time.Hour)
+			var n int
+			var last int64
+			for _, ev := range s.Events[from:] {
+				if ev.Kind != agent.EventFirmware || ev.Firmware.State != agent.FirmwareDownloading || ev.Firmware.Bytes == 0 {
+					continue
+				}
+				if ev.Firmware.Bytes <= last {
+					t.Errorf("progress went from %d to %d bytes", last, ev.Firmware.Bytes)
+				}
+				last = ev.Firmware.Bytes
+				n++
+			}
+			if n < tc.min || n > tc.max {
+				t.Errorf("%d progress events for %d bytes, want %d..%d", n, tc.size, tc.min, tc.max)
+			}
+		})
+	}
+}
+
 func TestFirmwarePullLossy(t *testing.T) {
 	img := image(1<<20, 3)
 	p := pkg(t, img, "2.0.0", testKey)
