@@ -52,6 +52,7 @@ type Agent struct {
 	target Target
 	carry  []Datagram
 	held   []Datagram // flush's, reused
+	evs    []Event    // flushEvents', reused
 	// side is set while the port is a sidePort (withSide).
 	side bool
 
@@ -489,10 +490,25 @@ func (a *Agent) loop(ctx context.Context, port port) error {
 //
 // Over a bare UDP port the port's reader goroutine hands each datagram to
 // the engine itself (inline), under a.emu, and the loop only wakes for
-// timers, commands, fetches, syncs and what the datagram changed
-// (kick): a block of a pull then costs no goroutine switch. Other ports
-// deliver through their Recv channel to the loop.
+// timers, commands, syncs and what the datagram changed (kick): a block
+// of a pull then costs no goroutine switch. Other ports deliver through
+// their Recv channel to the loop. HTTP fetches deliver inline on their
+// own goroutines the same way, whatever the port.
 func (a *Agent) loopSession(ctx context.Context, port port, registered *bool) error {
+	kick := make(chan struct{}, 1)
+	a.fetch.setInline(func(fctx context.Context, m fetchMsg) error {
+		var err error
+		a.inlineStep(ctx, port, kick, func(e *Engine, now time.Time) bool {
+			// A fetch cancelled while it waited for a.emu (an engine
+			// restart) must not reach the engine.
+			if err = fctx.Err(); err == nil {
+				err = e.deliverFetch(now, m)
+			}
+			return false
+		})
+		return err
+	})
+	defer a.fetch.setInline(nil)
 	defer a.fetch.stop()
 	secure := isSecure(port)
 	lastRecv := time.Now()
@@ -509,7 +525,6 @@ func (a *Agent) loopSession(ctx context.Context, port port, registered *bool) er
 	if err != nil && !errors.Is(err, ErrDuplicate) {
 		return err
 	}
-	kick := make(chan struct{}, 1)
 	if udp, ok := port.(*UDPPort); ok {
 		udp.setHandler(func(d Datagram) { a.receiveInline(ctx, port, d, kick) })
 		defer udp.setHandler(nil) // waits for a delivery in progress
@@ -557,7 +572,9 @@ func (a *Agent) loopSession(ctx context.Context, port port, registered *bool) er
 			// the stored state, as after a reboot (the session is not
 			// de-registered; the new engine registers again).
 			a.log.Info("restarting the engine")
-			a.fetch.stop()
+			// Cancel only: a fetch may be waiting for a.emu to deliver,
+			// and finds itself cancelled once it has it.
+			a.fetch.cancel()
 			ne, err := replaceEngine(time.Now(), a.cfg, a.state, e)
 			if err != nil {
 				a.emu.Unlock()
@@ -665,21 +682,31 @@ type inlineState struct {
 }
 
 // receiveInline hands a datagram to the engine on the port's reader
-// goroutine, steps it and flushes what it produced, then wakes the loop
-// when the loop must act: a restart, a failed or new registration, a
-// datagram from the server (which may end a de-registration), or a timer
-// earlier than the one the loop sleeps on. d.Data is only borrowed: the
-// engine copies what it keeps.
+// goroutine (inlineStep). d.Data is only borrowed: the engine copies what
+// it keeps. A datagram from the server wakes the loop (it may end a
+// de-registration).
 func (a *Agent) receiveInline(ctx context.Context, port port, d Datagram, kick chan struct{}) {
+	a.inlineStep(ctx, port, kick, func(e *Engine, now time.Time) bool {
+		e.HandleDatagram(now, d.Peer, d.Data)
+		return e.isDMPeer(d.Peer)
+	})
+}
+
+// inlineStep runs feed on the engine under a.emu from a goroutine other
+// than the loop's, steps the engine and flushes what it produced, then
+// wakes the loop when the loop must act: a restart, a failed or new
+// registration, a new target, a timer earlier than the one the loop
+// sleeps on, or feed's own reason (its result).
+func (a *Agent) inlineStep(ctx context.Context, port port, kick chan struct{}, feed func(*Engine, time.Time) bool) {
 	a.emu.Lock()
 	e := a.engine
 	now := time.Now()
-	e.HandleDatagram(now, d.Peer, d.Data)
+	wake := feed(e, now)
 	next := e.Step(now)
 	restart, failed, ok := a.flush(ctx, port)
 	in := &a.inline
 	in.restart, in.failed, in.registered = in.restart || restart, in.failed || failed, in.registered || ok
-	wake := restart || failed || ok || e.isDMPeer(d.Peer) || (!next.IsZero() && next.Before(in.armed)) ||
+	wake = wake || restart || failed || ok || (!next.IsZero() && next.Before(in.armed)) ||
 		a.needsNewPort(e.Target())
 	a.emu.Unlock()
 	if wake {
@@ -752,7 +779,7 @@ func (a *Agent) flush(ctx context.Context, port port) (restart, failed, register
 // flushEvents saves state and forwards events (see flush).
 func (a *Agent) flushEvents() (restart, failed, registered bool) {
 	e := a.engine
-	var evs []Event
+	evs := a.evs[:0]
 	for {
 		ev, ok := e.PollEvent()
 		if !ok {
@@ -776,7 +803,9 @@ func (a *Agent) flushEvents() (restart, failed, registered bool) {
 		}
 		evs = append(evs, ev)
 	}
-	a.events.Push(evs...)
+	a.events.Push(evs...) // copies them
+	clear(evs)
+	a.evs = evs[:0]
 	return restart, failed, registered
 }
 

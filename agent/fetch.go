@@ -27,6 +27,18 @@ type fetcher struct {
 	mu   sync.Mutex
 	live map[uint64]context.CancelFunc
 	wg   sync.WaitGroup
+	// inline, when set, hands a step to the engine on the fetch's own
+	// goroutine and returns the engine's answer (Agent.loopSession);
+	// otherwise steps go to the loop through msgs.
+	inline func(context.Context, fetchMsg) error
+}
+
+// setInline sets how fetches started from now on deliver (see
+// fetcher.inline); nil: through msgs.
+func (f *fetcher) setInline(fn func(context.Context, fetchMsg) error) {
+	f.mu.Lock()
+	f.inline = fn
+	f.mu.Unlock()
 }
 
 // newFetcher returns a fetcher trusting the certificates in caFile (PEM)
@@ -60,6 +72,7 @@ func (f *fetcher) run(ctx context.Context, r FetchRequest) {
 	}
 	fctx, cancel := context.WithCancel(ctx)
 	f.live[r.ID] = cancel
+	inline := f.inline
 	f.wg.Add(1)
 	go func() {
 		defer f.wg.Done()
@@ -69,7 +82,7 @@ func (f *fetcher) run(ctx context.Context, r FetchRequest) {
 			f.mu.Unlock()
 			cancel()
 		}()
-		sink := &fetchSink{f: f, id: r.ID, ctx: fctx}
+		sink := &fetchSink{f: f, id: r.ID, ctx: fctx, inline: inline}
 		tc := f.tls
 		if r.Security != nil {
 			// The handler's trust and client certificate for this pull
@@ -100,13 +113,18 @@ func (f *fetcher) run(ctx context.Context, r FetchRequest) {
 
 // stop cancels every fetch and waits for the goroutines.
 func (f *fetcher) stop() {
+	f.cancel()
+	f.wg.Wait()
+}
+
+// cancel cancels every fetch without waiting for the goroutines.
+func (f *fetcher) cancel() {
 	f.mu.Lock()
 	for id, cancel := range f.live {
 		cancel()
 		delete(f.live, id)
 	}
 	f.mu.Unlock()
-	f.wg.Wait()
 }
 
 // fetchEnd names the outcome of httpfetch.Get for the engine.
@@ -129,18 +147,22 @@ func fetchEnd(err error) FetchEnd {
 	return end
 }
 
-// fetchSink hands a fetch's steps to the driver's loop. Data is double
-// buffered: Write copies the bytes into the buffer the engine is not
-// working on, sends them, and then waits only for the chunk before, so
-// the next read from the network overlaps the engine's verification and
-// storage of this one. An engine error is thus seen one chunk late; the
-// chunk sent meanwhile is refused by the engine too (the fetch is no
-// longer current), and nothing after it is sent.
+// fetchSink hands a fetch's steps to the engine: inline when the fetcher
+// has a way to (no copy, no goroutine switch: the kernel's socket buffer
+// keeps filling while the engine verifies and stores a chunk), else to the
+// driver's loop. To the loop data is double buffered: Write copies the
+// bytes into the buffer the engine is not working on, sends them, and then
+// waits only for the chunk before, so the next read from the network
+// overlaps the engine's verification and storage of this one. An engine
+// error is thus seen one chunk late; the chunk sent meanwhile is refused
+// by the engine too (the fetch is no longer current), and nothing after it
+// is sent.
 type fetchSink struct {
 	f       *fetcher
 	id      uint64
 	ctx     context.Context
 	refused bool
+	inline  func(context.Context, fetchMsg) error
 
 	bufs    [2][]byte
 	dones   [2]chan error
@@ -150,6 +172,9 @@ type fetchSink struct {
 
 // send delivers m and waits for the engine's answer.
 func (s *fetchSink) send(m fetchMsg) error {
+	if s.inline != nil {
+		return s.deliverInline(m)
+	}
 	if err := s.drain(); err != nil {
 		return err
 	}
@@ -158,6 +183,16 @@ func (s *fetchSink) send(m fetchMsg) error {
 		return err
 	}
 	return s.wait(m.done)
+}
+
+// deliverInline hands m to the engine on this goroutine.
+func (s *fetchSink) deliverInline(m fetchMsg) error {
+	m.id = s.id
+	err := s.inline(s.ctx, m)
+	if err != nil {
+		s.refused = true
+	}
+	return err
 }
 
 // post hands m to the loop without waiting for its answer.
@@ -202,6 +237,9 @@ func (s *fetchSink) Start(r httpfetch.Response) error {
 // Write implements httpfetch.Sink. p is only borrowed until Write
 // returns, so it is copied into one of two buffers first.
 func (s *fetchSink) Write(p []byte) error {
+	if s.inline != nil {
+		return s.deliverInline(fetchMsg{data: p})
+	}
 	i := s.next
 	s.next ^= 1
 	if cap(s.bufs[i]) < len(p) {

@@ -8,6 +8,8 @@ import "context"
 // wasm module's engine is made without httpFetch, so it never asks).
 type fetcher struct{ msgs chan fetchMsg }
 
-func newFetcher(caFile string) (*fetcher, error)           { return &fetcher{}, nil }
-func (f *fetcher) run(ctx context.Context, r FetchRequest) {}
-func (f *fetcher) stop()                                   {}
+func newFetcher(caFile string) (*fetcher, error)                   { return &fetcher{}, nil }
+func (f *fetcher) run(ctx context.Context, r FetchRequest)         {}
+func (f *fetcher) stop()                                           {}
+func (f *fetcher) cancel()                                         {}
+func (f *fetcher) setInline(func(context.Context, fetchMsg) error) {}
