@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/binary"
@@ -70,6 +71,8 @@ type Engine struct {
 	log      *slog.Logger
 	rand     io.Reader
 	randBuf  [8]byte // randUint64's
+	// stateJSON is store's scratch buffer for the state's JSON.
+	stateJSON bytes.Buffer
 
 	tr   *transport
 	reg  *registration
@@ -99,7 +102,8 @@ type Engine struct {
 	rx      rxScratch  // a pull's responses are decoded here
 	out     []Datagram // to send, from out[outHead] on
 	outHead int
-	events  []Event
+	events  []Event // to forward, from events[evHead] on
+	evHead  int
 	sent    int       // datagrams transmitted so far
 	stats   connStats // Connectivity Statistics /7
 	now     time.Time // time of the call being handled
@@ -366,12 +370,16 @@ func (e *Engine) PollTransmit() (Datagram, bool) {
 
 // PollEvent returns the next event, if any.
 func (e *Engine) PollEvent() (Event, bool) {
-	if len(e.events) == 0 {
+	if e.evHead == len(e.events) {
 		return Event{}, false
 	}
-	ev := e.events[0]
-	e.events[0] = Event{}
-	e.events = e.events[1:]
+	ev := e.events[e.evHead]
+	e.events[e.evHead] = Event{}
+	e.evHead++
+	if e.evHead == len(e.events) {
+		// All taken: the next events reuse the array.
+		e.events, e.evHead = e.events[:0], 0
+	}
 	return ev, true
 }
 
@@ -444,7 +452,7 @@ func (e *Engine) emit(ev Event) {
 // store emits the persistent state after a change.
 func (e *Engine) store() {
 	e.version++
-	e.emit(Event{Kind: EventStore, Data: e.st.marshal()})
+	e.emit(Event{Kind: EventStore, Data: e.st.marshal(&e.stateJSON)})
 }
 
 func (e *Engine) randUint64() uint64 {

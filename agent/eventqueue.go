@@ -55,15 +55,20 @@ func (q *EventQueue) signal() {
 
 func (q *EventQueue) feed() {
 	defer close(q.ch)
+	// Two slices take turns: Push appends to one while feed sends the
+	// other, so a steady stream of events allocates nothing.
+	var spare []Event
 	for {
 		q.mu.Lock()
 		batch := q.queue
-		q.queue = nil
+		q.queue, spare = spare, nil
 		closed := q.closed
 		q.mu.Unlock()
 		for _, ev := range batch {
 			q.ch <- ev
 		}
+		clear(batch) // drop what the events point to
+		spare = batch[:0]
 		if len(batch) > 0 {
 			continue
 		}

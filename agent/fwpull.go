@@ -70,9 +70,10 @@ type dlPull struct {
 	reqOpts  message.Options
 	blockVal [3]byte
 	etagHex  []byte
-	// spareBufs are payload copies of pipelined blocks already stored,
-	// for the next answers (at most nstart of them).
-	spareBufs [][]byte
+	// sparePB are pipelined blocks already stored, with their payload
+	// buffers, for the next requests (at most nstart of them): a pull of
+	// any size then allocates nothing per block here.
+	sparePB []*pipeBlock
 	// answer takes the response to the one-at-a-time request in flight
 	// (made once: a closure per request would be allocated per block).
 	answer func(now time.Time, resp *message.Message)
@@ -80,10 +81,24 @@ type dlPull struct {
 
 // pipeBlock is one block request of a pipelined pull.
 type pipeBlock struct {
+	p     *dlPull
+	num   uint32
 	token string
 	data  []byte // the payload, once answered (a copy: decode reuses its buffer)
 	more  bool
 	got   bool
+	// done is pb.answer, bound once for the exchanges of every block
+	// this pipeBlock is used for.
+	done func(now time.Time, resp *message.Message)
+}
+
+// answer takes the transport's answer to the request pb stands for.
+func (pb *pipeBlock) answer(now time.Time, resp *message.Message) {
+	p := pb.p
+	if p.d.pull != p || p.win[pb.num] != pb {
+		return // a stale answer
+	}
+	p.pipedAnswer(now, pb.num, pb, resp)
 }
 
 // FetchRequest asks the driver to download URL over HTTP(S), from Offset
@@ -395,14 +410,16 @@ func (p *dlPull) fill(now time.Time) {
 		num := p.winNext
 		p.winNext++
 		m := p.blockRequest(num, p.szx)
-		pb := &pipeBlock{token: string(m.Token)}
+		var pb *pipeBlock
+		if k := len(p.sparePB); k > 0 {
+			pb, p.sparePB = p.sparePB[k-1], p.sparePB[:k-1]
+		} else {
+			pb = &pipeBlock{p: p}
+			pb.done = pb.answer
+		}
+		pb.num, pb.more, pb.got = num, false, false
 		p.win[num] = pb
-		d.e.tr.send(now, p.peer, m, func(now time.Time, resp *message.Message) {
-			if d.pull != p || p.win[num] != pb {
-				return // a stale answer
-			}
-			p.pipedAnswer(now, num, pb, resp)
-		})
+		pb.token = d.e.tr.send(now, p.peer, m, pb.done)
 		p.retime(now, pb.token)
 	}
 }
@@ -426,12 +443,9 @@ func (p *dlPull) pipedAnswer(now time.Time, num uint32, pb *pipeBlock, resp *mes
 		p.request(now)
 		return
 	}
-	// A copy: decode reuses its buffer. From a spare one when there is.
-	var buf []byte
-	if n := len(p.spareBufs); n > 0 {
-		buf, p.spareBufs = p.spareBufs[n-1], p.spareBufs[:n-1]
-	}
-	pb.data, pb.more, pb.got = append(buf[:0], resp.Payload...), more, true
+	// A copy: decode reuses its buffer. Into pb's own from an earlier
+	// block when it has one.
+	pb.data, pb.more, pb.got = append(pb.data[:0], resp.Payload...), more, true
 	size := int64(16 << p.szx)
 	for {
 		head := uint32(d.off / size)
@@ -441,7 +455,7 @@ func (p *dlPull) pipedAnswer(now time.Time, num uint32, pb *pipeBlock, resp *mes
 		}
 		delete(p.win, head)
 		r, err := d.data(now, hb.data)
-		p.spareBufs = append(p.spareBufs, hb.data) // stored: reusable
+		p.sparePB = append(p.sparePB, hb) // stored, its exchange done: reusable
 		if err != nil {
 			d.fail(now, r, err)
 			return

@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -104,10 +105,26 @@ type envelope struct {
 
 var errBadState = errors.New("agent: bad stored state")
 
-func (p persistent) marshal() []byte {
-	body, _ := json.Marshal(p)
-	b, _ := json.Marshal(envelope{Version: stateVersion, CRC: crc32.ChecksumIEEE(body), State: body})
-	return b
+// marshal returns the stored form of p: the JSON of an envelope around
+// it, written directly rather than by marshalling the envelope, which
+// would copy and re-validate the state. scratch, when not nil, holds the
+// state's JSON meanwhile and is kept for the next call (every firmware
+// checkpoint stores): the result is then the only allocation.
+func (p *persistent) marshal(scratch *bytes.Buffer) []byte {
+	if scratch == nil {
+		scratch = new(bytes.Buffer)
+	}
+	scratch.Reset()
+	json.NewEncoder(scratch).Encode(p)
+	body := bytes.TrimSuffix(scratch.Bytes(), []byte("\n"))
+	b := make([]byte, 0, len(body)+40)
+	b = append(b, `{"v":`...)
+	b = strconv.AppendInt(b, stateVersion, 10)
+	b = append(b, `,"crc":`...)
+	b = strconv.AppendUint(b, uint64(crc32.ChecksumIEEE(body)), 10)
+	b = append(b, `,"state":`...)
+	b = append(b, body...)
+	return append(b, '}')
 }
 
 func loadPersistent(b []byte) (persistent, error) {

@@ -173,8 +173,9 @@ func (t *transport) request(now time.Time, peer string, m *message.Message, done
 
 // send sends m as one confirmable request to peer and calls done with the
 // response, or with nil on timeout or reset. Callers use request, which
-// goes block-wise when the payload needs it.
-func (t *transport) send(now time.Time, peer string, m *message.Message, done func(time.Time, *message.Message)) {
+// goes block-wise when the payload needs it. It returns the request's
+// token, the key of its exchange.
+func (t *transport) send(now time.Time, peer string, m *message.Message, done func(time.Time, *message.Message)) (token string) {
 	m.Type = message.Confirmable
 	m.MessageID = int32(t.mid())
 	if len(m.Token) == 0 {
@@ -193,6 +194,7 @@ func (t *transport) send(now time.Time, peer string, m *message.Message, done fu
 	x := t.newExchange()
 	*x = exchange{key: tok, token: tok, mid: uint16(m.MessageID), wire: wire, peer: peer, done: done, ownWire: true}
 	t.start(now, x, m)
+	return tok
 }
 
 // start transmits a new confirmable exchange and arms its retransmission.
