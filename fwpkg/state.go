@@ -34,16 +34,20 @@ const (
 	maxDetail    = 1024
 	maxHashState = 512
 	stateFixed   = len(stateMagic) + 1 + 1 + 1 + 8 + 8 // up to the first length field
+	sha256State  = 108                                 // the length of crypto/sha256's saved state
 )
 
 // MarshalBinary saves the verifier's whole state (header bytes so far,
 // offsets, SHA-256 state, sticky error), at most a few KiB, so that a
 // download can resume after a reboot. The Policy is not saved.
 func (v *Verifier) MarshalBinary() ([]byte, error) {
-	hs, err := v.hash.(encoding.BinaryMarshaler).MarshalBinary()
-	if err != nil {
-		return nil, fmt.Errorf("fwpkg: save verifier: %w", err)
-	}
+	return v.AppendBinary(make([]byte, 0, stateFixed+2+2+len(v.hdr)+2+sha256State+4))
+}
+
+// AppendBinary appends the state MarshalBinary returns to b
+// (encoding.BinaryAppender): a caller that saves the state often can
+// reuse one buffer.
+func (v *Verifier) AppendBinary(b []byte) ([]byte, error) {
 	var flags byte
 	if v.raw {
 		flags |= flagRaw
@@ -62,16 +66,24 @@ func (v *Verifier) MarshalBinary() ([]byte, error) {
 			detail = detail[:maxDetail]
 		}
 	}
-	b := make([]byte, 0, stateFixed+2+len(detail)+2+len(v.hdr)+2+len(hs)+4)
+	start := len(b)
 	b = append(b, stateMagic...)
 	b = append(b, stateVersion, flags, byte(kind))
 	b = binary.BigEndian.AppendUint64(b, uint64(v.pkgOff))
 	b = binary.BigEndian.AppendUint64(b, uint64(v.imgOff))
-	for _, f := range [][]byte{[]byte(detail), v.hdr, hs} {
-		b = binary.BigEndian.AppendUint16(b, uint16(len(f)))
-		b = append(b, f...)
+	b = binary.BigEndian.AppendUint16(b, uint16(len(detail)))
+	b = append(b, detail...)
+	b = binary.BigEndian.AppendUint16(b, uint16(len(v.hdr)))
+	b = append(b, v.hdr...)
+	// The hash state's length goes before it: appended, then filled in.
+	at := len(b)
+	b = append(b, 0, 0)
+	b, err := v.hash.(encoding.BinaryAppender).AppendBinary(b)
+	if err != nil {
+		return nil, fmt.Errorf("fwpkg: save verifier: %w", err)
 	}
-	return binary.BigEndian.AppendUint32(b, crc32.ChecksumIEEE(b)), nil
+	binary.BigEndian.PutUint16(b[at:], uint16(len(b)-at-2))
+	return binary.BigEndian.AppendUint32(b, crc32.ChecksumIEEE(b[start:])), nil
 }
 
 // savedState is a decoded, not yet validated, saved state.

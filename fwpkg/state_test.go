@@ -44,6 +44,10 @@ func TestResumeEverySplit(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
+				prefix := []byte("kept")
+				if app, err := v.AppendBinary(prefix); err != nil || !bytes.Equal(app, append(prefix, state...)) {
+					t.Fatalf("split %d: AppendBinary differs from MarshalBinary (%v)", split, err)
+				}
 				w := NewVerifier(tt.policy)
 				if err := w.UnmarshalBinary(state); err != nil {
 					t.Fatalf("split %d: UnmarshalBinary: %v", split, err)
