@@ -149,6 +149,29 @@ type download struct {
 	// position it will persist once the sync reports success.
 	syncing uint64
 	pending dlCheckpoint
+	// vbufs hold saved verifier states (saveVerifier): the record's, a
+	// pending checkpoint's and the next one's.
+	vbufs [3][]byte
+}
+
+// saveVerifier returns the verifier's saved state in a buffer that
+// neither the record nor the pending checkpoint holds, so checkpoints
+// reuse three buffers instead of allocating one each.
+func (d *download) saveVerifier() ([]byte, error) {
+	held := func(b, x []byte) bool { return cap(b) > 0 && cap(x) > 0 && &b[:1][0] == &x[:1][0] }
+	rec := d.t.record()
+	for i, b := range d.vbufs {
+		if held(b, rec.Verifier) || held(b, d.pending.verifier) {
+			continue
+		}
+		vb, err := d.ver.AppendBinary(b[:0])
+		if err != nil {
+			return nil, err
+		}
+		d.vbufs[i] = vb
+		return vb, nil
+	}
+	return d.ver.MarshalBinary() // not reached: three buffers, two holders
 }
 
 // dlCheckpoint is a download position waiting for its storage sync.
@@ -381,7 +404,7 @@ func (d *download) checkpoint(now time.Time) error {
 			return fmt.Errorf("sync %s storage: %w", d.t.label(), err)
 		}
 	}
-	vb, err := d.ver.MarshalBinary()
+	vb, err := d.saveVerifier()
 	if err != nil {
 		return fmt.Errorf("save verifier: %w", err)
 	}
@@ -412,7 +435,7 @@ func (d *download) checkpointBehind(now time.Time) bool {
 	if run == nil {
 		return false
 	}
-	vb, err := d.ver.MarshalBinary()
+	vb, err := d.saveVerifier()
 	if err != nil {
 		return false // the synchronous path reports it
 	}

@@ -1,8 +1,10 @@
 package agent
 
 import (
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sync"
@@ -14,10 +16,16 @@ import (
 // renames it over path and syncs the directory. Drivers use it for state.
 func WriteFileAtomic(path string, data []byte, perm os.FileMode) error {
 	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
+	pattern := "." + filepath.Base(path) + ".tmp*"
+	f, err := os.CreateTemp(dir, pattern)
+	if errors.Is(err, fs.ErrNotExist) {
+		// The directory first, only when missing: a download stores its
+		// state at every checkpoint.
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return fmt.Errorf("write %s: %w", path, err)
+		}
+		f, err = os.CreateTemp(dir, pattern)
 	}
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
 	if err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
