@@ -43,11 +43,62 @@ type fwRow struct {
 	name           string
 	size           int
 	avc, ref       time.Duration // medians
-	growth         int64         // avc peak RSS growth, KiB
-	anon           int64         // its anonymous part (RssAnon), KiB
+	first, later   rssGrowth     // avc's in the first pull of a fresh process, and the largest after it
 	refName, notes string
 	err            error
 }
+
+// fwResult is the firmware part of the bench: its rows, and the share
+// of the machine's CPU time its hypervisor took meanwhile (steal, 0..1;
+// -1 unknown).
+type fwResult struct {
+	rows  []fwRow
+	steal float64
+}
+
+// cpuTimes are the machine's CPU times from /proc/stat, in ticks.
+type cpuTimes struct{ total, steal uint64 }
+
+// readCPUTimes reads the aggregate "cpu" line of /proc/stat.
+func readCPUTimes() (cpuTimes, error) {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return cpuTimes{}, err
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	f := strings.Fields(line)
+	if len(f) < 9 || f[0] != "cpu" {
+		return cpuTimes{}, fmt.Errorf("/proc/stat: unexpected first line %q", line)
+	}
+	var t cpuTimes
+	for i, v := range f[1:] {
+		n, err := strconv.ParseUint(v, 10, 64)
+		if err != nil {
+			return cpuTimes{}, fmt.Errorf("/proc/stat: %w", err)
+		}
+		if i < 8 { // user nice system idle iowait irq softirq steal; guest is within user
+			t.total += n
+		}
+		if i == 7 {
+			t.steal = n
+		}
+	}
+	return t, nil
+}
+
+// stealSince returns the share of the CPU time since b that was stolen.
+func (t cpuTimes) stealSince(b cpuTimes) float64 {
+	if t.total <= b.total {
+		return 0
+	}
+	return float64(t.steal-b.steal) / float64(t.total-b.total)
+}
+
+// rssGrowth is a peak RSS growth during a pull, KiB: VmRSS and its
+// anonymous part (RssAnon).
+type rssGrowth struct{ all, anon int64 }
+
+func (g rssGrowth) String() string { return fmt.Sprintf("%d KiB (%d)", g.all, g.anon) }
 
 // fwRuns is how many timed pulls each side makes per row.
 const fwRuns = 5
@@ -148,7 +199,7 @@ func coapRow(ctx context.Context, srv *server.Server, avcBin, serverBin, clientB
 		return d, nil
 	}
 	env := []string{fmt.Sprintf("%s=%d", agent.EnvFWNStart, nstart)}
-	row.avc, row.ref, row.growth, row.anon, row.err = compare(ctx, srv, avcBin, uri, env, ref)
+	row.avc, row.ref, row.first, row.later, row.err = compare(ctx, srv, avcBin, uri, env, ref)
 	return row
 }
 
@@ -175,7 +226,7 @@ func httpRow(ctx context.Context, srv *server.Server, avcBin, curl string, pkg [
 		}
 		return d, nil
 	}
-	row.avc, row.ref, row.growth, row.anon, row.err = compare(ctx, srv, avcBin, files.URL+"/fw.avc", nil, ref)
+	row.avc, row.ref, row.first, row.later, row.err = compare(ctx, srv, avcBin, files.URL+"/fw.avc", nil, ref)
 	return row
 }
 
@@ -272,17 +323,16 @@ func (p *avcPuller) write(v string) error {
 
 // pull has the agent pull uri, then resets Object 5 (an empty Package
 // URI). It returns the time from the Write of /5/0/1 to the State 2
-// notification and the peak RSS growth seen meanwhile, in all and of
-// anonymous memory (KiB).
-func (p *avcPuller) pull(uri string) (time.Duration, int64, int64, error) {
+// notification and the peak RSS growth seen meanwhile.
+func (p *avcPuller) pull(uri string) (time.Duration, rssGrowth, error) {
 	st, err := procStatus(p.cmd.Process.Pid)
 	if err != nil {
-		return 0, 0, 0, err
+		return 0, rssGrowth{}, err
 	}
 	base, baseAnon := st["VmRSS"], st["RssAnon"]
 	start := time.Now()
 	if err := p.write(uri); err != nil {
-		return 0, 0, 0, fmt.Errorf("write /5/0/1: %w", err)
+		return 0, rssGrowth{}, fmt.Errorf("write /5/0/1: %w", err)
 	}
 	tick := time.NewTicker(5 * time.Millisecond)
 	defer tick.Stop()
@@ -292,7 +342,7 @@ func (p *avcPuller) pull(uri string) (time.Duration, int64, int64, error) {
 		select {
 		case n, ok := <-p.obs.Notifications():
 			if !ok {
-				return 0, 0, 0, errors.New("the observation of /5/0/3 ended")
+				return 0, rssGrowth{}, errors.New("the observation of /5/0/3 ended")
 			}
 			if n.Response != nil && strings.TrimSpace(string(n.Response.Payload)) == "2" {
 				done = true
@@ -302,52 +352,66 @@ func (p *avcPuller) pull(uri string) (time.Duration, int64, int64, error) {
 				peak, peakAnon = max(peak, st["VmRSS"]), max(peakAnon, st["RssAnon"])
 			}
 		case <-deadline:
-			return 0, 0, 0, fmt.Errorf("the pull did not reach Downloaded within 2 minutes: %s", p.out.String())
+			return 0, rssGrowth{}, fmt.Errorf("the pull did not reach Downloaded within 2 minutes: %s", p.out.String())
 		}
 	}
 	d := time.Since(start)
 	if err := p.write(""); err != nil {
-		return 0, 0, 0, fmt.Errorf("reset: %w", err)
+		return 0, rssGrowth{}, fmt.Errorf("reset: %w", err)
 	}
-	return d, peak - base, peakAnon - baseAnon, nil
+	return d, rssGrowth{peak - base, peakAnon - baseAnon}, nil
 }
 
 // compare times fwRuns pulls by avc and fwRuns runs of the reference
 // command, alternating so that the machine's drifts hit both alike, and
-// returns the medians and avc's largest RSS growth.
-func compare(ctx context.Context, srv *server.Server, avcBin, uri string, env []string, ref func() (time.Duration, error)) (avc, refMedian time.Duration, growth, anon int64, err error) {
+// returns the medians and avc's RSS growth in its first pull and the
+// largest in the later ones.
+func compare(ctx context.Context, srv *server.Server, avcBin, uri string, env []string, ref func() (time.Duration, error)) (avc, refMedian time.Duration, first, later rssGrowth, err error) {
 	p, err := startPuller(ctx, srv, avcBin, env)
 	if err != nil {
-		return 0, 0, 0, 0, err
+		return 0, 0, first, later, err
 	}
 	defer p.close()
 	var as, rs []time.Duration
 	for i := 0; i < fwRuns; i++ {
 		r, err := ref()
 		if err != nil {
-			return 0, 0, 0, 0, err
+			return 0, 0, first, later, err
 		}
-		a, g, ga, err := p.pull(uri)
+		a, g, err := p.pull(uri)
 		if err != nil {
-			return 0, 0, 0, 0, fmt.Errorf("pull %d: %w", i+1, err)
+			return 0, 0, first, later, fmt.Errorf("pull %d: %w", i+1, err)
 		}
-		rs, as, growth, anon = append(rs, r), append(as, a), max(growth, g), max(anon, ga)
+		rs, as = append(rs, r), append(as, a)
+		if i == 0 {
+			first = g
+		} else {
+			later = rssGrowth{max(later.all, g.all), max(later.anon, g.anon)}
+		}
 	}
-	return median(as), median(rs), growth, anon, nil
+	return median(as), median(rs), first, later, nil
 }
 
-func renderFirmware(rows []fwRow) string {
+func renderFirmware(res fwResult) string {
+	rows := res.rows
 	var b strings.Builder
 	w := func(format string, args ...any) { fmt.Fprintf(&b, format, args...) }
 	w("\n## Firmware pull (Object 5)\n\n")
-	w("avc native (`avc run`, AVC_STATE_DIR: download, verification while storing, checkpoints every 64 KiB with fsync) against a plain file client on the same server in the same run, the two alternating; medians of %d pulls each. avc's time runs from the server's Write of /5/0/1 to the State 2 notification; the reference's from process start to exit. Targets: CoAP ratio ≤ 1.0, HTTP ratio ≤ 1.2, peak RSS growth < 2 MiB whatever the size. \"CoAP pull\" is avc's default, one block request at a time like the reference (NSTART 1); the %s=%d rows keep %d block requests in flight once the first answer has told the size and ETag (RFC 7252 §4.7 lets NSTART be configured, RFC 7959 §2.4 lets a client ask for blocks in parallel). Peak RSS growth (VmRSS) is the largest over the pulls, the first pull of a fresh process included, so it counts the program's code paged in when first run; peak anonymous growth (RssAnon) is the heap, stacks and buffers alone.\n\n", fwRuns, agent.EnvFWNStart, benchNStart, benchNStart)
-	w("| pull | package | avc | reference | ratio (avc ÷ ref) | avc peak RSS growth | peak anonymous growth |\n|---|---|---|---|---|---|---|\n")
+	w("avc native (`avc run`, AVC_STATE_DIR: download, verification while storing, checkpoints every 64 KiB with fsync) against a plain file client on the same server in the same run, the two alternating; medians of %d pulls each. avc's time runs from the server's Write of /5/0/1 to the State 2 notification; the reference's from process start to exit. Targets: CoAP ratio ≤ 1.0, HTTP ratio ≤ 1.2, peak RSS growth < 2 MiB whatever the size. \"CoAP pull\" is avc's default, one block request at a time like the reference (NSTART 1); the %s=%d rows keep %d block requests in flight once the first answer has told the size and ETag (RFC 7252 §4.7 lets NSTART be configured, RFC 7959 §2.4 lets a client ask for blocks in parallel). Peak RSS growth is VmRSS sampled every 5 ms during a pull minus VmRSS just before it, with its anonymous part (RssAnon: heap, stacks, buffers) in brackets; \"first pull\" is the first pull of a fresh process (started a second before, registered, idle), which also pays one-time costs: the pull's code paged in, and the Go runtime's first collections of a heap that has not been collected since startup (the heap grows to its goal, the collector's metadata is allocated); \"later pulls\" is the largest of the %d pulls after it in the same process.\n\n", fwRuns, agent.EnvFWNStart, benchNStart, benchNStart, fwRuns-1)
+	if res.steal >= 0 {
+		w("CPU steal while these rows ran: %.0f %% of the machine's CPU time went to other guests of its hypervisor", 100*res.steal)
+		if res.steal >= 0.05 {
+			w(" — times are slower and noisier than on a machine of its own; compare ratios of the same run only")
+		}
+		w(".\n\n")
+	}
+	w("| pull | package | avc | reference | ratio (avc ÷ ref) | avc peak RSS growth, first pull | later pulls |\n|---|---|---|---|---|---|---|\n")
 	for _, r := range rows {
 		if r.err != nil {
 			w("| %s | %s | FAILED: %v | | | | |\n", r.name, sizeText(r.size), r.err)
 			continue
 		}
-		w("| %s | %s | %.0f ms | %.0f ms (%s) | %.2f | %d KiB | %d KiB |\n", r.name, sizeText(r.size), ms(r.avc), ms(r.ref), r.refName, float64(r.avc)/float64(r.ref), r.growth, r.anon)
+		w("| %s | %s | %.0f ms | %.0f ms (%s) | %.2f | %s | %s |\n", r.name, sizeText(r.size), ms(r.avc), ms(r.ref), r.refName, float64(r.avc)/float64(r.ref), r.first, r.later)
 	}
 	return b.String()
 }

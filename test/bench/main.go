@@ -238,7 +238,7 @@ func run(ctx context.Context, o options) int {
 
 	fw, fwFailed := runFirmware(ctx, srv, abs(o.avc))
 	if fwFailed {
-		for _, r := range fw {
+		for _, r := range fw.rows {
 			engErr = errors.Join(engErr, r.err)
 		}
 	}
@@ -960,11 +960,15 @@ func pkgVersion(root, rel string) string {
 }
 
 // runFirmware runs the firmware part of the bench and logs its failures.
-func runFirmware(ctx context.Context, srv *server.Server, avcBin string) ([]fwRow, bool) {
+func runFirmware(ctx context.Context, srv *server.Server, avcBin string) (fwResult, bool) {
 	logf("firmware pulls (CoAP vs coap-client-notls, HTTP vs curl)")
-	fw := firmwareBench(ctx, srv, avcBin)
+	before, errBefore := readCPUTimes()
+	fw := fwResult{rows: firmwareBench(ctx, srv, avcBin), steal: -1}
+	if after, err := readCPUTimes(); err == nil && errBefore == nil {
+		fw.steal = after.stealSince(before)
+	}
 	failed := false
-	for _, r := range fw {
+	for _, r := range fw.rows {
 		if r.err != nil {
 			logf("firmware %s %s FAILED: %v", r.name, sizeText(r.size), r.err)
 			failed = true
