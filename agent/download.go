@@ -1,7 +1,6 @@
 package agent
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"net/url"
@@ -265,17 +264,17 @@ func (e *Engine) pullResponse(peer string, b []byte) bool {
 	if tkl == 0 || tkl > 8 || len(b) < 4+tkl {
 		return false
 	}
-	tok := b[4 : 4+tkl]
+	k := tokenKey(b[4 : 4+tkl])
 	for _, d := range e.downloads() {
 		p := d.pull
 		if p == nil || p.http || p.peer != peer {
 			continue
 		}
-		if bytes.Equal(p.token, tok) {
+		if p.key == k && k != (xkey{}) {
 			return true
 		}
 		for _, pb := range p.win {
-			if pb.token == string(tok) {
+			if pb.key == k {
 				return true
 			}
 		}

@@ -41,9 +41,10 @@ type dlPull struct {
 	first   bool      // a response has arrived
 	waiting bool      // a request or fetch is in flight
 	retryAt time.Time
-	fails   int    // consecutive failed attempts
-	token   []byte // CoAP: token of the request in flight
-	fetchID uint64 // HTTP: the fetch in flight
+	fails   int     // consecutive failed attempts
+	key     xkey    // CoAP: the exchange of the request in flight
+	tokBuf  [8]byte // CoAP: the bytes of the latest request's token
+	fetchID uint64  // HTTP: the fetch in flight
 	winAt   time.Time
 	winOff  int64
 
@@ -81,12 +82,12 @@ type dlPull struct {
 
 // pipeBlock is one block request of a pipelined pull.
 type pipeBlock struct {
-	p     *dlPull
-	num   uint32
-	token string
-	data  []byte // the payload, once answered (a copy: decode reuses its buffer)
-	more  bool
-	got   bool
+	p    *dlPull
+	num  uint32
+	key  xkey   // of the exchange of the request in flight
+	data []byte // the payload, once answered (a copy: decode reuses its buffer)
+	more bool
+	got  bool
 	// done is pb.answer, bound once for the exchanges of every block
 	// this pipeBlock is used for.
 	done func(now time.Time, resp *message.Message)
@@ -257,7 +258,6 @@ func (p *dlPull) request(now time.Time) {
 		szx--
 	}
 	m := p.blockRequest(uint32(d.off/int64(16<<szx)), szx)
-	p.token = m.Token
 	if p.answer == nil {
 		// One request in flight at a time, and a stopped pull's exchange
 		// is forgotten (stop): an answer for p while it waits is the one.
@@ -269,8 +269,8 @@ func (p *dlPull) request(now time.Time) {
 			p.coapAnswer(now, resp)
 		}
 	}
-	d.e.tr.send(now, p.peer, m, p.answer)
-	p.retime(now, string(m.Token))
+	p.key = d.e.tr.send(now, p.peer, m, p.answer)
+	p.retime(now, p.key)
 }
 
 // blockRequest builds the GET of block num of the package in blocks of
@@ -303,7 +303,7 @@ func (p *dlPull) blockRequest(num uint32, szx uint8) *message.Message {
 		opts = addUint(opts, message.Size2, 0)
 	}
 	p.reqOpts = opts
-	p.req = message.Message{Code: codes.GET, Options: opts, Token: p.d.e.tr.token()}
+	p.req = message.Message{Code: codes.GET, Options: opts, Token: p.d.e.tr.appendToken(p.tokBuf[:0])}
 	return &p.req
 }
 
@@ -419,8 +419,8 @@ func (p *dlPull) fill(now time.Time) {
 		}
 		pb.num, pb.more, pb.got = num, false, false
 		p.win[num] = pb
-		pb.token = d.e.tr.send(now, p.peer, m, pb.done)
-		p.retime(now, pb.token)
+		pb.key = d.e.tr.send(now, p.peer, m, pb.done)
+		p.retime(now, pb.key)
 	}
 }
 
@@ -520,7 +520,7 @@ func (p *dlPull) etag(resp *message.Message) string {
 // one block at a time.
 func (p *dlPull) collapse() {
 	for _, pb := range p.win {
-		delete(p.d.e.tr.exchanges, pb.token)
+		delete(p.d.e.tr.exchanges, pb.key)
 	}
 	if p.win != nil {
 		p.lockstep = true
@@ -595,7 +595,7 @@ func (p *dlPull) stop(now time.Time) {
 		e.fetches = append(e.fetches, FetchRequest{ID: p.fetchID, Cancel: true})
 	}
 	if !p.http && p.waiting {
-		delete(e.tr.exchanges, string(p.token))
+		delete(e.tr.exchanges, p.key)
 	}
 	p.waiting = false
 	p.collapse()

@@ -87,14 +87,14 @@ func (p *dlPull) askHooks() (UpdateResult, error) {
 }
 
 // retime applies the pull's transmission parameters to the request just
-// sent with token: its first timeout is drawn from AckTimeout ×
+// sent, whose exchange is key: its first timeout is drawn from AckTimeout ×
 // [1, AckRandomFactor] instead of the defaults, and it is resent at most
 // MaxRetransmit times.
-func (p *dlPull) retime(now time.Time, token string) {
+func (p *dlPull) retime(now time.Time, key xkey) {
 	if p.tx == nil {
 		return
 	}
-	x, ok := p.d.e.tr.exchanges[token]
+	x, ok := p.d.e.tr.exchanges[key]
 	if !ok {
 		return
 	}

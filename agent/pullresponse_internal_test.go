@@ -16,8 +16,8 @@ func TestPullResponse(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tok := []byte{1, 2, 3, 4}
-	e.fw.dl.pull = &dlPull{d: e.fw.dl, peer: "127.0.0.1:5683", token: tok}
+	tok := []byte{1, 2, 3, 4, 5, 6, 7, 8} // the agent's tokens are 8 bytes
+	e.fw.dl.pull = &dlPull{d: e.fw.dl, peer: "127.0.0.1:5683", key: tokenKey(tok)}
 	wire := func(typ message.Type, code codes.Code, token []byte) []byte {
 		b, err := encode(&message.Message{Type: typ, Code: code, MessageID: 7, Token: token, Payload: []byte("x")})
 		if err != nil {
@@ -35,6 +35,7 @@ func TestPullResponse(t *testing.T) {
 		{"separate response", "127.0.0.1:5683", wire(message.Confirmable, codes.Content, tok), true},
 		{"error response", "127.0.0.1:5683", wire(message.Acknowledgement, codes.NotFound, tok), true},
 		{"another token", "127.0.0.1:5683", wire(message.Acknowledgement, codes.Content, []byte{9}), false},
+		{"its first bytes", "127.0.0.1:5683", wire(message.Acknowledgement, codes.Content, tok[:4]), false},
 		{"a request with the token", "127.0.0.1:5683", wire(message.Confirmable, codes.GET, tok), false},
 		{"another peer", "127.0.0.1:5684", wire(message.Acknowledgement, codes.Content, tok), false},
 		{"empty ACK", "127.0.0.1:5683", []byte{0x60, 0, 0, 7}, false},

@@ -2,7 +2,6 @@ package agent
 
 import (
 	"fmt"
-	"strconv"
 	"time"
 
 	"github.com/plgd-dev/go-coap/v3/message"
@@ -232,7 +231,7 @@ func (e *Engine) answerRead(now time.Time, pr *pendingRead) {
 	if !con {
 		e.transmit(pr.peer, wire)
 	} else {
-		x := &exchange{key: "r/" + strconv.Itoa(int(mid)), token: string(resp.Token), notify: true, mid: mid, wire: wire, peer: pr.peer,
+		x := &exchange{key: xkey{kind: 'r', mid: mid}, notify: true, mid: mid, wire: wire, peer: pr.peer,
 			done: func(_ time.Time, ack *message.Message) {
 				if ack == nil {
 					e.logDebug("separate response not acknowledged", "token", pr.token, "mid", mid)

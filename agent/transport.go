@@ -29,10 +29,43 @@ const (
 // maxDedup bounds the duplicate-detection cache.
 const maxDedup = 256
 
+// xkey is an exchange's key in transport.exchanges: the token of a
+// request of ours (tokens are ours, always 8 bytes: tokenKey), or the
+// message ID of a confirmable notification or separate response. A
+// comparable value, so that keeping and finding an exchange allocates
+// nothing, whatever the number of blocks a pull asks for.
+type xkey struct {
+	kind byte // 0: a request's token; 'n': a notification; 'r': a separate response
+	mid  uint16
+	tok  uint64
+}
+
+// noKey is the key of no exchange: tokenKey's answer for a token that
+// cannot be ours.
+var noKey = xkey{kind: 0xff}
+
+// tokenKey returns the key of the request with token b.
+func tokenKey(b []byte) xkey {
+	if len(b) != 8 {
+		return noKey
+	}
+	return xkey{tok: binary.BigEndian.Uint64(b)}
+}
+
+// less orders keys, for a deterministic order of retransmissions.
+func (k xkey) less(o xkey) bool {
+	if k.kind != o.kind {
+		return k.kind < o.kind
+	}
+	if k.tok != o.tok {
+		return k.tok < o.tok
+	}
+	return k.mid < o.mid
+}
+
 // exchange is one outstanding confirmable request of ours.
 type exchange struct {
-	key      string // in transport.exchanges: the token, or "n/<mid>" for a notification
-	token    string
+	key      xkey
 	notify   bool // a confirmable notification or separate response: an empty ACK completes it
 	mid      uint16
 	wire     []byte
@@ -60,8 +93,8 @@ type seen struct {
 type transport struct {
 	e         *Engine
 	nextMID   uint16
-	exchanges map[string]*exchange // by token
-	dedup     map[string]seen      // by peer + MID
+	exchanges map[xkey]*exchange
+	dedup     map[string]seen // by peer + MID
 	// dedupOrder holds dedup's keys oldest first. Every entry lives for
 	// EXCHANGE_LIFETIME, so insertion order is expiry order and both
 	// expiry and eviction take from the front.
@@ -110,7 +143,7 @@ func newTransport(e *Engine) *transport {
 	return &transport{
 		e:         e,
 		nextMID:   uint16(e.randUint64()),
-		exchanges: make(map[string]*exchange),
+		exchanges: make(map[xkey]*exchange),
 		dedup:     make(map[string]seen),
 		szx:       szxMax,
 		bw:        newBlockwise(),
@@ -124,12 +157,15 @@ func (t *transport) mid() uint16 {
 
 // token returns a fresh random 8-byte token not used by any outstanding
 // exchange (RFC 9175 §4.2: tokens are random and not reused while open).
-func (t *transport) token() []byte {
-	b := make([]byte, 8)
+func (t *transport) token() []byte { return t.appendToken(make([]byte, 0, 8)) }
+
+// appendToken appends a fresh token (see token) to b: a caller that
+// keeps the bytes of its requests' tokens reuses them.
+func (t *transport) appendToken(b []byte) []byte {
 	for {
-		binary.BigEndian.PutUint64(b, t.e.randUint64())
-		if _, busy := t.exchanges[string(b)]; !busy {
-			return b
+		v := t.e.randUint64()
+		if _, busy := t.exchanges[xkey{tok: v}]; !busy {
+			return binary.BigEndian.AppendUint64(b, v)
 		}
 	}
 }
@@ -173,9 +209,9 @@ func (t *transport) request(now time.Time, peer string, m *message.Message, done
 
 // send sends m as one confirmable request to peer and calls done with the
 // response, or with nil on timeout or reset. Callers use request, which
-// goes block-wise when the payload needs it. It returns the request's
-// token, the key of its exchange.
-func (t *transport) send(now time.Time, peer string, m *message.Message, done func(time.Time, *message.Message)) (token string) {
+// goes block-wise when the payload needs it. It returns the key of the
+// request's exchange.
+func (t *transport) send(now time.Time, peer string, m *message.Message, done func(time.Time, *message.Message)) xkey {
 	m.Type = message.Confirmable
 	m.MessageID = int32(t.mid())
 	if len(m.Token) == 0 {
@@ -190,11 +226,11 @@ func (t *transport) send(now time.Time, peer string, m *message.Message, done fu
 		// Our own requests always encode; a failure is a broken invariant.
 		panic(err)
 	}
-	tok := string(m.Token)
+	key := tokenKey(m.Token)
 	x := t.newExchange()
-	*x = exchange{key: tok, token: tok, mid: uint16(m.MessageID), wire: wire, peer: peer, done: done, ownWire: true}
+	*x = exchange{key: key, mid: uint16(m.MessageID), wire: wire, peer: peer, done: done, ownWire: true}
 	t.start(now, x, m)
-	return tok
+	return key
 }
 
 // start transmits a new confirmable exchange and arms its retransmission.
@@ -231,7 +267,7 @@ func (t *transport) notify(now time.Time, peer string, m *message.Message, con b
 		return mid
 	}
 	x := t.newExchange()
-	*x = exchange{key: "n/" + strconv.Itoa(int(mid)), token: string(m.Token), notify: true, mid: mid, wire: wire, peer: peer, done: done}
+	*x = exchange{key: xkey{kind: 'n', mid: mid}, notify: true, mid: mid, wire: wire, peer: peer, done: done}
 	t.start(now, x, m)
 	return mid
 }
@@ -261,7 +297,7 @@ func (t *transport) fire(now time.Time) {
 		}
 	}
 	// Deterministic order: a replayed seed must produce the same run.
-	sort.Slice(due, func(i, j int) bool { return due[i].key < due[j].key })
+	sort.Slice(due, func(i, j int) bool { return due[i].key.less(due[j].key) })
 	for _, x := range due {
 		if t.exchanges[x.key] != x {
 			continue // completed or cancelled by an earlier callback
@@ -337,7 +373,7 @@ func (t *transport) handle(now time.Time, peer string, m *message.Message) {
 	}
 	if isResponse(m.Code) {
 		// A separate response (RFC 7252 §5.2.2).
-		x, ok := t.exchanges[string(m.Token)]
+		x, ok := t.exchanges[tokenKey(m.Token)]
 		if m.Type == message.Confirmable {
 			ack := t.emptyWire(message.Acknowledgement, uint16(m.MessageID))
 			if !ok {
@@ -347,7 +383,7 @@ func (t *transport) handle(now time.Time, peer string, m *message.Message) {
 			t.e.transmit(peer, ack)
 		}
 		if ok {
-			delete(t.exchanges, string(m.Token))
+			delete(t.exchanges, tokenKey(m.Token))
 			t.finish(now, x, m)
 		}
 		return
@@ -392,18 +428,18 @@ func (t *transport) handle(now time.Time, peer string, m *message.Message) {
 }
 
 func (t *transport) handleAckOrReset(now time.Time, m *message.Message) {
-	for tok, x := range t.exchanges {
+	for key, x := range t.exchanges {
 		if x.mid != uint16(m.MessageID) {
 			continue
 		}
 		if m.Type == message.Reset {
-			delete(t.exchanges, tok)
+			delete(t.exchanges, key)
 			t.finish(now, x, nil)
 			return
 		}
 		if x.notify {
 			// The ACK of a confirmable notification (RFC 7641 §4.5).
-			delete(t.exchanges, tok)
+			delete(t.exchanges, key)
 			t.finish(now, x, m)
 			return
 		}
@@ -415,10 +451,10 @@ func (t *transport) handleAckOrReset(now time.Time, m *message.Message) {
 			}
 			return
 		}
-		if string(m.Token) != tok {
+		if tokenKey(m.Token) != key {
 			return // piggybacked response with the wrong token
 		}
-		delete(t.exchanges, tok)
+		delete(t.exchanges, key)
 		t.finish(now, x, m)
 		return
 	}
