@@ -69,13 +69,20 @@ func demo(ctx context.Context, stdout, stderr io.Writer) error {
 	printed := make(chan struct{})
 	go func() {
 		defer close(printed)
+		var shown int64 // bytes at the last progress line
 		for ev := range a.Events() {
 			switch {
 			case ev.Kind == agent.EventStore:
 			case ev.Kind == agent.EventFirmware && ev.Firmware.State == agent.FirmwareDownloading && ev.Firmware.Bytes > 0:
-				// A progress bar every 128 KiB (a line each, so that
-				// it reads the same in a terminal and in a log).
-				if f := ev.Firmware; f.Bytes%(128<<10) < 1024 || f.Bytes == f.Total {
+				// A progress bar each time another 128 KiB has come,
+				// whatever the steps of the progress events (a line each,
+				// so that it reads the same in a terminal and in a log).
+				f := ev.Firmware
+				if f.Bytes < shown {
+					shown = 0 // the download started over
+				}
+				if f.Bytes>>17 > shown>>17 || f.Bytes == f.Total {
+					shown = f.Bytes
 					var b strings.Builder
 					renderProgress(&b, "downloading", f.Bytes, f.Total)
 					fmt.Fprintf(stdout, "agent:  %s\n", strings.TrimSpace(b.String()))
