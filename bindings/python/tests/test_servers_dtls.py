@@ -26,7 +26,11 @@ KEY_B = "b2" * 16
 
 class SeveralServersOverDTLSTest(unittest.TestCase):
     def test_two_coaps_servers_with_their_own_keys(self) -> None:
-        with Server(psk=("py-a", KEY_A)) as a, Server(psk=("py-b", KEY_B)) as b, Server() as c:
+        with (
+            Server(psk=("py-a", KEY_A), http=True) as a,
+            Server(psk=("py-b", KEY_B), http=True) as b,
+            Server(http=True) as c,
+        ):
             ep = "py-md-" + uuid.uuid4().hex[:8]
             avc.configure(
                 server_uri=a.coaps_uri,
@@ -45,6 +49,13 @@ class SeveralServersOverDTLSTest(unittest.TestCase):
                     self.assertEqual(s.wait_for(avc.Status.SESSION_STARTED, timeout=TIMEOUT), avc.Status.SESSION_STARTED)
                     for name, srv in (("coaps A", a), ("coaps B", b), ("coap C", c)):
                         self.assertTrue(srv.wait_log(f"registered ep={ep}", TIMEOUT), f"{name}: no registration")
+                        # A read answered over the same session: the agent
+                        # has taken the Register's answer that came before
+                        # it. (Stopping while a Register is still in flight
+                        # leaves that registration to its lifetime: a known
+                        # gap, not what this test is about.)
+                        status, body = srv.api(f"/api/clients/{ep}/read/3/0/0?format=text")
+                        self.assertEqual(status, 200, f"{name}: read /3/0/0: {body}")
                 for name, srv in (("coaps A", a), ("coaps B", b), ("coap C", c)):
                     self.assertTrue(srv.wait_log("deregistered", TIMEOUT), f"{name}: not de-registered")
             finally:
