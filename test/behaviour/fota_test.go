@@ -8,6 +8,7 @@ import (
 	"crypto/ed25519"
 	"encoding/pem"
 	"errors"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -48,16 +49,7 @@ func TestFOTAEveryDelivery(t *testing.T) {
 			if _, err := fwpkg.Build(&pkg, fwpkg.Manifest{Name: "fw", Version: "3.1.0"}, bytes.NewReader(img), key); err != nil {
 				t.Fatal(err)
 			}
-			srv := server.New(server.Config{CoAPAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0", FirmwareDir: t.TempDir()})
-			if err := srv.Start(ctx); err != nil {
-				t.Fatal(err)
-			}
-			defer srv.Close()
-			if _, err := srv.PutFirmware("fw.avc", &pkg); err != nil {
-				t.Fatal(err)
-			}
-			events, unsubscribe := srv.Subscribe()
-			defer unsubscribe()
+			srv, events := firmwareServer(t, ctx, server.Config{CoAPAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0"}, &pkg)
 			ep := "fota-" + string(tc.method) + tc.protocol
 			stateDir := t.TempDir()
 			_, stop := runAgent(t, ctx, agent.Config{ServerURI: "coap://" + srv.CoAPAddr().String(), Endpoint: ep, StateDir: stateDir,
@@ -196,18 +188,27 @@ func coapsFirmwareServer(t *testing.T, ctx context.Context, identity string, key
 	if _, err := fwpkg.Build(&pkg, fwpkg.Manifest{Version: version}, bytes.NewReader(img), nil); err != nil {
 		t.Fatal(err)
 	}
-	srv := server.New(server.Config{CoAPAddr: "127.0.0.1:0", CoAPSAddr: "127.0.0.1:0", FirmwareDir: t.TempDir(),
+	return firmwareServer(t, ctx, server.Config{CoAPAddr: "127.0.0.1:0", CoAPSAddr: "127.0.0.1:0",
 		PSK: func(id []byte) ([]byte, error) {
 			if string(id) != identity {
 				return nil, errors.New("unknown identity")
 			}
 			return key, nil
-		}})
+		}}, &pkg)
+}
+
+// firmwareServer starts avc server with cfg and a firmware directory of
+// its own holding fw.avc, the package pkg; it returns the server (closed
+// when the test ends) and its events.
+func firmwareServer(t *testing.T, ctx context.Context, cfg server.Config, pkg io.Reader) (*server.Server, <-chan server.Event) {
+	t.Helper()
+	cfg.FirmwareDir = t.TempDir()
+	srv := server.New(cfg)
 	if err := srv.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { srv.Close() })
-	if _, err := srv.PutFirmware("fw.avc", &pkg); err != nil {
+	if _, err := srv.PutFirmware("fw.avc", pkg); err != nil {
 		t.Fatal(err)
 	}
 	events, unsubscribe := srv.Subscribe()

@@ -53,16 +53,7 @@ func TestRestartWithFetchInFlight(t *testing.T) {
 	if _, err := fwpkg.Build(&fwPkg, fwpkg.Manifest{Name: "fw", Version: "2.0.0"}, bytes.NewReader(bytes.Repeat([]byte("fw "), 20000)), nil); err != nil {
 		t.Fatal(err)
 	}
-	srv := server.New(server.Config{CoAPAddr: "127.0.0.1:0", FirmwareDir: t.TempDir()})
-	if err := srv.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
-	if _, err := srv.PutFirmware("fw.avc", &fwPkg); err != nil {
-		t.Fatal(err)
-	}
-	events, unsubscribe := srv.Subscribe()
-	defer unsubscribe()
+	srv, events := firmwareServer(t, ctx, server.Config{CoAPAddr: "127.0.0.1:0"}, &fwPkg)
 	const ep = "restart-fetch"
 	_, stop := runAgent(t, ctx, agent.Config{ServerURI: "coap://" + srv.CoAPAddr().String(), Endpoint: ep, StateDir: t.TempDir(),
 		Device: agent.DeviceInfo{FirmwareVersion: "1.0.0"}})
