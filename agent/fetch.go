@@ -235,7 +235,8 @@ func (s *fetchSink) Start(r httpfetch.Response) error {
 }
 
 // Write implements httpfetch.Sink. p is only borrowed until Write
-// returns, so it is copied into one of two buffers first.
+// returns: the engine copies what it keeps when it takes p inline, and
+// for the loop p is copied into one of two buffers first.
 func (s *fetchSink) Write(p []byte) error {
 	if s.inline != nil {
 		return s.deliverInline(fetchMsg{data: p})
