@@ -49,6 +49,7 @@
 #include "check.h"
 #include "serverapi.h"
 #include "lestatus.h"
+#include "statusthread.h"
 
 #define TIMEOUT_MS 30000
 
@@ -72,25 +73,15 @@ static struct
     le_result_t in_accept_rc;
     int in_accept_index;
     long in_accept_at;
-    int handler_thread_set;
-    pthread_t handler_thread;
-    int one_thread;             /* every call came on the same thread */
+    int other_thread;           /* a call came on another thread than the first */
 } seen;
 
 /* Notes the handler's thread and records the status. */
 static void record(le_avc_Status_t status, int32_t total, int32_t progress)
 {
+    int same = note_status_thread();
     pthread_mutex_lock(&seen.lock);
-    if (!seen.handler_thread_set)
-    {
-        seen.handler_thread_set = 1;
-        seen.handler_thread = pthread_self();
-        seen.one_thread = 1;
-    }
-    else if (!pthread_equal(seen.handler_thread, pthread_self()))
-    {
-        seen.one_thread = 0;
-    }
+    seen.other_thread |= !same;
     pthread_mutex_unlock(&seen.lock);
     status_record(status, total, progress);
 }
@@ -287,7 +278,7 @@ int main(int argc, char** argv)
     failed_any = first_of(LE_AVC_DOWNLOAD_FAILED, 0) >= 0 || first_of(LE_AVC_INSTALL_FAILED, 0) >= 0 ||
                  first_of(LE_AVC_CERTIFICATION_KO, 0) >= 0;
     print_statuses();
-    check(seen.one_thread, "every status handler call came on one thread (libavc's dispatcher)");
+    check(status_thread_noted() && !seen.other_thread, "every status handler call came on one thread (libavc's dispatcher)");
     check(pending >= 0 && in_progress > pending, "DOWNLOAD_PENDING came before any DOWNLOAD_IN_PROGRESS");
     check(seen.update_type_ok, "le_avc_GetUpdateType in the handler at DOWNLOAD_PENDING: LE_AVC_FIRMWARE_UPDATE");
     snprintf(line, sizeof(line), "le_avc_AcceptDownload from inside the handler -> %s (want LE_OK), once",

@@ -24,6 +24,7 @@
 #include "avc.h"
 #include "check.h"
 #include "serverapi.h"
+#include "statusthread.h"
 
 #define TIMEOUT_MS 15000
 #define MAX_CALLS 16
@@ -32,8 +33,6 @@
 static struct
 {
     pthread_mutex_t lock;
-    int status_thread_set;
-    pthread_t status_thread;
     int started;
     int calls;
     struct
@@ -55,12 +54,8 @@ static void status_handler(le_avc_Status_t status, int32_t total, int32_t progre
     (void)total;
     (void)progress;
     (void)ctx;
+    note_status_thread();
     pthread_mutex_lock(&seen.lock);
-    if (!seen.status_thread_set)
-    {
-        seen.status_thread = pthread_self();
-        seen.status_thread_set = 1;
-    }
     if (status == LE_AVC_SESSION_STARTED)
     {
         seen.started = 1;
@@ -78,7 +73,7 @@ static void record(char kind, void* user, const char* path, const char* text, in
         snprintf(seen.call[i].path, sizeof(seen.call[i].path), "%s", path ? path : "(null)");
         snprintf(seen.call[i].text, sizeof(seen.call[i].text), "%s", text ? text : "");
         seen.call[i].text_null = text == NULL;
-        seen.call[i].on_status_thread = seen.status_thread_set && pthread_equal(seen.status_thread, pthread_self());
+        seen.call[i].on_status_thread = on_status_thread();
         seen.call[i].user_ok = user == &user_tag;
         seen.call[i].set_rc = set_rc;
     }

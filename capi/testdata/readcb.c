@@ -23,6 +23,7 @@
 #include "avc.h"
 #include "check.h"
 #include "serverapi.h"
+#include "statusthread.h"
 
 #define TIMEOUT_MS 15000
 #define MAX_CALLS 16
@@ -31,8 +32,6 @@
 static struct
 {
     pthread_mutex_t lock;
-    int status_thread_set;
-    pthread_t status_thread;
     int calls;
     struct
     {
@@ -51,13 +50,7 @@ static void status_handler(le_avc_Status_t status, int32_t total, int32_t progre
     (void)total;
     (void)progress;
     (void)ctx;
-    pthread_mutex_lock(&seen.lock);
-    if (!seen.status_thread_set)
-    {
-        seen.status_thread = pthread_self();
-        seen.status_thread_set = 1;
-    }
-    pthread_mutex_unlock(&seen.lock);
+    note_status_thread();
 }
 
 /* Each read gets the next reading: 20.5, 21.5, ... for the temperature,
@@ -84,7 +77,7 @@ static void on_read(void* user, const char* path)
     {
         int i = seen.calls;
         snprintf(seen.call[i].path, sizeof(seen.call[i].path), "%s", path ? path : "(null)");
-        seen.call[i].on_status_thread = seen.status_thread_set && pthread_equal(seen.status_thread, pthread_self());
+        seen.call[i].on_status_thread = on_status_thread();
         seen.call[i].user_ok = user == &user_tag;
         seen.call[i].set_rc = rc;
     }
