@@ -30,6 +30,25 @@ func sensorObject() lwm2m.ObjectDef {
 
 // readCBSim returns a registered simulation with the sensor object and
 // its stored values: temperature 1.5, label "lab", counts {0: 10}.
+// awaitReadRequest runs s until the engine asks the host for values and
+// returns that event.
+func awaitReadRequest(t *testing.T, s *agenttest.Sim) agent.Event {
+	t.Helper()
+	ev, ok := s.WaitEvent(agent.EventReadRequest, time.Second)
+	if !ok {
+		t.Fatal("no read request")
+	}
+	return ev
+}
+
+// readDone tells the engine the host has set the values ev asked for.
+func readDone(t *testing.T, s *agenttest.Sim, ev agent.Event) {
+	t.Helper()
+	if err := s.Do(agent.CmdReadDone{Token: ev.Token}); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func readCBSim(t *testing.T, timeout time.Duration) *agenttest.Sim {
 	t.Helper()
 	s := registered(t, agent.Config{Objects: []lwm2m.ObjectDef{sensorObject()}, ReadTimeout: timeout, Lifetime: time.Hour})
@@ -144,9 +163,7 @@ func TestReadCallback(t *testing.T) {
 			}
 			setValue(t, s, "/33000/0/1", "21.25")
 			setValue(t, s, "/33000/0/3/0", "11")
-			if err := s.Do(agent.CmdReadDone{Token: ev.Token}); err != nil {
-				t.Fatal(err)
-			}
+			readDone(t, s, ev)
 			s.RunFor(time.Second)
 			rs := toServer(s, from, withToken(tok))
 			if len(rs) != 1 {
@@ -263,10 +280,7 @@ func TestReadCallbackDuplicate(t *testing.T) {
 	s := readCBSim(t, 0)
 	from := len(s.Wire)
 	tok := rawRequest(s, message.Confirmable, 0x6000, 0x6001, codes.GET, "/33000/0/1", nil, accept(lwm2m.FormatText))
-	ev, ok := s.WaitEvent(agent.EventReadRequest, time.Second)
-	if !ok {
-		t.Fatal("no read request")
-	}
+	ev := awaitReadRequest(t, s)
 	s.RunFor(time.Second)
 	rawRequest(s, message.Confirmable, 0x6000, 0x6001, codes.GET, "/33000/0/1", nil, accept(lwm2m.FormatText))
 	s.RunFor(time.Second)
@@ -276,9 +290,7 @@ func TestReadCallbackDuplicate(t *testing.T) {
 	if evs := s.EventsOf(agent.EventReadRequest); len(evs) != 1 {
 		t.Errorf("%d read requests, want 1", len(evs))
 	}
-	if err := s.Do(agent.CmdReadDone{Token: ev.Token}); err != nil {
-		t.Fatal(err)
-	}
+	readDone(t, s, ev)
 	s.RunFor(time.Second)
 	rawRequest(s, message.Confirmable, 0x6000, 0x6001, codes.GET, "/33000/0/1", nil, accept(lwm2m.FormatText))
 	s.RunFor(10 * time.Second)
@@ -297,13 +309,8 @@ func TestReadCallbackRetransmit(t *testing.T) {
 	s.Server.IgnoreNotifications = true // leaves CON responses unacknowledged too
 	from := len(s.Wire)
 	tok := rawRequest(s, message.Confirmable, 0x7000, 0x7001, codes.GET, "/33000/0/1", nil, accept(lwm2m.FormatText))
-	ev, ok := s.WaitEvent(agent.EventReadRequest, time.Second)
-	if !ok {
-		t.Fatal("no read request")
-	}
-	if err := s.Do(agent.CmdReadDone{Token: ev.Token}); err != nil {
-		t.Fatal(err)
-	}
+	ev := awaitReadRequest(t, s)
+	readDone(t, s, ev)
 	s.RunFor(7 * time.Second) // the first timeout is 2..3 s, the second twice that
 	n := len(toServer(s, from, withToken(tok)))
 	if n < 2 {
@@ -331,14 +338,9 @@ func TestReadCallbackObserve(t *testing.T) {
 	s := readCBSim(t, 0)
 	from := len(s.Wire)
 	tok := rawRequest(s, message.Confirmable, 0x7100, 0x7101, codes.GET, "/33000/0/1", nil, accept(lwm2m.FormatText), observeOpt(0))
-	ev, ok := s.WaitEvent(agent.EventReadRequest, time.Second)
-	if !ok {
-		t.Fatal("no read request")
-	}
+	ev := awaitReadRequest(t, s)
 	setValue(t, s, "/33000/0/1", "30")
-	if err := s.Do(agent.CmdReadDone{Token: ev.Token}); err != nil {
-		t.Fatal(err)
-	}
+	readDone(t, s, ev)
 	s.RunFor(time.Second)
 	rs := toServer(s, from, withToken(tok))
 	if len(rs) != 1 || string(rs[0].Payload) != "30" {
@@ -364,13 +366,8 @@ func TestReadCallbackNON(t *testing.T) {
 	s := readCBSim(t, 0)
 	from := len(s.Wire)
 	tok := rawRequest(s, message.NonConfirmable, 0x7200, 0x7201, codes.GET, "/33000/0/1", nil, accept(lwm2m.FormatText))
-	ev, ok := s.WaitEvent(agent.EventReadRequest, time.Second)
-	if !ok {
-		t.Fatal("no read request")
-	}
-	if err := s.Do(agent.CmdReadDone{Token: ev.Token}); err != nil {
-		t.Fatal(err)
-	}
+	ev := awaitReadRequest(t, s)
+	readDone(t, s, ev)
 	s.RunFor(time.Second)
 	if n := len(toServer(s, from, emptyACK(0x7200))); n != 0 {
 		t.Errorf("%d ACKs of a NON request", n)
