@@ -213,14 +213,20 @@ func (b *dtlsBench) freshRegistrations(ctx context.Context, mk func(map[string]s
 	return fromMs(medianMs(ms)), nil
 }
 
-// started runs a and waits for its first registration.
+// started is an agent running until stop, registered once.
 type started struct {
 	a      runner
 	cancel context.CancelFunc
 	done   chan error
 }
 
-func start(ctx context.Context, a runner) (*started, error) {
+// start makes an agent of cfg with mk, runs it and waits for its first
+// registration.
+func start(ctx context.Context, mk func(map[string]string) (runner, error), cfg map[string]string) (*started, error) {
+	a, err := mk(cfg)
+	if err != nil {
+		return nil, err
+	}
 	rctx, cancel := context.WithCancel(ctx)
 	s := &started{a: a, cancel: cancel, done: make(chan error, 1)}
 	go func() { s.done <- a.Run(rctx) }()
@@ -262,15 +268,12 @@ func (s *started) stop() {
 // warmRegistrations registers one agent, then dtlsRuns times stops it and
 // times a start to the registered event; it returns the median.
 func (b *dtlsBench) warmRegistrations(ctx context.Context, mk func(map[string]string) (runner, error), uri, ep string) (time.Duration, error) {
-	a, err := mk(b.config(uri, ep))
-	if err != nil {
-		return 0, err
-	}
-	s, err := start(ctx, a)
+	s, err := start(ctx, mk, b.config(uri, ep))
 	if err != nil {
 		return 0, err
 	}
 	defer s.stop()
+	a := s.a
 	var ms []float64
 	for range dtlsRuns {
 		if err := a.Do(ctx, agent.CmdStop{}); err != nil {
@@ -300,11 +303,7 @@ func (b *dtlsBench) warmRegistrations(ctx context.Context, mk func(map[string]st
 func (b *dtlsBench) goPulls(ctx context.Context, mk func(map[string]string) (runner, error), ep string) (time.Duration, error) {
 	cfg := b.config(b.uris[0], ep)
 	cfg[agent.EnvFWPSKIdentity], cfg[agent.EnvFWPSKKey] = "bench", hex.EncodeToString(benchPSK)
-	a, err := mk(cfg)
-	if err != nil {
-		return 0, err
-	}
-	s, err := start(ctx, a)
+	s, err := start(ctx, mk, cfg)
 	if err != nil {
 		return 0, err
 	}
