@@ -7,6 +7,7 @@ require (
 	github.com/pion/dtls/v3 v3.1.5
 	github.com/plgd-dev/go-coap/v3 v3.5.5
 	github.com/tetratelabs/wazero v1.12.0
+	golang.org/x/sys v0.46.0
 )
 
 require (
@@ -19,5 +20,4 @@ require (
 	golang.org/x/exp v0.0.0-20260611194520-c48552f49976 // indirect
 	golang.org/x/net v0.56.0 // indirect
 	golang.org/x/sync v0.21.0 // indirect
-	golang.org/x/sys v0.46.0 // indirect
 )

@@ -39,6 +39,8 @@ type Agent struct {
 	// certificate files of their own (ServerAccount.CertFile...), by URI.
 	certs  map[string]DTLSCredentials
 	synced chan syncResult
+	syncs  chan syncReq  // to runSyncs
+	ended  chan struct{} // closed when Run returns
 
 	// emu guards the engine (and the fields flush and the loop share with
 	// receiveInline) while a session runs: the loop and the UDP port's
@@ -68,6 +70,33 @@ type syncResult struct {
 	engine *Engine
 	id     uint64
 	err    error
+}
+
+// syncReq is a storage sync for Agent.runSyncs, from engine.
+type syncReq struct {
+	engine *Engine
+	job    syncJob
+}
+
+// runSyncs runs the storage syncs the engines ask for (Engine.pollSync),
+// one after the other, until Run has returned: one goroutine for all of
+// them, so that a checkpoint starts no goroutine and allocates nothing.
+func (a *Agent) runSyncs() {
+	for {
+		select {
+		case r := <-a.syncs:
+			res := syncResult{engine: r.engine, id: r.job.id, err: r.job.run()}
+			select {
+			case a.synced <- res:
+			default:
+				// The buffer holds more results than syncs are ever in
+				// flight while the loop drains it; full means the loop
+				// has returned and nobody will read this one.
+			}
+		case <-a.ended:
+			return
+		}
+	}
 }
 
 // maxSyncsInFlight sizes Agent.synced: an engine has at most one sync in
@@ -108,7 +137,7 @@ func New(cfg Config) (*Agent, error) {
 			}
 			b = nil
 		}
-		state = b
+		state = bytes.Clone(b) // a.state is written over (stored)
 	case cfg.StateDir != "":
 		b, err := os.ReadFile(filepath.Join(cfg.StateDir, StateFile))
 		if err != nil && !errors.Is(err, os.ErrNotExist) {
@@ -122,6 +151,9 @@ func New(cfg Config) (*Agent, error) {
 	cfg.dtls = true      // Run opens a SecurePort for coaps
 	cfg.httpFetch = true // the loop runs FetchRequests (fetch.go)
 	cfg.bgSync = true    // the loop runs storage syncs beside the transfer
+	// stored copies each state before the next engine call, so the
+	// engine keeps one buffer for them: a checkpoint allocates nothing.
+	cfg.reuseState = true
 	if cfg.Firmware.Handler == nil && cfg.StateDir != "" {
 		cfg.Firmware.Handler = &FileFirmware{Dir: filepath.Join(cfg.StateDir, "firmware"), InstallCmd: cfg.FirmwareInstallCmd, Logger: cfg.Logger}
 	}
@@ -157,12 +189,15 @@ func New(cfg Config) (*Agent, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	return &Agent{cfg: cfg, engine: e, log: log, cmds: make(chan cmdReq), events: NewEventQueue(), state: state, fetch: fetch, cred: cred,
-		certs: certs, synced: make(chan syncResult, maxSyncsInFlight)}, nil
+		certs: certs, synced: make(chan syncResult, maxSyncsInFlight),
+		syncs: make(chan syncReq, maxSyncsInFlight), ended: make(chan struct{})}, nil
 }
 
 // Events returns the channel of engine events. It is closed once Run has
 // returned and every event has been received. Events are queued without
-// bound, so a slow reader never stalls the protocol.
+// bound, so a slow reader never stalls the protocol. EventStore is not
+// among them: the Agent saves the state itself (Config.StateDir,
+// Config.StateStore).
 func (a *Agent) Events() <-chan Event { return a.events.C() }
 
 // Do sends a command to the running agent and returns the engine's answer
@@ -238,6 +273,8 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	a.ran, a.running = true, true
 	a.mu.Unlock()
+	go a.runSyncs()
+	defer close(a.ended) // deferred first: runs last
 	defer func() {
 		a.mu.Lock()
 		a.running, a.port = false, nil
@@ -251,7 +288,15 @@ func (a *Agent) Run(ctx context.Context) error {
 		defer a.saver.close()
 	case a.cfg.StateDir != "":
 		path := filepath.Join(a.cfg.StateDir, StateFile)
-		a.saver = newStateSaver(func(b []byte) error { return WriteFileAtomic(path, b, 0o600) }, a.log)
+		save := func(b []byte) error { return WriteFileAtomic(path, b, 0o600) }
+		if f, err := openStateFile(path, 0o600); err != nil {
+			// Saving tries again at every change, and logs why it fails.
+			a.log.Error("open the state file", "err", err)
+		} else {
+			defer f.Close() // after the saver's last write
+			save = f.write
+		}
+		a.saver = newStateSaver(save, a.log)
 		defer a.saver.close()
 	}
 	if a.cfg.Control.OnDemand {
@@ -740,16 +785,10 @@ func (a *Agent) flush(ctx context.Context, port port) (restart, failed, register
 		if !ok {
 			break
 		}
-		go func() {
-			r := syncResult{engine: e, id: j.id, err: j.run()}
-			select {
-			case a.synced <- r:
-			default:
-				// The buffer holds more results than syncs are ever in
-				// flight while the loop drains it; full means the loop
-				// has returned and nobody will read this one.
-			}
-		}()
+		select {
+		case a.syncs <- syncReq{engine: e, job: j}:
+		case <-a.ended:
+		}
 	}
 	for {
 		d, ok := e.PollTransmit()
@@ -786,10 +825,8 @@ func (a *Agent) flushEvents() (restart, failed, registered bool) {
 			break
 		}
 		if ev.Kind == EventStore {
-			a.state = ev.Data
-			if a.saver != nil {
-				a.saver.save(ev.Data)
-			}
+			a.stored(ev.Data)
+			continue
 		}
 		switch {
 		case ev.Kind == EventRestart:
@@ -809,6 +846,16 @@ func (a *Agent) flushEvents() (restart, failed, registered bool) {
 	return restart, failed, registered
 }
 
+// stored takes the engine's new state: a copy for restarts, and one for
+// the saver. The engine writes its next state over b (Config.reuseState),
+// and the Agent saves the state itself, so EventStore is not forwarded.
+func (a *Agent) stored(b []byte) {
+	a.state = append(a.state[:0], b...)
+	if a.saver != nil {
+		a.saver.save(b)
+	}
+}
+
 // forwardEvents saves and forwards the engine's events outside the loop
 // (nothing is sent).
 func (a *Agent) forwardEvents() {
@@ -818,10 +865,8 @@ func (a *Agent) forwardEvents() {
 			return
 		}
 		if ev.Kind == EventStore {
-			a.state = ev.Data
-			if a.saver != nil {
-				a.saver.save(ev.Data)
-			}
+			a.stored(ev.Data)
+			continue
 		}
 		a.events.Push(ev)
 	}
@@ -847,8 +892,9 @@ func systemMemory() (free, total int64) {
 
 // stateSaver writes the engine's state off the protocol loop: the loop
 // hands it the latest state and goes on; a goroutine writes it atomically
-// (WriteFileAtomic, or the StateStore), skipping states superseded
-// meanwhile.
+// (a stateFile, or the StateStore), skipping states superseded meanwhile.
+// It copies each state into one of two buffers it keeps, so saving
+// allocates nothing.
 // The engine syncs firmware storage before it emits a state that counts
 // on it, so a late write never claims bytes that are not durable; it only
 // means a crash may restart from an older (still consistent) state.
@@ -856,7 +902,9 @@ type stateSaver struct {
 	saveFn func([]byte) error
 	log    *slog.Logger
 	mu     sync.Mutex
-	next   []byte // the state to write; nil when written
+	next   []byte // the state to write
+	has    bool   // next is not written yet
+	cur    []byte // the state being written (the writer's)
 	kick   chan struct{}
 	done   chan struct{}
 }
@@ -867,9 +915,10 @@ func newStateSaver(save func([]byte) error, log *slog.Logger) *stateSaver {
 	return s
 }
 
+// save copies b for the writer.
 func (s *stateSaver) save(b []byte) {
 	s.mu.Lock()
-	s.next = b
+	s.next, s.has = append(s.next[:0], b...), true
 	s.mu.Unlock()
 	select {
 	case s.kick <- struct{}{}:
@@ -886,12 +935,13 @@ func (s *stateSaver) run() {
 
 func (s *stateSaver) write() {
 	s.mu.Lock()
-	b := s.next
-	s.next = nil
-	s.mu.Unlock()
-	if b == nil {
+	if !s.has {
+		s.mu.Unlock()
 		return
 	}
+	s.cur, s.next, s.has = s.next, s.cur[:0], false
+	b := s.cur
+	s.mu.Unlock()
 	if err := s.saveFn(b); err != nil {
 		s.log.Error("save state", "err", err)
 	}

@@ -275,6 +275,12 @@ type Config struct {
 	// bgSync is set by drivers that run storage syncs on another
 	// goroutine (pollSync, syncDone; see backgroundSyncer).
 	bgSync bool
+	// reuseState is set by drivers that are done with an EventStore's
+	// Data before their next call into the engine (they copy it): the
+	// engine then writes every state into one buffer it reuses, and
+	// keeps at most one EventStore waiting to be polled, the latest
+	// state (Engine.storePosition).
+	reuseState bool
 }
 
 // ErrConfig is wrapped by every configuration error.

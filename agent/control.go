@@ -481,5 +481,6 @@ type StateStore interface {
 	Load() ([]byte, error)
 	// Save stores b durably and atomically: all of it, or the previous
 	// record stays. An error is logged; the next change is saved again.
+	// Save must not keep b: the Agent reuses it once Save returns.
 	Save(b []byte) error
 }

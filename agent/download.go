@@ -183,21 +183,34 @@ type dlCheckpoint struct {
 // backgroundSyncer is implemented by stores whose sync may run on another
 // goroutine while writes go on (FileFirmware, FileSoftware: fsync of an
 // *os.File covers every write made before it started). backgroundSync
-// returns the sync to run, bound to the current stream, or nil when there
-// is nothing to sync. Drivers that run such syncs set Config.bgSync; the
-// engine then keeps downloading while a checkpoint's fsync is under way
-// and persists the checkpoint when the sync reports back (syncDone),
-// instead of stalling the transfer for every fsync.
+// returns the sync to run, bound to the current stream; ok is false when
+// there is nothing to sync. Drivers that run such syncs set
+// Config.bgSync; the engine then keeps downloading while a checkpoint's
+// fsync is under way and persists the checkpoint when the sync reports
+// back (syncDone), instead of stalling the transfer for every fsync.
 type backgroundSyncer interface {
-	backgroundSync() func() error
+	backgroundSync() (s bgSync, ok bool)
 }
+
+// bgSync is a storage sync that may run on another goroutine while writes
+// go on: it makes the first n bytes written to f durable. It is a value,
+// not a closure, so that a checkpoint allocates nothing.
+type bgSync struct {
+	f interface{ syncTo(n int64) error }
+	n int64
+}
+
+func (s bgSync) run() error { return s.f.syncTo(s.n) }
 
 // syncJob is a storage sync for the driver to run off the engine's
 // goroutine and report with Engine.syncDone.
 type syncJob struct {
-	id  uint64
-	run func() error
+	id   uint64
+	sync bgSync
 }
+
+// run runs the sync.
+func (j syncJob) run() error { return j.sync.run() }
 
 // Checkpoint policy: the download position is persisted at least every
 // 64 KiB or 30 s, and every 32 KiB when the data comes slower than 32 KiB
@@ -237,6 +250,23 @@ func (e *Engine) downloads() []*download {
 	return ds
 }
 
+// findDownload returns a download for which match is true, nil when
+// none: lookups on the data path use it rather than downloads, which
+// allocates its slice.
+func (e *Engine) findDownload(match func(*download) bool) *download {
+	if e.fw != nil && match(e.fw.dl) {
+		return e.fw.dl
+	}
+	if e.sw != nil {
+		for _, in := range e.sw.insts {
+			if match(in.dl) {
+				return in.dl
+			}
+		}
+	}
+	return nil
+}
+
 // pullFrom reports whether a pull in progress talks to peer.
 func (e *Engine) pullFrom(peer string) bool {
 	from := func(d *download) bool { return d.pull != nil && !d.pull.http && d.pull.peer == peer }
@@ -265,10 +295,10 @@ func (e *Engine) pullResponse(peer string, b []byte) bool {
 		return false
 	}
 	k := tokenKey(b[4 : 4+tkl])
-	for _, d := range e.downloads() {
+	return e.findDownload(func(d *download) bool {
 		p := d.pull
 		if p == nil || p.http || p.peer != peer {
-			continue
+			return false
 		}
 		if p.key == k && k != (xkey{}) {
 			return true
@@ -278,8 +308,8 @@ func (e *Engine) pullResponse(peer string, b []byte) bool {
 				return true
 			}
 		}
-	}
-	return false
+		return false
+	}) != nil
 }
 
 // packageWrite returns the download a write of a Package resource (/5/0/0
@@ -410,7 +440,7 @@ func (d *download) checkpoint(now time.Time) error {
 	rec.Verifier, rec.Offset = vb, d.off
 	d.lastCkpt, d.ckptAt = d.off, now
 	d.syncing = 0 // this checkpoint covers a sync still under way
-	d.e.store()
+	d.e.storePosition()
 	return nil
 }
 
@@ -430,8 +460,8 @@ func (d *download) checkpointBehind(now time.Time) bool {
 	if d.syncing != 0 {
 		return true
 	}
-	run := bs.backgroundSync()
-	if run == nil {
+	sync, ok := bs.backgroundSync()
+	if !ok {
 		return false
 	}
 	vb, err := d.saveVerifier()
@@ -442,7 +472,7 @@ func (d *download) checkpointBehind(now time.Time) bool {
 	d.syncing = d.e.syncSeq
 	d.pending = dlCheckpoint{off: d.off, verifier: vb, ver: d.ver}
 	d.lastCkpt, d.ckptAt = d.off, now
-	d.e.syncs = append(d.e.syncs, syncJob{id: d.syncing, run: run})
+	d.e.syncs = append(d.e.syncs, syncJob{id: d.syncing, sync: sync})
 	return true
 }
 
@@ -452,10 +482,9 @@ func (e *Engine) pollSync() (syncJob, bool) {
 		return syncJob{}, false
 	}
 	j := e.syncs[0]
-	e.syncs = e.syncs[1:]
-	if len(e.syncs) == 0 {
-		e.syncs = nil
-	}
+	n := copy(e.syncs, e.syncs[1:]) // the array is kept for the next ones
+	e.syncs[n] = syncJob{}
+	e.syncs = e.syncs[:n]
 	return j, true
 }
 
@@ -465,27 +494,34 @@ func (e *Engine) pollSync() (syncJob, bool) {
 // checkpoint does.
 func (e *Engine) syncDone(now time.Time, id uint64, err error) {
 	e.now = now
-	for _, d := range e.downloads() {
-		if id == 0 || d.syncing != id {
-			continue
-		}
-		d.syncing = 0
-		if d.ver == nil || d.ver != d.pending.ver {
-			return
-		}
-		if err != nil {
-			err = fmt.Errorf("sync %s storage: %w", d.t.label(), err)
-			d.fail(now, handlerResult(err, ResultNotEnoughSpace), err)
-			return
-		}
-		rec := d.t.record()
-		if d.pending.off <= rec.Offset || d.pending.off > d.off {
-			return
-		}
-		rec.Verifier, rec.Offset = d.pending.verifier, d.pending.off
-		d.e.store()
+	d := e.syncing(id)
+	if d == nil {
 		return
 	}
+	d.syncing = 0
+	if d.ver == nil || d.ver != d.pending.ver {
+		return
+	}
+	if err != nil {
+		err = fmt.Errorf("sync %s storage: %w", d.t.label(), err)
+		d.fail(now, handlerResult(err, ResultNotEnoughSpace), err)
+		return
+	}
+	rec := d.t.record()
+	if d.pending.off <= rec.Offset || d.pending.off > d.off {
+		return
+	}
+	rec.Verifier, rec.Offset = d.pending.verifier, d.pending.off
+	d.e.storePosition()
+}
+
+// syncing returns the download whose background sync id is, nil when
+// none (0 is no sync).
+func (e *Engine) syncing(id uint64) *download {
+	if id == 0 {
+		return nil
+	}
+	return e.findDownload(func(d *download) bool { return d.syncing == id })
 }
 
 // complete verifies the finished package and delivers it to the target.

@@ -27,16 +27,14 @@ func (s *syncStore) PerformUpgrade(FirmwarePackage) error { return nil }
 func (s *syncStore) Booted(FirmwarePackage) (string, bool) {
 	return "", false
 }
-func (s *syncStore) Sync() error { s.durable = len(s.data); return nil }
-func (s *syncStore) backgroundSync() func() error {
-	n := len(s.data)
-	return func() error {
-		if s.fail != nil {
-			return s.fail
-		}
-		s.durable = max(s.durable, n)
-		return nil
+func (s *syncStore) Sync() error                    { s.durable = len(s.data); return nil }
+func (s *syncStore) backgroundSync() (bgSync, bool) { return bgSync{f: s, n: int64(len(s.data))}, true }
+func (s *syncStore) syncTo(n int64) error {
+	if s.fail != nil {
+		return s.fail
 	}
+	s.durable = max(s.durable, int(n))
+	return nil
 }
 
 // bgSyncEngine returns an engine whose firmware store syncs in the

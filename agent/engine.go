@@ -1,7 +1,6 @@
 package agent
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/binary"
@@ -71,8 +70,13 @@ type Engine struct {
 	log      *slog.Logger
 	rand     io.Reader
 	randBuf  [8]byte // randUint64's
-	// stateJSON is store's scratch buffer for the state's JSON.
-	stateJSON bytes.Buffer
+	// stateEnc is store's scratch space for the state's JSON.
+	stateEnc stateEncoder
+	// With Config.reuseState: stateOut holds the stored state, and
+	// stateEv is 1 + the index in events of the EventStore not yet
+	// polled (0: none).
+	stateOut []byte
+	stateEv  int
 
 	tr   *transport
 	reg  *registration
@@ -376,6 +380,9 @@ func (e *Engine) PollEvent() (Event, bool) {
 	ev := e.events[e.evHead]
 	e.events[e.evHead] = Event{}
 	e.evHead++
+	if e.evHead == e.stateEv {
+		e.stateEv = 0
+	}
 	if e.evHead == len(e.events) {
 		// All taken: the next events reuse the array.
 		e.events, e.evHead = e.events[:0], 0
@@ -452,7 +459,27 @@ func (e *Engine) emit(ev Event) {
 // store emits the persistent state after a change.
 func (e *Engine) store() {
 	e.version++
-	e.emit(Event{Kind: EventStore, Data: e.st.marshal(&e.stateJSON)})
+	e.storePosition()
+}
+
+// storePosition emits the persistent state after a change to a download's
+// position alone (a checkpoint): no object's value moved, so it leaves
+// Engine.version, and the observations of stable objects are not read and
+// encoded again at every checkpoint.
+func (e *Engine) storePosition() {
+	if !e.cfg.reuseState {
+		e.emit(Event{Kind: EventStore, Data: e.st.marshal(&e.stateEnc)})
+		return
+	}
+	// The driver is done with the last state polled: write over it. A
+	// state not polled yet is superseded: its event takes the new one.
+	e.stateOut = e.st.appendTo(e.stateOut[:0], &e.stateEnc)
+	if e.stateEv > 0 {
+		e.events[e.stateEv-1].Data = e.stateOut
+		return
+	}
+	e.emit(Event{Kind: EventStore, Data: e.stateOut})
+	e.stateEv = len(e.events)
 }
 
 func (e *Engine) randUint64() uint64 {

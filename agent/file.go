@@ -227,19 +227,25 @@ func (p *partFile) Sync() error {
 }
 
 // backgroundSync hands the buffer over now and returns the sync to run,
-// from any goroutine, while writes go on: it waits for those bytes to be
-// written, then syncs the file.
-func (p *partFile) backgroundSync() func() error {
+// from any goroutine, while writes go on (syncTo the bytes written so
+// far).
+func (p *partFile) backgroundSync() (bgSync, bool) {
 	if p.closed {
-		return func() error { return os.ErrClosed }
+		return bgSync{f: p, n: -1}, true
 	}
-	n := p.flush()
-	return func() error {
-		if err := p.wait(n); err != nil {
-			return err
-		}
-		return p.f.Sync()
+	return bgSync{f: p, n: p.flush()}, true
+}
+
+// syncTo waits for the writer to be done with n bytes, then syncs the
+// file; n < 0 stands for a sync asked for after Close.
+func (p *partFile) syncTo(n int64) error {
+	if n < 0 {
+		return os.ErrClosed
 	}
+	if err := p.wait(n); err != nil {
+		return err
+	}
+	return p.f.Sync()
 }
 
 // Close writes everything out, stops the writer and closes the file.

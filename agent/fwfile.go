@@ -73,9 +73,9 @@ func (h *FileFirmware) Sync() error {
 
 // backgroundSync implements backgroundSyncer: an fsync of the open image
 // file, which the native driver runs while the download goes on.
-func (h *FileFirmware) backgroundSync() func() error {
+func (h *FileFirmware) backgroundSync() (bgSync, bool) {
 	if h.f == nil {
-		return nil
+		return bgSync{}, false
 	}
 	return h.f.backgroundSync()
 }

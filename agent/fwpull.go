@@ -603,10 +603,12 @@ func (p *dlPull) stop(now time.Time) {
 
 // fetchFor returns the pull a driver's fetch ID belongs to.
 func (e *Engine) fetchFor(id uint64) (*dlPull, error) {
-	for _, d := range e.downloads() {
-		if p := d.pull; p != nil && p.http && p.fetchID == id && p.waiting {
-			return p, nil
-		}
+	d := e.findDownload(func(d *download) bool {
+		p := d.pull
+		return p != nil && p.http && p.fetchID == id && p.waiting
+	})
+	if d != nil {
+		return d.pull, nil
 	}
 	return nil, fmt.Errorf("%w: fetch %d is not in progress", ErrBadValue, id)
 }

@@ -43,9 +43,9 @@ func TestPartFileBuffering(t *testing.T) {
 		t.Fatal("Sync left bytes in the buffer")
 	}
 	write(partBuffer + 5) // more than the buffer: some goes out by itself
-	run := p.backgroundSync()
+	sync, _ := p.backgroundSync()
 	write(10) // after the sync was asked for: not covered
-	if err := run(); err != nil {
+	if err := sync.run(); err != nil {
 		t.Fatal(err)
 	}
 	if got := onDisk(); !bytes.Equal(got, want[:len(want)-10]) {
@@ -92,17 +92,23 @@ func TestPartFileFailures(t *testing.T) {
 	if err := p.Write([]byte{1}); err == nil {
 		t.Fatal("Write after a failed write succeeded")
 	}
-	if err := p.backgroundSync()(); err == nil {
+	if err := bgRun(p); err == nil {
 		t.Fatal("backgroundSync after a failed write succeeded")
 	}
 	if err := p.Close(); err == nil {
 		t.Fatal("Close after a failed write succeeded")
 	}
 	for name, err := range map[string]error{
-		"Write": p.Write([]byte{1}), "Sync": p.Sync(), "backgroundSync": p.backgroundSync()(), "Close": p.Close(),
+		"Write": p.Write([]byte{1}), "Sync": p.Sync(), "backgroundSync": bgRun(p), "Close": p.Close(),
 	} {
 		if !errors.Is(err, os.ErrClosed) {
 			t.Errorf("%s after Close = %v, want os.ErrClosed", name, err)
 		}
 	}
+}
+
+// bgRun asks p for a background sync and runs it.
+func bgRun(p *partFile) error {
+	s, _ := p.backgroundSync()
+	return s.run()
 }

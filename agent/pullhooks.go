@@ -137,10 +137,12 @@ func (e *Engine) PullPSK(peer string) (identity string, key []byte, ok bool) {
 }
 
 func (e *Engine) pullPSK(peer string) *pskCred {
-	for _, d := range e.downloads() {
-		if p := d.pull; p != nil && !p.http && p.peer == peer && p.psk != nil {
-			return p.psk
-		}
+	d := e.findDownload(func(d *download) bool {
+		p := d.pull
+		return p != nil && !p.http && p.peer == peer && p.psk != nil
+	})
+	if d != nil {
+		return d.pull.psk
 	}
 	return e.cfg.fwPSK()
 }

@@ -896,11 +896,11 @@ func (s swStore) Reset()                     { s.h.Reset(s.inst) }
 
 // backgroundSync implements backgroundSyncer for the default file
 // handler; other handlers sync on the engine's goroutine.
-func (s swStore) backgroundSync() func() error {
+func (s swStore) backgroundSync() (bgSync, bool) {
 	if f, ok := s.h.(*FileSoftware); ok {
 		return f.backgroundSync(s.inst)
 	}
-	return nil
+	return bgSync{}, false
 }
 
 // Sync implements FirmwareSyncer with the handler's SoftwareSyncer, if

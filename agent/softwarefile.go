@@ -83,11 +83,11 @@ func (h *FileSoftware) Sync(inst uint16) error {
 
 // backgroundSync is swStore's backgroundSyncer for inst: an fsync of the
 // open package file.
-func (h *FileSoftware) backgroundSync(inst uint16) func() error {
+func (h *FileSoftware) backgroundSync(inst uint16) (bgSync, bool) {
 	if f := h.open[inst]; f != nil {
 		return f.backgroundSync()
 	}
-	return nil
+	return bgSync{}, false
 }
 
 // StreamFinish implements SoftwareHandler.

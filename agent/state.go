@@ -105,19 +105,36 @@ type envelope struct {
 
 var errBadState = errors.New("agent: bad stored state")
 
-// marshal returns the stored form of p: the JSON of an envelope around
-// it, written directly rather than by marshalling the envelope, which
-// would copy and re-validate the state. scratch, when not nil, holds the
-// state's JSON meanwhile and is kept for the next call (every firmware
-// checkpoint stores): the result is then the only allocation.
-func (p *persistent) marshal(scratch *bytes.Buffer) []byte {
-	if scratch == nil {
-		scratch = new(bytes.Buffer)
+// stateEncoder is the scratch space persistent.appendTo keeps between
+// calls (every firmware checkpoint stores): the state's JSON and its
+// encoder.
+type stateEncoder struct {
+	buf bytes.Buffer
+	enc *json.Encoder
+}
+
+// marshal returns the stored form of p (appendTo a new slice).
+func (p *persistent) marshal(se *stateEncoder) []byte { return p.appendTo(nil, se) }
+
+// appendTo appends the stored form of p to dst: the JSON of an envelope
+// around it, written directly rather than by marshalling the envelope,
+// which would copy and re-validate the state. se, when not nil, holds the
+// state's JSON meanwhile and is kept for the next call; with it and a dst
+// of room enough, appendTo allocates nothing of its own.
+func (p *persistent) appendTo(dst []byte, se *stateEncoder) []byte {
+	if se == nil {
+		se = new(stateEncoder)
 	}
-	scratch.Reset()
-	json.NewEncoder(scratch).Encode(p)
-	body := bytes.TrimSuffix(scratch.Bytes(), []byte("\n"))
-	b := make([]byte, 0, len(body)+40)
+	if se.enc == nil {
+		se.enc = json.NewEncoder(&se.buf)
+	}
+	se.buf.Reset()
+	se.enc.Encode(p)
+	body := bytes.TrimSuffix(se.buf.Bytes(), []byte("\n"))
+	b := dst
+	if b == nil {
+		b = make([]byte, 0, len(body)+40)
+	}
 	b = append(b, `{"v":`...)
 	b = strconv.AppendInt(b, stateVersion, 10)
 	b = append(b, `,"crc":`...)

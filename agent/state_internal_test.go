@@ -11,8 +11,9 @@ import (
 // by hand is the one encoding/json would write, and that it loads back.
 func TestPersistentMarshalEnvelope(t *testing.T) {
 	cfg := &Config{Endpoint: "state-test"}
-	var scratch bytes.Buffer
-	scratch.WriteString("left over from before")
+	var scratch stateEncoder
+	scratch.buf.WriteString("left over from before")
+	reused := []byte("left over from before, longer than some states")
 	for _, p := range []persistent{
 		defaultPersistent(cfg),
 		func() persistent {
@@ -32,7 +33,11 @@ func TestPersistentMarshalEnvelope(t *testing.T) {
 		}
 		got := p.marshal(nil)
 		if again := p.marshal(&scratch); !bytes.Equal(again, got) {
-			t.Fatalf("with a scratch buffer:\n got %s\nwant %s", again, got)
+			t.Fatalf("with a scratch encoder:\n got %s\nwant %s", again, got)
+		}
+		reused = p.appendTo(reused[:0], &scratch)
+		if !bytes.Equal(reused, got) {
+			t.Fatalf("appended to a used buffer:\n got %s\nwant %s", reused, got)
 		}
 		if !bytes.Equal(got, want) {
 			t.Fatalf("marshal:\n got %s\nwant %s", got, want)
