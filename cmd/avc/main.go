@@ -105,9 +105,11 @@ var errExit = errors.New("failed")
 // agentGCPercent is the garbage collector's target for `avc run` unless
 // GOGC is set: an agent's live heap is small (about a megabyte) and
 // steady, and the default target of 100 (a 4 MiB minimum heap) would let
-// a long firmware pull grow the process by that much before the first
-// collection. 25 keeps the growth near one megabyte for a few more
-// collections of a small heap.
+// the garbage of a long session (requests served, notifications, events)
+// grow the process by that much before the first collection. 25 keeps
+// the growth near one megabyte for a few more collections of a small
+// heap. (A firmware pull makes garbage of a fixed size whatever the
+// image's: TestPullAllocationsIndependentOfSize.)
 const agentGCPercent = 25
 
 func runAgent(ctx context.Context, args []string, stdout, stderr io.Writer) error {
