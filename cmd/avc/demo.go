@@ -72,7 +72,6 @@ func demo(ctx context.Context, stdout, stderr io.Writer) error {
 		var shown int64 // bytes at the last progress line
 		for ev := range a.Events() {
 			switch {
-			case ev.Kind == agent.EventStore:
 			case ev.Kind == agent.EventFirmware && ev.Firmware.State == agent.FirmwareDownloading && ev.Firmware.Bytes > 0:
 				// A progress bar each time another 128 KiB has come,
 				// whatever the steps of the progress events (a line each,

@@ -38,8 +38,6 @@ func main() {
 	sent := false
 	for ev := range a.Events() {
 		switch ev.Kind {
-		case agent.EventStore:
-			continue
 		case agent.EventRegistered:
 			if !sent {
 				sent = true
