@@ -12,6 +12,7 @@ import (
 	"github.com/avc-agent/avc/agent"
 	"github.com/avc-agent/avc/lwm2m"
 	"github.com/avc-agent/avc/server"
+	"github.com/avc-agent/avc/server/servertest"
 )
 
 // TestAgentOverUDP runs the native driver against the embedded server on
@@ -19,13 +20,7 @@ import (
 func TestAgentOverUDP(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	srv := server.New(server.Config{CoAPAddr: "127.0.0.1:0"})
-	if err := srv.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
-	events, unsubscribe := srv.Subscribe()
-	defer unsubscribe()
+	srv, events := servertest.Start(t, ctx, server.Config{})
 	dir := t.TempDir()
 	cfg := agent.Config{ServerURI: "coap://" + srv.CoAPAddr().String(), Endpoint: "udp-1", Lifetime: 300 * time.Second, StateDir: dir}
 

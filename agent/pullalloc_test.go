@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"runtime"
-	"strconv"
 	"testing"
 	"time"
 
@@ -14,6 +13,7 @@ import (
 	"github.com/avc-agent/avc/agent/agenttest"
 	"github.com/avc-agent/avc/lwm2m"
 	"github.com/avc-agent/avc/server"
+	"github.com/avc-agent/avc/server/servertest"
 )
 
 // TestPullAllocationsIndependentOfSize pulls a 2 MiB and a 16 MiB image
@@ -32,8 +32,7 @@ func TestPullAllocationsIndependentOfSize(t *testing.T) {
 		serve func(t *testing.T, name string, img []byte) string // the URI
 	}{
 		{"coap", func(t *testing.T, name string, img []byte) string {
-			s := agenttest.LibcoapFileServer(t, "coap-server-notls", "", name, img)
-			return "coap://127.0.0.1:" + strconv.Itoa(s.Port) + "/" + name
+			return agenttest.LibcoapFileServer(t, "coap-server-notls", "", name, img).URI
 		}},
 		{"http", func(t *testing.T, name string, img []byte) string {
 			s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -47,13 +46,7 @@ func TestPullAllocationsIndependentOfSize(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 			defer cancel()
 			smallURI, largeURI := tc.serve(t, "small.bin", small), tc.serve(t, "large.bin", large)
-			srv := server.New(server.Config{CoAPAddr: "127.0.0.1:0"})
-			if err := srv.Start(ctx); err != nil {
-				t.Fatal(err)
-			}
-			defer srv.Close()
-			events, unsubscribe := srv.Subscribe()
-			defer unsubscribe()
+			srv, events := servertest.Start(t, ctx, server.Config{})
 			cfg := agent.Config{ServerURI: "coap://" + srv.CoAPAddr().String(), Endpoint: "alloc", Lifetime: 300 * time.Second, StateDir: t.TempDir()}
 			a, err := agent.New(cfg)
 			if err != nil {

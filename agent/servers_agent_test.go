@@ -11,6 +11,7 @@ import (
 	"github.com/avc-agent/avc/agent"
 	"github.com/avc-agent/avc/lwm2m"
 	"github.com/avc-agent/avc/server"
+	"github.com/avc-agent/avc/server/servertest"
 )
 
 // TestAgentTwoServers runs the native driver against two embedded
@@ -24,14 +25,7 @@ func TestAgentTwoServers(t *testing.T) {
 	var srvs [2]*server.Server
 	var evs [2]<-chan server.Event
 	for i := range srvs {
-		srvs[i] = server.New(server.Config{CoAPAddr: "127.0.0.1:0"})
-		if err := srvs[i].Start(ctx); err != nil {
-			t.Fatal(err)
-		}
-		defer srvs[i].Close()
-		ch, unsubscribe := srvs[i].Subscribe()
-		defer unsubscribe()
-		evs[i] = ch
+		srvs[i], evs[i] = servertest.Start(t, ctx, server.Config{})
 	}
 	const ep = "two-1"
 	cfg := agent.Config{

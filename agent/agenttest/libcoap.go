@@ -18,7 +18,9 @@ import (
 type LibcoapServer struct {
 	// Port is the coap port; with a PSK the server takes coaps on Port+1.
 	Port int
-	out  lockedBuffer
+	// URI is the coap URI of the file LibcoapFileServer serves.
+	URI string
+	out lockedBuffer
 }
 
 // Output is what the server printed so far, for failure messages.
@@ -58,6 +60,7 @@ func LibcoapFileServer(t testing.TB, server, psk, name string, data []byte) *Lib
 	}
 	t.Cleanup(func() { cancel(); cmd.Wait() })
 	uri := "coap://127.0.0.1:" + strconv.Itoa(s.Port) + "/" + name
+	s.URI = uri
 	var put []byte
 	for try := 0; try < 30; try++ { // until the server listens
 		put, err = exec.Command(client, "-m", "put", "-b", "1024", "-B", "30", "-f", file, uri).CombinedOutput()

@@ -21,6 +21,7 @@ import (
 	"github.com/avc-agent/avc/agent/agenttest"
 	"github.com/avc-agent/avc/lwm2m"
 	"github.com/avc-agent/avc/server"
+	"github.com/avc-agent/avc/server/servertest"
 	"github.com/avc-agent/avc/wasm/host"
 )
 
@@ -484,13 +485,7 @@ func startNode(t *testing.T, env map[string]string) running {
 func TestLeAvcDocProgram(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	srv := server.New(server.Config{CoAPAddr: "127.0.0.1:0"})
-	if err := srv.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
-	events, unsubscribe := srv.Subscribe()
-	defer unsubscribe()
+	srv, events := servertest.Start(t, ctx, server.Config{})
 
 	out, err := runDocProgram(t, ctx, "coap://"+srv.CoAPAddr().String(), "doc-prog")
 	if err != nil {

@@ -21,6 +21,7 @@ import (
 	"github.com/avc-agent/avc/fwpkg"
 	"github.com/avc-agent/avc/lwm2m"
 	"github.com/avc-agent/avc/server"
+	"github.com/avc-agent/avc/server/servertest"
 )
 
 // throttled writes a response at about rate bytes/s and counts what it
@@ -60,13 +61,7 @@ func TestFOTAKillResume(t *testing.T) {
 	bin := artefact(t, "AVC_CLI", "avc")
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	srv := server.New(server.Config{CoAPAddr: "127.0.0.1:0"})
-	if err := srv.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
-	events, unsubscribe := srv.Subscribe()
-	defer unsubscribe()
+	srv, events := servertest.Start(t, ctx, server.Config{})
 
 	img := make([]byte, 4<<20)
 	r := rand.New(rand.NewPCG(1, 2))

@@ -21,6 +21,7 @@ import (
 	"github.com/avc-agent/avc/fwpkg"
 	"github.com/avc-agent/avc/lwm2m"
 	"github.com/avc-agent/avc/server"
+	"github.com/avc-agent/avc/server/servertest"
 )
 
 // TestFOTAEveryDelivery updates the native agent from avc's server by
@@ -97,13 +98,7 @@ func TestFOTAHTTPS(t *testing.T) {
 	if err := os.WriteFile(caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: files.Certificate().Raw}), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	srv := server.New(server.Config{CoAPAddr: "127.0.0.1:0"})
-	if err := srv.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
-	events, unsubscribe := srv.Subscribe()
-	defer unsubscribe()
+	srv, events := servertest.Start(t, ctx, server.Config{})
 	const ep = "fota-https"
 	a, stop := runAgent(t, ctx, agent.Config{ServerURI: "coap://" + srv.CoAPAddr().String(), Endpoint: ep, StateDir: t.TempDir(),
 		FirmwareCAFile: caFile, Device: agent.DeviceInfo{FirmwareVersion: "1.0.0"}})

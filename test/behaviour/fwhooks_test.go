@@ -16,6 +16,7 @@ import (
 	"github.com/avc-agent/avc/fwpkg"
 	"github.com/avc-agent/avc/lwm2m"
 	"github.com/avc-agent/avc/server"
+	"github.com/avc-agent/avc/server/servertest"
 )
 
 // securedFirmware is the default file handler plus the pull hooks: the
@@ -90,13 +91,7 @@ func TestFOTAHookHTTPS(t *testing.T) {
 				http.ServeContent(w, r, "fw.avc", time.Unix(1700000000, 0), bytes.NewReader(pkg.Bytes()))
 			}))
 			defer files.Close()
-			srv := server.New(server.Config{CoAPAddr: "127.0.0.1:0"})
-			if err := srv.Start(ctx); err != nil {
-				t.Fatal(err)
-			}
-			defer srv.Close()
-			events, unsubscribe := srv.Subscribe()
-			defer unsubscribe()
+			srv, events := servertest.Start(t, ctx, server.Config{})
 			const ep = "fota-hook-https"
 			stateDir := t.TempDir()
 			h := &securedFirmware{FileFirmware: &agent.FileFirmware{Dir: filepath.Join(stateDir, "firmware")}, timeout: tc.timeout}

@@ -18,6 +18,7 @@ import (
 	"github.com/avc-agent/avc/fwpkg"
 	"github.com/avc-agent/avc/lwm2m"
 	"github.com/avc-agent/avc/server"
+	"github.com/avc-agent/avc/server/servertest"
 )
 
 // TestFirmwarePullFromLibcoap pulls a 1 MiB package from libcoap's example
@@ -38,14 +39,8 @@ func TestFirmwarePullFromLibcoap(t *testing.T) {
 		t.Fatal(err)
 	}
 	fs := agenttest.LibcoapFileServer(t, "coap-server-notls", "", "fw.avc", pkg.Bytes())
-	uri := "coap://127.0.0.1:" + strconv.Itoa(fs.Port) + "/fw.avc"
-	srv := server.New(server.Config{CoAPAddr: "127.0.0.1:0"})
-	if err := srv.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
-	events, unsubscribe := srv.Subscribe()
-	defer unsubscribe()
+	uri := fs.URI
+	srv, events := servertest.Start(t, ctx, server.Config{})
 	ep := "fw-libcoap"
 	cfg := agent.Config{ServerURI: "coap://" + srv.CoAPAddr().String(), Endpoint: ep, StateDir: t.TempDir(), Device: agent.DeviceInfo{FirmwareVersion: "1.0.0"}}
 	a, err := agent.New(cfg)
@@ -91,13 +86,7 @@ func TestFirmwarePullCoapsFromLibcoap(t *testing.T) {
 			}
 			fs := agenttest.LibcoapFileServer(t, name, "secretPSK", "fw.avc", pkg.Bytes())
 			port := fs.Port
-			srv := server.New(server.Config{CoAPAddr: "127.0.0.1:0"})
-			if err := srv.Start(ctx); err != nil {
-				t.Fatal(err)
-			}
-			defer srv.Close()
-			events, unsubscribe := srv.Subscribe()
-			defer unsubscribe()
+			srv, events := servertest.Start(t, ctx, server.Config{})
 			ep := "fw-" + name
 			cfg := agent.Config{ServerURI: "coap://" + srv.CoAPAddr().String(), Endpoint: ep, StateDir: t.TempDir(),
 				FirmwarePSKIdentity: "CoAP-client", FirmwarePSKKey: []byte("secretPSK"), Device: agent.DeviceInfo{FirmwareVersion: "1.0.0"}}
