@@ -250,21 +250,28 @@ func (e *Engine) downloads() []*download {
 	return ds
 }
 
-// findDownload returns a download for which match is true, nil when
-// none: lookups on the data path use it rather than downloads, which
-// allocates its slice.
+// findDownload returns the first download, in the order of downloads, for
+// which match is true, nil when none: lookups on the data path use it
+// rather than downloads, which allocates its slice.
 func (e *Engine) findDownload(match func(*download) bool) *download {
 	if e.fw != nil && match(e.fw.dl) {
 		return e.fw.dl
 	}
-	if e.sw != nil {
-		for _, in := range e.sw.insts {
-			if match(in.dl) {
-				return in.dl
-			}
+	if e.sw == nil {
+		return nil
+	}
+	// The lowest instance that matches, as downloads would find it,
+	// whatever the map's order.
+	var found *swInstance
+	for id, in := range e.sw.insts {
+		if (found == nil || id < found.id) && match(in.dl) {
+			found = in
 		}
 	}
-	return nil
+	if found == nil {
+		return nil
+	}
+	return found.dl
 }
 
 // pullFrom reports whether a pull in progress talks to peer.
